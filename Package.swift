@@ -1,0 +1,95 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Architecture (BRIEF section 8):
+//   CIommufd            C shim: uAPI struct mirrors + ioctl numbers + SCM_RIGHTS/SO_PEERCRED helpers
+//   CSystemd            libsystemd (sd_notify, sd_listen_fds_with_names)
+//   IommufdCore         types shared by every layer and the `IommuBackend` protocol
+//   IommufdKernel       the kernel backend: /dev/iommu + VFIO cdev ioctls, sysfs discovery, probing
+//   IommufdSim          the simulator backend: an in-memory iommufd, errno for errno
+//   IommufdConformance  one conformance suite, run against any backend
+//   IommufdBroker       owners, roles, leases, policies (auto-domains, dirty, huge pages, quotas)
+//   IommufdRPC          JSON-RPC 2.0 framing, codec and the Unix-socket server
+//   IommufdDaemon       config, systemd integration, method table: the daemon as a library
+//   iommufdd / iommuctl / iommufd-conformance   thin executables
+let package = Package(
+    name: "iommufdd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "iommufdd", targets: ["iommufdd"]),
+        .executable(name: "iommuctl", targets: ["iommuctl"]),
+        .executable(name: "iommufd-conformance", targets: ["iommufd-conformance"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        .target(
+            name: "CIommufd",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        .target(name: "IommufdCore"),
+        .target(name: "IommufdKernel", dependencies: ["IommufdCore", "CIommufd"]),
+        .target(name: "IommufdSim", dependencies: ["IommufdCore", "CIommufd"]),
+        .target(name: "IommufdConformance", dependencies: ["IommufdCore"]),
+        .target(
+            name: "IommufdBroker",
+            dependencies: ["IommufdCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "IommufdRPC",
+            dependencies: ["IommufdCore", "CIommufd", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "IommufdDaemon",
+            dependencies: [
+                "IommufdCore", "IommufdKernel", "IommufdSim", "IommufdBroker", "IommufdRPC",
+                "CSystemd", "CIommufd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "iommufdd",
+            dependencies: [
+                "IommufdDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "iommuctl",
+            dependencies: [
+                "IommufdCore", "IommufdRPC", "CIommufd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "iommufd-conformance",
+            dependencies: [
+                "IommufdConformance", "IommufdKernel", "IommufdSim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "IommufdCoreTests", dependencies: ["IommufdCore"]),
+        .testTarget(name: "IommufdKernelTests", dependencies: ["IommufdKernel", "IommufdCore", "CIommufd"]),
+        .testTarget(name: "IommufdSimTests", dependencies: ["IommufdSim", "IommufdCore"]),
+        .testTarget(
+            name: "ConformanceTests",
+            dependencies: ["IommufdConformance", "IommufdSim", "IommufdKernel", "IommufdCore"]
+        ),
+        .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd"]),
+        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon"]
+        ),
+    ]
+)

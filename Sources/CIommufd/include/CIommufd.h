@@ -1,0 +1,12 @@
+/* Umbrella header of the C shim: what Swift cannot express.
+ *   iommufd_uapi.h   own mirrors of the iommufd / VFIO cdev / selftest uAPI as of Linux 7.3,
+ *                    ioctl numbers as `static const unsigned long`, _Static_assert on layouts
+ *   sys_helpers.h    fixed-argument ioctl, memfd, mmap helpers
+ *   socket_helpers.h SCM_RIGHTS send/receive (MSG_CMSG_CLOEXEC, MSG_CTRUNC), SO_PEERCRED
+ */
+#ifndef CIOMMUFD_H
+#define CIOMMUFD_H
+#include "iommufd_uapi.h"
+#include "sys_helpers.h"
+#include "socket_helpers.h"
+#endif

@@ -1,0 +1,3 @@
+#ifndef CIOMMUFD_IOMMUFD_UAPI_H
+#define CIOMMUFD_IOMMUFD_UAPI_H
+#endif

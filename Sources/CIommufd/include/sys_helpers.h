@@ -1,0 +1,3 @@
+#ifndef CIOMMUFD_SYS_HELPERS_H
+#define CIOMMUFD_SYS_HELPERS_H
+#endif

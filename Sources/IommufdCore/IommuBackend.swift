@@ -1,0 +1,119 @@
+/// Which implementation is behind an `IommuBackend`.
+public enum BackendKind: String, Sendable, Codable, CaseIterable {
+    case kernel
+    case sim
+}
+
+/// The iommufd as the rest of the daemon sees it: one method per uAPI operation, the kernel's
+/// semantics and errnos, whichever implementation is behind it.
+///
+/// Every method throws `IommuError` carrying the errno and the ioctl name. Implementations are
+/// thread-safe (the kernel is; the simulator locks), but callers that need several calls to be
+/// atomic (the broker) serialise them themselves.
+public protocol IommuBackend: AnyObject, Sendable {
+    var kind: BackendKind { get }
+
+    /// Features this iommufd supports (probed once at open for the kernel).
+    var features: Set<Feature> { get }
+
+    // MARK: Devices
+
+    /// Devices that can be bound: sysfs VFIO cdevs (kernel) or the configured topology (sim).
+    func discoverDevices() throws -> [DeviceDescriptor]
+
+    /// Opens the device and binds it to this iommufd (`VFIO_DEVICE_BIND_IOMMUFD`).
+    /// The device is bound but not attached: it can do no DMA until `attach`.
+    func bind(_ device: DeviceDescriptor) throws -> BoundDevice
+
+    /// Closes the device, which unbinds it (the kernel detaches it first). EBUSY while a
+    /// vDevice still refers to it.
+    func unbind(deviceID: ObjectID) throws
+
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` on a detached device. `ptID` is an IOAS (the kernel
+    /// then finds or creates an automatic HWPT) or an HWPT. Returns the ID of the page table
+    /// actually attached (the automatic HWPT when `ptID` was an IOAS of a device with HWPTs).
+    @discardableResult
+    func attach(deviceID: ObjectID, to ptID: ObjectID) throws -> ObjectID
+
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` on an attached device: replaces its page table without
+    /// a window of blocked DMA. Returns the ID attached, as `attach`.
+    @discardableResult
+    func replace(deviceID: ObjectID, with ptID: ObjectID) throws -> ObjectID
+
+    /// `VFIO_DEVICE_DETACH_IOMMUFD_PT`.
+    func detach(deviceID: ObjectID) throws
+
+    /// `IOMMU_GET_HW_INFO` for a bound device.
+    func hwInfo(deviceID: ObjectID) throws -> HWInfo
+
+    // MARK: Objects
+
+    /// `IOMMU_DESTROY` of any object ID.
+    func destroy(_ id: ObjectID) throws
+
+    // MARK: IOAS
+
+    /// `IOMMU_IOAS_ALLOC`.
+    func allocIOAS() throws -> ObjectID
+
+    /// `IOMMU_IOAS_MAP` (for `.userAddress`) or `IOMMU_IOAS_MAP_FILE` (for `.file`).
+    /// With `.fixedIOVA` in `flags` the mapping goes at `iova`; otherwise the kernel picks the
+    /// IOVA (aligned, outside reserved ranges) and `iova` is ignored. Returns the IOVA used.
+    func map(ioas: ObjectID, source: MemorySource, length: UInt64, iova: UInt64, flags: MapFlags) throws -> UInt64
+
+    /// `IOMMU_IOAS_UNMAP`: removes every mapping fully inside `[iova, iova+length)` and returns
+    /// the bytes unmapped. A range that cuts a mapping, or covers none, is ENOENT.
+    /// `iova == 0 && length == UInt64.max` unmaps everything.
+    func unmap(ioas: ObjectID, iova: UInt64, length: UInt64) throws -> UInt64
+
+    /// `IOMMU_IOAS_COPY`: maps the pages behind `src` `[srcIOVA, +length)` into `dst` too.
+    /// Returns the destination IOVA (kernel-chosen unless `.fixedIOVA`).
+    func copy(dst: ObjectID, src: ObjectID, srcIOVA: UInt64, length: UInt64, dstIOVA: UInt64, flags: MapFlags) throws -> UInt64
+
+    /// `IOMMU_IOAS_IOVA_RANGES` with room for `capacity` ranges. EMSGSIZE (with
+    /// `requiredCount` set on the error) when there are more.
+    func iovaRanges(ioas: ObjectID, capacity: UInt32) throws -> IOVARanges
+
+    /// `IOMMU_IOAS_ALLOW_IOVAS`: restricts kernel-chosen IOVAs to `ranges` (empty = no limit).
+    func allowIOVAs(ioas: ObjectID, ranges: [IOVARange]) throws
+
+    /// `IOMMU_OPTION` SET. `objectID` is 0 for global options.
+    func setOption(_ option: IommuOption, objectID: ObjectID, value: UInt64) throws
+
+    /// `IOMMU_OPTION` GET.
+    func getOption(_ option: IommuOption, objectID: ObjectID) throws -> UInt64
+
+    // MARK: HWPT
+
+    /// `IOMMU_HWPT_ALLOC` of a paging HWPT for `deviceID` from the IOAS `ptID`.
+    func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags) throws -> ObjectID
+
+    /// `IOMMU_HWPT_SET_DIRTY_TRACKING`.
+    func setDirtyTracking(hwpt: ObjectID, enabled: Bool) throws
+
+    /// `IOMMU_HWPT_GET_DIRTY_BITMAP` over `[iova, iova+length)` at `pageSize` granularity into
+    /// `bitmap` (bit `(addr - iova) / pageSize` of an array of UInt64). `clear == false` is
+    /// `IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR`. The caller sizes `bitmap` for the range.
+    func readDirtyBitmap(hwpt: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64, clear: Bool, into bitmap: UnsafeMutableRawBufferPointer) throws
+
+    // MARK: vIOMMU
+
+    /// `IOMMU_VIOMMU_ALLOC` on the physical IOMMU of `deviceID`, over the nest-parent HWPT `hwpt`.
+    func allocVIOMMU(deviceID: ObjectID, hwpt: ObjectID, type: UInt32) throws -> ObjectID
+
+    /// `IOMMU_VDEVICE_ALLOC`: gives `deviceID` the guest-visible `virtualID` on `viommu`.
+    func allocVDevice(viommu: ObjectID, deviceID: ObjectID, virtualID: UInt64) throws -> ObjectID
+}
+
+/// Test-only capabilities of a backend, so conformance tests can set up what the kernel's own
+/// selftests set up: the simulator always has them; the kernel backend only on a
+/// CONFIG_IOMMUFD_TEST kernel with mock devices explicitly enabled (else ENOTTY).
+public protocol IommuTestHooks: IommuBackend {
+    /// `IOMMU_TEST_OP_ADD_RESERVED`: reserves `range` in `ioas` so the kernel never picks or
+    /// maps IOVAs in it.
+    func addReservedIOVA(ioas: ObjectID, range: IOVARange) throws
+
+    /// `IOMMU_TEST_OP_DIRTY`: a device wrote the pages of `[iova, iova+length)` (at `pageSize`
+    /// granularity) through `hwpt`, which must have dirty tracking enabled (else EINVAL).
+    func simulateDeviceWrite(hwpt: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64) throws
+}

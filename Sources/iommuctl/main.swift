@@ -1,0 +1,1 @@
+print("iommuctl: not yet wired")

@@ -1,0 +1,1 @@
+print("iommufd-conformance: not yet wired")

@@ -1,0 +1,2 @@
+import IommufdDaemon
+print("iommufdd: not yet wired")
