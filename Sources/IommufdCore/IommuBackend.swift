@@ -25,8 +25,9 @@ public protocol IommuBackend: AnyObject, Sendable {
     /// The device is bound but not attached: it can do no DMA until `attach`.
     func bind(_ device: DeviceDescriptor) throws -> BoundDevice
 
-    /// Closes the device, which unbinds it (the kernel detaches it first). EBUSY while a
-    /// vDevice still refers to it.
+    /// Closes the device, which unbinds it. As Linux 7.3 does, this never fails because of
+    /// what still refers to the device: the kernel detaches it, destroys its vDevice and leaves
+    /// that vDevice's ID as a tombstone (a later `destroy` of it is ENOENT).
     func unbind(deviceID: ObjectID) throws
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` on a detached device. `ptID` is an IOAS (the kernel
