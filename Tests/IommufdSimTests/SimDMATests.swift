@@ -196,6 +196,27 @@ struct SimDMATests {
         }
     }
 
+    @Test func unmapDropsDirtyBitsOfTheUnmappedIOPTEs() throws {
+        let bench = try SimBench()
+        let file = try SharedFile(size: 1 << 20)
+        let ioas = try bench.backend.allocIOAS()
+        let hwpt = try bench.backend.allocHWPT(deviceID: bench.id("sim0"), ptID: ioas, flags: .dirtyTracking)
+        try bench.backend.attach(deviceID: bench.id("sim0"), to: hwpt)
+        try bench.backend.setDirtyTracking(hwpt: hwpt, enabled: true)
+        let flags: MapFlags = [.fixedIOVA, .readWrite]
+        _ = try bench.backend.map(ioas: ioas, source: .file(fd: file.fd, offset: 0), length: page, iova: base, flags: flags)
+        _ = try bench.backend.map(ioas: ioas, source: .file(fd: file.fd, offset: page), length: page, iova: base + page, flags: flags)
+        try bench.backend.simulateDMA(deviceID: bench.id("sim0"), iova: base, write: [1])
+        try bench.backend.simulateDMA(deviceID: bench.id("sim0"), iova: base + page, write: [1])
+        #expect(try bench.backend.unmap(ioas: ioas, iova: base, length: page) == page)
+        _ = try bench.backend.map(ioas: ioas, source: .file(fd: file.fd, offset: 0), length: page, iova: base, flags: flags)
+        var words: [UInt64] = [0]
+        try words.withUnsafeMutableBytes {
+            try bench.backend.readDirtyBitmap(hwpt: hwpt, iova: base, length: 2 * page, pageSize: page, clear: true, into: $0)
+        }
+        #expect(words == [0b10])
+    }
+
     @Test func unknownDeviceFaults() throws {
         let bench = try SimBench()
         let fault = #expect(throws: SimDMAFault.self) { try bench.backend.simulateDMA(deviceID: 999, iova: 0, write: [1]) }
