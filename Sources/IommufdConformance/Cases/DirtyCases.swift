@@ -142,6 +142,21 @@ enum DirtyCases {
             }
         },
 
+        // iommufd_check_iova_range: iova and iova + length aligned to the IOAS alignment.
+        ConformanceCase(
+            "dirty.read.unaligned-to-ioas-alignment-is-EINVAL",
+            "A dirty-bitmap range not aligned to the IOAS alignment is EINVAL, even at a bitmap page size that divides it.",
+            requires: [.dirtyDevice]
+        ) { ctx in
+            let p = ctx.pageSize
+            let s = try setUp(ctx)
+            let alignment = try ctx.backend.iovaRanges(ioas: s.ioas, capacity: 64).alignment
+            try ctx.expect(alignment > 1, "IOAS alignment with a dirty HWPT is \(alignment), expected > 1")
+            try ctx.expectErrno(.EINVAL, "start at half the IOAS alignment, bitmap page size \(alignment / 2)") {
+                try ctx.dirtyBitmap(hwpt: s.hwpt, iova: s.iova + alignment / 2, length: 2 * p, pageSize: alignment / 2, clear: true)
+            }
+        },
+
         // iommufd_check_iova_range: !page_size, !length.
         ConformanceCase(
             "dirty.read.zero-page-size-or-length-is-EINVAL",

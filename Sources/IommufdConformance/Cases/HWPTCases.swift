@@ -106,6 +106,18 @@ enum HWPTCases {
             }
         },
 
+        // iommufd_hwpt_paging_alloc: flags & ~valid_flags.
+        ConformanceCase(
+            "hwpt.alloc.unknown-flag-is-EOPNOTSUPP",
+            "IOMMU_HWPT_ALLOC with a flag the uAPI does not define is EOPNOTSUPP.",
+            requires: [.device]
+        ) { ctx in
+            let ioas = try ctx.backend.allocIOAS()
+            try ctx.expectErrno(.EOPNOTSUPP, "HWPT with flag bit 7") {
+                try ctx.backend.allocHWPT(deviceID: try ctx.device(.primary).id, ptID: ioas, flags: HWPTAllocFlags(rawValue: 1 << 7))
+            }
+        },
+
         // iommufd_hwpt_alloc: iommufd_get_object(pt_id) failing is EINVAL; a non-IOAS/HWPT/vIOMMU too.
         ConformanceCase(
             "hwpt.alloc.bad-pt-is-EINVAL",

@@ -38,6 +38,20 @@ enum IOASCases {
             }
         },
 
+        // iommufd_ioas_map: flags outside FIXED_IOVA | WRITEABLE | READABLE.
+        ConformanceCase(
+            "ioas.map.unknown-flag-is-EOPNOTSUPP",
+            "A map with a flag the uAPI does not define is EOPNOTSUPP."
+        ) { ctx in
+            let ioas = try ctx.backend.allocIOAS()
+            let base = try ctx.baseIOVA(ioas: ioas, length: ctx.pageSize)
+            try ctx.expectErrno(.EOPNOTSUPP, "map with flag bit 5") {
+                try ctx.backend.map(
+                    ioas: ioas, source: ctx.source(), length: ctx.pageSize, iova: base,
+                    flags: MapFlags.readWrite.union([.fixedIOVA, MapFlags(rawValue: 1 << 5)]))
+            }
+        },
+
         // iommufd_ioas_map: neither READABLE nor WRITEABLE.
         ConformanceCase(
             "ioas.map.no-access-flags-is-EINVAL",
@@ -463,6 +477,24 @@ enum IOASCases {
             let copied = try ctx.backend.copy(dst: dst, src: src, srcIOVA: base, length: 2 * p, dstIOVA: base + 4 * p, flags: [.fixedIOVA, .readWrite])
             try ctx.expectEqual(copied, base + 4 * p, "destination IOVA of a fixed copy")
             try ctx.expectEqual(try ctx.backend.unmap(ioas: dst, iova: base + 4 * p, length: 2 * p), 2 * p, "bytes unmapped from the copy")
+        },
+
+        // iopt_insert_area: IOMMU_WRITE on pages that were mapped without write access.
+        ConformanceCase(
+            "ioas.copy.writeable-from-read-only-is-EPERM",
+            "Copying a read-only mapping into a writeable one is EPERM; a read-only copy works."
+        ) { ctx in
+            let p = ctx.pageSize
+            let src = try ctx.backend.allocIOAS()
+            let dst = try ctx.backend.allocIOAS()
+            let base = try ctx.baseIOVA(ioas: src, length: 8 * p)
+            try ctx.mapFixed(ioas: src, iova: base, length: p, flags: .readable)
+            try ctx.expectErrno(.EPERM, "writeable copy of a read-only mapping") {
+                try ctx.backend.copy(dst: dst, src: src, srcIOVA: base, length: p, dstIOVA: base, flags: [.fixedIOVA, .readWrite])
+            }
+            try ctx.expectSuccess("read-only copy of a read-only mapping") {
+                try ctx.backend.copy(dst: dst, src: src, srcIOVA: base, length: p, dstIOVA: base, flags: [.fixedIOVA, .readable])
+            }
         },
 
         // iopt_get_pages: the source range must be fully mapped.
