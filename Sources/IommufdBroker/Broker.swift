@@ -56,13 +56,18 @@ public final class Broker: @unchecked Sendable {
 
     // MARK: Serialisation
 
-    /// Runs `body` under the lock, then delivers the events it queued (in order, outside the
-    /// lock, so a handler may enqueue work that calls back into the broker later).
+    /// Runs `body` under the lock, then delivers the events it queued, in order, outside the
+    /// lock. A handler must not make a call that changes state synchronously (it would wait for
+    /// the delivery it is part of): it hands the event to its connection's queue.
     func locked<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         let result = Result { try body() }
         let events = pending
         pending.removeAll()
+        if events.isEmpty {
+            lock.unlock()
+            return try result.get()
+        }
         let subs = Array(subscribers.values)
         deliveryLock.lock()
         lock.unlock()
@@ -103,7 +108,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Stops a subscription (also when its connection closes). Unknown IDs are ignored.
     public func unsubscribe(_ subscription: UInt64) {
-        _ = try? locked { subscribers[subscription] = nil }
+        lock.withLock { subscribers[subscription] = nil }
     }
 
     // MARK: Configuration
@@ -120,7 +125,7 @@ public final class Broker: @unchecked Sendable {
 
     /// The current access control, for resolving new connections.
     public var accessControl: AccessControl {
-        (try? locked { config.access }) ?? config.access
+        lock.withLock { config.access }
     }
 
     /// `resolve` through the current config: the caller for these credentials, or nil (refuse).
@@ -153,7 +158,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Object counts for `daemon.info` / `daemon.metrics`.
     public func counts() -> BrokerCounts {
-        let counts = try? locked {
+        lock.withLock {
             BrokerCounts(
                 owners: owners.count, ioas: ioasTable.count, hwpts: hwptTable.count,
                 viommus: viommuTable.count, vdevices: vdeviceTable.count,
@@ -166,7 +171,6 @@ public final class Broker: @unchecked Sendable {
                 dirtyTrackingIOAS: ioasTable.values.filter(\.dirtyEnabled).count,
                 subscribers: subscribers.count)
         }
-        return counts ?? BrokerCounts(owners: 0, ioas: 0, hwpts: 0, viommus: 0, vdevices: 0, mappings: 0, pinnedBytes: 0, devicesKnown: 0, devicesAllowed: 0, devicesLeased: 0, devicesAttached: 0, dirtyTrackingIOAS: 0, subscribers: 0)
     }
 
     // MARK: Access checks (under the lock)

@@ -130,6 +130,12 @@ struct DeviceTests {
         let moved = try f.broker.deviceReplace(f.a, DeviceReplaceParams(device: "sim0", ioas: ioas2))
         #expect(moved.ioas == ioas2 && moved.previousPT == first.pt && moved.destroyedHWPTs == [first.pt])
         #expect(try f.broker.ioasInfo(f.a, IOASInfoParams(ioas: ioas1)).hwpts.isEmpty)
+        // Replacing onto the IOAS it is on, with the same policy, changes nothing.
+        let same = try f.broker.deviceReplace(f.a, DeviceReplaceParams(device: "sim0", ioas: ioas2))
+        #expect(same.pt == moved.pt && !same.hwptCreated && same.destroyedHWPTs.isEmpty)
+        // A different dirty policy on the same IOAS moves it to a fitting HWPT.
+        let off = try f.broker.deviceReplace(f.a, DeviceReplaceParams(device: "sim0", ioas: ioas2, dirty: .off))
+        #expect(off.hwptCreated && !off.dirtyTracking && off.destroyedHWPTs == [moved.pt])
         // Replace onto another owner's IOAS is refused.
         let other = try f.ownerWithIOAS("vm-2")
         expectBrokerError(.invalidParams) {

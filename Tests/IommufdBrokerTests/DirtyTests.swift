@@ -106,6 +106,19 @@ struct DirtyTests {
         #expect(try f.broker.dirtyStatus(f.a, DirtyParams(ioas: ioas)).trackingHWPTs == [r.pt])
     }
 
+    @Test func untrackableAttachIsRefusedWhileTracking() throws {
+        let f = try Fixture()
+        let (ioas, _) = try setUp(f)
+        _ = try f.broker.dirtyStart(f.a, DirtyParams(ioas: ioas))
+        let refused = expectBrokerError(.policyRefused) {
+            try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "sim1", ioas: ioas, dirty: .preferred))
+        }
+        #expect(refused?.message.contains("sim1") == true)
+        #expect(try f.broker.deviceInfo(f.a, DeviceInfoParams(device: "sim1")).leased == false)
+        _ = try f.broker.dirtyStop(f.a, DirtyParams(ioas: ioas))
+        #expect(try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "sim1", ioas: ioas, dirty: .preferred)).dirtyTracking == false)
+    }
+
     @Test func readParametersAreChecked() throws {
         let f = try Fixture()
         let (ioas, _) = try setUp(f)
@@ -153,6 +166,10 @@ struct DirtyBitmapTests {
         #expect(runs([~0], bits: 10).runs == [pages(0, 10)])
         #expect(runs([~0, ~0], bits: 70).runs == [pages(0, 70)])
         #expect(runs([1 << 20], bits: 10).runs == [])
+        #expect(runs([~0], bits: 0).runs == [] && runs([~0], bits: -5).runs == [])
+        #expect(runs([], bits: 64).runs == [])
+        #expect(DirtyBitmap.wordCount(length: .max, pageSize: 1) == Int(clamping: UInt64.max / 64 + 1))
+        #expect(DirtyBitmap.wordCount(length: 65 * 4096, pageSize: 4096) == 2)
     }
 
     @Test func maxRunsTruncatesWithAResumePoint() {

@@ -149,6 +149,28 @@ struct IOASTests {
         #expect(try f.sim.getOption(.hugePages, objectID: src) == 0)
     }
 
+    @Test func manyMappingsOfOneMemfdHoldOneFD() throws {
+        let f = try Fixture()
+        let ioas = try f.ownerWithIOAS("vm-big", as: f.b)
+        let fd = try memfd(pages: 16)
+        defer { close(fd) }
+        let count: UInt64 = 3_000  // enough for the index to split into several chunks
+        for i in 0..<count {
+            _ = try f.broker.ioasMap(f.b, IOASMapParams(ioas: ioas, offset: (i % 16) * page, length: page, iova: 0x1_0000_0000 + i * page), fd: fd)
+        }
+        #expect(f.broker.heldFileCount == 1)
+        #expect(f.broker.counts().mappings == Int(count))
+        // Unmap every other one by its exact range, then the rest with one range.
+        for i in stride(from: 0, to: count, by: 2) {
+            _ = try f.broker.ioasUnmap(f.b, IOASUnmapParams(ioas: ioas, iova: 0x1_0000_0000 + i * page, length: page))
+        }
+        let info = try f.broker.ioasInfo(f.b, IOASInfoParams(ioas: ioas, maxMappings: 2))
+        #expect(info.mappingCount == Int(count / 2) && info.mappings.map(\.iova) == [0x1_0000_0000 + page, 0x1_0000_0000 + 3 * page])
+        let rest = try f.broker.ioasUnmap(f.b, IOASUnmapParams(ioas: ioas, iova: 0x1_0000_0000, length: count * page))
+        #expect(rest.mappings == Int(count / 2) && rest.unmappedBytes == count / 2 * page && rest.ownerPinnedBytes == 0)
+        #expect(f.broker.heldFileCount == 0)
+    }
+
     @Test func destroyingAnIOASForgetsItsMappings() throws {
         let f = try Fixture()
         let ioas = try f.ownerWithIOAS()
