@@ -6,7 +6,7 @@ extension Broker {
         guard (1...128).contains(name.count), name.allSatisfy({ allowed.contains($0) }),
             let first = name.first, first != ".", first != "-"
         else {
-            throw BrokerError.invalid("owner name '\(name.prefix(140))' is invalid: use 1 to 128 characters of A-Z a-z 0-9 . _ : - (not starting with . or -), e.g. the VM's UUID")
+            throw BrokerError.invalid("owner name '\(echo(name))' is invalid: use 1 to 128 characters of A-Z a-z 0-9 . _ : - (not starting with . or -), e.g. the VM's UUID")
         }
     }
 

@@ -173,6 +173,11 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
+    /// A client-supplied name for an error message: at most 128 characters.
+    static func echo(_ name: String) -> String {
+        name.count <= 128 ? name : name.prefix(128) + "..."
+    }
+
     // MARK: Access checks (under the lock)
 
     func requireWriter(_ caller: Caller, _ what: String) throws {
@@ -184,7 +189,7 @@ public final class Broker: @unchecked Sendable {
     /// An owner the caller may read.
     func readableOwner(_ caller: Caller, _ name: String) throws -> OwnerRecord {
         guard let owner = owners[name] else {
-            throw BrokerError.notFound("no owner '\(name)'; create it with owner.create, or see owner.list")
+            throw BrokerError.notFound("no owner '\(Self.echo(name))'; create it with owner.create, or see owner.list")
         }
         if caller.role == .manager && owner.identity != caller.identity {
             throw BrokerError.denied("owner '\(name)' belongs to another manager identity; identity '\(caller.identity)' may only use the owners it created")
@@ -237,7 +242,7 @@ public final class Broker: @unchecked Sendable {
     func device(_ name: String) throws -> DeviceRecord {
         if let record = devices[name] { return record }
         if let alias = devicesByPCI[name.lowercased()], let record = devices[alias] { return record }
-        throw BrokerError.notFound("no device '\(name)'; see device.list for the names and PCI addresses the daemon knows")
+        throw BrokerError.notFound("no device '\(Self.echo(name))'; see device.list for the names and PCI addresses the daemon knows")
     }
 
     /// A device leased to an owner the caller may change.
