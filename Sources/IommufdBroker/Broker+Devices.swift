@@ -287,10 +287,11 @@ extension Broker {
             return (currentID, false)
         }
         let instance = dev.descriptor.iommuInstance
+        // Only the kernel knows which domains a device can join (VT-d units may share domains
+        // across instances): try every HWPT with the right flags, the same instance's first.
         let candidates = ioas.hwpts.compactMap { hwptTable[$0] }
             .filter { !$0.flags.contains(.nestParent) && $0.flags.contains(.dirtyTracking) == wantDirty }
-            .filter { $0.iommuInstance == nil || instance == nil || $0.iommuInstance == instance }
-            .sorted { $0.id < $1.id }
+            .sorted { ($0.iommuInstance == instance ? 0 : 1, $0.id) < ($1.iommuInstance == instance ? 0 : 1, $1.id) }
         for candidate in candidates where candidate.id != dev.pt {
             do {
                 _ = try link(dev, candidate.id, replacing: replacing)

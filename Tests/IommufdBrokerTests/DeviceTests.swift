@@ -59,9 +59,10 @@ struct DeviceTests {
         #expect(r0.hwptCreated && !r0.dirtyTracking && r0.pt != ioas)
         let r1 = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "sim1", ioas: ioas, dirty: .off))
         #expect(!r1.hwptCreated && r1.pt == r0.pt)
-        // sim2 is behind dmar1: a new HWPT.
+        // sim2 is behind dmar1: the kernel refuses dmar0's HWPT (EINVAL), so a new one.
         let r2 = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "sim2", ioas: ioas, dirty: .off))
         #expect(r2.hwptCreated && r2.pt != r0.pt)
+        #expect(f.backend.attachAttempts.suffix(2) == [r0.pt, r2.pt])
         // mdev0 has no HWPT: attached to the IOAS itself.
         let rm = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "mdev0", ioas: ioas))
         #expect(rm.pt == ioas && !rm.hwptCreated)
@@ -79,6 +80,20 @@ struct DeviceTests {
         #expect(try f.broker.hwptList(f.a, HWPTListParams(ioas: ioas)).hwpts.map(\.hwpt) == [r2.pt])
         // mdev detach leaves no HWPT behind either.
         #expect(try f.broker.deviceDetach(f.a, DeviceDetachParams(device: "mdev0")).previousPT == ioas)
+    }
+
+    @Test func instancesThatShareDomainsShareOneHWPT() throws {
+        let topology = SimTopology(
+            iommus: [
+                .init(name: "dmar0", dirtyTracking: true, nesting: false, domainGroup: "vtd"),
+                .init(name: "dmar1", dirtyTracking: true, nesting: false, domainGroup: "vtd"),
+            ],
+            devices: [.init(name: "d0", iommu: "dmar0"), .init(name: "d1", iommu: "dmar1")])
+        let f = try Fixture(topology: topology)
+        let ioas = try f.ownerWithIOAS()
+        let r0 = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "d0", ioas: ioas, dirty: .required))
+        let r1 = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "d1", ioas: ioas, dirty: .required))
+        #expect(r1.pt == r0.pt && !r1.hwptCreated)
     }
 
     @Test func einvalFromAttachMeansTryTheNextHWPT() throws {
