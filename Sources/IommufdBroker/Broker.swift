@@ -114,10 +114,15 @@ public final class Broker: @unchecked Sendable {
     // MARK: Configuration
 
     /// Applies a reloaded config. Existing leases and objects stay (running VMs keep their DMA);
-    /// the new allow-list and roles apply to what is asked from now on.
+    /// the new allow-list and roles apply to what is asked from now on, and owners take their
+    /// identity's new quota (an owner already above a lowered quota keeps its mappings but can
+    /// map nothing more until it is below).
     public func reload(config newConfig: BrokerConfig) throws {
         try locked {
             config = newConfig
+            for owner in owners.values {
+                if let rule = newConfig.access.rule(forIdentity: owner.identity) { owner.quotaBytes = rule.quotaBytes }
+            }
             try refreshDevices()
             emit(.configReloaded)
         }

@@ -120,6 +120,15 @@ struct IOASTests {
         let released = try f.broker.ownerRelease(f.a, OwnerReleaseParams(name: "vm-1"))
         #expect(released.refundedBytes == 3 * page)
         #expect(f.broker.counts().pinnedBytes == 0)
+        // A reload that raises the identity's quota applies to its existing owners.
+        _ = try f.broker.ownerCreate(f.a, OwnerCreateParams(name: "vm-r"))
+        let ioasR = try f.broker.ioasCreate(f.a, IOASCreateParams(owner: "vm-r")).ioas
+        _ = try f.broker.ioasMap(f.a, IOASMapParams(ioas: ioasR, length: quota), fd: fd)
+        expectBrokerError(.quotaExceeded) { try f.broker.ioasMap(f.a, IOASMapParams(ioas: ioasR, length: page), fd: fd) }
+        var config = f.broker.config
+        config.access.rules[0].quotaBytes = quota + page
+        try f.broker.reload(config: config)
+        #expect(try f.broker.ioasMap(f.a, IOASMapParams(ioas: ioasR, length: page), fd: fd).ownerPinnedBytes == quota + page)
         // B has no quota.
         let ioasB = try f.ownerWithIOAS("vm-b", as: f.b)
         #expect(try f.broker.ioasMap(f.b, IOASMapParams(ioas: ioasB, length: (Fixture.quotaPages + 1) * page), fd: fd).length == (Fixture.quotaPages + 1) * page)
@@ -181,5 +190,40 @@ struct IOASTests {
         #expect(errnoOf { try f.sim.destroy(ioas) } == .ENOENT)
         #expect(f.broker.counts().pinnedBytes == 0 && f.broker.counts().mappings == 0)
         #expect(f.broker.heldFileCount == 0)
+    }
+}
+
+@Suite("Concurrent callers")
+struct ConcurrencyTests {
+    @Test func concurrentRequestsLeaveConsistentState() throws {
+        let f = try Fixture()
+        let owners = 4
+        let perOwner: UInt64 = 100
+        var ioasIDs: [ObjectID] = []
+        for i in 0..<owners { ioasIDs.append(try f.ownerWithIOAS("vm-\(i)", as: f.b)) }
+        let fd = try memfd(pages: 1)
+        defer { close(fd) }
+        let failures = LockedList<String>()
+        let ids = ioasIDs
+        DispatchQueue.concurrentPerform(iterations: owners) { i in
+            do {
+                for n in 0..<perOwner {
+                    _ = try f.broker.ioasMap(f.b, IOASMapParams(ioas: ids[i], length: page, iova: 0x10_0000 + n * page), fd: fd)
+                    _ = f.broker.counts()
+                    if n % 2 == 1 {
+                        _ = try f.broker.ioasUnmap(f.b, IOASUnmapParams(ioas: ids[i], iova: 0x10_0000 + n * page, length: page))
+                    }
+                }
+            } catch {
+                failures.append("\(error)")
+            }
+        }
+        #expect(failures.items.isEmpty, "\(failures.items)")
+        let counts = f.broker.counts()
+        #expect(counts.mappings == owners * Int(perOwner / 2))
+        #expect(counts.pinnedBytes == UInt64(owners) * perOwner / 2 * page)
+        for id in ids {
+            #expect(try f.broker.ioasInfo(f.b, IOASInfoParams(ioas: id)).mappingCount == Int(perOwner / 2))
+        }
     }
 }

@@ -180,3 +180,11 @@ extension Broker {
     /// Memory files the broker holds a duplicate of.
     var heldFileCount: Int { (try? locked { files.files.count }) ?? -1 }
 }
+
+/// A list several threads append to.
+final class LockedList<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [T] = []
+    func append(_ item: T) { lock.withLock { list.append(item) } }
+    var items: [T] { lock.withLock { list } }
+}
