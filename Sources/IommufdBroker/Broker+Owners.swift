@@ -32,7 +32,7 @@ extension Broker {
     }
 
     /// `owner.list`: the owners the caller may see.
-    public func ownerList(_ caller: Caller) throws -> OwnerListResult {
+    public func ownerList(_ caller: Caller, _ params: NoParams = NoParams()) throws -> OwnerListResult {
         try locked {
             OwnerListResult(owners: owners.values.filter { canSee(caller, owner: $0.name) }.sorted { $0.name < $1.name }.map(info))
         }

@@ -106,9 +106,19 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
-    /// Stops a subscription (also when its connection closes). Unknown IDs are ignored.
+    /// Stops a subscription when its connection closes. Unknown IDs are ignored.
     public func unsubscribe(_ subscription: UInt64) {
         lock.withLock { subscribers[subscription] = nil }
+    }
+
+    /// `events.unsubscribe`: stops one of the caller's own subscriptions.
+    public func unsubscribe(_ caller: Caller, _ params: EventsUnsubscribeParams) throws {
+        try lock.withLock {
+            guard let sub = subscribers[params.subscription], sub.caller == caller else {
+                throw BrokerError.notFound("no subscription \(params.subscription) of this connection")
+            }
+            subscribers[params.subscription] = nil
+        }
     }
 
     // MARK: Configuration

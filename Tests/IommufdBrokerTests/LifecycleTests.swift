@@ -130,7 +130,8 @@ struct LifecycleTests {
         // Manager B may not subscribe to A's owner.
         expectBrokerError(.permissionDenied) { try f.broker.subscribe(f.b, EventsSubscribeParams(owner: "vm-1")) { _ in } }
 
-        f.broker.unsubscribe(sub.subscription)
+        expectBrokerError(.notFound) { try f.broker.unsubscribe(f.a, EventsUnsubscribeParams(subscription: sub.subscription)) }
+        try f.broker.unsubscribe(f.reader, EventsUnsubscribeParams(subscription: sub.subscription))
         _ = try f.broker.ownerRelease(f.a, OwnerReleaseParams(name: "vm-1"))
         #expect(log.events("reader").count == expected.count)
         #expect(log.events("a").last == .ownerReleased(owner: "vm-1", complete: true))
