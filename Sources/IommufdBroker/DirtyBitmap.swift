@@ -71,12 +71,6 @@ public enum DirtyBitmap {
         return result
     }
 
-    /// `dst |= src`, word by word (the union of several HWPTs' bitmaps).
-    public static func formUnion(_ dst: UnsafeMutableBufferPointer<UInt64>, _ src: UnsafeBufferPointer<UInt64>) {
-        let n = min(dst.count, src.count)
-        for i in 0..<n { dst[i] |= src[i] }
-    }
-
     /// Number of UInt64 words a bitmap of `length` bytes at `pageSize` needs.
     public static func wordCount(length: UInt64, pageSize: UInt64) -> Int {
         guard pageSize > 0 else { return 0 }

@@ -214,11 +214,4 @@ struct DirtyBitmapTests {
             #expect(got.dirtyPages == expected.reduce(0) { $0 + $1.length / 0x1000 })
         }
     }
-
-    @Test func unionOrsWords() {
-        var dst: [UInt64] = [0b0011, 0, 1 << 63]
-        let src: [UInt64] = [0b0110, 5, 0]
-        dst.withUnsafeMutableBufferPointer { d in src.withUnsafeBufferPointer { DirtyBitmap.formUnion(d, $0) } }
-        #expect(dst == [0b0111, 5, 1 << 63])
-    }
 }
