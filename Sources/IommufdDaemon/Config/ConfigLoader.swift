@@ -29,7 +29,16 @@ extension DaemonConfig {
         }
         var decoder = ConfigDecoder(file: file, source: text, names: names)
         let config = decoder.decode(table)
-        return decoder.issues.isEmpty ? .success(config) : .failure(ConfigError(decoder.issues))
+        guard decoder.issues.isEmpty else {
+            // In file order, as a person fixes them (the decoder goes section by section).
+            let ordered = decoder.issues.enumerated().sorted { a, b in
+                let ka = (a.element.line ?? 0, a.element.column ?? 0, a.offset)
+                let kb = (b.element.line ?? 0, b.element.column ?? 0, b.offset)
+                return ka < kb
+            }.map(\.element)
+            return .failure(ConfigError(ordered))
+        }
+        return .success(config)
     }
 
     /// Reads and parses the file at `path`.
