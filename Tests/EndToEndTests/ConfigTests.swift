@@ -352,6 +352,19 @@ struct ConfigErrorTests {
         #expect(i.key == "daemon.bakend")
     }
 
+    @Test func dottedAndQuotedKeysAreLocated() throws {
+        let dotted = try issue("# top\ndaemon.backend = \"sim\"\ndaemon.bakend = \"sim\"\n")
+        #expect(dotted.line == 3)
+        #expect(dotted.column == 8)
+        #expect(dotted.key == "daemon.bakend")
+        let quoted = try issue("[limits]\n\"max-clients\" = 3\n")
+        #expect(quoted.line == 2)
+        #expect(quoted.key == "limits.max-clients")
+        // A `#` inside a string is not a comment, and `[` inside a string is not a header.
+        let strings = try issue("[daemon]\nsocket_path = \"/run/#[x]/a.sock\" # c\nlog = 1\n")
+        #expect(strings.line == 3)
+    }
+
     @Test(arguments: ["0999", "rw-rw----", "660 ", "01777", "", "7777"])
     func socketModeMustBeOctal(mode: String) throws {
         let i = try issue("[daemon]\n\nsocket_mode = \"\(mode)\"\n")
