@@ -401,6 +401,12 @@ struct ConfigErrorTests {
         #expect(readerVMM.line == 4)
     }
 
+    @Test func sameSubjectTwiceIsRefused() throws {
+        let i = try issue("[[access]]\ngroup = \"libvirt\"\nrole = \"reader\"\n[[access]]\ngroup = 992\nrole = \"manager\"\n")
+        #expect(i.line == 4)
+        #expect(i.reason == "group 992 already has an [[access]] entry (line 1); merge them")
+    }
+
     @Test func unknownUserAndGroupNames() throws {
         let user = try issue("[[access]]\nuser = \"nobody-here\"\nrole = \"reader\"\n")
         #expect(user.line == 2)

@@ -27,15 +27,28 @@ private final class NotifySocketFixture {
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Errno.current }
         try bindUnix(fd, path)
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, socklen_t(MemoryLayout<Int32>.size))
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// The next datagram's text and the fds that came with it.
+    /// The next datagram this process sent, with the fds that came with it. Datagrams from
+    /// other processes (a child that inherited NOTIFY_SOCKET while a test had it set) are
+    /// skipped: the kernel's SCM_CREDENTIALS say who sent each one.
     func receive() throws -> (text: String, fds: [Int32]) {
+        while true {
+            let (text, fds, sender) = try receiveAny()
+            if sender == getpid() { return (text, fds) }
+            for fd in fds { close(fd) }
+        }
+    }
+
+    private func receiveAny() throws -> (String, [Int32], pid_t?) {
         var data = [UInt8](repeating: 0, count: 4096)
         var control = [UInt64](repeating: 0, count: 64)  // 8-byte aligned cmsg space
         var fds: [Int32] = []
+        var sender: pid_t?
         let n: Int = data.withUnsafeMutableBytes { dataBuffer in
             control.withUnsafeMutableBytes { controlBuffer in
                 var iov = iovec(iov_base: dataBuffer.baseAddress, iov_len: dataBuffer.count)
@@ -47,25 +60,30 @@ private final class NotifySocketFixture {
                     header.msg_controllen = controlBuffer.count
                     let n = recvmsg(fd, &header, Int32(MSG_CMSG_CLOEXEC))
                     guard n >= 0 else { return n }
-                    // One SCM_RIGHTS header: { size_t len; int level; int type; int fds[] }.
-                    if header.msg_controllen >= MemoryLayout<cmsghdr>.size {
-                        let cmsg = controlBuffer.load(as: cmsghdr.self)
+                    // Control messages: { size_t len; int level; int type; data }, 8-byte aligned.
+                    let headerSize = MemoryLayout<cmsghdr>.size
+                    var offset = 0
+                    while offset + headerSize <= Int(header.msg_controllen) {
+                        let cmsg = controlBuffer.load(fromByteOffset: offset, as: cmsghdr.self)
+                        let length = Int(cmsg.cmsg_len)
+                        guard length >= headerSize else { break }
+                        let dataOffset = offset + headerSize
                         if cmsg.cmsg_level == SOL_SOCKET, cmsg.cmsg_type == Int32(SCM_RIGHTS) {
-                            let count = (Int(cmsg.cmsg_len) - MemoryLayout<cmsghdr>.size) / MemoryLayout<Int32>.size
-                            for i in 0..<count {
+                            for i in 0..<(length - headerSize) / MemoryLayout<Int32>.size {
                                 fds.append(
-                                    controlBuffer.load(
-                                        fromByteOffset: MemoryLayout<cmsghdr>.size + i * MemoryLayout<Int32>.size,
-                                        as: Int32.self))
+                                    controlBuffer.load(fromByteOffset: dataOffset + i * MemoryLayout<Int32>.size, as: Int32.self))
                             }
+                        } else if cmsg.cmsg_level == SOL_SOCKET, cmsg.cmsg_type == 2 /* SCM_CREDENTIALS, hidden by Glibc without _GNU_SOURCE */ {
+                            sender = controlBuffer.load(fromByteOffset: dataOffset, as: pid_t.self)
                         }
+                        offset += (length + 7) & ~7
                     }
                     return n
                 }
             }
         }
         guard n >= 0 else { throw Errno.current }
-        return (String(decoding: data[0..<n], as: UTF8.self), fds)
+        return (String(decoding: data[0..<n], as: UTF8.self), fds, sender)
     }
 
     /// Whether a datagram is waiting (without blocking).

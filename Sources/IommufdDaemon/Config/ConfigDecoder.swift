@@ -36,7 +36,7 @@ struct ConfigDecoder {
         if let t = top.table("limits", &self) { config.limits = decodeLimits(t) }
         if let t = top.table("policy", &self) { config.policy = decodePolicy(t) }
         if let t = top.table("devices", &self) { config.devices = decodeDevices(t) }
-        if let rules = top.tableArray("access", &self) { config.access = rules.compactMap { decodeAccess($0) } }
+        if let rules = top.tableArray("access", &self) { config.access = decodeAccessList(rules) }
         if let t = top.table("kernel", &self) { config.kernel = decodeKernel(t) }
         if let t = top.table("sim", &self) { config.sim = decodeSim(t) }
         top.finish(&self)
@@ -120,6 +120,29 @@ struct ConfigDecoder {
         }
         r.finish(&self)
         return d
+    }
+
+    /// First match wins at connect time, so a second entry for the same user or group would
+    /// be silently dead: refuse it.
+    mutating func decodeAccessList(_ tables: [TableReader]) -> [AccessRule] {
+        var rules: [AccessRule] = []
+        var firstEntry: [String: String] = [:]
+        for table in tables {
+            guard let rule = decodeAccess(table) else { continue }
+            let subject: String
+            switch rule.subject {
+            case .user(let id, _): subject = "user \(id)"
+            case .group(let id, _): subject = "group \(id)"
+            }
+            if let earlier = firstEntry[subject] {
+                let line = locator.position(of: earlier).map { " (line \($0.line))" } ?? ""
+                fail(table.path(""), "\(subject) already has an [[access]] entry\(line); merge them")
+                continue
+            }
+            firstEntry[subject] = table.path("")
+            rules.append(rule)
+        }
+        return rules
     }
 
     mutating func decodeAccess(_ r: TableReader) -> AccessRule? {
