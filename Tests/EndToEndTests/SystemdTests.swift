@@ -302,17 +302,25 @@ private final class PassedFDs {
     let base: Int32
     private(set) var count: Int32 = 0
 
+    /// Ranges handed out so far: tests run in parallel and must not share numbers.
+    nonisolated(unsafe) private static var nextBase: Int32 = 900
+    private static let lock = NSLock()
+
     init(count: Int) throws {
-        // Find `count` consecutive unused fd numbers well above what the process uses.
-        var candidate: Int32 = 900
-        search: while candidate < 4000 {
-            for i in 0..<Int32(count) where fcntl(candidate + i, F_GETFD) >= 0 {
-                candidate += i + 1
-                continue search
+        // `count` consecutive unused fd numbers well above what the process uses, in a range
+        // no other test holds.
+        base = try Self.lock.withLock {
+            var candidate = Self.nextBase
+            search: while candidate < 4000 {
+                for i in 0..<Int32(count) where fcntl(candidate + i, F_GETFD) >= 0 {
+                    candidate += i + 1
+                    continue search
+                }
+                Self.nextBase = candidate + Int32(count)
+                return candidate
             }
-            break
+            throw Errno.EMFILE
         }
-        base = candidate
     }
 
     /// Puts `fd` at the next number (closing the original).
