@@ -1,3 +1,26 @@
+/* System calls Swift cannot call directly (variadic ioctl/open) or that need _GNU_SOURCE. */
 #ifndef CIOMMUFD_SYS_HELPERS_H
 #define CIOMMUFD_SYS_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ioctl(2) with a fixed argument list. Returns -1 with errno set on failure. */
+int ifd_ioctl(int fd, unsigned long request, void *arg);
+
+/* open(2) with a fixed argument list (no mode: never creates). */
+int ifd_open(const char *path, int flags);
+
+/* memfd_create(2) with MFD_CLOEXEC. */
+int ifd_memfd_create(const char *name, unsigned int flags);
+
+/* Anonymous private read/write mapping of `length` bytes; NULL (errno set) on failure. */
+void *ifd_mmap_anonymous(size_t length);
+
+/* Shared read/write mapping of `length` bytes of `fd` at `offset`; NULL (errno set) on failure. */
+void *ifd_mmap_shared(int fd, size_t length, off_t offset);
+
+int ifd_munmap(void *addr, size_t length);
+
 #endif

@@ -1,0 +1,317 @@
+import Foundation
+import IommufdCore
+
+/// A kernel selftest mock device the backend may create (CONFIG_IOMMUFD_TEST kernels only).
+public struct MockDeviceSpec: Hashable, Sendable, Codable {
+    /// The device's handle in `discoverDevices()`.
+    public var name: String
+    /// Create it with MOCK_FLAGS_DEVICE_NO_DIRTY: its IOMMU cannot track dirty pages.
+    public var noDirty: Bool
+
+    public init(name: String, noDirty: Bool = false) {
+        self.name = name
+        self.noDirty = noDirty
+    }
+}
+
+/// What the kernel backend opens and where it looks.
+public struct KernelBackendOptions: Hashable, Sendable {
+    /// The iommufd character device.
+    public var iommuPath: String
+    /// Where sysfs is mounted (device discovery, VFIO cdev probing).
+    public var sysfsRoot: String
+    /// Where devtmpfs is mounted (`<devRoot>/vfio/devices/vfioN`).
+    public var devRoot: String
+    /// Selftest mock devices to offer, only ever used when listed here (the config gates it).
+    /// Needs a CONFIG_IOMMUFD_TEST kernel: opening the backend fails otherwise.
+    public var mockDevices: [MockDeviceSpec]
+
+    public init(iommuPath: String = "/dev/iommu", sysfsRoot: String = "/sys", devRoot: String = "/dev", mockDevices: [MockDeviceSpec] = []) {
+        self.iommuPath = iommuPath
+        self.sysfsRoot = sysfsRoot
+        self.devRoot = devRoot
+        self.mockDevices = mockDevices
+    }
+}
+
+/// The `IommuBackend` over the real kernel: ioctls on one iommufd and on VFIO device cdevs.
+///
+/// Mock devices. `IOMMU_TEST_OP_MOCK_DOMAIN` creates a device that is bound *and attached* in
+/// one step, and selftest.c offers no detach. So a mock device is bound by creating it on a
+/// private "parking" IOAS that never holds a mapping (allocated lazily): bound, but able to
+/// reach no memory, as a detached VFIO device. `attach`/`replace` use
+/// `IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE`, which calls `iommufd_device_replace` with the given ID
+/// — an IOAS gets an auto-domain HWPT exactly as a VFIO attach does, and the kernel writes the
+/// attached page table's ID back into `pt_id`, which is what `attach` returns. `detach` replaces
+/// back onto the parking IOAS; `unbind` destroys the selftest object (`IOMMU_DESTROY` of the
+/// stdev ID), which detaches and unbinds the device in the kernel.
+public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Sendable {
+    public let kind: BackendKind = .kernel
+    public let features: Set<Feature>
+    /// Probe answers that were neither EINVAL nor ENOTTY (see `FeatureProbe.Report`).
+    public let unexpectedProbeAnswers: [Feature: Errno]
+    public let options: KernelBackendOptions
+    public let iommufd: Iommufd
+
+    private let syscalls: Syscalls
+    private let discovery: DeviceDiscovery
+
+    private struct MockBinding {
+        var descriptor: DeviceDescriptor
+        var stdevID: ObjectID
+    }
+
+    // Guarded by `lock`. The kernel serialises the ioctls; the lock only protects this table.
+    private let lock = NSLock()
+    private var vfioDevices: [ObjectID: (descriptor: DeviceDescriptor, device: VFIODevice)] = [:]
+    private var mockDevices: [ObjectID: MockBinding] = [:]
+    private var parkingIOAS: ObjectID?
+
+    /// Opens the iommufd and probes it. Fails if it cannot be opened, or if mock devices are
+    /// requested on a kernel without CONFIG_IOMMUFD_TEST.
+    public init(options: KernelBackendOptions = KernelBackendOptions(), syscalls: Syscalls = .live) throws {
+        self.options = options
+        self.syscalls = syscalls
+        self.discovery = DeviceDiscovery(sysfsRoot: options.sysfsRoot, devRoot: options.devRoot)
+        self.iommufd = try Iommufd(path: options.iommuPath, syscalls: syscalls)
+        let report = FeatureProbe(sysfsRoot: options.sysfsRoot, devRoot: options.devRoot).probe(iommufd)
+        self.features = report.supported
+        self.unexpectedProbeAnswers = report.unexpected
+        if !options.mockDevices.isEmpty && !report.supported.contains(.selftest) {
+            throw IommuError(
+                .ENOTTY, "IOMMU_TEST_CMD",
+                detail: "mock devices are configured but this kernel has no iommufd selftest (CONFIG_IOMMUFD_TEST); remove them from the config or boot a test kernel"
+            )
+        }
+        var names = Set<String>()
+        for spec in options.mockDevices where !names.insert(spec.name).inserted {
+            throw IommuError(.EINVAL, "IOMMU_TEST_OP_MOCK_DOMAIN", detail: "mock device name \"\(spec.name)\" is configured twice")
+        }
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    // MARK: Devices
+
+    public func discoverDevices() throws -> [DeviceDescriptor] {
+        discovery.devices() + options.mockDevices.map(Self.mockDescriptor)
+    }
+
+    private static func mockDescriptor(_ spec: MockDeviceSpec) -> DeviceDescriptor {
+        DeviceDescriptor(name: spec.name, kind: .mock, iommuInstance: "mock-iommu")
+    }
+
+    public func bind(_ device: DeviceDescriptor) throws -> BoundDevice {
+        switch device.kind {
+        case .pci, .mdev:
+            guard let path = device.cdevPath else {
+                throw IommuError(.ENODEV, "VFIO_DEVICE_BIND_IOMMUFD", detail: "device \(device.name) has no VFIO cdev")
+            }
+            let vfio = try VFIODevice(path: path, syscalls: syscalls)
+            let id = try vfio.bind(to: iommufd)  // on failure `vfio` is released: the fd closes
+            locked { vfioDevices[id] = (device, vfio) }
+            return BoundDevice(descriptor: device, id: id, fd: vfio.fd)
+        case .mock:
+            return try bindMock(device)
+        case .simulated:
+            throw IommuError(.ENODEV, "VFIO_DEVICE_BIND_IOMMUFD", detail: "device \(device.name) is a simulated device; the kernel backend cannot bind it")
+        }
+    }
+
+    private func bindMock(_ device: DeviceDescriptor) throws -> BoundDevice {
+        let operation = "IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS"
+        guard let spec = options.mockDevices.first(where: { $0.name == device.name }) else {
+            throw IommuError(.ENODEV, operation, detail: "no mock device \"\(device.name)\" is configured")
+        }
+        return try locked {
+            if mockDevices.values.contains(where: { $0.descriptor.name == spec.name }) {
+                throw IommuError(.EBUSY, operation, detail: "mock device \(spec.name) is already bound")
+            }
+            let parking = try parkingIOASLocked()
+            let mock = try iommufd.testMockDomain(ptID: parking, noDirty: spec.noDirty)
+            let descriptor = Self.mockDescriptor(spec)
+            mockDevices[mock.deviceID] = MockBinding(descriptor: descriptor, stdevID: mock.stdevID)
+            return BoundDevice(descriptor: descriptor, id: mock.deviceID, fd: nil)
+        }
+    }
+
+    /// The private IOAS that bound-but-detached mock devices sit on. Caller holds `lock`.
+    private func parkingIOASLocked() throws -> ObjectID {
+        if let parkingIOAS { return parkingIOAS }
+        let id = try iommufd.allocIOAS()
+        parkingIOAS = id
+        return id
+    }
+
+    public func unbind(deviceID: ObjectID) throws {
+        let (vfio, mock) = locked { (vfioDevices.removeValue(forKey: deviceID), mockDevices[deviceID]) }
+        if vfio != nil {
+            // Dropping the last reference closes the cdev, which unbinds it (the kernel detaches
+            // it first). A call still using the device keeps the fd open until it returns.
+            return
+        }
+        if let mock {
+            try iommufd.destroy(mock.stdevID)
+            locked { _ = mockDevices.removeValue(forKey: deviceID) }
+            return
+        }
+        throw Self.unknownDevice(deviceID, "unbind")
+    }
+
+    @discardableResult
+    public func attach(deviceID: ObjectID, to ptID: ObjectID) throws -> ObjectID {
+        try attachOrReplace(deviceID: deviceID, ptID: ptID)
+    }
+
+    @discardableResult
+    public func replace(deviceID: ObjectID, with ptID: ObjectID) throws -> ObjectID {
+        // VFIO_DEVICE_ATTACH_IOMMUFD_PT on an attached device is the replace operation.
+        try attachOrReplace(deviceID: deviceID, ptID: ptID)
+    }
+
+    private func attachOrReplace(deviceID: ObjectID, ptID: ObjectID) throws -> ObjectID {
+        switch try lookup(deviceID, "VFIO_DEVICE_ATTACH_IOMMUFD_PT") {
+        case .vfio(let device): return try device.attach(ptID: ptID)
+        case .mock(let stdevID): return try iommufd.testMockDomainReplace(stdevID: stdevID, ptID: ptID)
+        }
+    }
+
+    public func detach(deviceID: ObjectID) throws {
+        switch try lookup(deviceID, "VFIO_DEVICE_DETACH_IOMMUFD_PT") {
+        case .vfio(let device): try device.detach()
+        case .mock(let stdevID):
+            let parking = try locked { try parkingIOASLocked() }
+            _ = try iommufd.testMockDomainReplace(stdevID: stdevID, ptID: parking)
+        }
+    }
+
+    public func hwInfo(deviceID: ObjectID) throws -> HWInfo {
+        try iommufd.hwInfo(deviceID: deviceID)
+    }
+
+    private enum Binding {
+        case vfio(VFIODevice)
+        case mock(stdevID: ObjectID)
+    }
+
+    private func lookup(_ deviceID: ObjectID, _ operation: String) throws -> Binding {
+        try locked {
+            if let entry = vfioDevices[deviceID] { return .vfio(entry.device) }
+            if let mock = mockDevices[deviceID] { return .mock(stdevID: mock.stdevID) }
+            throw Self.unknownDevice(deviceID, operation)
+        }
+    }
+
+    /// The kernel's answer for an ID that names no device: ENOENT.
+    private static func unknownDevice(_ id: ObjectID, _ operation: String) -> IommuError {
+        IommuError(.ENOENT, operation, detail: "no device with ID \(id) is bound through this daemon")
+    }
+
+    // MARK: Objects and IOAS
+
+    public func destroy(_ id: ObjectID) throws {
+        // The parking IOAS is the backend's own: to clients it does not exist.
+        if locked({ parkingIOAS == id }) {
+            throw IommuError(.ENOENT, "IOMMU_DESTROY", detail: "object \(id)")
+        }
+        try iommufd.destroy(id)
+    }
+
+    public func allocIOAS() throws -> ObjectID {
+        try iommufd.allocIOAS()
+    }
+
+    public func map(ioas: ObjectID, source: MemorySource, length: UInt64, iova: UInt64, flags: MapFlags) throws -> UInt64 {
+        switch source {
+        case .userAddress(let address):
+            return try iommufd.map(ioas: ioas, userAddress: address, length: length, iova: iova, flags: flags)
+        case .file(let fd, let offset):
+            guard features.contains(.ioasMapFile) else {
+                throw IommuError(.ENOTTY, "IOMMU_IOAS_MAP_FILE", detail: "needs Linux 6.13")
+            }
+            return try iommufd.mapFile(ioas: ioas, fd: fd, offset: offset, length: length, iova: iova, flags: flags)
+        }
+    }
+
+    public func unmap(ioas: ObjectID, iova: UInt64, length: UInt64) throws -> UInt64 {
+        try iommufd.unmap(ioas: ioas, iova: iova, length: length)
+    }
+
+    public func copy(dst: ObjectID, src: ObjectID, srcIOVA: UInt64, length: UInt64, dstIOVA: UInt64, flags: MapFlags) throws -> UInt64 {
+        try iommufd.copy(dst: dst, src: src, srcIOVA: srcIOVA, length: length, dstIOVA: dstIOVA, flags: flags)
+    }
+
+    public func iovaRanges(ioas: ObjectID, capacity: UInt32) throws -> IOVARanges {
+        try iommufd.iovaRanges(ioas: ioas, capacity: capacity)
+    }
+
+    public func allowIOVAs(ioas: ObjectID, ranges: [IOVARange]) throws {
+        try iommufd.allowIOVAs(ioas: ioas, ranges: ranges)
+    }
+
+    public func setOption(_ option: IommuOption, objectID: ObjectID, value: UInt64) throws {
+        try iommufd.setOption(option, objectID: objectID, value: value)
+    }
+
+    public func getOption(_ option: IommuOption, objectID: ObjectID) throws -> UInt64 {
+        try iommufd.getOption(option, objectID: objectID)
+    }
+
+    // MARK: HWPT and dirty tracking
+
+    public func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags) throws -> ObjectID {
+        try iommufd.allocHWPT(deviceID: deviceID, ptID: ptID, flags: flags)
+    }
+
+    public func setDirtyTracking(hwpt: ObjectID, enabled: Bool) throws {
+        try iommufd.setDirtyTracking(hwpt: hwpt, enabled: enabled)
+    }
+
+    public func readDirtyBitmap(hwpt: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64, clear: Bool, into bitmap: UnsafeMutableRawBufferPointer) throws {
+        try iommufd.getDirtyBitmap(hwpt: hwpt, iova: iova, length: length, pageSize: pageSize, clear: clear, into: bitmap)
+    }
+
+    // MARK: vIOMMU
+
+    public func allocVIOMMU(deviceID: ObjectID, hwpt: ObjectID, type: UInt32) throws -> ObjectID {
+        try iommufd.allocVIOMMU(deviceID: deviceID, hwpt: hwpt, type: type)
+    }
+
+    public func allocVDevice(viommu: ObjectID, deviceID: ObjectID, virtualID: UInt64) throws -> ObjectID {
+        try iommufd.allocVDevice(viommu: viommu, deviceID: deviceID, virtualID: virtualID)
+    }
+
+    // MARK: IommuTestHooks
+
+    public func addReservedIOVA(ioas: ObjectID, range: IOVARange) throws {
+        try requireSelftest("IOMMU_TEST_OP_ADD_RESERVED")
+        try iommufd.testAddReserved(ioas: ioas, start: range.start, length: range.last &- range.start &+ 1)
+    }
+
+    public func simulateDeviceWrite(hwpt: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64) throws {
+        let operation = "IOMMU_TEST_OP_DIRTY"
+        try requireSelftest(operation)
+        // Invalid geometry goes to the kernel with an empty bitmap so it answers with its errno.
+        let bytes = Iommufd.dirtyBitmapBytes(length: length, pageSize: pageSize) ?? 8
+        let pages = pageSize == 0 ? 0 : length / pageSize
+        let bitmap = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 8)
+        defer { bitmap.deallocate() }
+        // Bit i set for every page i of the range: the device wrote all of it.
+        let setBits = Int(min(pages, UInt64(bytes) * 8))
+        bitmap.initializeMemory(as: UInt8.self, repeating: 0)
+        bitmap[0..<(setBits / 8)].initializeMemory(as: UInt8.self, repeating: 0xff)
+        if setBits % 8 != 0 { bitmap[setBits / 8] = UInt8((1 << (setBits % 8)) - 1) }
+        try iommufd.testDirty(hwpt: hwpt, iova: iova, length: length, pageSize: pageSize, bitmap: UnsafeRawBufferPointer(bitmap))
+    }
+
+    /// Test hooks exist only with mock devices explicitly enabled on a selftest kernel.
+    private func requireSelftest(_ operation: String) throws {
+        guard !options.mockDevices.isEmpty, features.contains(.selftest) else {
+            throw IommuError(.ENOTTY, operation, detail: "test hooks need a CONFIG_IOMMUFD_TEST kernel and mock devices enabled in the config")
+        }
+    }
+}
