@@ -89,3 +89,25 @@ struct SimTopologyTests {
         #expect(unknown?.errno == .ENOENT)
     }
 }
+
+@Suite("Domain sharing across IOMMU instances")
+struct DomainGroupTests {
+    func topology(group: String?) -> SimTopology {
+        SimTopology(
+            iommus: [
+                .init(name: "dmar0", dirtyTracking: true, nesting: false, domainGroup: group),
+                .init(name: "dmar1", dirtyTracking: true, nesting: false, domainGroup: group),
+            ],
+            devices: [.init(name: "a", iommu: "dmar0"), .init(name: "b", iommu: "dmar1")])
+    }
+
+    @Test(arguments: [nil, "vtd"] as [String?])
+    func autoDomainIsSharedOnlyWithinAGroup(group: String?) throws {
+        let backend = try SimBackend(topology: topology(group: group))
+        let devices = try backend.discoverDevices().map { try backend.bind($0) }
+        let ioas = try backend.allocIOAS()
+        let first = try backend.attach(deviceID: devices[0].id, to: ioas)
+        let second = try backend.attach(deviceID: devices[1].id, to: ioas)
+        #expect((first == second) == (group != nil))
+    }
+}
