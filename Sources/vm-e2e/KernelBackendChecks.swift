@@ -24,6 +24,7 @@ struct KernelBackendChecks {
         run.check("features") { try features() }
         run.check("discovery") { try discovery() }
         run.check("hw-info-vtd") { try hwInfo() }
+        run.check("vtd-no-dirty-no-nesting") { try vtdNoDirtyNoNesting() }
         run.check("auto-domain-shared") { try autoDomainShared() }
         run.check("dma-map-file-then-unmap") { try dmaMapFileThenUnmap() }
         run.check("dma-user-address") { try dmaUserAddress() }
@@ -65,6 +66,24 @@ struct KernelBackendChecks {
         defer { try? backend.unbind(deviceID: device.id) }
         let info = try backend.hwInfo(deviceID: device.id)
         try expect(info.type == HWInfoType.intelVTd, "hw info type \(info.type), expected Intel VT-d (1)")
+    }
+
+    /// QEMU's VT-d has neither second-stage dirty tracking (SSADS) nor nesting: the kernel
+    /// reports no dirty capability and refuses both HWPT kinds, so only the mock devices can
+    /// exercise them here (the conformance suite's job).
+    func vtdNoDirtyNoNesting() throws {
+        let ioas = try backend.allocIOAS()
+        defer { try? backend.destroy(ioas) }
+        let device = try backend.bind(try edu(0))
+        defer { try? backend.unbind(deviceID: device.id) }
+        let info = try backend.hwInfo(deviceID: device.id)
+        try expect(!info.capabilities.contains(.dirtyTracking), "emulated VT-d reports dirty tracking")
+        try expectErrno(.EOPNOTSUPP, "dirty-tracking HWPT on emulated VT-d") {
+            try backend.allocHWPT(deviceID: device.id, ptID: ioas, flags: .dirtyTracking)
+        }
+        try expectErrno(.EOPNOTSUPP, "nest-parent HWPT on emulated VT-d") {
+            try backend.allocHWPT(deviceID: device.id, ptID: ioas, flags: .nestParent)
+        }
     }
 
     // MARK: Attach and DMA
