@@ -132,8 +132,10 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
         }
     }
 
+    /// Reads until EAGAIN: a short read does not mean the socket is drained (the kernel stops
+    /// after a segment that carried fds), and the source may not fire again for what is left.
     private func readable() {
-        for _ in 0..<4 {
+        while true {
             if shared.withLock({ $0.closed || $0.closeAfterFlush != nil }) { return }
             switch SocketIO.receive(fd, into: readBuffer, maxFDs: limits.maxFileDescriptorsPerMessage) {
             case .failure(.EAGAIN):
@@ -162,7 +164,6 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                     $0.fileDescriptorsReceived += UInt64(received.fds.count)
                 }
                 ingest(count: received.count, fds: received.fds, truncated: received.fdsTruncated)
-                if received.count < readBuffer.count { return }
             }
         }
     }
