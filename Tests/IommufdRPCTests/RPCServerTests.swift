@@ -1,7 +1,6 @@
 import Dispatch
 import Glibc
 import IommufdCore
-import Synchronization
 import Testing
 @testable import IommufdRPC
 
@@ -11,7 +10,7 @@ struct RPCServerTests {
     // MARK: Basics
 
     @Test func pingAndPeerCredentials() throws {
-        let seen = Mutex<RPCPeer?>(nil)
+        let seen = Locked<RPCPeer?>(nil)
         let t = try TestServer { r in
             r.register("whoami") { call in
                 seen.withLock { $0 = call.peer }
@@ -121,7 +120,7 @@ struct RPCServerTests {
     }
 
     @Test func notificationsGetNoAnswerEvenOnError() throws {
-        let hits = Mutex(0)
+        let hits = Locked(0)
         let t = try TestServer { r in r.register("count") { _ in hits.withLock { $0 += 1 }; return RPCResult() } }
         defer { t.stop() }
         let c = try t.client()
@@ -210,7 +209,7 @@ struct RPCServerTests {
             r.register("echo") { call in RPCResult(call.params ?? .null) }
         }
         defer { t.stop() }
-        let failures = Mutex(0)
+        let failures = Locked(0)
         let path = t.path
         DispatchQueue.concurrentPerform(iterations: 16) { i in
             do {
@@ -278,7 +277,7 @@ struct RPCServerTests {
     @Test func tooManyFdsAreAllClosed() throws {
         var limits = RPCLimits()
         limits.maxFileDescriptorsPerMessage = 2
-        let called = Mutex(false)
+        let called = Locked(false)
         let t = try TestServer(limits: limits) { r in r.register("take") { _ in called.withLock { $0 = true }; return RPCResult() } }
         defer { t.stop() }
         let before = openFileDescriptorCount()
@@ -430,8 +429,8 @@ struct RPCServerTests {
     // MARK: Server-to-client notifications
 
     @Test func pushedNotificationsInterleaveWithResponses() throws {
-        let subscriber = Mutex<RPCConnection?>(nil)
-        let closed = Mutex(false)
+        let subscriber = Locked<RPCConnection?>(nil)
+        let closed = Locked(false)
         let t = try TestServer(configure: { r in
             r.register("events.subscribe") { call in
                 subscriber.withLock { $0 = call.connection }
