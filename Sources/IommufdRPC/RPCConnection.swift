@@ -619,11 +619,13 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
     func checkTimeouts(now: UInt64) {
         let verdict = shared.withLock { s -> String? in
             guard !s.closed, !s.busy else { return nil }
-            if let since = s.partialSince, now &- since > limits.partialMessageTimeout.nanoseconds {
+            // `now` was read before the lock: activity may be newer than it (no wrap-around).
+            if let since = s.partialSince, now > since, now - since > limits.partialMessageTimeout.nanoseconds {
                 return "partial_timeout"
             }
             if let idle = limits.idleTimeout, !s.exemptFromIdleTimeout, s.partialSince == nil,
-               s.outputHead == s.output.count, s.closeAfterFlush == nil, now &- s.lastActivity > idle.nanoseconds {
+               s.outputHead == s.output.count, s.closeAfterFlush == nil, now > s.lastActivity,
+               now - s.lastActivity > idle.nanoseconds {
                 return "idle_timeout"
             }
             return nil

@@ -226,6 +226,29 @@ struct RPCServerTests {
         #expect(t.server.metrics.requests == 16 * 200)
     }
 
+    @Test func busyConnectionsAreNeverTakenForIdle() throws {
+        // The sweeper runs every 10 ms here; activity newer than its clock reading once
+        // wrapped around and closed busy connections as idle.
+        var limits = RPCLimits()
+        limits.idleTimeout = .seconds(60)
+        limits.partialMessageTimeout = .milliseconds(40)
+        let t = try TestServer(limits: limits)
+        defer { t.stop() }
+        let failures = Locked(0)
+        let path = t.path
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            do {
+                let c = try RPCClient(path: path)
+                for _ in 0..<1500 { _ = try c.call("ping") }
+            } catch {
+                failures.withLock { $0 += 1 }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        #expect(t.server.metrics.disconnects["idle_timeout"] == nil)
+        #expect(t.server.metrics.disconnects["partial_timeout"] == nil)
+    }
+
     // MARK: File descriptors
 
     @Test func fdsTravelBothWays() throws {
