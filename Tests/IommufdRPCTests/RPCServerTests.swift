@@ -559,6 +559,24 @@ struct RPCServerTests {
         unlink(path)
     }
 
+    @Test func droppedServerCleansUp() throws {
+        let before = openFileDescriptorCount()
+        let dir = makeTemporaryDirectory()
+        defer { rmdir(dir) }
+        let path = dir + "/dropped.sock"
+        do {
+            let started = try RPCServer(listen: .path(path), limits: RPCLimits(), logger: quietLogger, handler: RPCRouter())
+            started.start()
+            #expect(access(path, F_OK) == 0)
+        }
+        #expect(access(path, F_OK) != 0)
+        do {
+            _ = try RPCServer(listen: .path(path), limits: RPCLimits(), logger: quietLogger, handler: RPCRouter())
+        }
+        #expect(access(path, F_OK) != 0)
+        #expect(eventually { openFileDescriptorCount() == before })
+    }
+
     @Test func clientErrorsSayWhatToDo() {
         let e = #expect(throws: RPCTransportError.self) { try RPCClient(path: "/nonexistent-dir/iommufdd.sock") }
         #expect(e?.kind == .noDaemon)
