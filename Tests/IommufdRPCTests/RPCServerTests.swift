@@ -484,6 +484,7 @@ struct RPCServerTests {
         #expect(eventually { closed.withLock { $0 } })
         #expect(!connection.isOpen)
         #expect(!connection.notify(method: "late"))
+        subscriber.withLock { $0 = nil }  // as the daemon does in connectionClosed: no cycle left
     }
 
     // MARK: Lifecycle
