@@ -36,6 +36,7 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         public var tornBytes = 0
         /// Operations that did not replay as they had run, in words.
         public var problems: [String] = []
+        public init() {}
     }
 
     /// A fresh simulator with a new, empty log.
