@@ -92,6 +92,10 @@ let package = Package(
         .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd"]),
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
         .testTarget(
+            name: "RestartTests",
+            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdCore", "CIommufd"]
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon"]
         ),
