@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
         .testTarget(
             name: "RestartTests",
-            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdCore", "CIommufd"]
+            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdSim", "IommufdCore", "CIommufd"]
         ),
         .testTarget(
             name: "EndToEndTests",

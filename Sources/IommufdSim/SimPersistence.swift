@@ -56,12 +56,18 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         report.tornBytes = torn
         var placeholder: Int32?
         defer { if let placeholder { close(placeholder) } }
+        var missingFiles: [(ioas: ObjectID, iova: UInt64, device: UInt64, inode: UInt64)] = []
         for record in records {
             report.operations += 1
             do {
-                try replay(record, resolveFile: resolveFile, placeholder: &placeholder, report: &report)
+                try replay(record, resolveFile: resolveFile, placeholder: &placeholder, missingFiles: &missingFiles, report: &report)
             } catch {
                 report.problems.append("operation \(report.operations) (\(Op(rawValue: record.type).map { "\($0)" } ?? "type \(record.type)")) did not replay: \(error)")
+            }
+        }
+        if let placeholder, let empty = Memfd.identity(placeholder) {
+            for m in missingFiles where sim.mappingFile(ioas: m.ioas, iova: m.iova).map({ $0 == empty }) == true {
+                report.problems.append("IOAS \(m.ioas) mapping at 0x\(String(m.iova, radix: 16)): its memory file (dev \(m.device), inode \(m.inode)) is not in the fd store; the simulator maps an empty file there")
             }
         }
     }
@@ -97,7 +103,10 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         }
     }
 
-    private func replay(_ record: RecordLog.Record, resolveFile: (UInt64, UInt64) -> Int32?, placeholder: inout Int32?, report: inout ReplayReport) throws {
+    private func replay(
+        _ record: RecordLog.Record, resolveFile: (UInt64, UInt64) -> Int32?, placeholder: inout Int32?,
+        missingFiles: inout [(ioas: ObjectID, iova: UInt64, device: UInt64, inode: UInt64)], report: inout ReplayReport
+    ) throws {
         var r = ByteReader(record.payload)
         func expect(_ got: ObjectID, _ want: UInt32, _ what: String) throws {
             if got != want { throw IommuError(.EEXIST, what, detail: "replay allocated ID \(got) where the log says \(want)") }
@@ -127,9 +136,11 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
                 if let fd = resolveFile(device, inode) {
                     source = .file(fd: fd, offset: offset)
                 } else {
+                    // The file is gone from the store when every mapping of it was unmapped
+                    // later in the log: only a mapping over it that survives the replay is a problem.
                     if placeholder == nil { placeholder = try Memfd.create(name: "iommufdd-sim-missing-file") }
                     source = .file(fd: placeholder ?? -1, offset: offset)
-                    report.problems.append("IOAS \(ioas) mapping at 0x\(String(iova, radix: 16)): its memory file (dev \(device), inode \(inode)) is not in the fd store; replayed over an empty file")
+                    missingFiles.append((ioas, iova, device, inode))
                 }
             }
             // The logged IOVA is the one the simulator chose: replay it as fixed.
@@ -289,6 +300,16 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
 }
 
 extension SimBackend {
+    /// `(st_dev, st_ino)` of the file mapped at `iova` of `ioas`, if a file mapping starts there.
+    func mappingFile(ioas id: ObjectID, iova: UInt64) -> (device: UInt64, inode: UInt64)? {
+        lock.withLock {
+            guard case .ioas(let ioas) = objects[id], let area = ioas.table.area(containing: iova), area.iova == iova,
+                case .file(let fd, _) = area.pages.backing
+            else { return nil }
+            return Memfd.identity(fd)
+        }
+    }
+
     /// The ID `name` is bound under, if it is.
     public func boundID(of name: String) -> ObjectID? {
         lock.withLock { boundByName[name] }

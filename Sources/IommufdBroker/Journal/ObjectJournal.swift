@@ -43,6 +43,8 @@ final class ObjectJournal {
     private(set) var writeError: String?
 
     static let minimumCompactionBytes = 16 << 20
+    /// The size below which the log is never compacted (smaller in tests).
+    var compactionFloor = ObjectJournal.minimumCompactionBytes
 
     init(store: any FileDescriptorStore, log: RecordLog, generation: UInt64) {
         self.store = store
@@ -101,7 +103,7 @@ final class ObjectJournal {
     }
 
     var needsCompaction: Bool {
-        log.size > max(Self.minimumCompactionBytes, compactedSize * 4)
+        log.size > max(compactionFloor, compactedSize * 4)
     }
 
     /// Replaces the log by a new generation holding `state` and `mappings`, stored before the
@@ -148,17 +150,13 @@ final class ObjectJournal {
 
     static func read(_ records: [RecordLog.Record]) -> Contents {
         var c = Contents()
+        var states: [(index: Int, payload: ArraySlice<UInt8>)] = []
         for record in records {
             c.records += 1
             var r = ByteReader(record.payload)
             switch RecordType(rawValue: record.type) {
             case .state:
-                do {
-                    c.state = try JSONDecoder().decode(JournalState.self, from: Data(record.payload))
-                    c.hasState = true
-                } catch {
-                    c.problems.append("journal record \(c.records) (object state) cannot be decoded: \(error); the state before it is used")
-                }
+                states.append((c.records, record.payload))
             case .map:
                 let ioas = r.u32(), iova = r.u64(), length = r.u64(), charged = r.u64(), flags = MapFlags(rawValue: r.u32())
                 let backing = Backing(rawValue: r.u8()) ?? .copy
@@ -172,6 +170,16 @@ final class ObjectJournal {
                 c.mappings[r.u32()] = nil
             case nil:
                 c.problems.append("journal record \(c.records) has unknown type \(record.type); skipped")
+            }
+        }
+        // Only the newest state counts; an undecodable one falls back to the one before.
+        for (index, payload) in states.reversed() {
+            do {
+                c.state = try JSONDecoder().decode(JournalState.self, from: Data(payload))
+                c.hasState = true
+                break
+            } catch {
+                c.problems.append("journal record \(index) (object state) cannot be decoded: \(error); the state before it is used")
             }
         }
         return c
