@@ -65,10 +65,8 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
                 report.problems.append("operation \(report.operations) (\(Op(rawValue: record.type).map { "\($0)" } ?? "type \(record.type)")) did not replay: \(error)")
             }
         }
-        if let placeholder, let empty = Memfd.identity(placeholder) {
-            for m in missingFiles where sim.mappingFile(ioas: m.ioas, iova: m.iova).map({ $0 == empty }) == true {
-                report.problems.append("IOAS \(m.ioas) mapping at 0x\(String(m.iova, radix: 16)): its memory file (dev \(m.device), inode \(m.inode)) is not in the fd store; the simulator maps an empty file there")
-            }
+        for m in missingFiles {
+            report.problems.append("IOAS \(m.ioas) mapping at 0x\(String(m.iova, radix: 16)): its memory file (dev \(m.device), inode \(m.inode)) is not in the fd store; the simulator maps an empty file there")
         }
     }
 
@@ -124,7 +122,10 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         case .attach: _ = try sim.attach(deviceID: r.u32(), to: r.u32())
         case .replace: _ = try sim.replace(deviceID: r.u32(), with: r.u32())
         case .detach: try sim.detach(deviceID: r.u32())
-        case .destroy: try sim.destroy(r.u32())
+        case .destroy:
+            let id = r.u32()
+            try sim.destroy(id)
+            missingFiles.removeAll { $0.ioas == id }
         case .allocIOAS: try expect(try sim.allocIOAS(), r.u32(), "IOMMU_IOAS_ALLOC")
         case .map:
             let ioas = r.u32(), iova = r.u64(), length = r.u64(), flags = MapFlags(rawValue: r.u32())
@@ -145,7 +146,11 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
             }
             // The logged IOVA is the one the simulator chose: replay it as fixed.
             _ = try sim.map(ioas: ioas, source: source, length: length, iova: iova, flags: flags.union(.fixedIOVA))
-        case .unmap: _ = try sim.unmap(ioas: r.u32(), iova: r.u64(), length: r.u64())
+        case .unmap:
+            let ioas = r.u32(), iova = r.u64(), length = r.u64()
+            _ = try sim.unmap(ioas: ioas, iova: iova, length: length)
+            let last = iova &+ (length &- 1)
+            missingFiles.removeAll { $0.ioas == ioas && $0.iova >= iova && $0.iova <= last }
         case .copy:
             let dst = r.u32(), src = r.u32(), srcIOVA = r.u64(), length = r.u64(), dstIOVA = r.u64(), flags = MapFlags(rawValue: r.u32())
             _ = try sim.copy(dst: dst, src: src, srcIOVA: srcIOVA, length: length, dstIOVA: dstIOVA, flags: flags.union(.fixedIOVA))
@@ -300,16 +305,6 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
 }
 
 extension SimBackend {
-    /// `(st_dev, st_ino)` of the file mapped at `iova` of `ioas`, if a file mapping starts there.
-    func mappingFile(ioas id: ObjectID, iova: UInt64) -> (device: UInt64, inode: UInt64)? {
-        lock.withLock {
-            guard case .ioas(let ioas) = objects[id], let area = ioas.table.area(containing: iova), area.iova == iova,
-                case .file(let fd, _) = area.pages.backing
-            else { return nil }
-            return Memfd.identity(fd)
-        }
-    }
-
     /// The ID `name` is bound under, if it is.
     public func boundID(of name: String) -> ObjectID? {
         lock.withLock { boundByName[name] }
