@@ -74,9 +74,17 @@ final class ProtocolE2ETests {
         let ioas = try #require(try c.call("ioas.create", ["owner": "p-dom"])["ioas"]?.int)
         let hole = try c.error("ioas.unmap", ["ioas": .int(ioas), "iova": 0x10_0000, "length": 0x1000])
         #expect(hole.code == -32001 && hole.name == ErrorName.notFound, "\(hole)")
-        try c.call("device.attach", ["owner": "p-dom", "device": "sim-pci0", "ioas": .int(ioas)])
+        try c.call("device.attach", ["owner": "p-dom", "device": "sim-pci0", "ioas": .int(ioas), "dirty": "required"])
         let busy = try c.error("ioas.destroy", ["ioas": .int(ioas)])
         #expect(busy.code == -32003 && busy.name == ErrorName.busy && busy.message.contains("detach"), "\(busy)")
+        let notTracking = try c.error("dirty.read", ["ioas": .int(ioas), "iova": 0, "length": 4096])
+        #expect(notTracking.code == -32007 && notTracking.message.contains("dirty.start"), "\(notTracking)")
+        try c.call("dirty.start", ["ioas": .int(ioas)])
+        // A bitmap over 256 MiB (2^31 pages of 4 KiB = 8 TiB of IOVA) is refused before any
+        // memory is allocated for it.
+        let huge = try c.error("dirty.read", ["ioas": .int(ioas), "iova": 0, "length": .unsigned(1 << 44)])
+        #expect(huge.code == -32009 && huge.name == "iommufdd.LimitExceeded", "\(huge)")
+        try c.call("dirty.stop", ["ioas": .int(ioas)])
         // The simulator's devices have no fd to hand out, even to a trusted_vmm identity.
         let noFD = try c.error("device.fd", ["device": "sim-pci0"])
         #expect(noFD.code == -32005 && noFD.name == ErrorName.unsupported, "\(noFD)")
