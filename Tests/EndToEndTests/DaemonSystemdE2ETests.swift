@@ -56,6 +56,9 @@ struct DaemonSystemdE2ETests {
         let refused = try c.error("device.attach", ["owner": "vm-reload", "device": "sim-pci1", "ioas": .int(ioas)])
         #expect(refused.name == ErrorName.permissionDenied)
 
+        let subscriber = try daemon.client()
+        try subscriber.call("events.subscribe", [:])
+
         // A good new config: RELOADING=1 with MONOTONIC_USEC (now-ish), then READY=1.
         config.allow = ["sim-pci0", "sim-pci1"]
         try config.text.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
@@ -66,6 +69,11 @@ struct DaemonSystemdE2ETests {
         #expect(usec >= before && usec <= monotonicMicroseconds(), "MONOTONIC_USEC=\(usec) is CLOCK_MONOTONIC at the reload")
         _ = try expectDatagram(notify, from: daemon, containing: "READY=1")
         try c.call("device.attach", ["owner": "vm-reload", "device": "sim-pci1", "ioas": .int(ioas)])
+        var reloadedEvent = false
+        while !reloadedEvent, let n = try subscriber.nextNotification(timeout: .seconds(60)) {
+            reloadedEvent = n.method == "event.config_reloaded"
+        }
+        #expect(reloadedEvent, "subscribers hear of the reload")
 
         // A bad config: the reload is refused, the daemon stays ready, the old rules hold.
         try "[devices]\nallow = [\"sim-pci2\"\n".write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
