@@ -88,6 +88,33 @@ struct DaemonSystemdE2ETests {
         #expect(daemon.stop() == 0)
     }
 
+    /// SIGTERM while a client has 300 requests in flight: whatever the daemon answers comes
+    /// whole and in order, nothing after the close is half a line, and the exit is clean. New
+    /// connections are refused once stopping.
+    @Test func gracefulStopWithRequestsInFlight() throws {
+        let daemon = try DaemonProcess()
+        let c = try daemon.client()
+        try c.call("owner.create", ["name": "vm-stop"])
+        var text = ""
+        for i in 1...300 { text += #"{"jsonrpc":"2.0","method":"ioas.create","params":{"owner":"vm-stop"},"id":\#(i)}"# + "\n" }
+        try c.sendRaw(Array(text.utf8))
+        daemon.signal(SIGTERM)
+        var ids: [Int64] = []
+        while true {
+            do {
+                guard let line = try c.receiveLine(timeout: .seconds(60)) else { break }
+                let reply = try JSONValue.parse(line.bytes, maxDepth: 64)
+                #expect(reply["result"]?["ioas"] != nil, "\(reply)")
+                ids.append(reply["id"]?.int ?? -1)
+            } catch let e as RPCTransportError where e.kind == .disconnected {
+                break
+            }
+        }
+        #expect(ids == Array(1...Int64(ids.count)), "answers in order, none skipped")
+        #expect(daemon.waitForExit(timeout: 60) != nil && daemon.exitCode == 0, "\(daemon.describeExit())")
+        #expect((try? daemon.client()) == nil, "nothing listens any more")
+    }
+
     @Test func watchdogPingsWhenWatchdogUSecIsSet() throws {
         let notify = try NotifySocketFixture()
         let daemon = try DaemonProcess(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"], waitReady: false)
