@@ -20,6 +20,14 @@ func daemonBinary() throws -> String {
     throw TestFailure("no iommufdd executable next to \(exe); run `swift build --product iommufdd` first")
 }
 
+/// `sim.dma` params (the daemon's test hook on the simulator).
+struct SimDMA: Encodable {
+    var device: String
+    var iova: UInt64
+    var length: UInt64
+    var page_size: UInt64
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
@@ -87,7 +95,8 @@ struct RestartTests {
     @Test("SIGKILL in a stream of RPCs: every object, mapping, lease and policy is back under the same IDs")
     func killDuringStream() throws {
         let config = NSTemporaryDirectory() + "iommufdd-restart-\(getpid()).toml"
-        try "[daemon]\nbackend = \"sim\"\nlog_level = \"warning\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        // test_hooks: sim.dma lets a simulated device dirty pages.
+        try "[daemon]\nbackend = \"sim\"\nlog_level = \"warning\"\n[sim]\ntest_hooks = true\n".write(toFile: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: config) }
         let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config])
         defer { sup.shutdown() }
@@ -116,7 +125,13 @@ struct RestartTests {
         let viommu = try c.call("viommu.create", VIOMMUCreateParams(device: "sim-pci1"), as: VIOMMUCreateResult.self)
         let vdev = try c.call("vdevice.create", VDeviceCreateParams(viommu: viommu.viommu, device: "sim-pci1", virtualID: 0x42), as: VDeviceCreateResult.self)
         _ = try c.raw("dirty.start", IOASParams(ioas: a))
-        let bitmapBefore = try c.raw("dirty.read", DirtyReadParams(ioas: a, iova: 0x10_0000, length: 64 * 0x10_0000, clear: false))
+        // The device writes two ranges; one is read with clear (the simulator must keep that too).
+        _ = try c.raw("sim.dma", SimDMA(device: "sim-pci0", iova: 0x10_0000, length: 3 * page, page_size: page))
+        _ = try c.raw("sim.dma", SimDMA(device: "sim-pci0", iova: 0x20_0000 + 4 * page, length: 5 * page, page_size: page))
+        let first = try c.raw("dirty.read", DirtyReadParams(ioas: a, iova: 0x10_0000, length: 0x10_0000, clear: true))
+        #expect(first["dirty_pages"]?.int64Value == 3)
+        let bitmapBefore = try c.raw("dirty.read", DirtyReadParams(ioas: a, iova: 0x20_0000, length: 16 * page, clear: false))
+        #expect(bitmapBefore["dirty_pages"]?.int64Value == 5)
         let before = try Snapshot(c, ioas: [a, b, s])
 
         // A second client streams map/unmap on vm-2's IOAS; the daemon is killed mid-stream.
@@ -140,8 +155,11 @@ struct RestartTests {
         #expect(after.hwpts == before.hwpts)
         #expect(after.devices == before.devices)
         #expect(after.dirty == Array(before.dirty.prefix(2)))
-        let bitmapAfter = try c.raw("dirty.read", DirtyReadParams(ioas: a, iova: 0x10_0000, length: 64 * 0x10_0000, clear: false))
+        let bitmapAfter = try c.raw("dirty.read", DirtyReadParams(ioas: a, iova: 0x20_0000, length: 16 * page, clear: false))
         #expect(bitmapAfter == bitmapBefore)
+        // What was read with clear before the kill stays cleared.
+        let cleared = try c.raw("dirty.read", DirtyReadParams(ioas: a, iova: 0x10_0000, length: 0x10_0000, clear: false))
+        #expect(cleared["dirty_pages"]?.int64Value == 0)
 
         let info = try c.raw("daemon.info", NoParams())
         #expect(info["restart_keeps_objects"] == .bool(true))

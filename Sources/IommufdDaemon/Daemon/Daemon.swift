@@ -122,6 +122,10 @@ public final class Daemon: @unchecked Sendable {
         if let recovery, !(recovery.journal.problems.isEmpty && recovery.backendProblems.isEmpty) {
             status.warn("restart recovery found \(recovery.journal.problems.count + recovery.backendProblems.count) problems; see recovery in daemon.info")
         }
+        if backend.kind == .sim, initial.sim.testHooks {
+            service.addSimulatorTestHooks()
+            status.warn("[sim] test_hooks is on: sim.dma is served (test-only)")
+        }
         if fdStore != nil {
             status.restartKeepsObjects = true
             if backend.kind == .sim {
