@@ -40,16 +40,16 @@ public final class RecordLog: @unchecked Sendable {
 
     /// Adopts an existing log (from the fd store) and reads it. `records` holds every valid
     /// record; `tornBytes` the bytes after them that were cut off (dropped from the file).
+    /// Throws (leaving `fd` to the caller) when `fd` is not a log with this `magic`.
     public init(adopting fd: Int32, magic: UInt64, records: inout [Record], tornBytes: inout Int) throws(IommuError) {
-        self.fd = fd
-        closesFD = true
+        // Every check comes before the properties are set: a failed init must not close `fd`.
         let bytes = try Memfd.readAll(fd)
         var reader = ByteReader(bytes[...])
         guard bytes.count >= Self.headerSize, reader.u64() == magic else {
             throw IommuError(.EINVAL, "read", detail: "fd \(fd) is not a log of this kind (bad magic); it is ignored")
         }
         var valid = Self.headerSize
-        records = []
+        var found: [Record] = []
         while reader.remaining >= 9 {
             let start = reader.offset
             let length = Int(reader.u32())
@@ -58,14 +58,17 @@ public final class RecordLog: @unchecked Sendable {
             let payload = reader.bytes(length)
             let sum = reader.u32()
             guard sum == Self.checksum(type: type, payload) else { reader.offset = start; break }
-            records.append(Record(type: type, payload: payload))
+            found.append(Record(type: type, payload: payload))
             valid = reader.offset
         }
-        tornBytes = bytes.count - valid
-        size = valid
-        if tornBytes > 0, ftruncate(fd, off_t(valid)) != 0 {
+        if bytes.count > valid, ftruncate(fd, off_t(valid)) != 0 {
             throw IommuError(.current, "ftruncate", detail: "dropping the torn tail of the log")
         }
+        records = found
+        tornBytes = bytes.count - valid
+        self.fd = fd
+        closesFD = true
+        size = valid
     }
 
     deinit {

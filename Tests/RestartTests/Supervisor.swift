@@ -62,11 +62,15 @@ final class Supervisor: @unchecked Sendable {
     /// Starts the daemon with the control socket and every stored fd.
     func start() throws {
         let passed: [(name: String, fd: Int32)] = lock.withLock { [("control", controlFD)] + store }
-        // Copies out of the way of the 3, 4, ... targets, so no dup2 overwrites a source.
+        // Copies out of the way of the 3, 4, ... targets, so no dup2 overwrites a source: at the
+        // top of the fd table, away from the numbers other tests in this process pick.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let top = Int32(clamping: min(limit.rlim_cur, 1 << 20)) - Int32(passed.count) - 16
         var sources: [Int32] = []
         defer { for fd in sources { close(fd) } }
         for entry in passed {
-            let high = fcntl(entry.fd, F_DUPFD_CLOEXEC, 1000)
+            let high = fcntl(entry.fd, F_DUPFD_CLOEXEC, max(top, 1000))
             guard high >= 0 else { throw Errno.current }
             sources.append(high)
         }
