@@ -72,11 +72,6 @@ struct MemoryFileTable {
     mutating func adopt(_ key: Key, fd: Int32) {
         files[key, default: File(fd: fd, references: 0)].references += 1
     }
-
-    /// Stores every held file (the fd store became available with files already held).
-    func storeAll() {
-        for (key, file) in files { store?.store(file.fd, name: StoredFDName.memory(device: key.device, inode: key.inode)) }
-    }
 }
 
 /// Maps `[offset, offset+length)` of `fd` shared into the daemon (the path for kernels without

@@ -30,28 +30,13 @@ public struct JournalRecovery: Codable, Sendable, Equatable {
 }
 
 extension Broker {
-    // MARK: Starting the journal
+    // MARK: Start
 
-    /// Starts journaling into a new journal (generation 1) stored in `store`, with the memory
-    /// files and device fds the broker holds now. For a first start under an fd store.
-    public func startJournal(store: any FileDescriptorStore) throws {
-        try locked {
-            let log = try RecordLog(memfdName: "iommufdd-journal", magic: ObjectJournal.magic)
-            let journal = ObjectJournal(store: store, log: log, generation: 1)
-            self.journal = journal
-            files.store = store
-            files.storeAll()
-            syncDeviceFDs(journalState(), journal)
-            journal.recordState(journalState())
-            for (id, ioas) in ioasTable { for entry in ioas.mappings.all { journal.mapped(ioas: id, iova: entry.key, entry.value, offset: 0) } }
-            try log.flush()
-            store.store(log.fd, name: StoredFDName.journal(1))
-        }
-    }
-
-    /// Rebuilds the broker from the journal and fds systemd's fd store gave back (every stored
-    /// fd the backend did not take: `journal.N`, `mem.*`, `device.*`), checks each object
-    /// against the backend, and goes on journaling. Stored fds nothing refers to are released
+    /// Starts journaling into `store`, called once, before the first request. On a first start
+    /// (`storedFDs` empty) it stores a new journal; after a restart it rebuilds the broker from
+    /// the journal and fds the fd store gave back (every stored fd the backend did not take:
+    /// `journal.N`, `mem.*`, `device.*`), checks each object against the backend, and goes on
+    /// journaling. Stored fds nothing refers to are released
     /// (closed and removed from the store) and reported.
     public func recover(storedFDs: [(name: String, fd: Int32)], store: any FileDescriptorStore) throws -> JournalRecovery {
         try locked {
