@@ -1,0 +1,81 @@
+import IommufdCore
+
+public typealias DirtyParams = IOASParams
+
+/// `dirty.start` / `dirty.stop` / `dirty.status`.
+public struct DirtyStatusResult: Codable, Hashable, Sendable {
+    public var ioas: ObjectID
+    public var enabled: Bool
+    /// HWPTs of the IOAS with tracking on.
+    public var trackingHWPTs: [ObjectID]
+    /// HWPTs of the IOAS that cannot track (allocated without dirty tracking).
+    public var untrackableHWPTs: [ObjectID]
+    /// Devices whose DMA is not tracked (on untrackable HWPTs, or mdevs on the IOAS itself).
+    public var untrackedDevices: [String]
+    enum CodingKeys: String, CodingKey {
+        case ioas, enabled
+        case trackingHWPTs = "tracking_hwpts"
+        case untrackableHWPTs = "untrackable_hwpts"
+        case untrackedDevices = "untracked_devices"
+    }
+}
+
+public enum DirtyReadFormat: String, Codable, Sendable, Hashable {
+    /// Coalesced JSON runs.
+    case runs
+    /// The raw bitmap in a memfd sent back with the reply.
+    case bitmap
+}
+
+/// `dirty.read`: the union of the dirty bitmaps of every tracking HWPT of the IOAS over
+/// `[iova, iova+length)` at `page_size` (a power of two; iova and length multiples of it).
+public struct DirtyReadParams: Codable, Hashable, Sendable {
+    public var ioas: ObjectID
+    public var iova: UInt64
+    public var length: UInt64
+    public var pageSize: UInt64?
+    /// Default true (read-and-clear); false is `NO_CLEAR`.
+    public var clear: Bool?
+    /// Default `runs`.
+    public var format: DirtyReadFormat?
+    /// Cap on returned runs (default and upper bound from config).
+    public var maxRuns: Int?
+    public init(ioas: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64? = nil, clear: Bool? = nil, format: DirtyReadFormat? = nil, maxRuns: Int? = nil) {
+        self.ioas = ioas
+        self.iova = iova
+        self.length = length
+        self.pageSize = pageSize
+        self.clear = clear
+        self.format = format
+        self.maxRuns = maxRuns
+    }
+    enum CodingKeys: String, CodingKey {
+        case ioas, iova, length, clear, format
+        case pageSize = "page_size"
+        case maxRuns = "max_runs"
+    }
+}
+
+public struct DirtyReadResult: Codable, Hashable, Sendable {
+    public var ioas: ObjectID
+    public var iova: UInt64
+    public var length: UInt64
+    public var pageSize: UInt64
+    public var cleared: Bool
+    public var format: DirtyReadFormat
+    public var dirtyPages: UInt64
+    /// For `runs`.
+    public var runs: [DirtyRun]?
+    /// For `runs` when `max_runs` was reached: read again from here.
+    public var resumeIOVA: UInt64?
+    /// For `bitmap`: the memfd with the bitmap (bit `(addr - iova) / page_size` of u64 words).
+    public var bitmap: FDRef?
+    public var bitmapBytes: Int?
+    enum CodingKeys: String, CodingKey {
+        case ioas, iova, length, cleared, format, runs, bitmap
+        case pageSize = "page_size"
+        case dirtyPages = "dirty_pages"
+        case resumeIOVA = "resume_iova"
+        case bitmapBytes = "bitmap_bytes"
+    }
+}

@@ -1,0 +1,70 @@
+import IommufdCore
+
+public struct OwnerCreateParams: Codable, Hashable, Sendable {
+    /// 1-128 characters of `[A-Za-z0-9._:-]`, e.g. a VM's UUID.
+    public var name: String
+    public var tolerateMissing: Bool?
+    public var dirty: DirtyPolicy?
+    public var hugePages: Bool?
+    public init(name: String, tolerateMissing: Bool? = nil, dirty: DirtyPolicy? = nil, hugePages: Bool? = nil) {
+        self.name = name
+        self.tolerateMissing = tolerateMissing
+        self.dirty = dirty
+        self.hugePages = hugePages
+    }
+    enum CodingKeys: String, CodingKey {
+        case name, dirty
+        case tolerateMissing = "tolerate_missing"
+        case hugePages = "huge_pages"
+    }
+}
+
+public struct OwnerNameParams: Codable, Hashable, Sendable {
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+public typealias OwnerInfoParams = OwnerNameParams
+public typealias OwnerReleaseParams = OwnerNameParams
+
+/// `owner.create` and `owner.info` answer with this.
+public struct OwnerInfo: Codable, Hashable, Sendable {
+    public var name: String
+    /// The manager identity that created it.
+    public var identity: String
+    public var creatorUID: UInt32
+    public var policy: OwnerPolicy
+    public var ioas: [ObjectID]
+    public var hwpts: [ObjectID]
+    public var viommus: [ObjectID]
+    public var vdevices: [ObjectID]
+    public var devices: [String]
+    public var mappings: Int
+    public var pinnedBytes: UInt64
+    public var quotaBytes: UInt64?
+    enum CodingKeys: String, CodingKey {
+        case name, identity, policy, ioas, hwpts, viommus, vdevices, devices, mappings
+        case creatorUID = "creator_uid"
+        case pinnedBytes = "pinned_bytes"
+        case quotaBytes = "quota_bytes"
+    }
+}
+
+public struct OwnerListResult: Codable, Hashable, Sendable {
+    public var owners: [OwnerInfo]
+}
+
+/// What `owner.release` did. `released` is false when something could not be undone: the
+/// owner then keeps exactly those objects, and calling `owner.release` again retries them.
+public struct OwnerReleaseResult: Codable, Hashable, Sendable {
+    public var name: String
+    public var released: Bool
+    /// Objects destroyed per kind ("ioas": 1, "hwpt": 2, "mapping": 10 ...).
+    public var destroyed: [String: Int]
+    public var refundedBytes: UInt64
+    /// One line per step that failed, with the error.
+    public var failures: [String]
+    enum CodingKeys: String, CodingKey {
+        case name, released, destroyed, failures
+        case refundedBytes = "refunded_bytes"
+    }
+}

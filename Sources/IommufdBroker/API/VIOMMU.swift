@@ -1,0 +1,83 @@
+import IommufdCore
+
+/// `viommu.create` for a device attached (through an HWPT) in an IOAS: the vIOMMU sits on the
+/// device's physical IOMMU instance, over the IOAS's nest-parent HWPT for that instance.
+public struct VIOMMUCreateParams: Codable, Hashable, Sendable {
+    public var device: String
+    /// `enum iommu_viommu_type`; default from config.
+    public var type: UInt32?
+    public init(device: String, type: UInt32? = nil) {
+        self.device = device
+        self.type = type
+    }
+}
+
+public struct VIOMMUParams: Codable, Hashable, Sendable {
+    public var viommu: ObjectID
+    public init(viommu: ObjectID) { self.viommu = viommu }
+}
+public typealias VIOMMUDestroyParams = VIOMMUParams
+
+public struct VIOMMUCreateResult: Codable, Hashable, Sendable {
+    public var viommu: ObjectID
+    public var ioas: ObjectID
+    public var nestParent: ObjectID
+    /// The nest parent was allocated for this vIOMMU (first on this IOMMU instance and IOAS).
+    public var nestParentCreated: Bool
+    public var iommuInstance: String?
+    /// When the device had to move onto the nest parent: the HWPT it left.
+    public var movedFrom: ObjectID?
+    enum CodingKeys: String, CodingKey {
+        case viommu, ioas
+        case nestParent = "nest_parent"
+        case nestParentCreated = "nest_parent_created"
+        case iommuInstance = "iommu_instance"
+        case movedFrom = "moved_from"
+    }
+}
+
+public struct VIOMMUDestroyResult: Codable, Hashable, Sendable {
+    public var viommu: ObjectID
+    public var destroyedHWPTs: [ObjectID]
+    enum CodingKeys: String, CodingKey {
+        case viommu
+        case destroyedHWPTs = "destroyed_hwpts"
+    }
+}
+
+public struct VDeviceCreateParams: Codable, Hashable, Sendable {
+    public var viommu: ObjectID
+    public var device: String
+    /// The guest-visible ID (e.g. the vSMMU stream ID).
+    public var virtualID: UInt64
+    public init(viommu: ObjectID, device: String, virtualID: UInt64) {
+        self.viommu = viommu
+        self.device = device
+        self.virtualID = virtualID
+    }
+    enum CodingKeys: String, CodingKey {
+        case viommu, device
+        case virtualID = "virtual_id"
+    }
+}
+
+public struct VDeviceParams: Codable, Hashable, Sendable {
+    public var vdevice: ObjectID
+    public init(vdevice: ObjectID) { self.vdevice = vdevice }
+}
+public typealias VDeviceDestroyParams = VDeviceParams
+
+public struct VDeviceCreateResult: Codable, Hashable, Sendable {
+    public var vdevice: ObjectID
+    public var viommu: ObjectID
+    public var device: String
+    public var virtualID: UInt64
+    enum CodingKeys: String, CodingKey {
+        case vdevice, viommu, device
+        case virtualID = "virtual_id"
+    }
+}
+
+public struct VDeviceDestroyResult: Codable, Hashable, Sendable {
+    public var vdevice: ObjectID
+}

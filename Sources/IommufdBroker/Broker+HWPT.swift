@@ -1,0 +1,96 @@
+import IommufdCore
+
+extension Broker {
+    func hwptInfo(_ h: HWPTRecord) -> HWPTInfo {
+        HWPTInfo(
+            hwpt: h.id, owner: h.owner, ioas: h.ioas, dirtyTracking: h.flags.contains(.dirtyTracking),
+            nestParent: h.flags.contains(.nestParent), auto: h.auto, iommuInstance: h.iommuInstance,
+            devices: h.devices.sorted(), viommus: h.viommus.sorted(), tracking: h.tracking)
+    }
+
+    /// `hwpt.list`: the HWPTs the caller may see, optionally of one owner or IOAS.
+    public func hwptList(_ caller: Caller, _ params: HWPTListParams) throws -> HWPTListResult {
+        try locked {
+            if let name = params.owner { _ = try readableOwner(caller, name) }
+            if let id = params.ioas { _ = try ioas(caller, id) }
+            let list = hwptTable.values
+                .filter { h in
+                    (params.owner == nil || h.owner == params.owner) && (params.ioas == nil || h.ioas == params.ioas)
+                        && canSee(caller, owner: h.owner)
+                }
+                .sorted { $0.id < $1.id }
+                .map(hwptInfo)
+            return HWPTListResult(hwpts: list)
+        }
+    }
+
+    /// `hwpt.alloc`: an HWPT with explicit flags, for a device of the IOAS's owner (leased to
+    /// it on first use). It lives until `hwpt.destroy` or `owner.release`.
+    public func hwptAlloc(_ caller: Caller, _ params: HWPTAllocParams) throws -> HWPTInfo {
+        try locked {
+            let ioas = try ioas(caller, params.ioas, write: "hwpt.alloc")
+            guard let owner = owners[ioas.owner] else { throw BrokerError.notFound("owner of IOAS \(ioas.id) is gone") }
+            let dev = try device(params.device)
+            guard !dev.descriptor.isMdev else {
+                throw BrokerError(.unsupported, "device '\(dev.name)' is mdev-like and has no IOMMU page table; attach it to the IOAS directly")
+            }
+            var flags: HWPTAllocFlags = []
+            if params.dirtyTracking == true {
+                guard backend.features.contains(.dirtyTracking) else {
+                    throw BrokerError(.unsupported, "this kernel has no IOMMU dirty tracking (Linux >= 6.7 needed)")
+                }
+                flags.insert(.dirtyTracking)
+            }
+            if params.nestParent == true { flags.insert(.nestParent) }
+            let leased = try lease(dev, to: owner)
+            do {
+                guard let bound = dev.bound else { throw BrokerError(.conflict, "device '\(dev.name)' is not bound") }
+                if flags.contains(.dirtyTracking) && !dev.dirtyCapable {
+                    throw BrokerError(.unsupported, "device '\(dev.name)': its IOMMU (\(dev.descriptor.iommuInstance ?? "unknown instance")) lacks dirty tracking (IOMMU_HW_CAP_DIRTY_TRACKING)")
+                }
+                let id = try kcall("allocating an HWPT for device '\(dev.name)' in IOAS \(ioas.id)") {
+                    try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
+                }
+                let record = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: false, iommuInstance: dev.descriptor.iommuInstance)
+                hwptTable[id] = record
+                ioas.hwpts.insert(id)
+                owner.hwpts.insert(id)
+                emit(.objectCreated(owner: owner.name, kind: .hwpt, id: id))
+                if ioas.dirtyEnabled && flags.contains(.dirtyTracking) {
+                    record.tracking = (try? backend.setDirtyTracking(hwpt: id, enabled: true)) != nil
+                }
+                return hwptInfo(record)
+            } catch {
+                if leased { try? releaseDevice(dev, owner: owner) }
+                throw error
+            }
+        }
+    }
+
+    /// `hwpt.destroy`: Busy while devices or vIOMMUs use it.
+    public func hwptDestroy(_ caller: Caller, _ params: HWPTDestroyParams) throws -> HWPTDestroyResult {
+        try locked {
+            let hwpt = try hwpt(caller, params.hwpt, write: "hwpt.destroy")
+            guard hwpt.isUnused else {
+                throw BrokerError(.busy, "HWPT \(hwpt.id) is in use by devices \(hwpt.devices.sorted()) and vIOMMUs \(hwpt.viommus.sorted()); detach or replace them first")
+            }
+            try destroyHWPT(hwpt)
+            return HWPTDestroyResult(hwpt: params.hwpt)
+        }
+    }
+
+    func destroyHWPT(_ hwpt: HWPTRecord) throws {
+        do {
+            try backend.destroy(hwpt.id)
+        } catch let error as IommuError where error.errno == .EBUSY {
+            throw BrokerError(.busy, "HWPT \(hwpt.id) is still in use in the kernel (\(error.operation) returned EBUSY); detach what uses it first", kernel: error)
+        } catch let error as IommuError {
+            throw BrokerError.kernel(error, "destroying HWPT \(hwpt.id)")
+        }
+        hwptTable[hwpt.id] = nil
+        ioasTable[hwpt.ioas]?.hwpts.remove(hwpt.id)
+        owners[hwpt.owner]?.hwpts.remove(hwpt.id)
+        for (key, id) in nestParents where id == hwpt.id { nestParents[key] = nil }
+        emit(.objectDestroyed(owner: hwpt.owner, kind: .hwpt, id: hwpt.id))
+    }
+}

@@ -1,0 +1,162 @@
+import IommufdCore
+
+extension Broker {
+    /// `viommu.create` for a device attached through an HWPT: one nest-parent HWPT per physical
+    /// IOMMU instance per IOAS (allocated on first use with the dirty flag of the device's
+    /// current HWPT, shared by every vIOMMU on that instance); the device is moved onto it
+    /// (replace, no DMA window) if it is elsewhere, and the vIOMMU is allocated over it.
+    public func viommuCreate(_ caller: Caller, _ params: VIOMMUCreateParams) throws -> VIOMMUCreateResult {
+        try locked {
+            let (dev, owner) = try leasedDevice(caller, params.device, "viommu.create")
+            guard backend.features.contains(.viommu) else {
+                throw BrokerError(.unsupported, "this kernel has no vIOMMU support (IOMMU_VIOMMU_ALLOC, Linux >= 6.13)")
+            }
+            guard let bound = dev.bound, let ioasID = dev.ioas, let ioas = ioasTable[ioasID], let currentID = dev.pt,
+                let current = hwptTable[currentID]
+            else {
+                throw BrokerError(.conflict, "device '\(dev.name)' is not attached through an HWPT (mdev-like devices have none); attach it to an IOAS first")
+            }
+            let key = NestParentKey(ioas: ioas.id, iommuInstance: dev.descriptor.iommuInstance ?? "device:\(dev.name)")
+            var created = false
+            let parent: HWPTRecord
+            if let id = nestParents[key], let existing = hwptTable[id] {
+                parent = existing
+            } else {
+                var flags: HWPTAllocFlags = [.nestParent]
+                if current.flags.contains(.dirtyTracking) { flags.insert(.dirtyTracking) }
+                let id = try kcall("allocating the nest-parent HWPT of \(key.iommuInstance) in IOAS \(ioas.id)") {
+                    try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
+                }
+                parent = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: true, iommuInstance: dev.descriptor.iommuInstance)
+                if ioas.dirtyEnabled && flags.contains(.dirtyTracking) {
+                    do {
+                        try kcall("starting dirty tracking on nest-parent HWPT \(id)") { try backend.setDirtyTracking(hwpt: id, enabled: true) }
+                        parent.tracking = true
+                    } catch {
+                        try? backend.destroy(id)
+                        throw error
+                    }
+                }
+                created = true
+            }
+            func undoParent() {
+                if created { try? backend.destroy(parent.id) }
+            }
+            let moved = current.id != parent.id
+            if moved {
+                do {
+                    _ = try kcall("moving device '\(dev.name)' onto nest-parent HWPT \(parent.id)") { try backend.replace(deviceID: bound.id, with: parent.id) }
+                } catch {
+                    undoParent()
+                    throw error
+                }
+            }
+            let type = params.type ?? config.defaultVIOMMUType
+            let id: ObjectID
+            do {
+                id = try kcall("allocating a vIOMMU (type \(type)) for device '\(dev.name)'") {
+                    try backend.allocVIOMMU(deviceID: bound.id, hwpt: parent.id, type: type)
+                }
+            } catch {
+                if moved { _ = try? backend.replace(deviceID: bound.id, with: current.id) }
+                undoParent()
+                throw error
+            }
+            if created {
+                hwptTable[parent.id] = parent
+                ioas.hwpts.insert(parent.id)
+                owner.hwpts.insert(parent.id)
+                nestParents[key] = parent.id
+                emit(.objectCreated(owner: owner.name, kind: .hwpt, id: parent.id))
+            }
+            if moved {
+                leave(dev, pt: current.id, cleanup: true)
+                dev.pt = parent.id
+                parent.devices.insert(dev.name)
+                emit(.deviceAttached(owner: owner.name, device: dev.name, ioas: ioas.id, pt: parent.id))
+            }
+            viommuTable[id] = VIOMMURecord(id: id, owner: owner.name, ioas: ioas.id, hwpt: parent.id, device: dev.name, iommuInstance: dev.descriptor.iommuInstance)
+            parent.viommus.insert(id)
+            owner.viommus.insert(id)
+            emit(.objectCreated(owner: owner.name, kind: .viommu, id: id))
+            return VIOMMUCreateResult(
+                viommu: id, ioas: ioas.id, nestParent: parent.id, nestParentCreated: created,
+                iommuInstance: dev.descriptor.iommuInstance, movedFrom: moved ? current.id : nil)
+        }
+    }
+
+    /// `viommu.destroy`: Busy while it has vDevices. A daemon-created nest parent left without
+    /// devices or vIOMMUs is destroyed too.
+    public func viommuDestroy(_ caller: Caller, _ params: VIOMMUDestroyParams) throws -> VIOMMUDestroyResult {
+        try locked {
+            let v = try viommu(caller, params.viommu, write: "viommu.destroy")
+            let destroyed = try destroyVIOMMU(v.id, cleanup: true)
+            return VIOMMUDestroyResult(viommu: params.viommu, destroyedHWPTs: destroyed)
+        }
+    }
+
+    @discardableResult
+    func destroyVIOMMU(_ id: ObjectID, cleanup: Bool) throws -> [ObjectID] {
+        guard let v = viommuTable[id] else { return [] }
+        guard v.vdevices.isEmpty else {
+            throw BrokerError(.busy, "vIOMMU \(id) still has vDevices \(v.vdevices.sorted()); destroy them first")
+        }
+        try kcall("destroying vIOMMU \(id)") { try backend.destroy(id) }
+        viommuTable[id] = nil
+        owners[v.owner]?.viommus.remove(id)
+        emit(.objectDestroyed(owner: v.owner, kind: .viommu, id: id))
+        guard let parent = hwptTable[v.hwpt] else { return [] }
+        parent.viommus.remove(id)
+        if cleanup && parent.auto && parent.isUnused {
+            do {
+                try destroyHWPT(parent)
+                return [parent.id]
+            } catch {
+                logger.warning("could not destroy unused nest parent", metadata: ["hwpt": "\(parent.id)", "error": "\(error)"])
+            }
+        }
+        return []
+    }
+
+    /// `vdevice.create`: gives a device of the vIOMMU's owner its guest-visible ID on it.
+    public func vdeviceCreate(_ caller: Caller, _ params: VDeviceCreateParams) throws -> VDeviceCreateResult {
+        try locked {
+            let v = try viommu(caller, params.viommu, write: "vdevice.create")
+            let (dev, owner) = try leasedDevice(caller, params.device, "vdevice.create")
+            guard owner.name == v.owner, let bound = dev.bound else {
+                throw BrokerError.invalid("device '\(dev.name)' and vIOMMU \(v.id) belong to different owners")
+            }
+            let id = try kcall("allocating vDevice \(params.virtualID) of device '\(dev.name)' on vIOMMU \(v.id)") {
+                try backend.allocVDevice(viommu: v.id, deviceID: bound.id, virtualID: params.virtualID)
+            }
+            vdeviceTable[id] = VDeviceRecord(id: id, owner: owner.name, viommu: v.id, device: dev.name, virtualID: params.virtualID)
+            v.vdevices.insert(id)
+            dev.vdevices.insert(id)
+            owner.vdevices.insert(id)
+            emit(.objectCreated(owner: owner.name, kind: .vdevice, id: id))
+            return VDeviceCreateResult(vdevice: id, viommu: v.id, device: dev.name, virtualID: params.virtualID)
+        }
+    }
+
+    /// `vdevice.destroy`.
+    public func vdeviceDestroy(_ caller: Caller, _ params: VDeviceDestroyParams) throws -> VDeviceDestroyResult {
+        try locked {
+            guard let record = vdeviceTable[params.vdevice] else {
+                throw BrokerError.notFound("no vDevice \(params.vdevice); see owner.info")
+            }
+            _ = try viommu(caller, record.viommu, write: "vdevice.destroy")
+            try destroyVDevice(record.id)
+            return VDeviceDestroyResult(vdevice: params.vdevice)
+        }
+    }
+
+    func destroyVDevice(_ id: ObjectID) throws {
+        guard let record = vdeviceTable[id] else { return }
+        try kcall("destroying vDevice \(id)") { try backend.destroy(id) }
+        vdeviceTable[id] = nil
+        viommuTable[record.viommu]?.vdevices.remove(id)
+        devices[record.device]?.vdevices.remove(id)
+        owners[record.owner]?.vdevices.remove(id)
+        emit(.objectDestroyed(owner: record.owner, kind: .vdevice, id: id))
+    }
+}

@@ -1,0 +1,251 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import IommufdCore
+import Logging
+
+/// The daemon's brain: owners, roles, device leases and the policies, over one `IommuBackend`.
+///
+/// Every public method takes the `Caller` of the request, checks what it may do, validates the
+/// params before touching the backend, and runs under one lock: requests are serialised, so each
+/// one sees and leaves a consistent state (a failed request undoes what it had done).
+///
+/// Visibility rule: a manager acting on (or reading) another manager's owner or its objects gets
+/// `PermissionDenied`, naming the owner or object it asked for — never what is in it. A name or ID
+/// that does not exist at all is `NotFound`. Admins see and do everything; readers see
+/// everything and change nothing.
+public final class Broker: @unchecked Sendable {
+    public let backend: any IommuBackend
+    let logger: Logger
+    private let lock = NSLock()
+    /// Held while events are delivered, so subscribers see them in order.
+    private let deliveryLock = NSLock()
+
+    // State, only touched under `lock`.
+    var config: BrokerConfig
+    var owners: [String: OwnerRecord] = [:]
+    var ioasTable: [ObjectID: IOASRecord] = [:]
+    var hwptTable: [ObjectID: HWPTRecord] = [:]
+    var viommuTable: [ObjectID: VIOMMURecord] = [:]
+    var vdeviceTable: [ObjectID: VDeviceRecord] = [:]
+    var devices: [String: DeviceRecord] = [:]
+    /// PCI address (lower case) → device name.
+    var devicesByPCI: [String: String] = [:]
+    var nestParents: [NestParentKey: ObjectID] = [:]
+    var files = MemoryFileTable()
+    private var subscribers: [UInt64: Subscription] = [:]
+    private var nextSubscription: UInt64 = 1
+    var pending: [(event: BrokerEvent, identity: String?)] = []
+
+    struct Subscription {
+        var caller: Caller
+        var owner: String?
+        var handler: BrokerEventHandler
+    }
+
+    /// The system page size: the alignment of map/unmap parameters.
+    public static let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+
+    public init(backend: any IommuBackend, config: BrokerConfig, logger: Logger = Logger(label: "iommufdd.broker")) throws {
+        self.backend = backend
+        self.config = config
+        self.logger = logger
+        try refreshDevices()
+    }
+
+    // MARK: Serialisation
+
+    /// Runs `body` under the lock, then delivers the events it queued (in order, outside the
+    /// lock, so a handler may enqueue work that calls back into the broker later).
+    func locked<T>(_ body: () throws -> T) throws -> T {
+        lock.lock()
+        let result = Result { try body() }
+        let events = pending
+        pending.removeAll()
+        let subs = Array(subscribers.values)
+        deliveryLock.lock()
+        lock.unlock()
+        defer { deliveryLock.unlock() }
+        for (event, identity) in events {
+            for sub in subs where Self.subscription(sub, sees: event, ownerIdentity: identity) {
+                sub.handler(event)
+            }
+        }
+        return try result.get()
+    }
+
+    func emit(_ event: BrokerEvent) {
+        let identity = event.owner.flatMap { owners[$0]?.identity }
+        pending.append((event, identity))
+    }
+
+    private static func subscription(_ sub: Subscription, sees event: BrokerEvent, ownerIdentity: String?) -> Bool {
+        guard let owner = event.owner else { return true }
+        if let wanted = sub.owner, wanted != owner { return false }
+        if sub.caller.role != .manager { return true }
+        return ownerIdentity == sub.caller.identity
+    }
+
+    // MARK: Events
+
+    /// `events.subscribe`: `handler` receives the events the caller may see (managers: their own
+    /// owners' and daemon-wide ones), optionally of one owner only.
+    public func subscribe(_ caller: Caller, _ params: EventsSubscribeParams, handler: @escaping BrokerEventHandler) throws -> EventsSubscribeResult {
+        try locked {
+            if let name = params.owner { _ = try readableOwner(caller, name) }
+            let id = nextSubscription
+            nextSubscription += 1
+            subscribers[id] = Subscription(caller: caller, owner: params.owner, handler: handler)
+            return EventsSubscribeResult(subscription: id)
+        }
+    }
+
+    /// Stops a subscription (also when its connection closes). Unknown IDs are ignored.
+    public func unsubscribe(_ subscription: UInt64) {
+        _ = try? locked { subscribers[subscription] = nil }
+    }
+
+    // MARK: Configuration
+
+    /// Applies a reloaded config. Existing leases and objects stay (running VMs keep their DMA);
+    /// the new allow-list and roles apply to what is asked from now on.
+    public func reload(config newConfig: BrokerConfig) throws {
+        try locked {
+            config = newConfig
+            try refreshDevices()
+            emit(.configReloaded)
+        }
+    }
+
+    /// The current access control, for resolving new connections.
+    public var accessControl: AccessControl {
+        (try? locked { config.access }) ?? config.access
+    }
+
+    /// `resolve` through the current config: the caller for these credentials, or nil (refuse).
+    public func resolve(uid: UInt32, gid: UInt32, pid: Int32) -> Caller? {
+        accessControl.resolve(uid: uid, gid: gid, pid: pid)
+    }
+
+    /// Re-reads the backend's devices; devices that vanished but are leased are kept.
+    private func refreshDevices() throws {
+        let found = try kcall("discovering devices") { try backend.discoverDevices() }
+        var seen = Set<String>()
+        for descriptor in found {
+            seen.insert(descriptor.name)
+            if let record = devices[descriptor.name] {
+                if record.bound == nil { record.descriptor = descriptor }
+            } else {
+                devices[descriptor.name] = DeviceRecord(descriptor: descriptor)
+            }
+        }
+        for (name, record) in devices where !seen.contains(name) && record.owner == nil {
+            devices[name] = nil
+        }
+        devicesByPCI = [:]
+        for (name, record) in devices {
+            if let pci = record.descriptor.pciAddress { devicesByPCI[pci.lowercased()] = name }
+        }
+    }
+
+    // MARK: Counts
+
+    /// Object counts for `daemon.info` / `daemon.metrics`.
+    public func counts() -> BrokerCounts {
+        let counts = try? locked {
+            BrokerCounts(
+                owners: owners.count, ioas: ioasTable.count, hwpts: hwptTable.count,
+                viommus: viommuTable.count, vdevices: vdeviceTable.count,
+                mappings: ioasTable.values.reduce(0) { $0 + $1.mappings.count },
+                pinnedBytes: owners.values.reduce(0) { $0 + $1.pinnedBytes },
+                devicesKnown: devices.count,
+                devicesAllowed: devices.values.filter { config.allowList.allows($0.descriptor) }.count,
+                devicesLeased: devices.values.filter { $0.owner != nil }.count,
+                devicesAttached: devices.values.filter { $0.pt != nil }.count,
+                dirtyTrackingIOAS: ioasTable.values.filter(\.dirtyEnabled).count,
+                subscribers: subscribers.count)
+        }
+        return counts ?? BrokerCounts(owners: 0, ioas: 0, hwpts: 0, viommus: 0, vdevices: 0, mappings: 0, pinnedBytes: 0, devicesKnown: 0, devicesAllowed: 0, devicesLeased: 0, devicesAttached: 0, dirtyTrackingIOAS: 0, subscribers: 0)
+    }
+
+    // MARK: Access checks (under the lock)
+
+    func requireWriter(_ caller: Caller, _ what: String) throws {
+        if caller.role == .reader {
+            throw BrokerError.denied("\(what) changes state, and identity '\(caller.identity)' has the reader role (list/info/subscribe only); ask for the manager role in the config")
+        }
+    }
+
+    /// An owner the caller may read.
+    func readableOwner(_ caller: Caller, _ name: String) throws -> OwnerRecord {
+        guard let owner = owners[name] else {
+            throw BrokerError.notFound("no owner '\(name)'; create it with owner.create, or see owner.list")
+        }
+        if caller.role == .manager && owner.identity != caller.identity {
+            throw BrokerError.denied("owner '\(name)' belongs to another manager identity; identity '\(caller.identity)' may only use the owners it created")
+        }
+        return owner
+    }
+
+    /// An owner the caller may change.
+    func writableOwner(_ caller: Caller, _ name: String, _ what: String) throws -> OwnerRecord {
+        try requireWriter(caller, what)
+        return try readableOwner(caller, name)
+    }
+
+    func canSee(_ caller: Caller, owner name: String) -> Bool {
+        caller.role != .manager || owners[name]?.identity == caller.identity
+    }
+
+    func ioas(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> IOASRecord {
+        guard let record = ioasTable[id] else {
+            throw BrokerError.notFound("no IOAS \(id); see ioas.list")
+        }
+        try checkObject(caller, "IOAS \(id)", record.owner, what)
+        return record
+    }
+
+    func hwpt(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> HWPTRecord {
+        guard let record = hwptTable[id] else {
+            throw BrokerError.notFound("no HWPT \(id); see hwpt.list")
+        }
+        try checkObject(caller, "HWPT \(id)", record.owner, what)
+        return record
+    }
+
+    func viommu(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> VIOMMURecord {
+        guard let record = viommuTable[id] else {
+            throw BrokerError.notFound("no vIOMMU \(id); see owner.info")
+        }
+        try checkObject(caller, "vIOMMU \(id)", record.owner, what)
+        return record
+    }
+
+    private func checkObject(_ caller: Caller, _ object: String, _ owner: String, _ what: String?) throws {
+        if let what { try requireWriter(caller, what) }
+        if caller.role == .manager && owners[owner]?.identity != caller.identity {
+            throw BrokerError.denied("\(object) belongs to an owner of another manager identity; identity '\(caller.identity)' may only use its own owners' objects")
+        }
+    }
+
+    /// A known device by name or PCI address.
+    func device(_ name: String) throws -> DeviceRecord {
+        if let record = devices[name] { return record }
+        if let alias = devicesByPCI[name.lowercased()], let record = devices[alias] { return record }
+        throw BrokerError.notFound("no device '\(name)'; see device.list for the names and PCI addresses the daemon knows")
+    }
+
+    /// A device leased to an owner the caller may change.
+    func leasedDevice(_ caller: Caller, _ name: String, _ what: String) throws -> (DeviceRecord, OwnerRecord) {
+        try requireWriter(caller, what)
+        let record = try device(name)
+        guard let ownerName = record.owner, let owner = owners[ownerName] else {
+            throw BrokerError(.conflict, "device '\(record.name)' is not leased to any owner; attach it with device.attach first")
+        }
+        if caller.role == .manager && owner.identity != caller.identity {
+            throw BrokerError.denied("device '\(record.name)' is leased to an owner of another manager identity")
+        }
+        return (record, owner)
+    }
+}

@@ -1,0 +1,125 @@
+/// An ordered map from IOVA to a value, for the mappings of one IOAS.
+///
+/// A sorted list of sorted chunks (at most `maxChunk` entries each): lookups are two binary
+/// searches and an insert or remove moves at most one chunk's entries, so map/unmap cost stays
+/// flat from ten mappings to a million (a single sorted array would move megabytes per insert).
+struct IOVAIndex<Value> {
+    struct Entry {
+        var key: UInt64
+        var value: Value
+    }
+
+    static var maxChunk: Int { 512 }
+
+    private var chunks: [[Entry]] = []
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Index of the chunk that holds `key` or would: the last chunk whose first key <= key
+    /// (0 when key is below every chunk).
+    private func chunkIndex(for key: UInt64) -> Int {
+        var lo = 0, hi = chunks.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if chunks[mid][0].key <= key { lo = mid + 1 } else { hi = mid }
+        }
+        return max(lo - 1, 0)
+    }
+
+    /// First position in `chunk` whose key >= key.
+    private static func lowerBound(_ chunk: [Entry], _ key: UInt64) -> Int {
+        var lo = 0, hi = chunk.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if chunk[mid].key < key { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    subscript(key: UInt64) -> Value? {
+        guard !chunks.isEmpty else { return nil }
+        let c = chunkIndex(for: key)
+        let i = Self.lowerBound(chunks[c], key)
+        return i < chunks[c].count && chunks[c][i].key == key ? chunks[c][i].value : nil
+    }
+
+    /// Inserts `value` at `key`; false (and no change) when the key is present.
+    @discardableResult
+    mutating func insert(_ value: Value, at key: UInt64) -> Bool {
+        guard !chunks.isEmpty else {
+            chunks = [[Entry(key: key, value: value)]]
+            count = 1
+            return true
+        }
+        let c = chunkIndex(for: key)
+        let i = Self.lowerBound(chunks[c], key)
+        if i < chunks[c].count && chunks[c][i].key == key { return false }
+        chunks[c].insert(Entry(key: key, value: value), at: i)
+        count += 1
+        if chunks[c].count > 2 * Self.maxChunk {
+            let upper = Array(chunks[c][Self.maxChunk...])
+            chunks[c].removeSubrange(Self.maxChunk...)
+            chunks.insert(upper, at: c + 1)
+        }
+        return true
+    }
+
+    /// Removes and returns the value at `key`.
+    @discardableResult
+    mutating func remove(at key: UInt64) -> Value? {
+        guard !chunks.isEmpty else { return nil }
+        let c = chunkIndex(for: key)
+        let i = Self.lowerBound(chunks[c], key)
+        guard i < chunks[c].count && chunks[c][i].key == key else { return nil }
+        let value = chunks[c].remove(at: i).value
+        count -= 1
+        if chunks[c].isEmpty { chunks.remove(at: c) }
+        return value
+    }
+
+    /// The entry with the largest key <= `key`.
+    func floor(_ key: UInt64) -> Entry? {
+        guard !chunks.isEmpty else { return nil }
+        let c = chunkIndex(for: key)
+        let i = Self.lowerBound(chunks[c], key)
+        if i < chunks[c].count && chunks[c][i].key == key { return chunks[c][i] }
+        if i > 0 { return chunks[c][i - 1] }
+        return nil  // key is below the first key of chunk 0
+    }
+
+    /// Entries with `lo <= key <= hi`, in order.
+    func entries(from lo: UInt64, through hi: UInt64) -> [Entry] {
+        guard !chunks.isEmpty, lo <= hi else { return [] }
+        var out: [Entry] = []
+        var c = chunkIndex(for: lo)
+        var i = Self.lowerBound(chunks[c], lo)
+        while c < chunks.count {
+            let chunk = chunks[c]
+            while i < chunk.count {
+                if chunk[i].key > hi { return out }
+                out.append(chunk[i])
+                i += 1
+            }
+            c += 1
+            i = 0
+        }
+        return out
+    }
+
+    /// Every entry, in order.
+    var all: [Entry] { chunks.flatMap { $0 } }
+
+    /// The first `limit` entries, in order.
+    func prefix(_ limit: Int) -> [Entry] {
+        var out: [Entry] = []
+        out.reserveCapacity(min(limit, count))
+        for chunk in chunks {
+            for entry in chunk {
+                if out.count >= limit { return out }
+                out.append(entry)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,143 @@
+import IommufdCore
+
+// The broker's bookkeeping of kernel objects. Reference types, only touched under the broker's
+// lock; every kernel object is recorded with its owner, and each record links to what depends on it.
+
+final class OwnerRecord {
+    let name: String
+    let identity: String
+    let creatorUID: UInt32
+    let quotaBytes: UInt64?
+    var policy: OwnerPolicy
+    var pinnedBytes: UInt64 = 0
+    var ioas = Set<ObjectID>()
+    var hwpts = Set<ObjectID>()
+    var viommus = Set<ObjectID>()
+    var vdevices = Set<ObjectID>()
+    var devices = Set<String>()
+
+    init(name: String, identity: String, creatorUID: UInt32, quotaBytes: UInt64?, policy: OwnerPolicy) {
+        self.name = name
+        self.identity = identity
+        self.creatorUID = creatorUID
+        self.quotaBytes = quotaBytes
+        self.policy = policy
+    }
+}
+
+/// One mapping of an IOAS, keyed by its IOVA in the IOAS's index.
+struct MappingRecord {
+    enum Backing {
+        /// `IOMMU_IOAS_MAP_FILE` from the broker's dup of a memory file.
+        case file(MemoryFileTable.Key)
+        /// `IOMMU_IOAS_MAP` of the broker's own `mmap` of a memory file.
+        case mmap(MemoryFileTable.Key, address: UInt64)
+        /// `IOMMU_IOAS_COPY` of another mapping's pages.
+        case copy
+    }
+    var length: UInt64
+    var flags: MapFlags
+    var backing: Backing
+    /// Bytes counted against the owner's quota.
+    var charged: UInt64
+
+    var sourceName: String {
+        switch backing {
+        case .file: "file"
+        case .mmap: "mmap"
+        case .copy: "copy"
+        }
+    }
+}
+
+final class IOASRecord {
+    let id: ObjectID
+    let owner: String
+    var hugePages: Bool
+    var mappings = IOVAIndex<MappingRecord>()
+    var pinnedBytes: UInt64 = 0
+    var hwpts = Set<ObjectID>()
+    /// mdev-like devices attached to the IOAS itself.
+    var directDevices = Set<String>()
+    var dirtyEnabled = false
+
+    init(id: ObjectID, owner: String, hugePages: Bool) {
+        self.id = id
+        self.owner = owner
+        self.hugePages = hugePages
+    }
+}
+
+final class HWPTRecord {
+    let id: ObjectID
+    let owner: String
+    let ioas: ObjectID
+    let flags: HWPTAllocFlags
+    /// Created by the auto-domain or vIOMMU policy: destroyed when its last user leaves.
+    let auto: Bool
+    let iommuInstance: String?
+    var devices = Set<String>()
+    var viommus = Set<ObjectID>()
+    var tracking = false
+
+    init(id: ObjectID, owner: String, ioas: ObjectID, flags: HWPTAllocFlags, auto: Bool, iommuInstance: String?) {
+        self.id = id
+        self.owner = owner
+        self.ioas = ioas
+        self.flags = flags
+        self.auto = auto
+        self.iommuInstance = iommuInstance
+    }
+
+    var isUnused: Bool { devices.isEmpty && viommus.isEmpty }
+}
+
+final class DeviceRecord {
+    var descriptor: DeviceDescriptor
+    /// The owner holding the lease.
+    var owner: String?
+    var bound: BoundDevice?
+    var hwInfo: HWInfo?
+    var ioas: ObjectID?
+    /// The attached page table: an HWPT, or the IOAS for mdevs.
+    var pt: ObjectID?
+    var vdevices = Set<ObjectID>()
+
+    init(descriptor: DeviceDescriptor) { self.descriptor = descriptor }
+
+    var name: String { descriptor.name }
+    var dirtyCapable: Bool { hwInfo?.capabilities.contains(.dirtyTracking) ?? false }
+}
+
+final class VIOMMURecord {
+    let id: ObjectID
+    let owner: String
+    let ioas: ObjectID
+    let hwpt: ObjectID
+    let device: String
+    let iommuInstance: String?
+    var vdevices = Set<ObjectID>()
+
+    init(id: ObjectID, owner: String, ioas: ObjectID, hwpt: ObjectID, device: String, iommuInstance: String?) {
+        self.id = id
+        self.owner = owner
+        self.ioas = ioas
+        self.hwpt = hwpt
+        self.device = device
+        self.iommuInstance = iommuInstance
+    }
+}
+
+struct VDeviceRecord {
+    let id: ObjectID
+    let owner: String
+    let viommu: ObjectID
+    let device: String
+    let virtualID: UInt64
+}
+
+/// The nest-parent HWPT of one physical IOMMU instance in one IOAS.
+struct NestParentKey: Hashable {
+    var ioas: ObjectID
+    var iommuInstance: String
+}

@@ -1,0 +1,218 @@
+import IommufdCore
+
+/// HWPT allocation, dirty tracking, vIOMMU and vDevice, after hw_pagetable.c, io_pagetable.c
+/// and viommu.c.
+extension SimBackend {
+    private static let validHWPTFlags: HWPTAllocFlags = [.nestParent, .dirtyTracking, .faultIDValid, .pasid]
+
+    /// `iommufd_hwpt_alloc`: a paging HWPT from an IOAS. Not attached to anything yet.
+    public func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags) throws -> ObjectID {
+        try locked("IOMMU_HWPT_ALLOC") {
+            // iommufd_get_device: an mdev-like device (an access) is not a device object.
+            let device = try physicalDevice(deviceID)
+            guard let iommu = device.iommu else { throw Errno.ENOENT }
+            // A pt_id that does not resolve is EINVAL here, not ENOENT.
+            guard let target = objects[ptID] else { throw Errno.EINVAL }
+            switch target {
+            case .ioas(let ioas):
+                return try allocPagingHWPT(device, iommu, ioasID: ptID, ioas, flags: flags)
+            case .hwpt:
+                // iommufd_hwpt_nested_alloc: nested domains need driver data (none here).
+                throw Errno.EOPNOTSUPP
+            case .viommu(let viommu):
+                if viommu.iommuName != iommu.name { throw Errno.EINVAL }
+                throw Errno.EOPNOTSUPP
+            default:
+                throw Errno.EINVAL
+            }
+        }
+    }
+
+    /// `iommufd_hwpt_paging_alloc` with immediate_attach = false.
+    private func allocPagingHWPT(
+        _ device: SimDevice, _ iommu: SimTopology.IOMMU, ioasID: ObjectID, _ ioas: SimIOAS, flags: HWPTAllocFlags
+    ) throws -> ObjectID {
+        if !flags.subtracting(Self.validHWPTFlags).isEmpty { throw Errno.EOPNOTSUPP }
+        if flags.contains(.dirtyTracking) && !device.dirtyCapable { throw Errno.EOPNOTSUPP }
+        if flags.contains(.faultIDValid) && flags.contains(.nestParent) { throw Errno.EOPNOTSUPP }
+        // The driver's domain_alloc_paging_flags refuses a nest parent it cannot nest.
+        if flags.contains(.nestParent) && !iommu.nesting { throw Errno.EOPNOTSUPP }
+        let id = try allocateID()
+        let hwpt = SimHWPT(ioas: ioasID, iommu: iommu, flags: flags, autoDomain: false)
+        try ioas.table.addDomain(hwpt: id, minPageSize: iommu.minPageSize, aperture: iommu.aperture)
+        if flags.contains(.faultIDValid) {
+            // iommufd_get_fault(fault_id = 0): this API has no fault object to name.
+            ioas.table.removeDomain(hwpt: id)
+            throw Errno.ENOENT
+        }
+        objects[id] = .hwpt(hwpt)
+        ioas.hwpts.append(id)
+        return id
+    }
+
+    // MARK: Dirty tracking
+
+    /// `iommufd_hwpt_set_dirty_tracking` → `iopt_set_dirty_tracking`: EOPNOTSUPP without dirty
+    /// ops; enabling clears the dirty bits first for a clean snapshot.
+    public func setDirtyTracking(hwpt hwptID: ObjectID, enabled: Bool) throws {
+        try locked("IOMMU_HWPT_SET_DIRTY_TRACKING") {
+            let hwpt = try hwpt(hwptID)
+            if !hwpt.hasDirtyOps { throw Errno.EOPNOTSUPP }
+            if enabled { hwpt.dirty.removeAll() }
+            hwpt.dirtyTrackingEnabled = enabled
+        }
+    }
+
+    /// `iommufd_hwpt_get_dirty_bitmap` → `iopt_read_and_clear_dirty_data`. Bits are OR-ed into
+    /// `bitmap` (the kernel only sets bits; the caller zeroes it). Like the kernel, reporting
+    /// walks the contiguous areas from `iova` and stops silently at the first hole.
+    public func readDirtyBitmap(
+        hwpt hwptID: ObjectID, iova: UInt64, length: UInt64, pageSize bitmapPageSize: UInt64, clear: Bool,
+        into bitmap: UnsafeMutableRawBufferPointer
+    ) throws {
+        try locked("IOMMU_HWPT_GET_DIRTY_BITMAP") {
+            let hwpt = try hwpt(hwptID)
+            let table = try ioas(hwpt.ioas).table
+            let last = try checkDirtyRange(table, iova: iova, length: length, pageSize: bitmapPageSize)
+            if !hwpt.hasDirtyOps { throw Errno.EOPNOTSUPP }
+
+            // iova_bitmap_alloc: pgshift = __ffs(page_size).
+            let shift = UInt64(bitmapPageSize.trailingZeroBitCount)
+            let bitCount = ((last - iova) >> shift) + 1
+            if UInt64(bitmap.count) < (bitCount + 63) / 64 * 8 {
+                throw IommuError(
+                    .EFAULT, "IOMMU_HWPT_GET_DIRTY_BITMAP",
+                    detail: "bitmap of \(bitmap.count) bytes cannot hold \(bitCount) bits")
+            }
+            let covered = contiguousCoverage(table, from: iova, to: last)
+            guard let coveredLast = covered else { return }
+            var cleared: [UInt64] = []
+            for (start, size) in hwpt.dirty {
+                let unitLast = start + size - 1
+                let lo = max(start, iova)
+                let hi = min(unitLast, coveredLast)
+                if lo > hi { continue }
+                var bit = (lo - iova) >> shift
+                let lastBit = (hi - iova) >> shift
+                while bit <= lastBit {
+                    let byte = Int(bit / 8)
+                    bitmap[byte] |= UInt8(1) << UInt8(bit % 8)
+                    bit += 1
+                }
+                cleared.append(start)
+            }
+            if clear { for start in cleared { hwpt.dirty[start] = nil } }
+        }
+    }
+
+    /// `iommufd_check_iova_range`. Returns the last IOVA.
+    private func checkDirtyRange(_ table: IOPageTable, iova: UInt64, length: UInt64, pageSize: UInt64) throws -> UInt64 {
+        if length == 0 { throw Errno.EINVAL }
+        let (last, overflow) = iova.addingReportingOverflow(length - 1)
+        if overflow { throw Errno.EOVERFLOW }
+        let alignmentMask = table.iovaAlignment - 1
+        if iova & alignmentMask != 0 || (last &+ 1) & alignmentMask != 0 { throw Errno.EINVAL }
+        if pageSize == 0 { throw Errno.EINVAL }
+        if iova & (pageSize - 1) != 0 || (last &+ 1) & (pageSize - 1) != 0 { throw Errno.EINVAL }
+        return last
+    }
+
+    /// The end of the run of back-to-back areas that starts at `start` (capped at `last`), as
+    /// `iopt_for_each_contig_area` walks it; nil when nothing is mapped at `start`.
+    private func contiguousCoverage(_ table: IOPageTable, from start: UInt64, to last: UInt64) -> UInt64? {
+        guard var area = table.area(containing: start) else { return nil }
+        while area.last < last {
+            guard let next = table.area(containing: area.last + 1) else { return area.last }
+            area = next
+        }
+        return last
+    }
+
+    /// Marks the IOPTEs behind [iova, last] dirty, as the IOMMU does on a DMA write. With huge
+    /// pages allowed, a mapping is held in the largest IOPTE that fits it (aligned IOVA and
+    /// source address), so one write dirties the whole huge page.
+    func markDirty(_ hwpt: SimHWPT, _ table: IOPageTable, iova: UInt64, last: UInt64) {
+        var address = iova
+        while address <= last {
+            guard let area = table.area(containing: address) else {
+                // Unmapped IOVA: no IOPTE to dirty; skip to the next base page.
+                let next = (address | (hwpt.iommu.minPageSize - 1)) &+ 1
+                if next == 0 || next <= address { return }
+                address = next
+                continue
+            }
+            let size = ioptSize(hwpt, table, area, at: address)
+            let start = address & ~(size - 1)
+            hwpt.dirty[start] = size
+            let next = start &+ size
+            if next == 0 { return }
+            address = next
+        }
+    }
+
+    private func ioptSize(_ hwpt: SimHWPT, _ table: IOPageTable, _ area: SimArea, at address: UInt64) -> UInt64 {
+        let base = hwpt.iommu.minPageSize
+        // batch_iommu_map_small: without large pages every IOPTE is a base page.
+        guard !table.disableLargePages else { return base }
+        for size in hwpt.iommu.pageSizes.sorted(by: >) where size > base {
+            let start = address & ~(size - 1)
+            let (end, overflow) = start.addingReportingOverflow(size - 1)
+            if overflow || start < area.iova || end > area.last { continue }
+            if area.pages.sourceAddress(at: area.pagesOffset + (start - area.iova)) % size != 0 { continue }
+            return size
+        }
+        return base
+    }
+
+    /// `IOMMU_TEST_OP_DIRTY` (`iommufd_test_dirty`).
+    public func simulateDeviceWrite(hwpt hwptID: ObjectID, iova: UInt64, length: UInt64, pageSize writePageSize: UInt64) throws {
+        try locked("IOMMU_TEST_OP_DIRTY") {
+            if writePageSize == 0 || length == 0 || iova % writePageSize != 0 || length % writePageSize != 0 {
+                throw Errno.EINVAL
+            }
+            if length / writePageSize > (16 << 20) * 8 { throw Errno.EOVERFLOW }
+            let hwpt = try hwpt(hwptID)
+            if !hwpt.dirtyTrackingEnabled { throw Errno.EINVAL }
+            let table = try ioas(hwpt.ioas).table
+            markDirty(hwpt, table, iova: iova, last: iova &+ (length - 1))
+        }
+    }
+
+    // MARK: vIOMMU and vDevice
+
+    /// `iommufd_viommu_alloc_ioctl`.
+    public func allocVIOMMU(deviceID: ObjectID, hwpt hwptID: ObjectID, type: UInt32) throws -> ObjectID {
+        try locked("IOMMU_VIOMMU_ALLOC") {
+            if type == VIOMMUType.default { throw Errno.EOPNOTSUPP }
+            let device = try physicalDevice(deviceID)
+            // No viommu ops, or get_viommu_size() == 0 for this type.
+            guard let iommu = device.iommu, iommu.nesting, iommu.viommuTypes.contains(type) else {
+                throw Errno.EOPNOTSUPP
+            }
+            let parent = try hwpt(hwptID)
+            if !parent.isNestParent { throw Errno.EINVAL }
+            // The driver's viommu_init refuses a parent domain of another IOMMU instance.
+            if parent.iommu.name != iommu.name { throw Errno.EINVAL }
+            let id = try allocateID()
+            objects[id] = .viommu(SimVIOMMU(hwpt: hwptID, iommuName: iommu.name, type: type))
+            parent.viommuUsers += 1
+            return id
+        }
+    }
+
+    /// `iommufd_vdevice_alloc_ioctl`: one vDevice per device, one device per virtual ID.
+    public func allocVDevice(viommu viommuID: ObjectID, deviceID: ObjectID, virtualID: UInt64) throws -> ObjectID {
+        try locked("IOMMU_VDEVICE_ALLOC") {
+            let viommu = try viommu(viommuID)
+            let device = try physicalDevice(deviceID)
+            if device.iommu?.name != viommu.iommuName { throw Errno.EINVAL }
+            if device.vdevice != nil { throw Errno.EEXIST }
+            if viommu.vdevices[virtualID] != nil { throw Errno.EEXIST }
+            let id = try allocateID()
+            objects[id] = .vdevice(SimVDevice(viommu: viommuID, device: deviceID, virtualID: virtualID))
+            viommu.vdevices[virtualID] = id
+            device.vdevice = id
+            return id
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import IommufdCore
+
+/// IOAS ioctls, after drivers/iommu/iommufd/ioas.c.
+extension SimBackend {
+    private static let knownMapFlags: MapFlags = [.fixedIOVA, .readable, .writeable]
+
+    public func allocIOAS() throws -> ObjectID {
+        try locked("IOMMU_IOAS_ALLOC") {
+            let id = try allocateID()
+            objects[id] = .ioas(SimIOAS(table: IOPageTable(pageSize: pageSize, hugePageSize: hugePageSize)))
+            return id
+        }
+    }
+
+    /// `iommufd_ioas_map` / `iommufd_ioas_map_file`, in their order of checks.
+    public func map(ioas ioasID: ObjectID, source: MemorySource, length: UInt64, iova: UInt64, flags: MapFlags) throws -> UInt64 {
+        let operation: String
+        if case .file = source { operation = "IOMMU_IOAS_MAP_FILE" } else { operation = "IOMMU_IOAS_MAP" }
+        return try locked(operation) {
+            if !flags.subtracting(Self.knownMapFlags).isEmpty { throw Errno.EOPNOTSUPP }
+            if iova >= UInt64.max || length >= UInt64.max { throw Errno.EOVERFLOW }
+            if flags.intersection([.readable, .writeable]).isEmpty { throw Errno.EINVAL }
+            let ioas = try ioas(ioasID)
+            let pages: SimPages
+            switch source {
+            case .userAddress(let address):
+                // iopt_alloc_user_pages / iopt_alloc_pages
+                if address.addingReportingOverflow(length).overflow { throw Errno.EOVERFLOW }
+                if length == 0 || length > UInt64.max - pageSize { throw Errno.EINVAL }
+                pages = SimPages(backing: .user(address: address), writable: flags.contains(.writeable))
+            case .file(let fd, let offset):
+                // iopt_map_file_pages
+                if length == 0 { throw Errno.EINVAL }
+                if offset.addingReportingOverflow(length - 1).overflow { throw Errno.EOVERFLOW }
+                let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+                if copy < 0 { throw Errno.EBADF }
+                pages = SimPages(backing: .file(fd: copy, offset: offset), writable: flags.contains(.writeable))
+            }
+            return try ioas.table.insert(
+                slices: [(pages, 0, length)], totalLength: length,
+                fixedIOVA: flags.contains(.fixedIOVA) ? iova : nil,
+                readable: flags.contains(.readable), writeable: flags.contains(.writeable))
+        }
+    }
+
+    /// `iommufd_ioas_unmap`: [0, UINT64_MAX] unmaps everything (and succeeds on an empty IOAS);
+    /// any other range that unmaps nothing is ENOENT.
+    public func unmap(ioas ioasID: ObjectID, iova: UInt64, length: UInt64) throws -> UInt64 {
+        try locked("IOMMU_IOAS_UNMAP") {
+            let ioas = try ioas(ioasID)
+            if iova == 0 && length == UInt64.max {
+                let result = ioas.table.unmap(start: 0, last: .max)
+                if let error = result.error { throw error }
+                return result.unmapped
+            }
+            if iova >= UInt64.max || length >= UInt64.max { throw Errno.EOVERFLOW }
+            // iopt_unmap_iova
+            if length == 0 { throw Errno.EINVAL }
+            let (last, overflow) = iova.addingReportingOverflow(length - 1)
+            if overflow { throw Errno.EOVERFLOW }
+            let result = ioas.table.unmap(start: iova, last: last)
+            if let error = result.error {
+                throw IommuError(
+                    error, "IOMMU_IOAS_UNMAP",
+                    detail: "range 0x\(String(iova, radix: 16))+0x\(String(length, radix: 16)) cuts a mapping"
+                        + (result.unmapped > 0 ? " (0x\(String(result.unmapped, radix: 16)) bytes before it were unmapped)" : ""))
+            }
+            if result.unmapped == 0 {
+                throw IommuError(.ENOENT, "IOMMU_IOAS_UNMAP", detail: "nothing is mapped in 0x\(String(iova, radix: 16))+0x\(String(length, radix: 16))")
+            }
+            return result.unmapped
+        }
+    }
+
+    /// `iommufd_ioas_copy`: the destination gets one area per source area the range spans.
+    public func copy(dst: ObjectID, src: ObjectID, srcIOVA: UInt64, length: UInt64, dstIOVA: UInt64, flags: MapFlags) throws -> UInt64 {
+        try locked("IOMMU_IOAS_COPY") {
+            if !flags.subtracting(Self.knownMapFlags).isEmpty { throw Errno.EOPNOTSUPP }
+            if length >= UInt64.max || srcIOVA >= UInt64.max || dstIOVA >= UInt64.max { throw Errno.EOVERFLOW }
+            if flags.intersection([.readable, .writeable]).isEmpty { throw Errno.EINVAL }
+            let source = try ioas(src)
+            let slices = try source.table.slices(iova: srcIOVA, length: length)
+            let destination = try ioas(dst)
+            return try destination.table.insert(
+                slices: slices, totalLength: length,
+                fixedIOVA: flags.contains(.fixedIOVA) ? dstIOVA : nil,
+                readable: flags.contains(.readable), writeable: flags.contains(.writeable))
+        }
+    }
+
+    /// `iommufd_ioas_iova_ranges`: EMSGSIZE (with the count) when `capacity` is too small.
+    public func iovaRanges(ioas ioasID: ObjectID, capacity: UInt32) throws -> IOVARanges {
+        try locked("IOMMU_IOAS_IOVA_RANGES") {
+            let table = try ioas(ioasID).table
+            let ranges = table.usableRanges
+            if ranges.count > Int(capacity) {
+                throw IommuError(
+                    .EMSGSIZE, "IOMMU_IOAS_IOVA_RANGES",
+                    detail: "\(ranges.count) ranges, room for \(capacity)", requiredCount: UInt32(ranges.count))
+            }
+            return IOVARanges(ranges: ranges, alignment: table.iovaAlignment)
+        }
+    }
+
+    public func allowIOVAs(ioas ioasID: ObjectID, ranges: [IOVARange]) throws {
+        try locked("IOMMU_IOAS_ALLOW_IOVAS") {
+            try ioas(ioasID).table.setAllowed(ranges)
+        }
+    }
+
+    // MARK: IommuTestHooks
+
+    /// `IOMMU_TEST_OP_ADD_RESERVED` (`iommufd_test_add_reserved`).
+    public func addReservedIOVA(ioas ioasID: ObjectID, range: IOVARange) throws {
+        try locked("IOMMU_TEST_OP_ADD_RESERVED") {
+            let ioas = try ioas(ioasID)
+            try ioas.table.reserve(range, owner: .test)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import IommufdCore
+
+/// `struct iommufd_ioas`.
+final class SimIOAS {
+    var table: IOPageTable
+    /// `ioas->hwpt_list`: HWPTs whose domain is in this IOAS, in creation order (the order
+    /// `iommufd_device_auto_get_domain` tries them in).
+    var hwpts: [ObjectID] = []
+    /// mdev-like devices (iommufd accesses) attached to this IOAS.
+    var accessDevices: Set<ObjectID> = []
+
+    init(table: IOPageTable) { self.table = table }
+}
+
+/// `struct iommufd_hwpt_paging`.
+final class SimHWPT {
+    let ioas: ObjectID
+    let iommu: SimTopology.IOMMU
+    let flags: HWPTAllocFlags
+    /// Created by attaching a device to an IOAS; freed when its last device leaves.
+    var autoDomain: Bool
+    var devices: Set<ObjectID> = []
+    /// vIOMMUs built on this nest parent (each holds a users reference).
+    var viommuUsers = 0
+    var dirtyTrackingEnabled = false
+    /// Dirty IOPTEs: start IOVA → IOPTE size.
+    var dirty: [UInt64: UInt64] = [:]
+
+    init(ioas: ObjectID, iommu: SimTopology.IOMMU, flags: HWPTAllocFlags, autoDomain: Bool) {
+        self.ioas = ioas
+        self.iommu = iommu
+        self.flags = flags
+        self.autoDomain = autoDomain
+    }
+
+    /// Whether the domain has dirty ops (`IOMMU_HWPT_ALLOC_DIRTY_TRACKING` at allocation).
+    var hasDirtyOps: Bool { flags.contains(.dirtyTracking) }
+    var isNestParent: Bool { flags.contains(.nestParent) }
+}
+
+/// A bound device: `struct iommufd_device` (behind an IOMMU) or, for an mdev-like device, the
+/// `struct iommufd_access` a VFIO emulated device binds as.
+final class SimDevice {
+    let descriptor: DeviceDescriptor
+    /// nil for mdev-like devices.
+    let iommu: SimTopology.IOMMU?
+    let dirtyCapable: Bool
+    /// The HWPT (or, for an access, the IOAS) it is attached to.
+    var attached: ObjectID?
+    /// `idev->vdev`.
+    var vdevice: ObjectID?
+
+    init(descriptor: DeviceDescriptor, iommu: SimTopology.IOMMU?, dirtyCapable: Bool) {
+        self.descriptor = descriptor
+        self.iommu = iommu
+        self.dirtyCapable = dirtyCapable
+    }
+
+    /// An mdev-like device is an iommufd access, not an `IOMMUFD_OBJ_DEVICE`.
+    var isAccess: Bool { iommu == nil }
+}
+
+/// `struct iommufd_viommu`.
+final class SimVIOMMU {
+    let hwpt: ObjectID
+    let iommuName: String
+    let type: UInt32
+    /// `viommu->vdevs`: virtual ID → vDevice.
+    var vdevices: [UInt64: ObjectID] = [:]
+
+    init(hwpt: ObjectID, iommuName: String, type: UInt32) {
+        self.hwpt = hwpt
+        self.iommuName = iommuName
+        self.type = type
+    }
+}
+
+/// `struct iommufd_vdevice`.
+final class SimVDevice {
+    let viommu: ObjectID
+    let device: ObjectID
+    let virtualID: UInt64
+
+    init(viommu: ObjectID, device: ObjectID, virtualID: UInt64) {
+        self.viommu = viommu
+        self.device = device
+        self.virtualID = virtualID
+    }
+}
+
+/// An entry of the iommufd's object xarray.
+enum SimObject {
+    case ioas(SimIOAS)
+    case hwpt(SimHWPT)
+    case device(SimDevice)
+    case viommu(SimVIOMMU)
+    case vdevice(SimVDevice)
+    /// `XA_ZERO_ENTRY` left by `iommufd_object_tombstone_user`: the ID stays taken, every
+    /// lookup answers ENOENT.
+    case tombstone
+}

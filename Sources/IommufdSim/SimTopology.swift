@@ -1,0 +1,184 @@
+import IommufdCore
+
+/// The simulated hardware behind a `SimBackend`: physical IOMMU instances and the devices behind
+/// them. The daemon's config file supplies one; `SimTopology.default` is the built-in demo.
+public struct SimTopology: Codable, Sendable, Hashable {
+    /// A simulated physical IOMMU instance (what `dmar0` / `smmu3.0x...` is on real hardware).
+    public struct IOMMU: Codable, Sendable, Hashable {
+        public var name: String
+        /// Whether domains of this IOMMU can track dirty IOPTEs (`IOMMU_CAP_DIRTY_TRACKING`).
+        public var dirtyTracking: Bool
+        /// Whether it can allocate nest-parent HWPTs and vIOMMUs.
+        public var nesting: Bool
+        /// Supported IOPTE sizes in bytes (the domain's `pgsize_bitmap`); each a power of two.
+        public var pageSizes: [UInt64]
+        /// The IOVA window a domain of this IOMMU can translate (`domain->geometry`).
+        public var aperture: IOVARange
+        /// Reserved regions every device behind it brings into an IOAS it attaches to
+        /// (`iommu_get_resv_regions`), e.g. the x86 MSI window 0xfee00000-0xfeefffff.
+        public var reservedRanges: [IOVARange]
+        /// `enum iommu_hw_info_type` reported by `IOMMU_GET_HW_INFO`.
+        public var hwInfoType: UInt32
+        /// `enum iommu_viommu_type` values `IOMMU_VIOMMU_ALLOC` accepts (only when `nesting`).
+        public var viommuTypes: [UInt32]
+
+        public init(
+            name: String, dirtyTracking: Bool, nesting: Bool,
+            pageSizes: [UInt64] = [4096, 2 << 20, 1 << 30],
+            aperture: IOVARange = IOVARange(start: 0, last: (1 << 48) - 1),
+            reservedRanges: [IOVARange] = [SimTopology.x86MSIWindow],
+            hwInfoType: UInt32 = HWInfoType.intelVTd,
+            viommuTypes: [UInt32] = [VIOMMUType.selftest]
+        ) {
+            self.name = name
+            self.dirtyTracking = dirtyTracking
+            self.nesting = nesting
+            self.pageSizes = pageSizes
+            self.aperture = aperture
+            self.reservedRanges = reservedRanges
+            self.hwInfoType = hwInfoType
+            self.viommuTypes = viommuTypes
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name
+            case dirtyTracking = "dirty_tracking"
+            case nesting
+            case pageSizes = "page_sizes"
+            case aperture
+            case reservedRanges = "reserved_ranges"
+            case hwInfoType = "hw_info_type"
+            case viommuTypes = "viommu_types"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = IOMMU(name: "", dirtyTracking: false, nesting: false)
+            name = try c.decode(String.self, forKey: .name)
+            dirtyTracking = try c.decodeIfPresent(Bool.self, forKey: .dirtyTracking) ?? false
+            nesting = try c.decodeIfPresent(Bool.self, forKey: .nesting) ?? false
+            pageSizes = try c.decodeIfPresent([UInt64].self, forKey: .pageSizes) ?? defaults.pageSizes
+            aperture = try c.decodeIfPresent(IOVARange.self, forKey: .aperture) ?? defaults.aperture
+            reservedRanges = try c.decodeIfPresent([IOVARange].self, forKey: .reservedRanges) ?? defaults.reservedRanges
+            hwInfoType = try c.decodeIfPresent(UInt32.self, forKey: .hwInfoType) ?? defaults.hwInfoType
+            viommuTypes = try c.decodeIfPresent([UInt32].self, forKey: .viommuTypes) ?? defaults.viommuTypes
+        }
+
+        /// The smallest IOPTE size: the IOVA alignment a domain of this IOMMU imposes on an IOAS.
+        public var minPageSize: UInt64 { pageSizes.min() ?? 4096 }
+    }
+
+    /// A simulated device. `iommu == nil` makes it mdev-like: no HWPT, DMA through an access.
+    public struct Device: Codable, Sendable, Hashable {
+        public var name: String
+        public var iommu: String?
+        public var pciAddress: String?
+        /// Overrides the IOMMU's dirty-tracking capability for this device (a device whose
+        /// IOMMU can track dirty pages but that cannot, like `MOCK_FLAGS_DEVICE_NO_DIRTY`).
+        public var dirtyTracking: Bool?
+
+        public init(name: String, iommu: String?, pciAddress: String? = nil, dirtyTracking: Bool? = nil) {
+            self.name = name
+            self.iommu = iommu
+            self.pciAddress = pciAddress
+            self.dirtyTracking = dirtyTracking
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, iommu
+            case pciAddress = "pci_address"
+            case dirtyTracking = "dirty_tracking"
+        }
+    }
+
+    public var iommus: [IOMMU]
+    public var devices: [Device]
+
+    public init(iommus: [IOMMU], devices: [Device]) {
+        self.iommus = iommus
+        self.devices = devices
+    }
+
+    /// The x86 interrupt (MSI) window every Intel/AMD IOMMU reserves.
+    public static let x86MSIWindow = IOVARange(start: 0xfee0_0000, last: 0xfeef_ffff)
+
+    /// Two IOMMU instances (one dirty-capable with nesting, one without either), two PCI
+    /// devices on the first (the second cannot track dirty pages), one on the second, and one
+    /// mdev-like device.
+    public static let `default` = SimTopology(
+        iommus: [
+            IOMMU(name: "dmar0", dirtyTracking: true, nesting: true),
+            IOMMU(
+                name: "dmar1", dirtyTracking: false, nesting: false,
+                pageSizes: [4096, 2 << 20], aperture: IOVARange(start: 0, last: (1 << 39) - 1)),
+        ],
+        devices: [
+            Device(name: "sim0", iommu: "dmar0", pciAddress: "0000:00:02.0"),
+            Device(name: "sim1", iommu: "dmar0", pciAddress: "0000:00:03.0", dirtyTracking: false),
+            Device(name: "sim2", iommu: "dmar1", pciAddress: "0000:00:04.0"),
+            Device(name: "mdev0", iommu: nil),
+        ])
+
+    /// Checks names, references and sizes; throws the first problem found.
+    public func validate() throws(SimTopologyError) {
+        var iommuNames = Set<String>()
+        for iommu in iommus {
+            if iommu.name.isEmpty { throw .emptyName }
+            if !iommuNames.insert(iommu.name).inserted { throw .duplicateIOMMU(iommu.name) }
+            if iommu.pageSizes.isEmpty { throw .noPageSizes(iommu: iommu.name) }
+            for size in iommu.pageSizes where size == 0 || size & (size - 1) != 0 {
+                throw .invalidPageSize(iommu: iommu.name, size: size)
+            }
+            if iommu.aperture.start > iommu.aperture.last { throw .invalidRange(iommu: iommu.name, iommu.aperture) }
+            for range in iommu.reservedRanges where range.start > range.last {
+                throw .invalidRange(iommu: iommu.name, range)
+            }
+        }
+        var deviceNames = Set<String>()
+        for device in devices {
+            if device.name.isEmpty { throw .emptyName }
+            if !deviceNames.insert(device.name).inserted { throw .duplicateDevice(device.name) }
+            if let name = device.iommu, !iommuNames.contains(name) {
+                throw .unknownIOMMU(device: device.name, iommu: name)
+            }
+            if device.iommu == nil, device.dirtyTracking == true {
+                throw .mdevCannotTrackDirty(device: device.name)
+            }
+        }
+    }
+
+    func iommu(named name: String) -> IOMMU? { iommus.first { $0.name == name } }
+}
+
+/// Why a `SimTopology` was rejected.
+public enum SimTopologyError: Error, Hashable, Sendable, CustomStringConvertible {
+    case emptyName
+    case duplicateIOMMU(String)
+    case duplicateDevice(String)
+    case unknownIOMMU(device: String, iommu: String)
+    case noPageSizes(iommu: String)
+    case invalidPageSize(iommu: String, size: UInt64)
+    case invalidRange(iommu: String, IOVARange)
+    case mdevCannotTrackDirty(device: String)
+
+    public var description: String {
+        switch self {
+        case .emptyName:
+            "simulated topology: an IOMMU or device has an empty name; give every entry a unique name"
+        case .duplicateIOMMU(let name):
+            "simulated topology: IOMMU \"\(name)\" is declared twice; IOMMU names must be unique"
+        case .duplicateDevice(let name):
+            "simulated topology: device \"\(name)\" is declared twice; device names must be unique"
+        case .unknownIOMMU(let device, let iommu):
+            "simulated topology: device \"\(device)\" refers to IOMMU \"\(iommu)\", which is not declared; declare it or fix the name"
+        case .noPageSizes(let iommu):
+            "simulated topology: IOMMU \"\(iommu)\" has no page sizes; list at least one (e.g. 4096)"
+        case .invalidPageSize(let iommu, let size):
+            "simulated topology: IOMMU \"\(iommu)\" page size \(size) is not a power of two"
+        case .invalidRange(let iommu, let range):
+            "simulated topology: IOMMU \"\(iommu)\" range \(range) has start > last"
+        case .mdevCannotTrackDirty(let device):
+            "simulated topology: device \"\(device)\" has no IOMMU (mdev-like) and cannot track dirty pages; drop dirty_tracking or give it an IOMMU"
+        }
+    }
+}
