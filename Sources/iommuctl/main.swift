@@ -1,1 +1,8 @@
-print("iommuctl: not yet wired")
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import IommuctlKit
+
+exit(IommuCtl.run(arguments: Array(CommandLine.arguments.dropFirst())))
