@@ -1,5 +1,5 @@
-/// An aligned text table: a header row in capitals, columns separated by two spaces, numbers
-/// right-aligned. Cells are plain strings; an empty cell prints `-`.
+/// An aligned text table: a header row in capitals, columns separated by two spaces, number
+/// columns (header included) right-aligned. Cells are plain strings; an empty cell prints `-`.
 public struct Table: Sendable {
     public enum Alignment: Sendable { case left, right }
 
@@ -34,12 +34,12 @@ public struct Table: Sendable {
         let widths = columns.indices.map { i in
             rows.reduce(columns[i].title.count) { max($0, $1[i].count) }
         }
-        func line(_ cells: [String], header: Bool) -> String {
+        func line(_ cells: [String]) -> String {
             var out = ""
             for (i, cell) in cells.enumerated() {
                 let last = i == cells.count - 1
                 let aligned: String
-                if columns[i].alignment == .right && !header {
+                if columns[i].alignment == .right {
                     aligned = cell.leftPadded(to: widths[i])
                 } else {
                     aligned = last ? cell : cell.rightPadded(to: widths[i])
@@ -50,8 +50,8 @@ public struct Table: Sendable {
             while out.hasSuffix(" ") { out.removeLast() }
             return out
         }
-        var lines = [line(columns.map { $0.title.uppercased() }, header: true)]
-        for row in rows { lines.append(line(row, header: false)) }
+        var lines = [line(columns.map { $0.title.uppercased() })]
+        for row in rows { lines.append(line(row)) }
         return lines.joined(separator: "\n")
     }
 }
