@@ -128,7 +128,7 @@ struct DeviceAttach: DaemonCommand {
         discussion: """
             With --ioas, the daemon's auto-domain policy picks the page table: a compatible \
             HWPT of that IOAS if there is one, else a new HWPT (with dirty tracking per \
-            --dirty), else — for mdev-like devices without an IOMMU — the IOAS itself. An HWPT \
+            --dirty), else (for mdev-like devices without an IOMMU) the IOAS itself. An HWPT \
             the daemon creates goes away when its last device leaves.
 
             Examples:

@@ -101,7 +101,7 @@ struct DirtyRead: DaemonCommand {
 
             Examples:
               $ iommuctl dirty read 1 --iova 0 --length 1G
-              IOVA      LAST      PAGES  SIZE
+              IOVA      LAST      PAGES   SIZE
               0x0       0x1fff        2  8 KiB
               0x100000  0x100fff      1  4 KiB
               3 dirty pages (12 KiB) of 262144 (0.001%) in 0x0-0x3fffffff at 4 KiB pages, cleared

@@ -14,7 +14,7 @@ struct IOASCommand: ParsableCommand {
         commandName: "ioas",
         abstract: "Create IO address spaces and map memory into them.",
         discussion: """
-            An IOAS is a set of IOVA → memory mappings that devices' DMA goes through (via the \
+            An IOAS is a set of IOVA -> memory mappings that devices' DMA goes through (via the \
             HWPTs allocated from it). Mapping is object-based: you can only unmap whole \
             mappings, and unmapping a hole fails unless the owner tolerates it.
             """,
