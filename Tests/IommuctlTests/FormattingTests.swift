@@ -145,6 +145,18 @@ struct WordsTests {
         #expect(Words.feature("somethingNew") == "something new")
     }
 
+    @Test("daemon.info features in any of the shapes a daemon may send")
+    func featureShapes() throws {
+        let names: JSONValue = ["iommufd", "dirtyTracking"]
+        #expect(Status.featureWords(names).present == ["iommufd", "dirty tracking"])
+        let flags: JSONValue = ["viommu": true, "selftest": false]
+        #expect(Status.featureWords(flags).present == ["vIOMMU"])
+        #expect(Status.featureWords(flags).missing == ["selftest mocks"])
+        let objects: JSONValue = [["name": "ioasMapFile", "available": true], ["name": "hwQueue", "available": false]]
+        #expect(Status.featureWords(objects).present == ["map file"])
+        #expect(Status.featureWords(objects).missing == ["HW queue"])
+    }
+
     @Test("permissions, IOMMU types and counts")
     func misc() {
         #expect(Words.permissions(readable: true, writeable: false) == "r-")

@@ -77,11 +77,20 @@ struct Status: DaemonCommand {
         return head + "\n" + fields.render()
     }
 
-    /// `features` as the daemon sends it: a list of names, or an object name → bool.
+    /// `features` as the daemon sends it: a list of names or of `{name, available}` objects, or
+    /// an object name → bool.
     static func featureWords(_ features: JSONValue) -> (present: [String], missing: [String]) {
         switch features {
-        case .array(let names):
-            return (names.compactMap(\.stringValue).map(Words.feature), [])
+        case .array(let items):
+            // Names, or objects {"name": ..., "available"/"supported": bool}.
+            var present: [String] = [], missing: [String] = []
+            for item in items {
+                if let name = item.stringValue ?? item["name"]?.stringValue {
+                    let available = item["available"]?.boolValue ?? item["supported"]?.boolValue ?? true
+                    if available { present.append(Words.feature(name)) } else { missing.append(Words.feature(name)) }
+                }
+            }
+            return (present, missing)
         case .object(let flags):
             let keys = flags.keys.sorted()
             return (keys.filter { flags[$0]?.boolValue == true }.map(Words.feature),
