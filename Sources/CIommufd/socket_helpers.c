@@ -85,9 +85,10 @@ ssize_t ciommufd_recv_with_fds(int sock, void *buf, size_t len,
         }
     }
     if ((msg.msg_flags & MSG_CTRUNC) || overflow) {
+        /* The kernel fills the buffer up to max_fds unless installing an fd failed. */
+        *truncated = (count < max_fds && !overflow) ? CIOMMUFD_FDS_LOST : CIOMMUFD_FDS_TOO_MANY;
         for (unsigned int i = 0; i < count; i++) close(fds_out[i]);
         count = 0;
-        *truncated = 1;
     }
     *nfds_out = count;
     return n;

@@ -6,7 +6,6 @@ import Musl
 import Dispatch
 import IommufdCore
 import Logging
-import Synchronization
 
 /// One client connection. Handlers receive it in `RPCCall.connection`; keep it to push
 /// notifications (`events.subscribe`) until `RPCHandler.connectionClosed` says it is gone.
@@ -30,7 +29,14 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
     /// Stream offset of `inbound[0]`.
     private var streamBase = 0
     /// Fds waiting for their message, keyed by the stream offset where that message starts.
-    private var waitingFDs: [(lineStart: Int, fds: [Int32], overflow: Bool)] = []
+    private var waitingFDs: [(lineStart: Int, fds: [Int32], problem: FDProblem?)] = []
+
+    /// Why the fds of a message were dropped.
+    enum FDProblem {
+        case tooMany
+        /// The kernel could not install them here (the daemon's fd limit).
+        case lost
+    }
     private var readBuffer: UnsafeMutableRawBufferPointer
 
     private struct OutChunk {
@@ -57,7 +63,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
         var exemptFromIdleTimeout = false
     }
 
-    private let shared: Mutex<Shared>
+    private let shared: Locked<Shared>
 
     static let readChunk = 16 << 10
 
@@ -74,7 +80,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
         logger[metadataKey: "rpc.peer.pid"] = .stringConvertible(peer.pid)
         self.logger = logger
         readBuffer = .allocate(byteCount: Self.readChunk, alignment: 16)
-        shared = Mutex(Shared(lastActivity: DispatchTime.now().uptimeNanoseconds))
+        shared = Locked(Shared(lastActivity: DispatchTime.now().uptimeNanoseconds))
     }
 
     deinit {
@@ -132,8 +138,10 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
         }
     }
 
+    /// Reads until EAGAIN: a short read does not mean the socket is drained (the kernel stops
+    /// after a segment that carried fds), and the source may not fire again for what is left.
     private func readable() {
-        for _ in 0..<4 {
+        while true {
             if shared.withLock({ $0.closed || $0.closeAfterFlush != nil }) { return }
             switch SocketIO.receive(fd, into: readBuffer, maxFDs: limits.maxFileDescriptorsPerMessage) {
             case .failure(.EAGAIN):
@@ -161,17 +169,20 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                     $0.bytesReceived += UInt64(received.count)
                     $0.fileDescriptorsReceived += UInt64(received.fds.count)
                 }
-                ingest(count: received.count, fds: received.fds, truncated: received.fdsTruncated)
-                if received.count < readBuffer.count { return }
+                let problem: FDProblem? = received.fdsLost ? .lost : received.fdsTruncated ? .tooMany : nil
+                if problem == .lost {
+                    logger.error("could not receive file descriptors (process fd limit?); the request is refused")
+                }
+                ingest(count: received.count, fds: received.fds, problem: problem)
             }
         }
     }
 
     /// Appends one read to the buffer, attaches its fds, and handles every complete line.
-    private func ingest(count n: Int, fds: [Int32], truncated: Bool) {
+    private func ingest(count n: Int, fds: [Int32], problem: FDProblem?) {
         let chunk = UnsafeRawBufferPointer(rebasing: readBuffer[0..<n])
         let chunkStart = streamBase + inbound.count
-        if !fds.isEmpty || truncated {
+        if !fds.isEmpty || problem != nil {
             var lineStart: Int? = nil
             var p = n - 2
             while p >= 0 {
@@ -179,34 +190,35 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                 p -= 1
             }
             let start = lineStart ?? (inbound.count == consumed ? chunkStart : streamBase + consumed)
-            attach(fds, truncated: truncated, toLineAt: start)
+            attach(fds, problem: problem, toLineAt: start)
         }
         inbound.append(contentsOf: chunk)
         processLines()
     }
 
-    private func attach(_ fds: [Int32], truncated: Bool, toLineAt start: Int) {
+    private func attach(_ fds: [Int32], problem: FDProblem?, toLineAt start: Int) {
         let index = waitingFDs.firstIndex { $0.lineStart == start } ?? {
-            waitingFDs.append((start, [], false))
+            waitingFDs.append((start, [], nil))
             return waitingFDs.count - 1
         }()
-        if truncated || waitingFDs[index].overflow || waitingFDs[index].fds.count + fds.count > limits.maxFileDescriptorsPerMessage {
+        let tooMany = waitingFDs[index].fds.count + fds.count > limits.maxFileDescriptorsPerMessage
+        if let dropped = problem ?? waitingFDs[index].problem ?? (tooMany ? .tooMany : nil) {
             SocketIO.closeAll(fds)
             SocketIO.closeAll(waitingFDs[index].fds)
             waitingFDs[index].fds = []
-            waitingFDs[index].overflow = true
+            if waitingFDs[index].problem != .lost { waitingFDs[index].problem = dropped }
         } else {
             waitingFDs[index].fds += fds
         }
     }
 
-    private func takeFDs(forLineAt start: Int) -> (fds: [Int32], overflow: Bool) {
+    private func takeFDs(forLineAt start: Int) -> (fds: [Int32], problem: FDProblem?) {
         var fds: [Int32] = []
-        var overflow = false
+        var problem: FDProblem? = nil
         waitingFDs.removeAll { entry in
             if entry.lineStart == start {
                 fds = entry.fds
-                overflow = entry.overflow
+                problem = entry.problem
                 return true
             }
             if entry.lineStart < start {
@@ -215,7 +227,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
             }
             return false
         }
-        return (fds, overflow)
+        return (fds, problem)
     }
 
     private func processLines() {
@@ -236,11 +248,11 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
             }
             consumed = newline + 1
             scanned = consumed
-            let (fds, overflow) = takeFDs(forLineAt: streamBase + lineStart)
+            let (fds, problem) = takeFDs(forLineAt: streamBase + lineStart)
             inbound.withUnsafeBytes { raw in
                 var end = newline
                 if end > lineStart, raw[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-                handleLine(UnsafeRawBufferPointer(rebasing: raw[lineStart..<end]), fds: fds, fdOverflow: overflow)
+                handleLine(UnsafeRawBufferPointer(rebasing: raw[lineStart..<end]), fds: fds, fdProblem: problem)
             }
             if shared.withLock({ $0.closed }) { return }
         }
@@ -278,7 +290,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
 
     // MARK: - Dispatching
 
-    private func handleLine(_ line: UnsafeRawBufferPointer, fds: [Int32], fdOverflow: Bool) {
+    private func handleLine(_ line: UnsafeRawBufferPointer, fds: [Int32], fdProblem: FDProblem?) {
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
             SocketIO.closeAll(fds)
             return
@@ -302,16 +314,25 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
             return
         }
 
-        let tooManyFDs = RPCError.invalidRequest(
-            "more than \(limits.maxFileDescriptorsPerMessage) file descriptors with one message; all of them were closed",
-            name: RPCError.Name.tooManyFileDescriptors, fields: ["limit": .int(Int64(limits.maxFileDescriptorsPerMessage))])
+        let fdError: RPCError? = fdProblem.map {
+            switch $0 {
+            case .tooMany:
+                return .invalidRequest(
+                    "more than \(limits.maxFileDescriptorsPerMessage) file descriptors with one message; all of them were closed",
+                    name: RPCError.Name.tooManyFileDescriptors, fields: ["limit": .int(Int64(limits.maxFileDescriptorsPerMessage))])
+            case .lost:
+                return .domain(RPCError.Name.fileDescriptorsLost,
+                               "the daemon could not receive the file descriptors sent with this message (its open-file limit is reached); none were kept, retry later",
+                               errno: .EMFILE)
+            }
+        }
 
         guard case .array(let members) = value else {
-            if fdOverflow {
+            if let fdError {
                 switch RPCRequest.validate(value) {
                 case .success(let request):
-                    logger.warning("too many file descriptors with a message", metadata: ["rpc.method": .string(request.method)])
-                    if let id = request.id { respond(id: id, .failure(tooManyFDs)) }
+                    logger.warning("file descriptors of a message dropped", metadata: ["rpc.method": .string(request.method)])
+                    if let id = request.id { respond(id: id, .failure(fdError)) }
                 case .failure(let failure):
                     respond(id: failure.id, .failure(failure.error))
                 }
@@ -332,8 +353,8 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
             respond(id: .null, .failure(.invalidRequest("batch of \(members.count) requests; at most \(limits.maxBatchSize) are allowed")))
             return
         }
-        if fdOverflow {
-            respond(id: .null, .failure(tooManyFDs))
+        if let fdError {
+            respond(id: .null, .failure(fdError))
             return
         }
         var out: [UInt8] = [UInt8(ascii: "[")]
@@ -598,11 +619,13 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
     func checkTimeouts(now: UInt64) {
         let verdict = shared.withLock { s -> String? in
             guard !s.closed, !s.busy else { return nil }
-            if let since = s.partialSince, now &- since > limits.partialMessageTimeout.nanoseconds {
+            // `now` was read before the lock: activity may be newer than it (no wrap-around).
+            if let since = s.partialSince, now > since, now - since > limits.partialMessageTimeout.nanoseconds {
                 return "partial_timeout"
             }
             if let idle = limits.idleTimeout, !s.exemptFromIdleTimeout, s.partialSince == nil,
-               s.outputHead == s.output.count, s.closeAfterFlush == nil, now &- s.lastActivity > idle.nanoseconds {
+               s.outputHead == s.output.count, s.closeAfterFlush == nil, now > s.lastActivity,
+               now - s.lastActivity > idle.nanoseconds {
                 return "idle_timeout"
             }
             return nil

@@ -99,6 +99,7 @@ extension RPCError {
     public enum Name {
         public static let messageTooLarge = "iommufdd.MessageTooLarge"
         public static let tooManyFileDescriptors = "iommufdd.TooManyFileDescriptors"
+        public static let fileDescriptorsLost = "iommufdd.FileDescriptorsLost"
         public static let tooManyClients = "iommufdd.TooManyClients"
         public static let fileDescriptorsInBatch = "iommufdd.FileDescriptorsInBatch"
         public static let kernel = "iommufdd.Kernel"

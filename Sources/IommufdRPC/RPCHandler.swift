@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Synchronization
 
 /// Who is on the other end of a connection: `SO_PEERCRED`, taken once at accept time.
 public struct RPCPeer: Sendable, Hashable, CustomStringConvertible {
@@ -25,9 +24,9 @@ public struct RPCPeer: Sendable, Hashable, CustomStringConvertible {
 /// A handler takes the ones it uses; ownership passes to it. Whatever is not taken is closed by
 /// the server when the message has been handled (for a batch: after its last member).
 public final class RPCFileDescriptors: Sendable {
-    private let slots: Mutex<[Int32?]>
+    private let slots: Locked<[Int32?]>
 
-    init(_ fds: [Int32]) { slots = Mutex(fds.map { Optional($0) }) }
+    init(_ fds: [Int32]) { slots = Locked(fds.map { Optional($0) }) }
 
     /// How many fds came with the message.
     public var count: Int { slots.withLock { $0.count } }
@@ -164,7 +163,7 @@ extension RPCHandler {
 public final class RPCRouter: RPCHandler, Sendable {
     public typealias Method = @Sendable (RPCCall) throws -> RPCResult
 
-    private let methods: Mutex<[String: Method]> = Mutex([:])
+    private let methods: Locked<[String: Method]> = Locked([:])
     private let admission: (@Sendable (RPCPeer) -> RPCError?)?
     private let onClose: (@Sendable (RPCConnection) -> Void)?
 

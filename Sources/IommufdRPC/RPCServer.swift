@@ -6,7 +6,6 @@ import Musl
 import Dispatch
 import IommufdCore
 import Logging
-import Synchronization
 import CIommufd
 
 /// Where the server listens.
@@ -58,8 +57,8 @@ public final class RPCServer: @unchecked Sendable {
         var sweeper: Unchecked<DispatchSourceTimer>?
     }
 
-    private let state = Mutex(State())
-    private let counters = Mutex(RPCMetrics())
+    private let state = Locked(State())
+    private let counters = Locked(RPCMetrics())
 
     /// Creates (or adopts) the listening socket. Nothing is accepted before `start()`.
     public init(listen: RPCListenAddress, limits: RPCLimits = RPCLimits(), logger: Logger, handler: any RPCHandler) throws(RPCTransportError) {

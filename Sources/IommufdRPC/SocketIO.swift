@@ -14,6 +14,8 @@ enum SocketIO {
         var fds: [Int32]
         /// The peer sent more fds than fit: every one of them was closed.
         var fdsTruncated: Bool
+        /// The fds could not all be received (the process's fd limit): every one was closed.
+        var fdsLost: Bool
     }
 
     static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, fds: [Int32]) -> Result<Int, Errno> {
@@ -33,7 +35,8 @@ enum SocketIO {
                 ciommufd_recv_with_fds(fd, buffer.baseAddress, buffer.count, fdBuffer.baseAddress, UInt32(capacity), &count, &truncated, 0)
             }
             return result.map { n in
-                Received(count: n, fds: Array(fdBuffer.prefix(Int(count))), fdsTruncated: truncated != 0)
+                Received(count: n, fds: Array(fdBuffer.prefix(Int(count))), fdsTruncated: truncated != 0,
+                         fdsLost: truncated == CIOMMUFD_FDS_LOST)
             }
         }
     }

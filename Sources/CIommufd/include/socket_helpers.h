@@ -23,9 +23,12 @@ ssize_t ciommufd_send_with_fds(int sock, const void *buf, size_t len,
 /* recvmsg(2) into `buf` with MSG_CMSG_CLOEXEC added to `flags`, and a control buffer sized for
  * `max_fds` fds (clamped to CIOMMUFD_SCM_MAX_FDS). The fds received are stored in `fds_out`
  * (room for `max_fds`) and counted in `*nfds_out`. If the kernel truncated the control data
- * (MSG_CTRUNC: the peer sent more fds than fit), every fd that did arrive is closed,
- * `*nfds_out` is 0 and `*truncated` is 1. Returns the bytes read (0 at end of stream), or -1
- * with errno. */
+ * (MSG_CTRUNC), every fd that did arrive is closed, `*nfds_out` is 0, and `*truncated` says
+ * why: CIOMMUFD_FDS_TOO_MANY (the peer sent more than `max_fds`) or CIOMMUFD_FDS_LOST (fewer
+ * arrived than fit: the kernel could not install them, typically EMFILE). Otherwise
+ * `*truncated` is 0. Returns the bytes read (0 at end of stream), or -1 with errno. */
+#define CIOMMUFD_FDS_TOO_MANY 1
+#define CIOMMUFD_FDS_LOST 2
 ssize_t ciommufd_recv_with_fds(int sock, void *buf, size_t len,
                                int *fds_out, unsigned int max_fds,
                                unsigned int *nfds_out, int *truncated, int flags);
