@@ -214,6 +214,9 @@ extension Broker {
             if policy == .required && !hwpt.flags.contains(.dirtyTracking) {
                 throw BrokerError(.policyRefused, "dirty policy 'required' but HWPT \(hwpt.id) was allocated without dirty tracking; name an HWPT allocated with dirty_tracking, or attach to the IOAS")
             }
+            if ioas.dirtyEnabled && !hwpt.tracking {
+                throw BrokerError(.policyRefused, "IOAS \(ioas.id) is being dirty-tracked and HWPT \(hwpt.id) is not tracking, so DMA of device '\(dev.name)' would go unseen; attach to a tracking HWPT, or stop dirty tracking first")
+            }
             if previous == hwpt.id { return result(dev, ioas: ioas, pt: hwpt.id, created: false, previous: previous, destroyed: []) }
             _ = try kcall("\(verb) device '\(dev.name)' to HWPT \(hwpt.id)") { try link(dev, hwpt.id, replacing: replacing) }
             chosen = hwpt.id
@@ -274,11 +277,21 @@ extension Broker {
             }
             wantDirty = true
         }
+        if ioas.dirtyEnabled && !wantDirty {
+            throw BrokerError(.policyRefused, "IOAS \(ioas.id) is being dirty-tracked and device '\(dev.name)' would get an HWPT without dirty tracking (policy '\(policy.rawValue)'\(dev.dirtyCapable ? "" : ", its IOMMU cannot track")), so its DMA would go unseen; stop dirty tracking first or attach a dirty-capable device with dirty=preferred or required")
+        }
+        // Already on a fitting HWPT of this IOAS (a replace onto the same IOAS): nothing to do.
+        if let currentID = dev.pt, ioas.hwpts.contains(currentID), let current = hwptTable[currentID],
+            !current.flags.contains(.nestParent), current.flags.contains(.dirtyTracking) == wantDirty
+        {
+            return (currentID, false)
+        }
         let instance = dev.descriptor.iommuInstance
+        // Only the kernel knows which domains a device can join (VT-d units may share domains
+        // across instances): try every HWPT with the right flags, the same instance's first.
         let candidates = ioas.hwpts.compactMap { hwptTable[$0] }
             .filter { !$0.flags.contains(.nestParent) && $0.flags.contains(.dirtyTracking) == wantDirty }
-            .filter { $0.iommuInstance == nil || instance == nil || $0.iommuInstance == instance }
-            .sorted { $0.id < $1.id }
+            .sorted { ($0.iommuInstance == instance ? 0 : 1, $0.id) < ($1.iommuInstance == instance ? 0 : 1, $1.id) }
         for candidate in candidates where candidate.id != dev.pt {
             do {
                 _ = try link(dev, candidate.id, replacing: replacing)
@@ -294,26 +307,22 @@ extension Broker {
         let id = try kcall("allocating an HWPT for device '\(dev.name)' in IOAS \(ioas.id)") {
             try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
         }
+        let record = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: true, iommuInstance: instance)
         do {
+            if ioas.dirtyEnabled {
+                // Tracking is on for this IOAS: the new HWPT tracks before any DMA goes through it.
+                try kcall("starting dirty tracking on new HWPT \(id)") { try backend.setDirtyTracking(hwpt: id, enabled: true) }
+                record.tracking = true
+            }
             _ = try kcall("\(verb) device '\(dev.name)' to its new HWPT \(id)") { try link(dev, id, replacing: replacing) }
         } catch {
             try? backend.destroy(id)
             throw error
         }
-        let record = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: true, iommuInstance: instance)
         hwptTable[id] = record
         ioas.hwpts.insert(id)
         owner.hwpts.insert(id)
         emit(.objectCreated(owner: owner.name, kind: .hwpt, id: id))
-        if ioas.dirtyEnabled && wantDirty {
-            // Tracking is on for this IOAS: the new HWPT must track too.
-            do {
-                try kcall("starting dirty tracking on new HWPT \(id)") { try backend.setDirtyTracking(hwpt: id, enabled: true) }
-                record.tracking = true
-            } catch {
-                logger.warning("new HWPT joins an IOAS with dirty tracking on but could not start it", metadata: ["hwpt": "\(id)", "error": "\(error)"])
-            }
-        }
         return (id, true)
     }
 

@@ -108,23 +108,13 @@ extension Broker {
             guard bitCount <= UInt64(Int.max), words <= config.maxDirtyBitmapBytes / 8 else {
                 throw BrokerError(.limitExceeded, "dirty.read: a bitmap of \(params.length / pageSize) pages is larger than the limit of \(config.maxDirtyBitmapBytes) bytes; read a smaller range or a larger page_size")
             }
+            // The kernel only sets bits, so reading every tracking HWPT into one zeroed bitmap
+            // gives their union without a second buffer.
             var union = [UInt64](repeating: 0, count: words)
-            var scratch: [UInt64] = []
-            var first = true
             for h in ioas.hwpts.sorted().compactMap({ hwptTable[$0] }) where h.tracking {
-                let what = "reading the dirty bitmap of HWPT \(h.id)"
-                if first {
-                    try union.withUnsafeMutableBytes { buffer in
-                        try kcall(what) { try backend.readDirtyBitmap(hwpt: h.id, iova: params.iova, length: params.length, pageSize: pageSize, clear: clear, into: buffer) }
-                    }
-                    first = false
-                } else {
-                    if scratch.isEmpty { scratch = [UInt64](repeating: 0, count: words) } else { scratch.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
-                    try scratch.withUnsafeMutableBytes { buffer in
-                        try kcall(what) { try backend.readDirtyBitmap(hwpt: h.id, iova: params.iova, length: params.length, pageSize: pageSize, clear: clear, into: buffer) }
-                    }
-                    union.withUnsafeMutableBufferPointer { dst in
-                        scratch.withUnsafeBufferPointer { src in DirtyBitmap.formUnion(dst, src) }
+                try union.withUnsafeMutableBytes { buffer in
+                    try kcall("reading the dirty bitmap of HWPT \(h.id)") {
+                        try backend.readDirtyBitmap(hwpt: h.id, iova: params.iova, length: params.length, pageSize: pageSize, clear: clear, into: buffer)
                     }
                 }
             }

@@ -52,13 +52,20 @@ extension Broker {
                     try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
                 }
                 let record = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: false, iommuInstance: dev.descriptor.iommuInstance)
+                if ioas.dirtyEnabled && flags.contains(.dirtyTracking) {
+                    // The IOAS is tracked: so is every dirty-capable HWPT that joins it.
+                    do {
+                        try kcall("starting dirty tracking on new HWPT \(id)") { try backend.setDirtyTracking(hwpt: id, enabled: true) }
+                        record.tracking = true
+                    } catch {
+                        try? backend.destroy(id)
+                        throw error
+                    }
+                }
                 hwptTable[id] = record
                 ioas.hwpts.insert(id)
                 owner.hwpts.insert(id)
                 emit(.objectCreated(owner: owner.name, kind: .hwpt, id: id))
-                if ioas.dirtyEnabled && flags.contains(.dirtyTracking) {
-                    record.tracking = (try? backend.setDirtyTracking(hwpt: id, enabled: true)) != nil
-                }
                 return hwptInfo(record)
             } catch {
                 if leased { try? releaseDevice(dev, owner: owner) }

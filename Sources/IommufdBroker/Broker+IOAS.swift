@@ -169,10 +169,12 @@ extension Broker {
     }
 
     /// Forgets the mappings `entries` of `ioas` (already unmapped in the kernel) and refunds them.
-    private func forget(_ entries: [IOVAIndex<MappingRecord>.Entry], of ioas: IOASRecord) -> UInt64 {
+    /// `all` says `entries` is every mapping: the index is then dropped at once, not entry by entry.
+    private func forget(_ entries: [IOVAIndex<MappingRecord>.Entry], of ioas: IOASRecord, all: Bool = false) -> UInt64 {
         var bytes: UInt64 = 0
+        if all { ioas.mappings = IOVAIndex() }
         for entry in entries {
-            ioas.mappings.remove(at: entry.key)
+            if !all { ioas.mappings.remove(at: entry.key) }
             release(entry.value.backing, length: entry.value.length)
             ioas.pinnedBytes -= entry.value.charged
             owners[ioas.owner]?.pinnedBytes -= entry.value.charged
@@ -227,12 +229,12 @@ extension Broker {
     func unmapAll(_ ioas: IOASRecord) throws -> UInt64 {
         guard !ioas.mappings.isEmpty else { return 0 }
         _ = try kcall("unmapping everything of IOAS \(ioas.id)") { try backend.unmap(ioas: ioas.id, iova: 0, length: .max) }
-        return forget(ioas.mappings.all, of: ioas)
+        return forget(ioas.mappings.all, of: ioas, all: true)
     }
 
     func destroyIOAS(_ ioas: IOASRecord) throws {
         try kcall("destroying IOAS \(ioas.id)") { try backend.destroy(ioas.id) }
-        _ = forget(ioas.mappings.all, of: ioas)  // the kernel dropped them with the IOAS
+        _ = forget(ioas.mappings.all, of: ioas, all: true)  // the kernel dropped them with the IOAS
         ioasTable[ioas.id] = nil
         owners[ioas.owner]?.ioas.remove(ioas.id)
         for (key, _) in nestParents where key.ioas == ioas.id { nestParents[key] = nil }

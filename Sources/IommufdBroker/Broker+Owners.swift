@@ -6,7 +6,7 @@ extension Broker {
         guard (1...128).contains(name.count), name.allSatisfy({ allowed.contains($0) }),
             let first = name.first, first != ".", first != "-"
         else {
-            throw BrokerError.invalid("owner name '\(name.prefix(140))' is invalid: use 1 to 128 characters of A-Z a-z 0-9 . _ : - (not starting with . or -), e.g. the VM's UUID")
+            throw BrokerError.invalid("owner name '\(echo(name))' is invalid: use 1 to 128 characters of A-Z a-z 0-9 . _ : - (not starting with . or -), e.g. the VM's UUID")
         }
     }
 
@@ -32,7 +32,7 @@ extension Broker {
     }
 
     /// `owner.list`: the owners the caller may see.
-    public func ownerList(_ caller: Caller) throws -> OwnerListResult {
+    public func ownerList(_ caller: Caller, _ params: NoParams = NoParams()) throws -> OwnerListResult {
         try locked {
             OwnerListResult(owners: owners.values.filter { canSee(caller, owner: $0.name) }.sorted { $0.name < $1.name }.map(info))
         }

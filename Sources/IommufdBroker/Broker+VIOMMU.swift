@@ -51,7 +51,9 @@ extension Broker {
                     throw error
                 }
             }
-            let type = params.type ?? config.defaultVIOMMUType
+            guard let type = params.type ?? Self.viommuType(for: dev.hwInfo) ?? config.defaultVIOMMUType else {
+                throw BrokerError.invalid("viommu.create: no vIOMMU type is known for the IOMMU of device '\(dev.name)' (hw_info type \(dev.hwInfo?.type ?? 0)); pass 'type' (enum iommu_viommu_type)")
+            }
             let id: ObjectID
             do {
                 id = try kcall("allocating a vIOMMU (type \(type)) for device '\(dev.name)'") {
@@ -92,6 +94,16 @@ extension Broker {
             let v = try viommu(caller, params.viommu, write: "viommu.destroy")
             let destroyed = try destroyVIOMMU(v.id, cleanup: true)
             return VIOMMUDestroyResult(viommu: params.viommu, destroyedHWPTs: destroyed)
+        }
+    }
+
+    /// The vIOMMU type an IOMMU's hardware-info type implies.
+    static func viommuType(for info: HWInfo?) -> UInt32? {
+        switch info?.type {
+        case HWInfoType.armSMMUv3: VIOMMUType.armSMMUv3
+        case HWInfoType.tegra241CMDQV: VIOMMUType.tegra241CMDQV
+        case HWInfoType.selftest: VIOMMUType.selftest
+        default: nil
         }
     }
 

@@ -56,13 +56,18 @@ public final class Broker: @unchecked Sendable {
 
     // MARK: Serialisation
 
-    /// Runs `body` under the lock, then delivers the events it queued (in order, outside the
-    /// lock, so a handler may enqueue work that calls back into the broker later).
+    /// Runs `body` under the lock, then delivers the events it queued, in order, outside the
+    /// lock. A handler must not make a call that changes state synchronously (it would wait for
+    /// the delivery it is part of): it hands the event to its connection's queue.
     func locked<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         let result = Result { try body() }
         let events = pending
         pending.removeAll()
+        if events.isEmpty {
+            lock.unlock()
+            return try result.get()
+        }
         let subs = Array(subscribers.values)
         deliveryLock.lock()
         lock.unlock()
@@ -101,18 +106,33 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
-    /// Stops a subscription (also when its connection closes). Unknown IDs are ignored.
+    /// Stops a subscription when its connection closes. Unknown IDs are ignored.
     public func unsubscribe(_ subscription: UInt64) {
-        _ = try? locked { subscribers[subscription] = nil }
+        lock.withLock { subscribers[subscription] = nil }
+    }
+
+    /// `events.unsubscribe`: stops one of the caller's own subscriptions.
+    public func unsubscribe(_ caller: Caller, _ params: EventsUnsubscribeParams) throws {
+        try lock.withLock {
+            guard let sub = subscribers[params.subscription], sub.caller == caller else {
+                throw BrokerError.notFound("no subscription \(params.subscription) of this connection")
+            }
+            subscribers[params.subscription] = nil
+        }
     }
 
     // MARK: Configuration
 
     /// Applies a reloaded config. Existing leases and objects stay (running VMs keep their DMA);
-    /// the new allow-list and roles apply to what is asked from now on.
+    /// the new allow-list and roles apply to what is asked from now on, and owners take their
+    /// identity's new quota (an owner already above a lowered quota keeps its mappings but can
+    /// map nothing more until it is below).
     public func reload(config newConfig: BrokerConfig) throws {
         try locked {
             config = newConfig
+            for owner in owners.values {
+                if let rule = newConfig.access.rule(forIdentity: owner.identity) { owner.quotaBytes = rule.quotaBytes }
+            }
             try refreshDevices()
             emit(.configReloaded)
         }
@@ -120,7 +140,7 @@ public final class Broker: @unchecked Sendable {
 
     /// The current access control, for resolving new connections.
     public var accessControl: AccessControl {
-        (try? locked { config.access }) ?? config.access
+        lock.withLock { config.access }
     }
 
     /// `resolve` through the current config: the caller for these credentials, or nil (refuse).
@@ -153,7 +173,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Object counts for `daemon.info` / `daemon.metrics`.
     public func counts() -> BrokerCounts {
-        let counts = try? locked {
+        lock.withLock {
             BrokerCounts(
                 owners: owners.count, ioas: ioasTable.count, hwpts: hwptTable.count,
                 viommus: viommuTable.count, vdevices: vdeviceTable.count,
@@ -166,7 +186,11 @@ public final class Broker: @unchecked Sendable {
                 dirtyTrackingIOAS: ioasTable.values.filter(\.dirtyEnabled).count,
                 subscribers: subscribers.count)
         }
-        return counts ?? BrokerCounts(owners: 0, ioas: 0, hwpts: 0, viommus: 0, vdevices: 0, mappings: 0, pinnedBytes: 0, devicesKnown: 0, devicesAllowed: 0, devicesLeased: 0, devicesAttached: 0, dirtyTrackingIOAS: 0, subscribers: 0)
+    }
+
+    /// A client-supplied name for an error message: at most 128 characters.
+    static func echo(_ name: String) -> String {
+        name.count <= 128 ? name : name.prefix(128) + "..."
     }
 
     // MARK: Access checks (under the lock)
@@ -180,7 +204,7 @@ public final class Broker: @unchecked Sendable {
     /// An owner the caller may read.
     func readableOwner(_ caller: Caller, _ name: String) throws -> OwnerRecord {
         guard let owner = owners[name] else {
-            throw BrokerError.notFound("no owner '\(name)'; create it with owner.create, or see owner.list")
+            throw BrokerError.notFound("no owner '\(Self.echo(name))'; create it with owner.create, or see owner.list")
         }
         if caller.role == .manager && owner.identity != caller.identity {
             throw BrokerError.denied("owner '\(name)' belongs to another manager identity; identity '\(caller.identity)' may only use the owners it created")
@@ -233,7 +257,7 @@ public final class Broker: @unchecked Sendable {
     func device(_ name: String) throws -> DeviceRecord {
         if let record = devices[name] { return record }
         if let alias = devicesByPCI[name.lowercased()], let record = devices[alias] { return record }
-        throw BrokerError.notFound("no device '\(name)'; see device.list for the names and PCI addresses the daemon knows")
+        throw BrokerError.notFound("no device '\(Self.echo(name))'; see device.list for the names and PCI addresses the daemon knows")
     }
 
     /// A device leased to an owner the caller may change.

@@ -18,6 +18,42 @@ public struct BrokerError: Error, Hashable, Sendable, CustomStringConvertible {
 
         /// `"iommufdd.NotFound"` ... : stable, part of the protocol.
         public var wireName: String { "iommufdd." + rawValue }
+
+        /// The JSON-RPC error code: -32602 (invalid params) for bad params, else a fixed code
+        /// in the -32000..-32099 domain range.
+        public var rpcCode: Int {
+            switch self {
+            case .invalidParams: -32602
+            case .notFound: -32001
+            case .permissionDenied: -32002
+            case .busy: -32003
+            case .quotaExceeded: -32004
+            case .unsupported: -32005
+            case .kernel: -32006
+            case .conflict: -32007
+            case .policyRefused: -32008
+            case .limitExceeded: -32009
+            case .io: -32010
+            }
+        }
+    }
+
+    /// What goes in JSON-RPC `error.data`.
+    public struct WireData: Codable, Hashable, Sendable {
+        /// The stable name, `"iommufdd.Busy"`.
+        public var name: String
+        /// For kernel errors: `"EBUSY"`, the number, and the ioctl (`"IOMMU_DESTROY"`).
+        public var errno: String?
+        public var errnoValue: Int32?
+        public var ioctl: String?
+        enum CodingKeys: String, CodingKey {
+            case name, errno, ioctl
+            case errnoValue = "errno_value"
+        }
+    }
+
+    public var wireData: WireData {
+        WireData(name: wireName, errno: kernel?.errno.name, errnoValue: kernel?.errno.rawValue, ioctl: kernel?.operation)
     }
 
     public var kind: Kind

@@ -27,6 +27,7 @@ public enum DirtyBitmap {
         maxRuns: Int = .max
     ) -> Coalesced {
         var result = Coalesced(runs: [], dirtyPages: 0, resumeIOVA: nil)
+        guard bitCount > 0 else { return result }
         let wordCount = min(words.count, (bitCount + 63) / 64)
         var openStart: Int? = nil  // bit index where the current run began
 
@@ -70,15 +71,10 @@ public enum DirtyBitmap {
         return result
     }
 
-    /// `dst |= src`, word by word (the union of several HWPTs' bitmaps).
-    public static func formUnion(_ dst: UnsafeMutableBufferPointer<UInt64>, _ src: UnsafeBufferPointer<UInt64>) {
-        let n = min(dst.count, src.count)
-        for i in 0..<n { dst[i] |= src[i] }
-    }
-
     /// Number of UInt64 words a bitmap of `length` bytes at `pageSize` needs.
     public static func wordCount(length: UInt64, pageSize: UInt64) -> Int {
+        guard pageSize > 0 else { return 0 }
         let bits = length / pageSize
-        return Int((bits + 63) / 64)
+        return Int(clamping: bits / 64 + (bits % 64 == 0 ? 0 : 1))
     }
 }

@@ -67,6 +67,14 @@ public struct AccessRule: Hashable, Sendable, Codable {
     public var trustedVMM: Bool
     public var quotaBytes: UInt64?
 
+    /// The identity of callers this rule matches: `name`, else `"uid:N"` / `"gid:N"`.
+    public var identity: String {
+        switch subject {
+        case .uid(let u): name ?? "uid:\(u)"
+        case .gid(let g): name ?? "gid:\(g)"
+        }
+    }
+
     public init(_ subject: Subject, role: Role, name: String? = nil, trustedVMM: Bool = false, quotaBytes: UInt64? = nil) {
         self.subject = subject
         self.role = role
@@ -112,12 +120,12 @@ public struct AccessControl: Sendable {
     }
 
     private func caller(_ rule: AccessRule, uid: UInt32, gid: UInt32, pid: Int32) -> Caller {
-        let name: String
-        switch rule.subject {
-        case .uid(let u): name = rule.name ?? "uid:\(u)"
-        case .gid(let g): name = rule.name ?? "gid:\(g)"
-        }
-        return Caller(uid: uid, gid: gid, pid: pid, role: rule.role, identity: name, trustedVMM: rule.trustedVMM, quotaBytes: rule.quotaBytes)
+        Caller(uid: uid, gid: gid, pid: pid, role: rule.role, identity: rule.identity, trustedVMM: rule.trustedVMM, quotaBytes: rule.quotaBytes)
+    }
+
+    /// The rule that defines `identity`, if the config still has one.
+    public func rule(forIdentity identity: String) -> AccessRule? {
+        rules.first { $0.identity == identity }
     }
 
     /// Supplementary groups from the group database (`getgrouplist` on the uid's user name).

@@ -56,13 +56,14 @@ public struct BrokerConfig: Sendable {
     public var maxDirtyBitmapBytes: Int
     /// Upper bound of runs in one `dirty.read` answer; more sets `truncated`.
     public var maxDirtyRuns: Int
-    /// vIOMMU type used when `viommu.create` names none.
-    public var defaultVIOMMUType: UInt32
+    /// vIOMMU type for `viommu.create` without one, when the device's IOMMU type does not
+    /// imply it (SMMUv3 → ARM_SMMUV3, the selftest mock → its mock type).
+    public var defaultVIOMMUType: UInt32?
 
     public init(
         access: AccessControl, allowList: DeviceAllowList, defaults: OwnerPolicy = OwnerPolicy(),
         maxDirtyBitmapBytes: Int = 256 << 20, maxDirtyRuns: Int = 1 << 16,
-        defaultVIOMMUType: UInt32 = VIOMMUType.default
+        defaultVIOMMUType: UInt32? = nil
     ) {
         self.access = access
         self.allowList = allowList

@@ -7,7 +7,8 @@ final class OwnerRecord {
     let name: String
     let identity: String
     let creatorUID: UInt32
-    let quotaBytes: UInt64?
+    /// The creating identity's quota; follows the config on reload.
+    var quotaBytes: UInt64?
     var policy: OwnerPolicy
     var pinnedBytes: UInt64 = 0
     var ioas = Set<ObjectID>()

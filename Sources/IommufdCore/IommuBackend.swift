@@ -25,9 +25,9 @@ public protocol IommuBackend: AnyObject, Sendable {
     /// The device is bound but not attached: it can do no DMA until `attach`.
     func bind(_ device: DeviceDescriptor) throws -> BoundDevice
 
-    /// Closes the device, which unbinds it. As Linux 7.3 does, this never fails because of
-    /// what still refers to the device: the kernel detaches it, destroys its vDevice and leaves
-    /// that vDevice's ID as a tombstone (a later `destroy` of it is ENOENT).
+    /// Closes the device, which unbinds it (the kernel detaches it first). A vDevice of the
+    /// device is destroyed with it and its ID left a tombstone (`iommufd_device_remove_vdev`):
+    /// destroying that ID afterwards is ENOENT.
     func unbind(deviceID: ObjectID) throws
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` on a detached device. `ptID` is an IOAS (the kernel
@@ -94,7 +94,8 @@ public protocol IommuBackend: AnyObject, Sendable {
 
     /// `IOMMU_HWPT_GET_DIRTY_BITMAP` over `[iova, iova+length)` at `pageSize` granularity into
     /// `bitmap` (bit `(addr - iova) / pageSize` of an array of UInt64). `clear == false` is
-    /// `IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR`. The caller sizes `bitmap` for the range.
+    /// `IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR`. The caller sizes `bitmap` for the range and
+    /// zeroes it: the kernel only sets bits.
     func readDirtyBitmap(hwpt: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64, clear: Bool, into bitmap: UnsafeMutableRawBufferPointer) throws
 
     // MARK: vIOMMU

@@ -193,16 +193,18 @@ struct IOPageTable {
 
     /// `iopt_unmap_iova_range`: removes whole areas inside [start, last] in IOVA order; an area
     /// that sticks out stops the walk with ENOENT (areas already removed stay removed).
-    mutating func unmap(start: UInt64, last: UInt64) -> (unmapped: UInt64, error: Errno?) {
+    mutating func unmap(start: UInt64, last: UInt64) -> (unmapped: UInt64, removed: [IOVARange], error: Errno?) {
         var unmapped: UInt64 = 0
+        var removed: [IOVARange] = []
         while let index = areas.firstIndex(where: { $0.iova <= last && $0.last >= start }) {
             let area = areas[index]
-            if area.iova < start || area.last > last { return (unmapped, .ENOENT) }
+            if area.iova < start || area.last > last { return (unmapped, removed, .ENOENT) }
             areas.remove(at: index)
             unmapped += area.length
+            removed.append(IOVARange(start: area.iova, last: area.last))
             if area.last >= last { break }
         }
-        return (unmapped, nil)
+        return (unmapped, removed, nil)
     }
 
     /// `iopt_get_pages`: the slices behind [iova, iova+length), which contiguous areas must

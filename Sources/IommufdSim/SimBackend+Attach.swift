@@ -134,11 +134,17 @@ extension SimBackend {
         }
     }
 
-    /// The driver's attach_dev: a domain of another IOMMU instance, or a dirty-tracking domain
-    /// on a device that cannot track, is refused with EINVAL (iommu core `domain->owner` check,
-    /// intel `prepare_domain_attach_device`, selftest `mock_domain_nop_attach`).
+    /// The driver's attach_dev: a domain of another IOMMU instance (unless both share a
+    /// `domainGroup` and the capabilities fit, as `paging_domain_compatible` checks on VT-d), or
+    /// a dirty-tracking domain on a device that cannot track, is refused with EINVAL (selftest
+    /// `mock_domain_nop_attach`, intel `paging_domain_compatible_second_stage`).
     private func checkCompatible(_ device: SimDevice, _ hwpt: SimHWPT) throws {
-        guard let iommu = device.iommu, iommu.name == hwpt.iommu.name else { throw Errno.EINVAL }
+        guard let iommu = device.iommu else { throw Errno.EINVAL }
+        if iommu.name != hwpt.iommu.name {
+            guard let group = iommu.domainGroup, group == hwpt.iommu.domainGroup else { throw Errno.EINVAL }
+            if hwpt.isNestParent && !iommu.nesting { throw Errno.EINVAL }
+            if !Set(hwpt.iommu.pageSizes).isSubset(of: iommu.pageSizes) { throw Errno.EINVAL }
+        }
         if hwpt.hasDirtyOps && !device.dirtyCapable { throw Errno.EINVAL }
     }
 

@@ -51,6 +51,7 @@ extension SimBackend {
             let ioas = try ioas(ioasID)
             if iova == 0 && length == UInt64.max {
                 let result = ioas.table.unmap(start: 0, last: .max)
+                dropDirtyBits(of: ioas, in: result.removed)
                 if let error = result.error { throw error }
                 return result.unmapped
             }
@@ -60,6 +61,7 @@ extension SimBackend {
             let (last, overflow) = iova.addingReportingOverflow(length - 1)
             if overflow { throw Errno.EOVERFLOW }
             let result = ioas.table.unmap(start: iova, last: last)
+            dropDirtyBits(of: ioas, in: result.removed)
             if let error = result.error {
                 throw IommuError(
                     error, "IOMMU_IOAS_UNMAP",
@@ -70,6 +72,17 @@ extension SimBackend {
                 throw IommuError(.ENOENT, "IOMMU_IOAS_UNMAP", detail: "nothing is mapped in 0x\(String(iova, radix: 16))+0x\(String(length, radix: 16))")
             }
             return result.unmapped
+        }
+    }
+
+    /// Unmapping clears the IOPTEs, and their dirty bits with them.
+    private func dropDirtyBits(of ioas: SimIOAS, in ranges: [IOVARange]) {
+        guard !ranges.isEmpty else { return }
+        for hwptID in ioas.hwpts {
+            guard case .hwpt(let hwpt) = objects[hwptID], !hwpt.dirty.isEmpty else { continue }
+            hwpt.dirty = hwpt.dirty.filter { start, size in
+                !ranges.contains { $0.start <= start + size - 1 && $0.last >= start }
+            }
         }
     }
 

@@ -21,6 +21,10 @@ public struct SimTopology: Codable, Sendable, Hashable {
         public var hwInfoType: UInt32
         /// `enum iommu_viommu_type` values `IOMMU_VIOMMU_ALLOC` accepts (only when `nesting`).
         public var viommuTypes: [UInt32]
+        /// IOMMUs naming the same group accept each other's domains when the capabilities
+        /// match, as Intel VT-d units do (`paging_domain_compatible`). nil: a domain only ever
+        /// attaches behind the IOMMU it was allocated for, as on ARM SMMUv3.
+        public var domainGroup: String?
 
         public init(
             name: String, dirtyTracking: Bool, nesting: Bool,
@@ -28,7 +32,8 @@ public struct SimTopology: Codable, Sendable, Hashable {
             aperture: IOVARange = IOVARange(start: 0, last: (1 << 48) - 1),
             reservedRanges: [IOVARange] = [SimTopology.x86MSIWindow],
             hwInfoType: UInt32 = HWInfoType.intelVTd,
-            viommuTypes: [UInt32] = [VIOMMUType.selftest]
+            viommuTypes: [UInt32] = [VIOMMUType.selftest],
+            domainGroup: String? = nil
         ) {
             self.name = name
             self.dirtyTracking = dirtyTracking
@@ -38,6 +43,7 @@ public struct SimTopology: Codable, Sendable, Hashable {
             self.reservedRanges = reservedRanges
             self.hwInfoType = hwInfoType
             self.viommuTypes = viommuTypes
+            self.domainGroup = domainGroup
         }
 
         enum CodingKeys: String, CodingKey {
@@ -49,6 +55,7 @@ public struct SimTopology: Codable, Sendable, Hashable {
             case reservedRanges = "reserved_ranges"
             case hwInfoType = "hw_info_type"
             case viommuTypes = "viommu_types"
+            case domainGroup = "domain_group"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -62,6 +69,7 @@ public struct SimTopology: Codable, Sendable, Hashable {
             reservedRanges = try c.decodeIfPresent([IOVARange].self, forKey: .reservedRanges) ?? defaults.reservedRanges
             hwInfoType = try c.decodeIfPresent(UInt32.self, forKey: .hwInfoType) ?? defaults.hwInfoType
             viommuTypes = try c.decodeIfPresent([UInt32].self, forKey: .viommuTypes) ?? defaults.viommuTypes
+            domainGroup = try c.decodeIfPresent(String.self, forKey: .domainGroup)
         }
 
         /// The smallest IOPTE size: the IOVA alignment a domain of this IOMMU imposes on an IOAS.
