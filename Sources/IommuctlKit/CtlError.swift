@@ -56,7 +56,7 @@ public enum CtlExit: Int32, CaseIterable, Sendable {
         case "iommufdd.PermissionDenied": return .permissionDenied
         case "iommufdd.Busy", "iommufdd.Conflict": return .busy
         case "iommufdd.QuotaExceeded", "iommufdd.LimitExceeded", "iommufdd.TooManyClients",
-             "iommufdd.MessageTooLarge", "iommufdd.TooManyFileDescriptors":
+             "iommufdd.MessageTooLarge", "iommufdd.TooManyFileDescriptors", "iommufdd.FileDescriptorsLost":
             return .quota
         case "iommufdd.Unsupported", "iommufdd.PolicyRefused": return .unsupported
         case "iommufdd.Kernel", "iommufdd.IO": return .kernel

@@ -1,3 +1,4 @@
+import IommufdBroker
 import IommufdCore
 import IommufdRPC
 import Testing
@@ -19,6 +20,19 @@ struct ExitCodeTests {
         let error = RPCError.domain(name, "message")
         #expect(CtlExit.forRPCError(error) == exit)
         #expect(CtlError(rpc: error).exit == exit)
+    }
+
+    @Test("every error kind the broker can raise has its own exit code, not the generic 1")
+    func brokerKinds() {
+        for kind in BrokerError.Kind.allCases {
+            let error = RPCError.domain(kind.wireName, "m", code: kind.rpcCode)
+            #expect(CtlExit.forRPCError(error) != .failure, "\(kind.wireName)")
+        }
+        for name in [RPCError.Name.messageTooLarge, RPCError.Name.tooManyClients, RPCError.Name.tooManyFileDescriptors,
+                     RPCError.Name.fileDescriptorsInBatch, RPCError.Name.kernel, RPCError.Name.shuttingDown,
+                     RPCError.Name.fileDescriptorsLost] {
+            #expect(CtlExit.forRPCError(.domain(name, "m")) != .failure, "\(name)")
+        }
     }
 
     @Test("standard JSON-RPC codes without a name")
