@@ -66,6 +66,9 @@ struct DeviceCommand: ParsableCommand {
             A device is named by its daemon name (vfio3, sim0) or its PCI address. Attaching \
             leases it to the owner; it stays leased (and bound) until `device release` or \
             `owner release`. `iommuctl devices` lists them all.
+
+            device.fd (handing the bound device fd to a trusted VMM) has no command: the fd is \
+            only useful to the process that receives it, which is a VMM, not a shell.
             """,
         subcommands: [DeviceInfoCommand.self, DeviceAttach.self, DeviceDetach.self, DeviceReplace.self, DeviceRelease.self])
 }
