@@ -61,39 +61,43 @@ public struct IommuCtl: ParsableCommand {
         arguments: [String], terminal: Terminal = .standard,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) -> Int32 {
-        var jsonErrors = arguments.contains("--json") || arguments.contains("--compact")
+        var command: any ParsableCommand
         do {
-            var command = try parseAsRoot(arguments)
-            if let daemonCommand = command as? any DaemonCommand {
-                jsonErrors = daemonCommand.global.jsonOutput
-                let context = CommandContext(options: daemonCommand.global, terminal: terminal, environment: environment)
-                try daemonCommand.execute(context)
-            } else {
-                try command.run()
-            }
-            return CtlExit.success.rawValue
-        } catch let error as CtlError {
-            report(error, json: jsonErrors, terminal: terminal)
-            return error.exit.rawValue
-        } catch let error as RPCError {
-            let ctlError = CtlError(rpc: error)
-            report(ctlError, json: jsonErrors, terminal: terminal)
-            return ctlError.exit.rawValue
-        } catch let error as RPCTransportError {
-            let ctlError = CtlError(transport: error)
-            report(ctlError, json: jsonErrors, terminal: terminal)
-            return ctlError.exit.rawValue
+            command = try parseAsRoot(arguments)
         } catch {
-            // Parsing errors, --help, --version, --generate-completion-script.
-            let code = exitCode(for: error)
-            let message = fullMessage(for: error)
-            if code == .success {
-                if !message.isEmpty { terminal.print(message) }
-                return CtlExit.success.rawValue
-            }
-            if !message.isEmpty { terminal.printError(message) }
-            return code == .validationFailure ? CtlExit.usage.rawValue : code.rawValue
+            return reportParseError(error, terminal: terminal)
         }
+        guard let daemonCommand = command as? any DaemonCommand else {
+            // A command group without a subcommand: its run() asks for help.
+            do {
+                try command.run()
+                return CtlExit.success.rawValue
+            } catch {
+                return reportParseError(error, terminal: terminal)
+            }
+        }
+        let context = CommandContext(options: daemonCommand.global, terminal: terminal, environment: environment)
+        do {
+            try daemonCommand.execute(context)
+            return CtlExit.success.rawValue
+        } catch {
+            let failure = CtlError(converting: error)
+            report(failure, json: daemonCommand.global.jsonOutput, terminal: terminal)
+            return failure.exit.rawValue
+        }
+    }
+
+    /// Bad command lines, --help, --version, --generate-completion-script: what
+    /// swift-argument-parser says, on stdout for success and stderr otherwise; usage errors exit 2.
+    static func reportParseError(_ error: any Error, terminal: Terminal) -> Int32 {
+        let code = exitCode(for: error)
+        let message = fullMessage(for: error)
+        if code == .success {
+            if !message.isEmpty { terminal.print(message) }
+            return CtlExit.success.rawValue
+        }
+        if !message.isEmpty { terminal.printError(message) }
+        return code == .validationFailure ? CtlExit.usage.rawValue : code.rawValue
     }
 
     /// One line `iommuctl: error: ...` on stderr, then the details; with `--json`, the daemon's
