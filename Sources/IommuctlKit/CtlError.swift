@@ -155,8 +155,6 @@ public struct CtlError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    static func usage(_ message: String) -> CtlError { CtlError(.usage, message) }
-
     public var description: String { message }
 }
 

@@ -114,7 +114,7 @@ struct AttachTargetOptions: ParsableArguments {
     @Option(help: "Attach to this HWPT (from `hwpt alloc`) instead.")
     var hwpt: UInt32?
 
-    @Option(help: ArgumentHelp("Dirty-tracking policy of a new HWPT: off, preferred or required. (default: the owner's policy)", valueName: "policy"))
+    @Option(help: ArgumentHelp("Dirty-tracking policy of a new HWPT. (default: the owner's policy)", valueName: "policy"))
     var dirty: DirtyPolicy?
 
     func validate() throws {

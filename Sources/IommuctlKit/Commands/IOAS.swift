@@ -37,7 +37,7 @@ struct IOASCreate: DaemonCommand {
     @Option(help: "The owner of the new IOAS.")
     var owner: String
 
-    @Option(help: ArgumentHelp("Let the IOAS use huge IOPTEs: on or off. Off gives base-page granularity, which dirty tracking of a small working set wants. (default: the owner's policy)", valueName: "on|off"))
+    @Option(help: ArgumentHelp("Let the IOAS use huge IOPTEs. Off gives base-page granularity, which dirty tracking of a small working set wants. (default: the owner's policy)", valueName: "on|off"))
     var hugePages: Switch?
 
     @OptionGroup var global: GlobalOptions
@@ -352,7 +352,7 @@ struct IOASSet: DaemonCommand {
     @Argument(help: "The IOAS id.")
     var ioas: UInt32
 
-    @Option(help: ArgumentHelp("Huge IOPTEs: on or off.", valueName: "on|off"))
+    @Option(help: ArgumentHelp("Huge IOPTEs (IOMMU_OPTION_HUGE_PAGES).", valueName: "on|off"))
     var hugePages: Switch
 
     @OptionGroup var global: GlobalOptions

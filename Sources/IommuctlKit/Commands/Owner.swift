@@ -31,10 +31,10 @@ struct OwnerCreate: DaemonCommand {
     @Argument(help: "The owner's name, e.g. the VM's UUID.")
     var name: String
 
-    @Option(help: ArgumentHelp("Dirty-tracking policy of attaches that do not name one: off, preferred or required. (default: from the daemon's config)", valueName: "policy"))
+    @Option(help: ArgumentHelp("Dirty-tracking policy of attaches that do not name one. (default: from the daemon's config)", valueName: "policy"))
     var dirty: DirtyPolicy?
 
-    @Option(help: ArgumentHelp("Huge IOPTEs for new IOAS: on or off. (default: from the daemon's config)", valueName: "on|off"))
+    @Option(help: ArgumentHelp("Huge IOPTEs for new IOAS. (default: from the daemon's config)", valueName: "on|off"))
     var hugePages: Switch?
 
     @Flag(inversion: .prefixedNo, help: "Unmapping a range with no mapping succeeds with 0 bytes instead of failing with NotFound (guest vIOMMU drivers send redundant unmaps). (default: from the daemon's config)")
