@@ -80,6 +80,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "vm-e2e",
+            dependencies: ["IommufdCore", "IommufdKernel", "CIommufd"]
+        ),
         .testTarget(name: "IommufdCoreTests", dependencies: ["IommufdCore"]),
         .testTarget(name: "IommufdKernelTests", dependencies: ["IommufdKernel", "IommufdCore", "CIommufd"]),
         .testTarget(name: "IommufdSimTests", dependencies: ["IommufdSim", "IommufdCore"]),

@@ -138,8 +138,9 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
         }
     }
 
-    /// Reads until EAGAIN: a short read does not mean the socket is drained (the kernel stops
-    /// after a segment that carried fds), and the source may not fire again for what is left.
+    /// Reads until the socket is drained: EAGAIN, or a short read that carried no fds. A short
+    /// read *with* fds proves nothing (the kernel stops after a segment that carried fds), and
+    /// the source may not fire again for what is left.
     private func readable() {
         while true {
             if shared.withLock({ $0.closed || $0.closeAfterFlush != nil }) { return }
@@ -174,6 +175,8 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                     logger.error("could not receive file descriptors (process fd limit?); the request is refused")
                 }
                 ingest(count: received.count, fds: received.fds, problem: problem)
+                // A short read without fds took everything there was: new data means a new event.
+                if received.count < readBuffer.count && received.fds.isEmpty && problem == nil { return }
             }
         }
     }
@@ -296,14 +299,11 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
             return
         }
         shared.withLock { $0.busy = true }
-        let fileDescriptors = RPCFileDescriptors(fds)
+        let fileDescriptors = fds.isEmpty ? RPCFileDescriptors.none : RPCFileDescriptors(fds)
         defer {
             fileDescriptors.closeRemaining()
-            let now = DispatchTime.now().uptimeNanoseconds
-            shared.withLock {
-                $0.busy = false
-                $0.lastActivity = now
-            }
+            // `processLines` stamps the activity time once the read is handled.
+            shared.withLock { $0.busy = false }
         }
 
         let value: JSONValue

@@ -28,6 +28,9 @@ public final class RPCFileDescriptors: Sendable {
 
     init(_ fds: [Int32]) { slots = Locked(fds.map { Optional($0) }) }
 
+    /// Shared by every message that carried no fds.
+    static let none = RPCFileDescriptors([])
+
     /// How many fds came with the message.
     public var count: Int { slots.withLock { $0.count } }
 

@@ -82,6 +82,23 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
+    /// A server dropped without `shutdown()` (a failed daemon start) still closes its socket
+    /// and removes the file it created. Open connections keep the server alive, so there are none.
+    deinit {
+        let (source, sweeper, paused, stopping) = state.withLock {
+            ($0.acceptSource?.value, $0.sweeper?.value, $0.acceptPaused, $0.stopping)
+        }
+        guard !stopping else { return }
+        if let source {
+            if paused { source.resume() }
+            source.cancel()
+        } else {
+            _ = Glibc.close(listenFD)
+        }
+        sweeper?.cancel()
+        removeSocketFile()
+    }
+
     /// Starts accepting connections and the timeout sweeper.
     public func start() {
         let go = state.withLock { s -> Bool in

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IommufdConformance
 import IommufdCore
+import IommufdKernel
 import IommufdSim
 
 /// Runs the iommufd conformance suite against a backend and prints one line per case, then
@@ -25,6 +26,11 @@ struct IommufdConformanceCommand: ParsableCommand {
     @Flag(help: "List the selected cases and their rules instead of running them.")
     var list = false
 
+    @Flag(help: ArgumentHelp(
+        "With --backend kernel: also offer the kernel's selftest mock devices (IOMMU_TEST_CMD).",
+        discussion: "Needs a CONFIG_IOMMUFD_TEST kernel such as the test VM's. Without it, only real VFIO devices are used and the cases that need dirty tracking, nesting or the test hooks are skipped."))
+    var mockDevices = false
+
     func run() throws {
         let cases = ConformanceSuite.cases(matching: filter)
         if cases.isEmpty {
@@ -37,7 +43,10 @@ struct IommufdConformanceCommand: ParsableCommand {
             }
             return
         }
-        let fixture = try makeFixture(backend)
+        if mockDevices && backend != .kernel {
+            throw ValidationError("--mock-devices applies to --backend kernel only")
+        }
+        let fixture = try makeFixture(backend, mockDevices: mockDevices)
         // Unbuffered, so progress shows while a slow backend (the test VM) runs.
         let summary = ConformanceRunner(fixture: fixture).run(cases) { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
@@ -47,22 +56,27 @@ struct IommufdConformanceCommand: ParsableCommand {
 }
 
 /// Builds the fixture for `backend`: each case gets a fresh backend from its factory.
-func makeFixture(_ backend: IommufdConformanceCommand.Backend) throws -> ConformanceFixture {
+func makeFixture(_ backend: IommufdConformanceCommand.Backend, mockDevices: Bool) throws -> ConformanceFixture {
     switch backend {
     case .sim:
         return ConformanceFixture(backendName: "sim") { try SimBackend() }
     case .kernel:
-        return try makeKernelFixture()
+        return makeKernelFixture(mockDevices: mockDevices)
     }
 }
 
 // MARK: - Kernel backend
 
-/// Where the kernel backend is constructed: `KernelBackend` (IommufdKernel) is built on another
-/// branch and is wired here by the lead. Until then `--backend kernel` stops with this message.
-func makeKernelFixture() throws -> ConformanceFixture {
-    throw ValidationError(
-        "--backend kernel is not available in this build: the kernel backend is not wired into iommufd-conformance yet; use --backend sim")
+/// The kernel backend on /dev/iommu with every VFIO cdev of the machine and, when asked, the
+/// selftest mock devices: two that track dirty pages and one that cannot (the roles the suite's
+/// dirty-tracking cases need), all behind the one mock IOMMU.
+func makeKernelFixture(mockDevices: Bool) -> ConformanceFixture {
+    let mocks = mockDevices
+        ? [MockDeviceSpec(name: "mock0"), MockDeviceSpec(name: "mock1"), MockDeviceSpec(name: "mock-nodirty", noDirty: true)]
+        : []
+    return ConformanceFixture(backendName: "kernel") {
+        try KernelBackend(options: KernelBackendOptions(mockDevices: mocks))
+    }
 }
 
 IommufdConformanceCommand.main()

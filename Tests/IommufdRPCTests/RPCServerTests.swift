@@ -484,6 +484,7 @@ struct RPCServerTests {
         #expect(eventually { closed.withLock { $0 } })
         #expect(!connection.isOpen)
         #expect(!connection.notify(method: "late"))
+        subscriber.withLock { $0 = nil }  // as the daemon does in connectionClosed: no cycle left
     }
 
     // MARK: Lifecycle
@@ -557,6 +558,24 @@ struct RPCServerTests {
         // The server does not unlink a path it did not create.
         #expect(access(path, F_OK) == 0)
         unlink(path)
+    }
+
+    @Test func droppedServerCleansUp() throws {
+        let before = openFileDescriptorCount()
+        let dir = makeTemporaryDirectory()
+        defer { rmdir(dir) }
+        let path = dir + "/dropped.sock"
+        do {
+            let started = try RPCServer(listen: .path(path), limits: RPCLimits(), logger: quietLogger, handler: RPCRouter())
+            started.start()
+            #expect(access(path, F_OK) == 0)
+        }
+        #expect(access(path, F_OK) != 0)
+        do {
+            _ = try RPCServer(listen: .path(path), limits: RPCLimits(), logger: quietLogger, handler: RPCRouter())
+        }
+        #expect(access(path, F_OK) != 0)
+        #expect(eventually { openFileDescriptorCount() == before })
     }
 
     @Test func clientErrorsSayWhatToDo() {

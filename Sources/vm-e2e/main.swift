@@ -1,0 +1,24 @@
+import Foundation
+
+// Guest-side end-to-end checks for the test VM (scripts/vm-test runs them inside the guest).
+//   vm-e2e kernel-backend   the kernel backend on the VM's VT-d and edu devices, with real DMA
+let usage = "usage: vm-e2e kernel-backend"
+let arguments = CommandLine.arguments.dropFirst()
+guard arguments.count == 1, let suite = arguments.first else {
+    FileHandle.standardError.write(Data((usage + "\n").utf8))
+    exit(2)
+}
+let run = CheckRunner(suite: suite)
+switch suite {
+case "kernel-backend":
+    do {
+        try KernelBackendChecks(run: run).runAll()
+    } catch {
+        print("FAIL  \(suite): cannot open the kernel backend: \(error)")
+        exit(1)
+    }
+default:
+    FileHandle.standardError.write(Data("vm-e2e: unknown suite '\(suite)'\n\(usage)\n".utf8))
+    exit(2)
+}
+exit(run.finish() ? 0 : 1)
