@@ -27,6 +27,10 @@ struct CommandTests {
             "devices   4 known, 3 allowed, 1 leased, 1 attached",
             "pinned    1 GiB",
             "journal   memfd",
+            "config    /etc/iommufdd/iommufdd.toml",
+            "clients   2 connected, 0 watching events",
+            "restarts  destroy every object (no fd store)",
+            "warning   simulator backend: no device does real DMA",
         ]),
         CommandCase(args: ["devices", "--owner", "vm1"], method: "device.list", answer: Fixtures.devices, params: ["owner": "vm1"], expect: [
             "DEVICE  KIND       PCI ADDRESS   IOMMU  GROUP  ALLOWED  OWNER    DEV ID  ATTACHED        CAPABILITIES",

@@ -8,7 +8,8 @@ enum Fixtures {
          "counts":{"owners":1,"ioas":2,"hwpts":1,"viommus":0,"vdevices":0,"mappings":3,"pinned_bytes":1073741824,
                    "devices_known":4,"devices_allowed":3,"devices_leased":1,"devices_attached":1,
                    "dirty_tracking_ioas":1,"subscribers":0},
-         "journal":"memfd"}
+         "journal":"memfd","config_file":"/etc/iommufdd/iommufdd.toml","connections":2,"restart_keeps_objects":false,
+         "started_at":"2026-11-22T00:36:00Z","warnings":["simulator backend: no device does real DMA"]}
         """)
 
     static let devices = FakeDaemon.json("""

@@ -152,9 +152,10 @@ struct WordsTests {
         let flags: JSONValue = ["viommu": true, "selftest": false]
         #expect(Status.featureWords(flags).present == ["vIOMMU"])
         #expect(Status.featureWords(flags).missing == ["selftest mocks"])
-        let objects: JSONValue = [["name": "ioasMapFile", "available": true], ["name": "hwQueue", "available": false]]
+        let objects: JSONValue = [["name": "ioasMapFile", "supported": true, "since": "6.13"], ["name": "hwQueue", "supported": false, "since": "6.17"],
+                                  ["name": "selftest", "supported": false, "since": "CONFIG_IOMMUFD_TEST"]]
         #expect(Status.featureWords(objects).present == ["map file"])
-        #expect(Status.featureWords(objects).missing == ["HW queue"])
+        #expect(Status.featureWords(objects).missing == ["HW queue (Linux 6.17)", "selftest mocks (CONFIG_IOMMUFD_TEST)"])
     }
 
     @Test("permissions, IOMMU types and counts")

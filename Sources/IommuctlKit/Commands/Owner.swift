@@ -95,7 +95,7 @@ struct OwnerInfoCommand: DaemonCommand {
     static func render(_ o: OwnerInfo) -> String {
         var f = Fields()
         f.add("owner", o.name)
-        f.add("created by", "\(o.identity) (uid \(o.creatorUID))")
+        f.add("created by", o.identity == "uid:\(o.creatorUID)" ? "uid \(o.creatorUID)" : "\(o.identity) (uid \(o.creatorUID))")
         f.add("dirty policy", Words.dirtyPolicy(o.policy.dirty))
         f.add("huge pages", Words.onOff(o.policy.hugePages) + " for new IOAS")
         f.add("unmap of hole", o.policy.tolerateMissing ? "succeeds with 0 bytes (tolerate_missing)" : "fails with NotFound")

@@ -39,10 +39,14 @@ struct Status: DaemonCommand {
             facts.append("up \(Units.duration(seconds: UInt64(seconds)))")
         }
         if let pid = o.removeValue(forKey: "pid")?.int64Value { facts.append("pid \(pid)") }
+        o.removeValue(forKey: "started_at")  // the uptime says it
         if !facts.isEmpty { head += ", " + facts.joined(separator: ", ") }
 
         var fields = Fields()
         fields.add("socket", o.removeValue(forKey: "socket")?.stringValue ?? socket)
+        if let config = o.removeValue(forKey: "config_file") {
+            fields.add("config", config.stringValue ?? "built-in defaults")
+        }
         for key in ["kernel", "kernel_version", "kernel_release"] {
             if let kernel = o.removeValue(forKey: key)?.stringValue { fields.add("kernel", kernel) }
         }
@@ -70,24 +74,37 @@ struct Status: DaemonCommand {
             if !devices.isEmpty { fields.add("devices", devices.joined(separator: ", ")) }
             if let pinned = rest.removeValue(forKey: "pinned_bytes")?.uint64Value { fields.add("pinned", Units.bytes(pinned)) }
             if let n = take("dirty_tracking_ioas") { fields.add("dirty", "\(n) IOAS tracking") }
-            if let n = take("subscribers") { fields.add("watchers", "\(n)") }
+            var clients: [String] = []
+            if let n = o.removeValue(forKey: "connections")?.int64Value { clients.append("\(n) connected") }
+            if let n = take("subscribers") { clients.append("\(n) watching events") }
+            if !clients.isEmpty { fields.add("clients", clients.joined(separator: ", ")) }
             for key in rest.keys.sorted() { fields.add(Words.splitWords(key), scalar(rest[key]!)) }
+        }
+        if let keeps = o.removeValue(forKey: "restart_keeps_objects")?.boolValue {
+            fields.add("restarts", keeps ? "keep every object (fd store)" : "destroy every object (no fd store)")
+        }
+        if let warnings = o.removeValue(forKey: "warnings")?.arrayValue {
+            for warning in warnings { fields.add("warning", scalar(warning)) }
         }
         for key in o.keys.sorted() { fields.add(Words.splitWords(key), scalar(o[key]!)) }
         return head + "\n" + fields.render()
     }
 
-    /// `features` as the daemon sends it: a list of names or of `{name, available}` objects, or
-    /// an object name → bool.
+    /// `features` as the daemon sends it: a list of names or of `{name, supported, since}`
+    /// objects, or an object name → bool. Missing ones say which kernel has them.
     static func featureWords(_ features: JSONValue) -> (present: [String], missing: [String]) {
         switch features {
         case .array(let items):
             // Names, or objects {"name": ..., "available"/"supported": bool}.
             var present: [String] = [], missing: [String] = []
             for item in items {
-                if let name = item.stringValue ?? item["name"]?.stringValue {
-                    let available = item["available"]?.boolValue ?? item["supported"]?.boolValue ?? true
-                    if available { present.append(Words.feature(name)) } else { missing.append(Words.feature(name)) }
+                guard let name = item.stringValue ?? item["name"]?.stringValue else { continue }
+                let available = item["available"]?.boolValue ?? item["supported"]?.boolValue ?? true
+                if available {
+                    present.append(Words.feature(name))
+                } else {
+                    let since = item["since"]?.stringValue.map { $0.first?.isNumber == true ? " (Linux \($0))" : " (\($0))" } ?? ""
+                    missing.append(Words.feature(name) + since)
                 }
             }
             return (present, missing)
