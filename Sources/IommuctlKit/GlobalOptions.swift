@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import ArgumentParser
 
 /// Options every command takes: where the daemon is, and how to print.
@@ -10,7 +15,7 @@ public struct GlobalOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The daemon's control socket. (default: $IOMMUFDD_SOCKET, else \(defaultSocketPath))",
+            "The daemon's control socket. (default: $IOMMUFDD_SOCKET, else \(defaultSocketPath); for a non-root user without it, $XDG_RUNTIME_DIR/iommufdd/control.sock)",
             valueName: "path"),
         completion: .file())
     public var socket: String?
@@ -31,11 +36,21 @@ public struct GlobalOptions: ParsableArguments {
     /// `--json` or `--compact`.
     public var jsonOutput: Bool { json || compact }
 
-    /// `--socket`, else `$IOMMUFDD_SOCKET` (when set and not empty), else the default path.
+    /// `--socket`, else `$IOMMUFDD_SOCKET` (when set and not empty), else the default path —
+    /// except for a non-root user with no system daemon but a daemon of their own, which
+    /// `iommufdd` run as that user puts at `$XDG_RUNTIME_DIR/iommufdd/control.sock`.
     public func socketPath(environment: [String: String]) -> String {
+        socketPath(environment: environment, uid: geteuid(), exists: { access($0, F_OK) == 0 })
+    }
+
+    func socketPath(environment: [String: String], uid: uid_t, exists: (String) -> Bool) -> String {
         if let socket { return socket }
         if let fromEnvironment = environment[Self.socketEnvironmentVariable], !fromEnvironment.isEmpty {
             return fromEnvironment
+        }
+        if uid != 0, !exists(Self.defaultSocketPath), let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty {
+            let own = runtime + "/iommufdd/control.sock"
+            if exists(own) { return own }
         }
         return Self.defaultSocketPath
     }

@@ -17,7 +17,7 @@ public struct IommuCtl: ParsableCommand {
 
             A VM's life, from a shell:
               iommuctl owner create vm1 --dirty preferred
-              iommuctl ioas create --owner vm1                 # prints the IOAS id, e.g. 1
+              iommuctl ioas create --owner vm1                 # IOAS 1 created ...
               iommuctl ioas map 1 --memfd 1G --iova 0          # guest memory at IOVA 0
               iommuctl device attach vfio0 --owner vm1 --ioas 1
               iommuctl dirty start 1

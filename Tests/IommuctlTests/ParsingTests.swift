@@ -111,6 +111,17 @@ struct ParsingTests {
         #expect(try parse(["ioas", "list", "--timeout", "0"], as: IOASList.self).global.callTimeout == nil)
     }
 
+    @Test("a non-root user without a system daemon finds their own under XDG_RUNTIME_DIR")
+    func userDaemon() throws {
+        let options = try parse(["status"], as: Status.self).global
+        let env = ["XDG_RUNTIME_DIR": "/run/user/1000"]
+        let own = "/run/user/1000/iommufdd/control.sock"
+        #expect(options.socketPath(environment: env, uid: 1000, exists: { $0 == own }) == own)
+        #expect(options.socketPath(environment: env, uid: 1000, exists: { _ in true }) == "/run/iommufdd/control.sock")
+        #expect(options.socketPath(environment: env, uid: 1000, exists: { _ in false }) == "/run/iommufdd/control.sock")
+        #expect(options.socketPath(environment: env, uid: 0, exists: { $0 == own }) == "/run/iommufdd/control.sock")
+    }
+
     @Test("bad command lines are refused", arguments: [
         ["bogus"],
         ["ioas", "map", "1"],                                   // neither FILE nor --memfd

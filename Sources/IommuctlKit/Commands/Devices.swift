@@ -15,8 +15,9 @@ struct Devices: DaemonCommand {
 
             Example:
               $ iommuctl devices
-              DEVICE  KIND       PCI ADDRESS   IOMMU   GROUP  ALLOWED  OWNER  DEV ID  ATTACHED        CAPABILITIES
-              sim0    simulated  0000:00:01.0  smmu0   1      yes      vm1    1       IOAS 2, HWPT 3  dirty-tracking (...)
+              DEVICE     KIND       PCI ADDRESS   IOMMU       GROUP  ALLOWED  OWNER  DEV ID  ATTACHED        CAPABILITIES
+              sim-mdev0  mdev       -             -               -  yes      -           -  -               -
+              sim-pci0   simulated  0000:00:02.0  sim-iommu0      0  yes      vm1         2  IOAS 1, HWPT 3  dirty-tracking (Intel VT-d)
             """)
 
     @Option(help: "Only devices leased to this owner.")

@@ -13,10 +13,15 @@ struct Status: DaemonCommand {
             Example:
               $ iommuctl status
               iommufdd 0.1.0, backend sim, up 5m 02s, pid 4242
+              socket    /run/iommufdd/control.sock
+              config    /etc/iommufdd/iommufdd.toml
               features  iommufd, VFIO cdev, HWPT alloc, HW info, dirty tracking, ...
-              objects   1 owner, 1 IOAS, 2 HWPTs, 0 vIOMMUs, 0 vDevices, 1 mapping
-              devices   4 known, 4 allowed, 2 leased, 2 attached
+              objects   1 owner, 1 IOAS, 1 HWPT, 0 vIOMMUs, 0 vDevices, 1 mapping
+              devices   4 known, 4 allowed, 1 leased, 1 attached
               pinned    1 GiB
+              dirty     0 IOAS tracking
+              clients   1 connected, 0 watching events
+              restarts  keep every object (fd store)
             """)
 
     @OptionGroup var global: GlobalOptions
