@@ -39,8 +39,9 @@ struct EndToEndTests {
         #expect(devices.output.hasPrefix("DEVICE"))
 
         expectOK(try daemon.ctl(["owner", "create", "vm1", "--dirty", "preferred"]), "owner create")
-        let ioas = try #require(try daemon.json(["ioas", "create", "--owner", "vm1"])["ioas"]?.int64Value)
-        let ioas2 = try #require(try daemon.json(["ioas", "create", "--owner", "vm1", "--huge-pages", "off"])["ioas"]?.int64Value)
+        // Base pages: dirty tracking at 4 KiB, not at the 2 MiB of a huge IOPTE.
+        let ioas = try #require(try daemon.json(["ioas", "create", "--owner", "vm1", "--huge-pages", "off"])["ioas"]?.int64Value)
+        let ioas2 = try #require(try daemon.json(["ioas", "create", "--owner", "vm1"])["ioas"]?.int64Value)
 
         let map = try daemon.ctl(["ioas", "map", "\(ioas)", "--memfd", "2M", "--iova", "0"])
         expectOK(map, "ioas map")
@@ -82,14 +83,28 @@ struct EndToEndTests {
         expectOK(start, "dirty start")
         #expect(start.output.hasPrefix("IOAS \(ioas): dirty tracking on"))
         #expect(start.output.contains("sim-mdev0"))  // untracked
-        let read = try daemon.ctl(["dirty", "read", "\(ioas)", "--iova", "0", "--length", "2M"])
-        expectOK(read, "dirty read")
-        #expect(read.output.contains("dirty pages") && read.output.contains("of 512"))
+        // The simulated device writes pages 1-3 and 100.
+        expectOK(try daemon.ctl(["call", "sim.dma", #"{"device": "sim-pci0", "iova": 4096, "length": 12288}"#]), "sim.dma")
+        expectOK(try daemon.ctl(["call", "sim.dma", #"{"device": "sim-pci0", "iova": 409600, "length": 4096}"#]), "sim.dma")
         let bitmapPath = daemon.directory + "/pass1.bitmap"
         let bitmap = try daemon.ctl(["dirty", "read", "\(ioas)", "--iova", "0", "--length", "2M", "--no-clear", "--bitmap", bitmapPath])
         expectOK(bitmap, "dirty read --bitmap")
-        let attributes = try FileManager.default.attributesOfItem(atPath: bitmapPath)
-        #expect((attributes[.size] as? NSNumber)?.intValue == 64)  // 512 pages = 8 u64 words
+        #expect(bitmap.output.contains("4 dirty pages (16 KiB) of 512 (0.781%) in 0x0-0x1fffff at 4 KiB pages, not cleared"))
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: bitmapPath)))
+        var expected = [UInt8](repeating: 0, count: 64)  // 512 pages = 8 u64 words
+        expected[0] = 0b1110
+        expected[100 / 8] = 1 << (100 % 8)
+        #expect(bytes == expected)
+        let read = try daemon.ctl(["dirty", "read", "\(ioas)", "--iova", "0", "--length", "2M"])
+        expectOK(read, "dirty read")
+        #expect(read.output == """
+            IOVA     LAST     PAGES    SIZE
+            0x1000   0x3fff       3  12 KiB
+            0x64000  0x64fff      1   4 KiB
+            4 dirty pages (16 KiB) of 512 (0.781%) in 0x0-0x1fffff at 4 KiB pages, cleared
+            """)
+        let again = try daemon.ctl(["dirty", "read", "\(ioas)", "--iova", "0", "--length", "2M", "--summary"])
+        #expect(again.output == "0 dirty pages (0 B) of 512 (0%) in 0x0-0x1fffff at 4 KiB pages, cleared")
         expectOK(try daemon.ctl(["dirty", "status", "\(ioas)"]), "dirty status")
         expectOK(try daemon.ctl(["dirty", "stop", "\(ioas)"]), "dirty stop")
 

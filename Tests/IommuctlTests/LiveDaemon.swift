@@ -48,6 +48,10 @@ final class LiveDaemon {
             user = 65534
             role = "reader"
 
+            # sim.dma: simulated device writes, so dirty tracking has something to report.
+            [sim]
+            test_hooks = true
+
             # The default topology, spelled out: sim-pci2 is behind the IOMMU without dirty
             # tracking and must not claim it.
             [[sim.iommu]]
