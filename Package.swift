@@ -11,6 +11,7 @@ import PackageDescription
 //   IommufdBroker       owners, roles, leases, policies (auto-domains, dirty, huge pages, quotas)
 //   IommufdRPC          JSON-RPC 2.0 framing, codec and the Unix-socket server
 //   IommufdDaemon       config, systemd integration, method table: the daemon as a library
+//   IommuctlKit         iommuctl's commands, output formatting and exit codes (testable)
 //   iommufdd / iommuctl / iommufd-conformance   thin executables
 let package = Package(
     name: "iommufdd",
@@ -64,13 +65,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "iommuctl",
+        .target(
+            name: "IommuctlKit",
             dependencies: [
-                "IommufdCore", "IommufdRPC", "CIommufd",
+                "IommufdCore", "IommufdRPC", "IommufdBroker", "CIommufd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "iommuctl", dependencies: ["IommuctlKit"]),
         .executableTarget(
             name: "iommufd-conformance",
             dependencies: [
@@ -90,6 +92,14 @@ let package = Package(
             dependencies: ["IommufdConformance", "IommufdSim", "IommufdKernel", "IommufdCore"]
         ),
         .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd"]),
+        .testTarget(
+            name: "IommuctlTests",
+            dependencies: [
+                "IommuctlKit", "IommufdRPC", "IommufdCore", "IommufdBroker", "CIommufd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
         // Test-only C: connect as another uid (thread-scoped credentials) for the access tests.
         .target(name: "CTestIdentity", path: "Tests/CTestIdentity"),

@@ -1,0 +1,113 @@
+import ArgumentParser
+import IommufdBroker
+import IommufdCore
+import IommufdRPC
+
+/// `iommuctl hwpt ...`
+struct HWPTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hwpt",
+        abstract: "List, allocate and destroy hardware page tables.",
+        discussion: """
+            An HWPT is an IOMMU domain allocated from an IOAS for one physical IOMMU. Usually \
+            the daemon's auto-domain policy allocates them at `device attach --ioas` (AUTO \
+            column) and destroys them when their last device leaves; `hwpt alloc` makes one \
+            that stays until `hwpt destroy` or `owner release`.
+            """,
+        subcommands: [HWPTList.self, HWPTAlloc.self, HWPTDestroy.self])
+}
+
+struct HWPTList: DaemonCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List HWPTs with their flags, devices and vIOMMUs.")
+
+    @Option(help: "Only this owner's HWPTs.")
+    var owner: String?
+
+    @Option(help: "Only HWPTs of this IOAS.")
+    var ioas: UInt32?
+
+    @OptionGroup var global: GlobalOptions
+
+    func execute(_ context: CommandContext) throws {
+        let result = try context.call("hwpt.list", encoding: HWPTListParams(owner: owner, ioas: ioas))
+        try context.emit(result, as: HWPTListResult.self) { Self.render($0.hwpts) }
+    }
+
+    static func flags(_ h: HWPTInfo) -> String {
+        var words: [String] = []
+        if h.dirtyTracking { words.append("dirty-tracking") }
+        if h.nestParent { words.append("nest-parent") }
+        return words.joined(separator: ",")
+    }
+
+    static func render(_ hwpts: [HWPTInfo]) -> String {
+        var table = Table([
+            .init("hwpt", .right), .init("owner"), .init("ioas", .right), .init("iommu"), .init("flags"),
+            .init("dirty"), .init("auto"), .init("devices"), .init("viommus"),
+        ])
+        for h in hwpts.sorted(by: { $0.hwpt < $1.hwpt }) {
+            table.add([
+                "\(h.hwpt)", h.owner, "\(h.ioas)", h.iommuInstance ?? "", flags(h),
+                h.dirtyTracking ? (h.tracking ? "tracking" : "off") : "", Words.yesNo(h.auto),
+                h.devices.sorted().joined(separator: ","), h.viommus.map(String.init).joined(separator: ","),
+            ])
+        }
+        return table.render(empty: "no HWPTs")
+    }
+}
+
+struct HWPTAlloc: DaemonCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alloc",
+        abstract: "Allocate an HWPT from an IOAS for a device's IOMMU.",
+        discussion: """
+            The device must be leased to the IOAS's owner (attach it first, or the daemon \
+            refuses). Attach devices to the new HWPT with `device attach --hwpt` or \
+            `device replace --hwpt`.
+
+            Example:
+              iommuctl hwpt alloc --ioas 1 --device vfio3 --dirty-tracking
+            """)
+
+    @Option(help: "The IOAS to allocate from.")
+    var ioas: UInt32
+
+    @Option(help: "A device behind the IOMMU the HWPT is for.")
+    var device: String
+
+    @Flag(help: "IOMMU_HWPT_ALLOC_DIRTY_TRACKING: the HWPT can track dirty pages (fails on IOMMUs without it).")
+    var dirtyTracking = false
+
+    @Flag(help: "IOMMU_HWPT_ALLOC_NEST_PARENT: the HWPT can be the stage-2 parent of a vIOMMU.")
+    var nestParent = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func execute(_ context: CommandContext) throws {
+        let params = HWPTAllocParams(ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil)
+        let result = try context.call("hwpt.alloc", encoding: params)
+        try context.emit(result, as: HWPTInfo.self) { h in
+            let flags = HWPTList.flags(h)
+            return "HWPT \(h.hwpt) allocated from IOAS \(h.ioas)" + (h.iommuInstance.map { " on \($0)" } ?? "") +
+                (flags.isEmpty ? "" : " (\(flags))")
+        }
+    }
+}
+
+struct HWPTDestroy: DaemonCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "destroy",
+        abstract: "Destroy an HWPT (no device or vIOMMU may use it).")
+
+    @Argument(help: "The HWPT id.")
+    var hwpt: UInt32
+
+    @OptionGroup var global: GlobalOptions
+
+    func execute(_ context: CommandContext) throws {
+        let result = try context.call("hwpt.destroy", encoding: HWPTDestroyParams(hwpt: hwpt))
+        try context.emit(result, as: HWPTDestroyResult.self) { "HWPT \($0.hwpt) destroyed" }
+    }
+}
