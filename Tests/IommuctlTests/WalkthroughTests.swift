@@ -6,11 +6,12 @@ import Testing
 /// docs/walkthrough.md is a shell session: every `$ iommuctl ...` line in its ```console blocks
 /// is run, in order, against a fresh iommufdd (simulator), and what it prints (stdout, then
 /// stderr) must be the lines that follow it in the file. So the walkthrough the README shows is
-/// what the tool prints. After changing output on purpose, regenerate the file with
+/// what the tool prints. README.md's walkthrough is checked the same way. After changing output
+/// on purpose, regenerate both with
 /// IOMMUCTL_UPDATE_WALKTHROUGH=1 swift test --filter WalkthroughTests, and read the diff.
-@Suite("docs/walkthrough.md is what iommuctl prints")
+@Suite("docs/walkthrough.md and README.md show what iommuctl prints")
 struct WalkthroughTests {
-    static let file = DocsTests.root.appendingPathComponent("docs/walkthrough.md")
+    static let files = ["docs/walkthrough.md", "README.md"]
 
     struct Step {
         var command: String
@@ -56,9 +57,10 @@ struct WalkthroughTests {
         return words
     }
 
-    @Test("every command prints what the walkthrough shows")
-    func walkthrough() throws {
-        let text = try String(contentsOf: Self.file, encoding: .utf8)
+    @Test("every command prints what the walkthrough shows", arguments: WalkthroughTests.files)
+    func walkthrough(_ name: String) throws {
+        let file = DocsTests.root.appendingPathComponent(name)
+        let text = try String(contentsOf: file, encoding: .utf8)
         let (lines, steps) = Self.parse(text)
         #expect(steps.count >= 10)
         let daemon = try LiveDaemon(quota: "4GiB")
@@ -78,7 +80,7 @@ struct WalkthroughTests {
             for (start, count, printed) in replacements.reversed() {
                 updated.replaceSubrange(start..<(start + count), with: printed)
             }
-            try updated.joined(separator: "\n").write(to: Self.file, atomically: true, encoding: .utf8)
+            try updated.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
         }
     }
 
