@@ -26,8 +26,9 @@ final class DaemonUnderTest {
     let socketPath: String
     let configPath: String
     let logPath: String
-    let process: Process
-    var pid: Int32 { process.processIdentifier }
+    let process: SpawnedProcess
+    var pid: Int32 { process.pid }
+    private var stopped = false
 
     /// The test configuration: every role of `TestUID`, the simulated devices `a0 a1 b0 b1`
     /// (allow-listed) and `out0` (not), all behind one IOMMU with dirty tracking and nesting.
@@ -120,21 +121,12 @@ final class DaemonUnderTest {
         configPath = directory + "/iommufdd.toml"
         logPath = directory + "/daemon.log"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
 
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
-        process.arguments = ["--backend", "sim", "--socket", socketPath, "--config", configPath]
         var environment = ProcessInfo.processInfo.environment
-        environment["NOTIFY_SOCKET"] = nil
-        environment["LISTEN_FDS"] = nil
-        environment["LISTEN_PID"] = nil
-        process.environment = environment
-        let log = FileHandle(forWritingAtPath: logPath)
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        for key in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC"] { environment[key] = nil }
+        process = try SpawnedProcess.start(
+            Self.binaryPath, ["--backend", "sim", "--socket", socketPath, "--config", configPath],
+            output: logPath, environment: environment)
         try waitUntilServing()
     }
 
@@ -143,7 +135,9 @@ final class DaemonUnderTest {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if !process.isRunning {
-                throw DaemonTestError("iommufdd exited with status \(process.terminationStatus) before serving:\n\(log)")
+                let status = process.wait()
+                stopped = true
+                throw DaemonTestError("iommufdd exited with status \(status) before serving:\n\(log)")
             }
             if let client = try? RPCClient(path: socketPath), (try? client.call("daemon.ping")) != nil { return }
             usleep(20_000)
@@ -203,10 +197,10 @@ final class DaemonUnderTest {
 
     /// SIGTERM and wait for the exit; the directory is removed.
     func stop() {
-        if process.isRunning {
-            kill(pid, SIGTERM)
-            process.waitUntilExit()
-        }
+        guard !stopped else { return }
+        stopped = true
+        kill(pid, SIGTERM)
+        process.wait()
         try? FileManager.default.removeItem(atPath: directory)
     }
 

@@ -16,16 +16,8 @@ struct FuzzRegressionTests {
             + FileManager.default.contentsOfDirectory(atPath: regressions).filter { !$0.hasPrefix(".") }
         #expect(inputs.count >= 30, "the seed corpus is missing: \(corpus)")
 
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = [corpus, regressions]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit && process.terminationStatus == 0, "fuzz-rpc failed on the corpus:\n\(text)")
+        let (status, text) = try SpawnedProcess.run(binary.path, [corpus, regressions])
+        #expect(status == 0, "fuzz-rpc failed on the corpus:\n\(text)")
         #expect(text.contains("fuzz-rpc: \(inputs.count) inputs replayed, no crash"), "\(text)")
     }
 }

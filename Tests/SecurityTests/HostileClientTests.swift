@@ -328,16 +328,9 @@ private func fileLimit(of pid: Int32) throws -> Int {
 }
 
 private func prlimitCommand(_ arguments: [String]) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
-    p.arguments = arguments
-    let out = Pipe()
-    p.standardOutput = out
-    try p.run()
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw DaemonTestError("prlimit \(arguments.joined(separator: " ")) failed") }
-    return text
+    let (status, output) = try SpawnedProcess.run("/usr/bin/prlimit", arguments)
+    guard status == 0 else { throw DaemonTestError("prlimit \(arguments.joined(separator: " ")) failed: \(output)") }
+    return output
 }
 
 private struct Unchecked<Value>: @unchecked Sendable {
