@@ -145,7 +145,7 @@ final class DaemonUnderTest {
         throw DaemonTestError("iommufdd did not serve \(socketPath) within 20 s:\n\(log)")
     }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var log: String { readTextFile(logPath) }
 
     /// A connection as root (admin in the test config).
     func connect() throws -> RPCClient { try RPCClient(path: socketPath) }
@@ -192,7 +192,15 @@ final class DaemonUnderTest {
 
     /// The daemon's open fds (entries of /proc/PID/fd).
     func openFDCount() -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+        guard let dir = opendir("/proc/\(pid)/fd") else { return -1 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            // The name read in place (a copy of the 256-byte d_name would read past the record).
+            let name = (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self)
+            if strcmp(name, ".") != 0 && strcmp(name, "..") != 0 { count += 1 }
+        }
+        return count
     }
 
     /// SIGTERM and wait for the exit; the directory is removed.

@@ -39,7 +39,7 @@ struct SpawnedProcess {
         defer { unlink(output) }
         let child = try start(path, arguments, output: output, environment: environment)
         let status = child.wait()
-        return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        return (status, readTextFile(output))
     }
 
     /// Whether it has not exited yet (does not reap it).
@@ -64,4 +64,21 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeM
     let pointers = strings.map { strdup($0) } + [nil]
     defer { for p in pointers { free(p) } }
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// A whole file as text ("" when unreadable), with plain read(2): FoundationEssentials'
+/// `String(contentsOfFile:)` leaks its buffer (LeakSanitizer reports it).
+func readTextFile(_ path: String) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
