@@ -88,6 +88,10 @@ public final class Daemon: @unchecked Sendable {
         service.server = server
         if backend.kind == .sim {
             status.warn("simulator backend: no device does real DMA; objects live in this process only")
+            if initial.sim.testHooks {
+                service.addSimulatorTestHooks()
+                status.warn("[sim] test_hooks is on: sim.dma is served (test-only)")
+            }
         }
         status.warn("no fd store: a restart of iommufdd destroys every IOAS, HWPT and mapping (and the DMA of running VMs)")
         logger.warning("a restart of iommufdd destroys every object: the fd store that would keep them is not in use")

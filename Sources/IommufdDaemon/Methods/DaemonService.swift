@@ -14,7 +14,7 @@ public enum IommufddVersion {
 public final class DaemonService: RPCHandler, @unchecked Sendable {
     public let broker: Broker
     public let backend: any IommuBackend
-    public private(set) var table: MethodTable
+    public internal(set) var table: MethodTable
     let logger: Logger
     let started = Date()
     let startedMonotonic = DispatchTime.now()
