@@ -70,6 +70,10 @@ final class DaemonUnderTest {
         user = \(TestUID.untrustedManager)
         role = "manager"
 
+        [sim]
+        # sim.dma: a device writes guest memory (a method of its own, so it has its own row).
+        test_hooks = true
+
         [[sim.iommu]]
         name = "nest0"
         dirty_tracking = true

@@ -273,6 +273,12 @@ let isolationMatrix: [MatrixRow] = {
             try c.a.value("dirty.start", ["ioas": .id(f.ioas)])
             return p(["ioas": .id(f.ioas), "iova": iova, "length": length])
         },
+        // Test hook of the simulator: another manager does not even see whose device it is.
+        R.row("sim.dma", "", "✓✓∅✗") { f, c in
+            try c.map(c.a, ioas: f.ioas)
+            try c.a.value("dirty.start", ["ioas": .id(f.ioas)])
+            return p(["device": "a0", "iova": iova, "length": .int(0x1000)])
+        },
         R.row("viommu.create", "", "✓✓✗✗") { _, _ in p(["device": "a0", "type": selftest]) },
         R.row("viommu.destroy", "", "✓✓✗✗") { _, c in p(["viommu": .id(try c.newVIOMMU(c.a, device: "a0"))]) },
         R.row("vdevice.create", "", "✓✓✗✗") { _, c in
