@@ -207,14 +207,22 @@ final class DaemonUnderTest {
         return count
     }
 
-    /// SIGTERM and wait for the exit; the directory is removed.
-    func stop() {
-        guard !stopped else { return }
+    /// SIGTERM and wait for the exit; the directory is removed. Returns the exit status: 0 for
+    /// a clean stop (a sanitizer build of the daemon exits non-zero after a report), and keeps
+    /// the log in `finalLog`.
+    @discardableResult
+    func stop() -> Int32 {
+        guard !stopped else { return exitStatus }
         stopped = true
         kill(pid, SIGTERM)
-        process.wait()
+        exitStatus = process.wait()
+        finalLog = log
         try? FileManager.default.removeItem(atPath: directory)
+        return exitStatus
     }
+
+    private(set) var exitStatus: Int32 = -1
+    private(set) var finalLog = ""
 
     deinit { stop() }
 }

@@ -72,6 +72,12 @@ private final class Victim {
         return nil
     }
 
+    /// Stops the daemon: it must exit cleanly (status 0; a sanitizer report makes it non-zero).
+    func expectCleanStop(sourceLocation: SourceLocation = #_sourceLocation) {
+        let status = daemon.stop()
+        #expect(status == 0, "iommufdd did not stop cleanly (status \(status)):\n\(daemon.finalLog)", sourceLocation: sourceLocation)
+    }
+
     deinit { daemon.stop() }
 }
 
@@ -120,6 +126,7 @@ struct HostileClientTests {
     /// max_output_buffer_bytes for it, then disconnects it.
     @Test func clientThatNeverReads() throws {
         let v = try Victim(limits: "max_output_buffer_bytes = 262144")
+        defer { v.expectCleanStop() }
         let base = try v.baseline()
         let fd = try rawConnection(v.daemon, receiveBuffer: 4096)
         let request = line(#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#)
@@ -152,6 +159,7 @@ struct HostileClientTests {
     /// then vanishes without reading: every received fd is closed.
     @Test func clientThatSendsFDsAndVanishes() throws {
         let v = try Victim(limits: "max_fds_per_message = 4")
+        defer { v.expectCleanStop() }
         let base = try v.baseline()
         let memfds = try (0..<8).map { _ in try makeMemfd(bytes: 4096) }
         defer { for fd in memfds { close(fd) } }
@@ -177,6 +185,7 @@ struct HostileClientTests {
     @Test func connectionsUntilTheLimit() throws {
         let limit = 16
         let v = try Victim(limits: "max_clients = \(limit)")
+        defer { v.expectCleanStop() }
         let base = try v.baseline()
         var hogs: [RPCClient] = []
         var refusals = 0
@@ -212,6 +221,7 @@ struct HostileClientTests {
             setrlimit(RLIMIT_NOFILE_VALUE, &limit)
         }
         let v = try Victim(limits: "max_clients = 1100")
+        defer { v.expectCleanStop() }
         let base = try v.baseline()
         let count = 1000
         let clients = Unchecked(try (0..<count).map { _ in try v.daemon.connect() })
@@ -274,6 +284,7 @@ struct HostileClientTests {
     /// is back and the clients gone, it holds what it held before.
     @Test func fileDescriptorLimitHitMidRun() throws {
         let v = try Victim()
+        defer { v.expectCleanStop() }
         let base = try v.baseline()
         let normal = try fileLimit(of: v.daemon.pid)
         try setFileLimit(of: v.daemon.pid, soft: base.fds + 4)

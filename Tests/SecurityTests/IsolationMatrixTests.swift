@@ -358,7 +358,7 @@ let isolationMatrix: [MatrixRow] = {
 struct IsolationMatrixTests {
     @Test func everyMethodHasARow() throws {
         let daemon = try DaemonUnderTest()
-        defer { daemon.stop() }
+        defer { #expect(daemon.stop() == 0, "iommufdd did not stop cleanly:\n\(daemon.finalLog)") }
         let document = try daemon.connect().value("rpc.discover")
         let served = Set((document["methods"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue })
         #expect(served.count >= 30, "rpc.discover listed \(served.count) methods")
@@ -374,7 +374,7 @@ struct IsolationMatrixTests {
 
     @Test func matrix() throws {
         let daemon = try DaemonUnderTest()
-        defer { daemon.stop() }
+        defer { #expect(daemon.stop() == 0, "iommufdd did not stop cleanly:\n\(daemon.finalLog)") }
         let clients = try Clients(daemon)
         var cells = 0
         for row in isolationMatrix {
@@ -414,7 +414,7 @@ struct IsolationMatrixTests {
     /// PermissionDenied) and then end of stream.
     @Test func unlistedUIDIsRefusedForEveryMethod() throws {
         let daemon = try DaemonUnderTest()
-        defer { daemon.stop() }
+        defer { #expect(daemon.stop() == 0, "iommufdd did not stop cleanly:\n\(daemon.finalLog)") }
         let methods = Set(isolationMatrix.map(\.method)).sorted()
         for method in methods {
             let client = try daemon.connect(as: TestUID.unlisted)
@@ -433,7 +433,7 @@ struct IsolationMatrixTests {
     /// What another manager sees of owner A: it exists (a device is leased) but not whose it is.
     @Test func listsHideOtherManagersObjects() throws {
         let daemon = try DaemonUnderTest()
-        defer { daemon.stop() }
+        defer { #expect(daemon.stop() == 0, "iommufdd did not stop cleanly:\n\(daemon.finalLog)") }
         let c = try Clients(daemon)
         let f = try c.makeFixture()
 
