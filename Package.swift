@@ -111,5 +111,20 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "CTestIdentity"]
         ),
+        // Isolation matrix, hostile clients and fuzz regressions, against the real iommufdd binary
+        // (depending on the executable makes `swift test` build it).
+        .testTarget(
+            name: "SecurityTests",
+            dependencies: ["iommufdd", "fuzz-rpc", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "CIommufd"]
+        ),
+        // libFuzzer target over the control socket (scripts/fuzz builds it with -sanitize=fuzzer);
+        // a plain build replays inputs: `fuzz-rpc Fuzz/corpus/rpc Fuzz/regressions/rpc`.
+        .executableTarget(
+            name: "fuzz-rpc",
+            dependencies: [
+                "IommufdDaemon", "IommufdRPC", "IommufdCore", "CIommufd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )

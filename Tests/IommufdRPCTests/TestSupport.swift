@@ -57,7 +57,8 @@ func openFileDescriptorCount() -> Int {
     defer { closedir(dir) }
     var count = 0
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        // Read the name in place: copying the whole 256-byte d_name reads past a short record.
+        let name = String(cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
         if name != "." && name != ".." { count += 1 }
     }
     return count - 1  // the directory stream itself

@@ -1,0 +1,313 @@
+import CIommufd
+import Foundation
+import IommufdCore
+import IommufdRPC
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Uids the tests connect as. None exists in /etc/passwd: the daemon knows them only from the
+/// temporary config's [[access]] entries, and an unlisted uid is refused at accept.
+enum TestUID {
+    static let managerA: UInt32 = 60001
+    static let managerB: UInt32 = 60002
+    static let reader: UInt32 = 60003
+    static let unlisted: UInt32 = 60004
+    /// A manager without `trusted_vmm`.
+    static let untrustedManager: UInt32 = 60005
+}
+
+/// The real `iommufdd` binary on the simulator backend, in a temporary directory of its own:
+/// `iommufdd --backend sim --socket DIR/control.sock --config DIR/iommufdd.toml`. Its log goes
+/// to DIR/daemon.log, printed when the daemon dies unexpectedly.
+final class DaemonUnderTest {
+    let directory: String
+    let socketPath: String
+    let configPath: String
+    let logPath: String
+    let process: SpawnedProcess
+    var pid: Int32 { process.pid }
+    private var stopped = false
+
+    /// The test configuration: every role of `TestUID`, the simulated devices `a0 a1 b0 b1`
+    /// (allow-listed) and `out0` (not), all behind one IOMMU with dirty tracking and nesting.
+    static func config(limits: String = "") -> String {
+        """
+        [daemon]
+        socket_mode = "0666"
+        log_level = "warning"
+
+        [limits]
+        \(limits)
+
+        [policy]
+        dirty_tracking = "off"
+
+        [devices]
+        allow = ["a0", "a1", "a2", "b0", "b1", "c0"]
+
+        [[access]]
+        user = 0
+        role = "admin"
+        trusted_vmm = true
+
+        [[access]]
+        user = \(TestUID.managerA)
+        role = "manager"
+        trusted_vmm = true
+
+        [[access]]
+        user = \(TestUID.managerB)
+        role = "manager"
+        trusted_vmm = true
+
+        [[access]]
+        user = \(TestUID.reader)
+        role = "reader"
+
+        [[access]]
+        user = \(TestUID.untrustedManager)
+        role = "manager"
+
+        [sim]
+        # sim.dma: a device writes guest memory (a method of its own, so it has its own row).
+        test_hooks = true
+
+        [[sim.iommu]]
+        name = "nest0"
+        dirty_tracking = true
+        nesting = true
+
+        [[sim.device]]
+        name = "a0"
+        iommu = "nest0"
+        [[sim.device]]
+        name = "a1"
+        iommu = "nest0"
+        [[sim.device]]
+        name = "a2"
+        iommu = "nest0"
+        [[sim.device]]
+        name = "b0"
+        iommu = "nest0"
+        [[sim.device]]
+        name = "b1"
+        iommu = "nest0"
+        [[sim.device]]
+        name = "c0"
+        iommu = "nest0"
+        [[sim.device]]
+        name = "out0"
+        iommu = "nest0"
+        pci_address = "0000:00:1f.0"
+        """
+    }
+
+    /// The built `iommufdd` next to this test bundle (same build directory, whatever the
+    /// scratch path), or `$IOMMUFDD_BINARY`.
+    static var binaryPath: String {
+        if let path = ProcessInfo.processInfo.environment["IOMMUFDD_BINARY"] { return path }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // An .xctest bundle directory on some toolchains: step out of it.
+        while dir.path.contains(".xctest") { dir = dir.deletingLastPathComponent() }
+        return dir.appendingPathComponent("iommufdd").path
+    }
+
+    init(config: String = DaemonUnderTest.config()) throws {
+        var template = Array("/tmp/iommufdd-sec-XXXXXX".utf8CString)
+        guard mkdtemp(&template) != nil else { throw Errno.current }
+        directory = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Other test uids must reach the socket inside.
+        chmod(directory, 0o711)
+        socketPath = directory + "/control.sock"
+        configPath = directory + "/iommufdd.toml"
+        logPath = directory + "/daemon.log"
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC"] { environment[key] = nil }
+        process = try SpawnedProcess.start(
+            Self.binaryPath, ["--backend", "sim", "--socket", socketPath, "--config", configPath],
+            output: logPath, environment: environment)
+        try waitUntilServing()
+    }
+
+    /// Polls until a connection succeeds; fails after 20 s (a daemon that never serves).
+    private func waitUntilServing() throws {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if !process.isRunning {
+                let status = process.wait()
+                stopped = true
+                throw DaemonTestError("iommufdd exited with status \(status) before serving:\n\(log)")
+            }
+            if let client = try? RPCClient(path: socketPath), (try? client.call("daemon.ping")) != nil { return }
+            usleep(20_000)
+        }
+        throw DaemonTestError("iommufdd did not serve \(socketPath) within 20 s:\n\(log)")
+    }
+
+    var log: String { readTextFile(logPath) }
+
+    /// A connection as root (admin in the test config).
+    func connect() throws -> RPCClient { try RPCClient(path: socketPath) }
+
+    /// A connection whose SO_PEERCRED says `uid` (gid = uid, no supplementary groups).
+    ///
+    /// The kernel records the peer credentials at `connect(2)`. So a child process is forked
+    /// that drops to `uid` and connects a socket the parent created; the parent keeps the
+    /// connected socket. The child runs only async-signal-safe syscalls on memory prepared
+    /// before the fork, then `_exit`s.
+    func connect(as uid: UInt32) throws -> RPCClient {
+        if uid == 0 { return try connect() }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Errno.current }
+        let address = UnsafeMutablePointer<sockaddr_un>.allocate(capacity: 1)
+        defer { address.deallocate() }
+        address.initialize(to: sockaddr_un())
+        address.pointee.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.pointee.sun_path) { buffer in
+            for (i, byte) in socketPath.utf8.prefix(buffer.count - 1).enumerated() { buffer[i] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let child = fork()
+        if child == 0 {
+            // As root, setgid/setuid set the real, effective and saved ids.
+            guard setgroups(0, nil) == 0, setgid(uid) == 0, setuid(uid) == 0 else { _exit(10) }
+            let rc = address.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
+            _exit(rc == 0 ? 0 : 11)
+        }
+        guard child > 0 else {
+            let e = Errno.current
+            close(fd)
+            throw e
+        }
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        let code = (status >> 8) & 0xff
+        guard (status & 0x7f) == 0, code == 0 else {
+            close(fd)
+            throw DaemonTestError("connecting as uid \(uid) failed in the child (exit \(code): 10 = could not drop to the uid, 11 = connect failed)")
+        }
+        return RPCClient(adopting: fd)
+    }
+
+    /// The daemon's open fds (entries of /proc/PID/fd).
+    func openFDCount() -> Int {
+        guard let dir = opendir("/proc/\(pid)/fd") else { return -1 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            // The name read in place (a copy of the 256-byte d_name would read past the record).
+            let name = (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self)
+            if strcmp(name, ".") != 0 && strcmp(name, "..") != 0 { count += 1 }
+        }
+        return count
+    }
+
+    /// SIGTERM and wait for the exit; the directory is removed. Returns the exit status: 0 for
+    /// a clean stop (a sanitizer build of the daemon exits non-zero after a report), and keeps
+    /// the log in `finalLog`.
+    @discardableResult
+    func stop() -> Int32 {
+        guard !stopped else { return exitStatus }
+        stopped = true
+        kill(pid, SIGTERM)
+        exitStatus = process.wait()
+        finalLog = log
+        try? FileManager.default.removeItem(atPath: directory)
+        return exitStatus
+    }
+
+    private(set) var exitStatus: Int32 = -1
+    private(set) var finalLog = ""
+
+    deinit { stop() }
+}
+
+struct DaemonTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A memfd of `bytes` bytes, for `ioas.map`.
+func makeMemfd(bytes: Int) throws -> Int32 {
+    let fd = ifd_memfd_create("iommufdd-sec", 0)
+    guard fd >= 0 else { throw Errno.current }
+    guard ftruncate(fd, off_t(bytes)) == 0 else {
+        let e = Errno.current
+        close(fd)
+        throw e
+    }
+    return fd
+}
+
+/// What a call came back with, in the terms of the access checks.
+enum Outcome: Hashable, CustomStringConvertible {
+    case ok
+    /// `iommufdd.PermissionDenied`.
+    case denied
+    /// `iommufdd.NotFound`: the object is not visible to this caller.
+    case notFound
+    case conflict
+    /// Passed every access check, but the simulator cannot do it (`device.fd`: no cdev).
+    case unsupported
+    case invalidParams
+    /// Another error: its name or code and message.
+    case other(String)
+
+    var description: String {
+        switch self {
+        case .ok: "ok"
+        case .denied: "PermissionDenied"
+        case .notFound: "NotFound"
+        case .conflict: "Conflict"
+        case .unsupported: "Unsupported"
+        case .invalidParams: "InvalidParams"
+        case .other(let s): s
+        }
+    }
+
+    static func of(_ body: () throws -> Void) -> Outcome {
+        do {
+            try body()
+            return .ok
+        } catch let e as RPCError {
+            switch e.name {
+            case "iommufdd.PermissionDenied": return .denied
+            case "iommufdd.NotFound": return .notFound
+            case "iommufdd.Conflict": return .conflict
+            case "iommufdd.Unsupported": return .unsupported
+            default:
+                if e.code == RPCError.Code.invalidParams { return .invalidParams }
+                return .other("\(e.name ?? "code \(e.code)"): \(e.message)")
+            }
+        } catch {
+            return .other("transport: \(error)")
+        }
+    }
+}
+
+extension RPCClient {
+    /// Calls and closes any fds that came back.
+    @discardableResult
+    func value(_ method: String, _ params: JSONValue? = nil, fds: [Int32] = []) throws -> JSONValue {
+        let (result, received) = try call(method, params: params, fds: fds, timeout: .seconds(30))
+        for fd in received { Glibc.close(fd) }
+        return result
+    }
+}
+
+extension JSONValue {
+    /// An integer member (an object ID) of a result, or a test failure.
+    func id(_ key: String) throws -> Int64 {
+        guard let v = self[key]?.int64Value else { throw DaemonTestError("no integer '\(key)' in \(self)") }
+        return v
+    }
+}
+
+extension JSONValue {
+    static func id(_ v: Int64) -> JSONValue { .int(v) }
+}
