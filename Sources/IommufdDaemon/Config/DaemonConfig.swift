@@ -103,6 +103,9 @@ public struct DaemonConfig: Sendable, Equatable {
         public var allowMockDevices = false
         /// `mock_devices`
         public var mockDevices: [MockDevice] = []
+        /// `test_hooks`: serve the `test.*` methods (simulated device writes for dirty
+        /// tracking, `IOMMU_TEST_OP_DIRTY`). Needs `allow_mock_devices`; tests only.
+        public var testHooks = false
         public init() {}
     }
 
@@ -112,6 +115,8 @@ public struct DaemonConfig: Sendable, Equatable {
         public var iommus: [SimIOMMU] = Sim.defaultIOMMUs
         /// `[[sim.device]]`
         public var devices: [SimDevice] = Sim.defaultDevices
+        /// `test_hooks`: serve the `test.*` methods on the simulator (simulated device writes).
+        public var testHooks = false
         public init() {}
 
         /// Used when the file defines neither `[[sim.iommu]]` nor `[[sim.device]]`.

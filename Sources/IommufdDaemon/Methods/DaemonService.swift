@@ -27,13 +27,15 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
     private var subscriptions: [UInt64: Set<UInt64>] = [:]  // connection id → subscription ids
     private var callsByMethod: [String: UInt64] = [:]
 
-    init(broker: Broker, backend: any IommuBackend, status: DaemonStatus, logger: Logger) {
+    /// `testHooks`: also serve the `test.*` methods (config `test_hooks`; test machines only).
+    init(broker: Broker, backend: any IommuBackend, status: DaemonStatus, logger: Logger, testHooks: Bool = false) {
         self.broker = broker
         self.backend = backend
         self.status = status
         self.logger = logger
         self.table = MethodTable.broker(broker)
         addDaemonMethods()
+        if testHooks { TestHooks.register(in: &table, broker: broker, backend: backend) }
     }
 
     // MARK: RPCHandler
