@@ -17,6 +17,11 @@ extension Broker {
                 throw BrokerError(.conflict, "device '\(dev.name)' is not attached through an HWPT (mdev-like devices have none); attach it to an IOAS first")
             }
             let key = NestParentKey(ioas: ioas.id, iommuInstance: dev.descriptor.iommuInstance ?? "device:\(dev.name)")
+            // Decide the type before touching anything: a refusal must leave no nest parent behind
+            // and the device where it was.
+            guard let type = params.type ?? Self.viommuType(for: dev.hwInfo) ?? config.defaultVIOMMUType else {
+                throw BrokerError.invalid("viommu.create: no vIOMMU type is known for the IOMMU of device '\(dev.name)' (hw_info type \(dev.hwInfo?.type ?? 0)); pass 'type' (enum iommu_viommu_type)")
+            }
             var created = false
             let parent: HWPTRecord
             if let id = nestParents[key], let existing = hwptTable[id] {
@@ -51,9 +56,6 @@ extension Broker {
                     undoParent()
                     throw error
                 }
-            }
-            guard let type = params.type ?? Self.viommuType(for: dev.hwInfo) ?? config.defaultVIOMMUType else {
-                throw BrokerError.invalid("viommu.create: no vIOMMU type is known for the IOMMU of device '\(dev.name)' (hw_info type \(dev.hwInfo?.type ?? 0)); pass 'type' (enum iommu_viommu_type)")
             }
             let id: ObjectID
             do {

@@ -101,7 +101,7 @@ struct DaemonChecks {
         try expect(counts?["devices_known"]?.int64Value == 6, "devices_known \(counts?["devices_known"] ?? nil), expected 2 edu + 4 mock")
         try expect(counts?["devices_allowed"]?.int64Value == 5, "devices_allowed \(counts?["devices_allowed"] ?? nil), expected 5")
         let warnings = info["warnings"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        try expect(warnings.contains { $0.contains("test hooks") }, "daemon.info does not warn that test hooks are on: \(warnings)")
+        try expect(warnings.contains { $0.contains("[kernel] test_hooks") }, "daemon.info does not warn that test hooks are on: \(warnings)")
     }
 
     static func kernelRelease() -> (text: String, major: Int, minor: Int) {
@@ -245,7 +245,7 @@ struct DaemonChecks {
     // MARK: Mock devices
 
     /// Dirty tracking on a mock domain: required policy, start, simulated device writes
-    /// (IOMMU_TEST_OP_DIRTY through test.device_write), read without and with clear, as runs
+    /// (IOMMU_TEST_OP_DIRTY through the sim.dma test hook), read without and with clear, as runs
     /// and as a bitmap memfd, stop; a no-dirty mock device is refused under `required`.
     func dirtyTrackingMock() throws {
         let owner = "vm-dirty"
@@ -262,7 +262,7 @@ struct DaemonChecks {
         let attached: DeviceAttachResult = try client.call("device.attach", DeviceAttachParams(owner: owner, device: "mock0", ioas: ioas.ioas, dirty: .required))
         try expect(attached.dirtyTracking && attached.hwptCreated, "mock0 attach: \(attached)")
         let write = { (first: UInt64, pages: UInt64) throws -> JSONValue in
-            try client.json("test.device_write", .object(["device": .string("mock0"), "iova": .unsigned(base + first * p), "length": .unsigned(pages * p)])).result
+            try client.json("sim.dma", .object(["device": .string("mock0"), "iova": .unsigned(base + first * p), "length": .unsigned(pages * p)])).result
         }
         try client.expectError("iommufdd.Kernel", errno: "EINVAL", "a device write with tracking off (IOMMU_TEST_OP_DIRTY)") { _ = try write(0, 1) }
         let started: DirtyStatusResult = try client.call("dirty.start", DirtyParams(ioas: ioas.ioas))

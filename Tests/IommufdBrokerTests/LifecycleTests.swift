@@ -57,8 +57,11 @@ struct LifecycleTests {
         _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "gpu0", ioas: ioas))
         let e = expectBrokerError(.invalidParams) { try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "gpu0")) }
         #expect(e?.message.contains("type") == true)
-        // Nothing was left behind by the refused request.
+        // Nothing was left behind by the refused request: not in the broker's books, and not in
+        // the backend either (a leaked nest parent would make the IOAS undestroyable).
         #expect(try f.broker.hwptList(f.a, HWPTListParams(ioas: ioas)).hwpts.count == 1)
+        let released = try f.broker.ownerRelease(f.a, OwnerReleaseParams(name: "vm-1"))
+        #expect(released.failures.isEmpty && released.released)
     }
 
     @Test func ownerReleaseLeavesNothingBehind() throws {

@@ -218,7 +218,7 @@ struct ConfigDecoder {
         var s = DaemonConfig.Sim()
         let iommuTables = r.tableArray("iommu", &self)
         let deviceTables = r.tableArray("device", &self)
-        if let v = r.bool("test_hooks", &self) { s.testHooks = v }
+        s.testHooks = r.bool("test_hooks", &self) ?? false
         r.finish(&self)
         guard iommuTables != nil || deviceTables != nil else { return s }
         s.iommus = []

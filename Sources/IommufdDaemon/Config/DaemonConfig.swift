@@ -103,8 +103,9 @@ public struct DaemonConfig: Sendable, Equatable {
         public var allowMockDevices = false
         /// `mock_devices`
         public var mockDevices: [MockDevice] = []
-        /// `test_hooks`: serve the `test.*` methods (simulated device writes for dirty
-        /// tracking, `IOMMU_TEST_OP_DIRTY`). Needs `allow_mock_devices`; tests only.
+        /// `test_hooks`: serve `sim.dma` on the kernel backend: a mock device "writes" pages
+        /// (`IOMMU_TEST_OP_DIRTY`), for end-to-end tests of dirty tracking. Needs
+        /// `allow_mock_devices`; test-only.
         public var testHooks = false
         public init() {}
     }
@@ -115,7 +116,8 @@ public struct DaemonConfig: Sendable, Equatable {
         public var iommus: [SimIOMMU] = Sim.defaultIOMMUs
         /// `[[sim.device]]`
         public var devices: [SimDevice] = Sim.defaultDevices
-        /// `test_hooks`: serve the `test.*` methods on the simulator (simulated device writes).
+        /// `test_hooks`: serve `sim.dma` (a simulated device write, for end-to-end tests of
+        /// dirty tracking). Test-only; has no effect on the kernel backend.
         public var testHooks = false
         public init() {}
 

@@ -78,8 +78,7 @@ public final class Daemon: @unchecked Sendable {
             throw DaemonStartError(description: "iommufdd: \(error)", exitCode: 71)
         }
         let status = DaemonStatus(socketPath: socketPath, configFile: overrides.configPath ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : nil))
-        let testHooks = backend.kind == .kernel ? initial.kernel.testHooks : initial.sim.testHooks
-        let service = DaemonService(broker: broker, backend: backend, status: status, logger: logger, testHooks: testHooks)
+        let service = DaemonService(broker: broker, backend: backend, status: status, logger: logger)
         self.service = service
         do {
             server = try RPCServer(listen: listen, limits: Daemon.limits(initial), logger: logger, handler: service)
@@ -89,9 +88,14 @@ public final class Daemon: @unchecked Sendable {
         service.server = server
         if backend.kind == .sim {
             status.warn("simulator backend: no device does real DMA; objects live in this process only")
+            if initial.sim.testHooks {
+                service.addTestHooks()
+                status.warn("[sim] test_hooks is on: sim.dma is served (test-only)")
+            }
         }
-        if testHooks {
-            status.warn("test hooks are on (test_hooks in the config): test.* methods fake device DMA; never on a production host")
+        if backend.kind == .kernel && initial.kernel.testHooks {
+            service.addTestHooks()
+            status.warn("[kernel] test_hooks is on: sim.dma marks pages written by the selftest mock devices (IOMMU_TEST_OP_DIRTY; test-only)")
         }
         status.warn("no fd store: a restart of iommufdd destroys every IOAS, HWPT and mapping (and the DMA of running VMs)")
         logger.warning("a restart of iommufdd destroys every object: the fd store that would keep them is not in use")

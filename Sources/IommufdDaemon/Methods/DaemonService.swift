@@ -14,7 +14,7 @@ public enum IommufddVersion {
 public final class DaemonService: RPCHandler, @unchecked Sendable {
     public let broker: Broker
     public let backend: any IommuBackend
-    public private(set) var table: MethodTable
+    public internal(set) var table: MethodTable
     let logger: Logger
     let started = Date()
     let startedMonotonic = DispatchTime.now()
@@ -27,15 +27,13 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
     private var subscriptions: [UInt64: Set<UInt64>] = [:]  // connection id → subscription ids
     private var callsByMethod: [String: UInt64] = [:]
 
-    /// `testHooks`: also serve the `test.*` methods (config `test_hooks`; test machines only).
-    init(broker: Broker, backend: any IommuBackend, status: DaemonStatus, logger: Logger, testHooks: Bool = false) {
+    init(broker: Broker, backend: any IommuBackend, status: DaemonStatus, logger: Logger) {
         self.broker = broker
         self.backend = backend
         self.status = status
         self.logger = logger
         self.table = MethodTable.broker(broker)
         addDaemonMethods()
-        if testHooks { TestHooks.register(in: &table, broker: broker, backend: backend) }
     }
 
     // MARK: RPCHandler

@@ -44,8 +44,11 @@ public struct MethodTable: Sendable {
     }
 
     /// A method whose result comes with fds to send back (the broker's duplicates).
+    /// `sendsFDs` says whether a call with these params does; such a call is refused in a batch
+    /// before it runs (a read-and-clear bitmap whose fd could not be sent would lose the bits).
     mutating func addWithFDs<P: Decodable & Sendable, R: Encodable & Sendable>(
         _ name: String, _ summary: String, access: MethodAccess, params: P.Type,
+        sendsFDs: @escaping @Sendable (P) -> Bool = { _ in true },
         _ body: @escaping @Sendable (Caller, P, RPCCall) throws -> WithFDs<R>
     ) {
         let spec = MethodSpec(
@@ -53,7 +56,7 @@ public struct MethodTable: Sendable {
             takesFD: false, returnsFDs: true,
             run: { caller, call in
                 let p = try call.decodeParams(P.self)
-                if call.isBatchMember {
+                if call.isBatchMember && sendsFDs(p) {
                     throw RPCError.invalidRequest(
                         "\(name) returns file descriptors, which cannot travel in a batch; send it as a single request",
                         name: RPCError.Name.fileDescriptorsInBatch)
@@ -122,7 +125,10 @@ extension MethodTable {
         add(.dirtyStop, DirtyParams.self, broker.dirtyStop)
         add(.dirtyStatus, DirtyParams.self, broker.dirtyStatus)
         // dirty.read: readers may read with clear=false; the broker checks that.
-        t.addWithFDs(BrokerMethod.dirtyRead.rawValue, BrokerMethod.dirtyRead.summary, access: .read, params: DirtyReadParams.self) { c, p, _ in
+        t.addWithFDs(
+            BrokerMethod.dirtyRead.rawValue, BrokerMethod.dirtyRead.summary, access: .read, params: DirtyReadParams.self,
+            sendsFDs: { $0.format == .bitmap }
+        ) { c, p, _ in
             try broker.dirtyRead(c, p)
         }
         add(.viommuCreate, VIOMMUCreateParams.self, broker.viommuCreate)
