@@ -296,7 +296,7 @@ struct DaemonChecks {
 
     /// vIOMMU + vDevice over a mock device: the daemon allocates the nest parent, moves the
     /// device onto it and infers the vIOMMU type from the mock IOMMU's hw_info. The emulated
-    /// VT-d cannot nest, which the kernel says with EOPNOTSUPP.
+    /// VT-d has no vIOMMU type and cannot nest (EOPNOTSUPP), and a refusal leaves nothing behind.
     func viommuVDeviceMock() throws {
         let owner = "vm-nest"
         defer { _ = try? client.release(owner) }
@@ -318,11 +318,17 @@ struct DaemonChecks {
         }
         _ = try client.call("vdevice.destroy", VDeviceDestroyParams(vdevice: vdev.vdevice), as: VDeviceDestroyResult.self)
         _ = try client.call("viommu.destroy", VIOMMUDestroyParams(viommu: viommu.viommu), as: VIOMMUDestroyResult.self)
-        // The emulated VT-d: no nest-parent HWPT.
+        // The emulated VT-d: Linux 7.3 has no vIOMMU type for VT-d (the daemon says so before
+        // touching the kernel), and with a type named anyway the kernel refuses the nest parent.
         _ = try client.call("device.attach", DeviceAttachParams(owner: owner, device: "vfio0", ioas: ioas.ioas), as: DeviceAttachResult.self)
-        try client.expectError("iommufdd.Kernel", errno: "EOPNOTSUPP", "viommu.create on the emulated VT-d") {
+        try client.expectError("iommufdd.InvalidParams", "viommu.create on the emulated VT-d") {
             _ = try client.call("viommu.create", VIOMMUCreateParams(device: "vfio0"), as: VIOMMUCreateResult.self)
         }
+        try client.expectError("iommufdd.Kernel", errno: "EOPNOTSUPP", "viommu.create on the emulated VT-d with type ARM SMMUv3") {
+            _ = try client.call("viommu.create", VIOMMUCreateParams(device: "vfio0", type: 1), as: VIOMMUCreateResult.self)
+        }
+        let hwpts: HWPTListResult = try client.call("hwpt.list", HWPTListParams(owner: owner))
+        try expect(!hwpts.hwpts.contains { $0.nestParent && $0.iommuInstance == "dmar0" }, "a refused viommu.create left a nest parent: \(hwpts.hwpts)")
     }
 
     // MARK: Real DMA
