@@ -94,6 +94,10 @@ let package = Package(
         // Test-only C: connect as another uid (thread-scoped credentials) for the access tests.
         .target(name: "CTestIdentity", path: "Tests/CTestIdentity"),
         .testTarget(
+            name: "RestartTests",
+            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdSim", "IommufdCore", "CIommufd"]
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "CTestIdentity"]
         ),

@@ -112,6 +112,7 @@ extension Broker {
         }
         let flags = try Self.mapFlags(readable: params.readable, writeable: params.writeable)
         return try locked {
+            journal?.stateUnchanged = true  // mappings only: the journal records them one by one
             let ioas = try ioas(caller, params.ioas, write: "ioas.map")
             guard let owner = owners[ioas.owner] else { throw BrokerError.notFound("owner of IOAS \(ioas.id) is gone") }
             try charge(owner, params.length)
@@ -152,6 +153,7 @@ extension Broker {
             }
             owner.pinnedBytes += params.length
             ioas.pinnedBytes += params.length
+            journal?.mapped(ioas: ioas.id, iova: iova, mapping, offset: params.offset)
             return IOASMapResult(ioas: ioas.id, iova: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
         }
     }
@@ -172,9 +174,15 @@ extension Broker {
     /// `all` says `entries` is every mapping: the index is then dropped at once, not entry by entry.
     private func forget(_ entries: [IOVAIndex<MappingRecord>.Entry], of ioas: IOASRecord, all: Bool = false) -> UInt64 {
         var bytes: UInt64 = 0
-        if all { ioas.mappings = IOVAIndex() }
+        if all {
+            ioas.mappings = IOVAIndex()
+            journal?.cleared(ioas: ioas.id)
+        }
         for entry in entries {
-            if !all { ioas.mappings.remove(at: entry.key) }
+            if !all {
+                ioas.mappings.remove(at: entry.key)
+                journal?.unmapped(ioas: ioas.id, iova: entry.key)
+            }
             release(entry.value.backing, length: entry.value.length)
             ioas.pinnedBytes -= entry.value.charged
             owners[ioas.owner]?.pinnedBytes -= entry.value.charged
@@ -188,6 +196,7 @@ extension Broker {
     /// A range with no mapping is NotFound, or a 0-byte success under `tolerate_missing`.
     public func ioasUnmap(_ caller: Caller, _ params: IOASUnmapParams) throws -> IOASUnmapResult {
         try locked {
+            journal?.stateUnchanged = true  // mappings only: the journal records them one by one
             let ioas = try ioas(caller, params.ioas, write: "ioas.unmap")
             guard let owner = owners[ioas.owner] else { throw BrokerError.notFound("owner of IOAS \(ioas.id) is gone") }
             let tolerate = params.tolerateMissing ?? owner.policy.tolerateMissing
@@ -249,6 +258,7 @@ extension Broker {
         if let dst = params.dstIOVA { try Self.checkRange(iova: dst, length: params.length, alignment: Self.pageSize, "ioas.copy destination") }
         let flags = try Self.mapFlags(readable: params.readable, writeable: params.writeable)
         return try locked {
+            journal?.stateUnchanged = true  // mappings only: the journal records them one by one
             let src = try ioas(caller, params.srcIOAS, write: "ioas.copy")
             let dst = try ioas(caller, params.dstIOAS, write: "ioas.copy")
             guard src.owner == dst.owner, let owner = owners[dst.owner] else {
@@ -271,6 +281,7 @@ extension Broker {
             }
             owner.pinnedBytes += params.length
             dst.pinnedBytes += params.length
+            journal?.mapped(ioas: dst.id, iova: iova, mapping, offset: 0)
             return IOASCopyResult(dstIOAS: dst.id, dstIOVA: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
         }
     }

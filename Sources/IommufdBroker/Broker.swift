@@ -34,6 +34,8 @@ public final class Broker: @unchecked Sendable {
     var devicesByPCI: [String: String] = [:]
     var nestParents: [NestParentKey: ObjectID] = [:]
     var files = MemoryFileTable()
+    /// The object journal in systemd's fd store (Journal/), nil without an fd store.
+    var journal: ObjectJournal?
     private var subscribers: [UInt64: Subscription] = [:]
     private var nextSubscription: UInt64 = 1
     var pending: [(event: BrokerEvent, identity: String?)] = []
@@ -62,6 +64,7 @@ public final class Broker: @unchecked Sendable {
     func locked<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         let result = Result { try body() }
+        journalCommit()
         let events = pending
         pending.removeAll()
         if events.isEmpty {

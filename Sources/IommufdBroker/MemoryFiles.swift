@@ -18,6 +18,8 @@ struct MemoryFileTable {
         var references: Int
     }
     private(set) var files: [Key: File] = [:]
+    /// systemd's fd store, when the daemon has one: each dup is stored while it is held.
+    var store: (any FileDescriptorStore)?
 
     /// Checks that `fd` is a regular file with `[offset, offset+length)` inside it, and returns
     /// its key and the broker's fd for it (a new dup on first use).
@@ -47,6 +49,7 @@ struct MemoryFileTable {
             throw BrokerError(.io, "could not keep a reference to the memory fd: dup failed with \(err.name) (\(err.message)); the daemon may be out of file descriptors (LimitNOFILE)")
         }
         files[key] = File(fd: dup, references: 1)
+        store?.store(dup, name: StoredFDName.memory(device: key.device, inode: key.inode))
         return (key, dup)
     }
 
@@ -55,6 +58,7 @@ struct MemoryFileTable {
         guard var file = files[key] else { return }
         file.references -= 1
         if file.references <= 0 {
+            store?.remove(name: StoredFDName.memory(device: key.device, inode: key.inode))
             close(file.fd)
             files[key] = nil
         } else {
@@ -63,6 +67,11 @@ struct MemoryFileTable {
     }
 
     func fd(for key: Key) -> Int32? { files[key]?.fd }
+
+    /// Takes one more reference on a file adopted from the fd store after a restart.
+    mutating func adopt(_ key: Key, fd: Int32) {
+        files[key, default: File(fd: fd, references: 0)].references += 1
+    }
 }
 
 /// Maps `[offset, offset+length)` of `fd` shared into the daemon (the path for kernels without

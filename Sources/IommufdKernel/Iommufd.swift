@@ -25,6 +25,13 @@ public final class Iommufd: Sendable {
             .orThrow("open", detail: "\(path): is the iommufd module loaded and the daemon allowed to open it?")
     }
 
+    /// Takes ownership of an iommufd opened by a previous daemon (from systemd's fd store):
+    /// every object it holds is still there, under the same IDs.
+    public init(adopting fd: Int32, syscalls: Syscalls = .live) {
+        self.syscalls = syscalls
+        self.fd = fd
+    }
+
     deinit {
         syscalls.closeFile(fd)
     }

@@ -69,11 +69,13 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
 
     /// Opens the iommufd and probes it. Fails if it cannot be opened, or if mock devices are
     /// requested on a kernel without CONFIG_IOMMUFD_TEST.
-    public init(options: KernelBackendOptions = KernelBackendOptions(), syscalls: Syscalls = .live) throws {
+    /// With `adoptingIommufd`, takes over that iommufd (from the fd store after a restart)
+    /// instead of opening a new one.
+    public init(options: KernelBackendOptions = KernelBackendOptions(), syscalls: Syscalls = .live, adoptingIommufd adopted: Int32? = nil) throws {
         self.options = options
         self.syscalls = syscalls
         self.discovery = DeviceDiscovery(sysfsRoot: options.sysfsRoot, devRoot: options.devRoot)
-        self.iommufd = try Iommufd(path: options.iommuPath, syscalls: syscalls)
+        self.iommufd = try adopted.map { Iommufd(adopting: $0, syscalls: syscalls) } ?? Iommufd(path: options.iommuPath, syscalls: syscalls)
         let report = FeatureProbe(sysfsRoot: options.sysfsRoot, devRoot: options.devRoot).probe(iommufd)
         self.features = report.supported
         self.unexpectedProbeAnswers = report.unexpected
@@ -312,6 +314,33 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     private func requireSelftest(_ operation: String) throws {
         guard !options.mockDevices.isEmpty, features.contains(.selftest) else {
             throw IommuError(.ENOTTY, operation, detail: "test hooks need a CONFIG_IOMMUFD_TEST kernel and mock devices enabled in the config")
+        }
+    }
+}
+
+// MARK: Restart
+
+extension KernelBackend: RestartableBackend {
+    /// The fd-store name of the iommufd.
+    public static let fdStoreName = "iommufd"
+
+    public func fdsToStore() -> [(name: String, fd: Int32)] { [(Self.fdStoreName, iommufd.fd)] }
+
+    /// Takes back a VFIO cdev bound by the previous daemon; `IOMMU_GET_HW_INFO` on `id` checks
+    /// it is still bound to this iommufd under that ID. Mock devices cannot be taken back (their
+    /// selftest IDs are not recorded): they are reported and must be attached again.
+    public func adoptBoundDevice(_ descriptor: DeviceDescriptor, id: ObjectID, fd: Int32?) throws -> BoundDevice {
+        switch descriptor.kind {
+        case .pci, .mdev:
+            guard let fd else {
+                throw IommuError(.EBADF, "VFIO_DEVICE_BIND_IOMMUFD", detail: "device \(descriptor.name) has no cdev fd to take back")
+            }
+            _ = try iommufd.hwInfo(deviceID: id)  // before taking the fd: on failure the caller still owns it
+            let vfio = VFIODevice(adopting: fd, path: descriptor.cdevPath ?? "(from the fd store)", syscalls: syscalls)
+            locked { vfioDevices[id] = (descriptor, vfio) }
+            return BoundDevice(descriptor: descriptor, id: id, fd: fd)
+        case .mock, .simulated:
+            throw IommuError(.EOPNOTSUPP, "VFIO_DEVICE_BIND_IOMMUFD", detail: "\(descriptor.kind) device \(descriptor.name) cannot be taken over after a restart")
         }
     }
 }

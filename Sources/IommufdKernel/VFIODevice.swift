@@ -22,6 +22,13 @@ public final class VFIODevice: Sendable {
             .orThrow("open", detail: "\(path): is the device bound to vfio-pci and is the daemon allowed to open it?")
     }
 
+    /// Takes ownership of a cdev fd opened and bound by a previous daemon (from the fd store).
+    public init(adopting fd: Int32, path: String, syscalls: Syscalls = .live) {
+        self.path = path
+        self.syscalls = syscalls
+        self.fd = fd
+    }
+
     deinit {
         syscalls.closeFile(fd)
     }

@@ -46,24 +46,55 @@ public final class Daemon: @unchecked Sendable {
         logger.logLevel = initial.daemon.logLevel
         self.logger = logger
 
-        let backend: any IommuBackend
+        let activation: SocketActivation?
         do {
-            backend = try BackendFactory.open(initial)
+            activation = try SocketActivation.inherited()
+        } catch {
+            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: 71)
+        }
+        // Restart recovery (Recovery/): the fd store gives back the iommufd, the journal, memory
+        // files and device fds; the backend and the broker take them over before READY.
+        let recoveryStart = DispatchTime.now()
+        let storeState = SystemdFDStore.availability(environment: ProcessInfo.processInfo.environment)
+        let stored = activation?.storedFDs ?? []
+        let backend: any IommuBackend
+        let restOfStore: [SocketActivation.PassedFD]
+        let backendNotes: [String]
+        do {
+            (backend, restOfStore, backendNotes, _) = try RestartRecovery.openBackend(initial, stored: stored, useStore: storeState.limit != nil, logger: logger)
         } catch {
             throw DaemonStartError(description: "iommufdd: \(error)", exitCode: 69)
         }
         let broker: Broker
+        var fdStore: SystemdFDStore?
+        var recovery: RecoveryInfo?
         do {
             broker = try Broker(backend: backend, config: BrokerSettings.make(initial, backend: backend.kind), logger: logger)
+            if let limit = storeState.limit {
+                let store = SystemdFDStore(notifier: SystemdNotifier(), limit: limit, logger: logger, adopted: stored.map(\.name))
+                fdStore = store
+                let journal = try broker.recover(storedFDs: restOfStore.map { ($0.name, $0.fd) }, store: store)
+                // The backend's own fds (the iommufd), unless they came from the store.
+                for (name, fd) in (backend as? any RestartableBackend)?.fdsToStore() ?? [] { store.store(fd, name: name) }
+                recovery = RecoveryInfo(
+                    restarted: journal.journal != nil, seconds: Double(DispatchTime.now().uptimeNanoseconds - recoveryStart.uptimeNanoseconds) / 1e9, journal: journal, backendProblems: backendNotes)
+                if journal.journal != nil {
+                    logger.info("objects taken over from the previous daemon", metadata: [
+                        "recovery.owners": "\(journal.owners)", "recovery.ioas": "\(journal.ioas)", "recovery.mappings": "\(journal.mappings)",
+                        "recovery.devices": "\(journal.devices)", "recovery.problems": "\(journal.problems.count + backendNotes.count)",
+                    ])
+                }
+                for note in backendNotes { logger.warning("recovery: \(note)") }
+            } else if !stored.isEmpty {
+                logger.warning("fds were passed besides the control socket but there is no fd store to keep using; they are ignored", metadata: ["fds": "\(stored.map(\.name))"])
+            }
         } catch {
             throw DaemonStartError(description: "iommufdd: cannot start the broker: \(error)", exitCode: 70)
         }
 
-        let activation: SocketActivation?
         let listen: RPCListenAddress
         let socketPath: String
         do {
-            activation = try SocketActivation.inherited()
             if let fd = try activation?.controlSocket() {
                 listen = .adopted(fd)
                 socketPath = Daemon.boundPath(of: fd) ?? "(socket activation)"
@@ -86,19 +117,32 @@ public final class Daemon: @unchecked Sendable {
             throw DaemonStartError(description: "iommufdd: cannot listen on \(socketPath): \(error)", exitCode: 71)
         }
         service.server = server
-        if backend.kind == .sim {
-            status.warn("simulator backend: no device does real DMA; objects live in this process only")
-            if initial.sim.testHooks {
-                service.addTestHooks()
-                status.warn("[sim] test_hooks is on: sim.dma is served (test-only)")
-            }
+        status.fdStore = fdStore
+        status.recovery = recovery
+        if let recovery, !(recovery.journal.problems.isEmpty && recovery.backendProblems.isEmpty) {
+            status.warn("restart recovery found \(recovery.journal.problems.count + recovery.backendProblems.count) problems; see recovery in daemon.info")
         }
-        if backend.kind == .kernel && initial.kernel.testHooks {
+        if backend.kind == .sim, initial.sim.testHooks {
+            service.addTestHooks()
+            status.warn("[sim] test_hooks is on: sim.dma is served (test-only)")
+        }
+        if backend.kind == .kernel, initial.kernel.testHooks {
             service.addTestHooks()
             status.warn("[kernel] test_hooks is on: sim.dma marks pages written by the selftest mock devices (IOMMU_TEST_OP_DIRTY; test-only)")
         }
-        status.warn("no fd store: a restart of iommufdd destroys every IOAS, HWPT and mapping (and the DMA of running VMs)")
-        logger.warning("a restart of iommufdd destroys every object: the fd store that would keep them is not in use")
+        if fdStore != nil {
+            status.restartKeepsObjects = true
+            if backend.kind == .sim {
+                status.warn("simulator backend: no device does real DMA; its objects survive restarts through its operation log in the fd store")
+            }
+        } else {
+            if backend.kind == .sim {
+                status.warn("simulator backend: no device does real DMA; objects live in this process only")
+            }
+            let reason = storeState.reason ?? "no fd store"
+            status.warn("no fd store (\(reason)): a restart of iommufdd destroys every IOAS, HWPT and mapping (and the DMA of running VMs)")
+            logger.warning("a restart of iommufdd will drop every object: there is no fd store to keep them", metadata: ["reason": "\(reason)"])
+        }
     }
 
     /// Starts serving and runs the main queue forever (exit happens from the SIGTERM path).

@@ -149,7 +149,13 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
             startedAt: ISO8601DateFormatter().string(from: started), uptimeSeconds: uptime,
             socket: status.socketPath, configFile: status.configFile, features: features,
             counts: broker.counts(), connections: server?.metrics.connectionsOpen ?? 0,
-            restartKeepsObjects: status.restartKeepsObjects, warnings: status.warnings)
+            restartKeepsObjects: status.restartKeepsObjects, warnings: status.warnings + (status.fdStore?.warnings ?? []),
+            recovery: status.recovery, fdStore: status.fdStore.map { store in
+                let journal = broker.journalStatus
+                return DaemonInfo.FDStoreState(
+                    limit: store.limit, stored: store.count, journalGeneration: journal?.generation ?? 0, journalBytes: journal?.bytes ?? 0,
+                    journalError: journal?.writeError)
+            })
     }
 }
 
@@ -168,6 +174,9 @@ final class DaemonStatus: @unchecked Sendable {
 
     var warnings: [String] { lock.withLock { _warnings } }
     func warn(_ text: String) { lock.withLock { _warnings.append(text) } }
+    /// Restart recovery (Recovery/): the fd store in use and what the start took over.
+    var fdStore: SystemdFDStore?
+    var recovery: RecoveryInfo?
     var restartKeepsObjects: Bool {
         get { lock.withLock { _restartKeepsObjects } }
         set { lock.withLock { _restartKeepsObjects = newValue } }
@@ -194,6 +203,25 @@ public struct DaemonInfo: Codable, Sendable {
     /// Whether a restart of the daemon keeps every object (fd store available).
     public var restartKeepsObjects: Bool
     public var warnings: [String]
+    /// What this start took over from a previous daemon (nil without an fd store).
+    public var recovery: RecoveryInfo?
+    /// systemd's fd store as the daemon uses it (nil without one).
+    public var fdStore: FDStoreState?
+
+    public struct FDStoreState: Codable, Sendable {
+        /// `FileDescriptorStoreMax=` and the fds the daemon has stored.
+        public var limit: Int
+        public var stored: Int
+        public var journalGeneration: UInt64
+        public var journalBytes: Int
+        public var journalError: String?
+        enum CodingKeys: String, CodingKey {
+            case limit, stored
+            case journalGeneration = "journal_generation"
+            case journalBytes = "journal_bytes"
+            case journalError = "journal_error"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case version, backend, pid, socket, features, counts, connections, warnings
@@ -201,6 +229,8 @@ public struct DaemonInfo: Codable, Sendable {
         case uptimeSeconds = "uptime_seconds"
         case configFile = "config_file"
         case restartKeepsObjects = "restart_keeps_objects"
+        case recovery
+        case fdStore = "fd_store"
     }
 }
 

@@ -1,0 +1,100 @@
+import IommufdCore
+
+/// Everything the broker knows except the mappings: owners and their policies, IOAS, HWPTs,
+/// device leases and attachments, vIOMMUs, vDevices, dirty-tracking state. Small (objects, not
+/// pages), so the journal records it whole whenever it changes; mappings, which can be millions,
+/// are recorded one by one.
+struct JournalState: Codable, Equatable {
+    struct Owner: Codable, Equatable {
+        var name: String
+        var identity: String
+        var creatorUID: UInt32
+        var quotaBytes: UInt64?
+        var policy: OwnerPolicy
+        var devices: [String]
+    }
+    struct IOAS: Codable, Equatable {
+        var id: ObjectID
+        var owner: String
+        var hugePages: Bool
+        var directDevices: [String]
+        var dirtyEnabled: Bool
+    }
+    struct HWPT: Codable, Equatable {
+        var id: ObjectID
+        var owner: String
+        var ioas: ObjectID
+        var flags: UInt32
+        /// Created by the daemon's policy (auto-domain, vIOMMU parent), destroyed with its last user.
+        var auto: Bool
+        var iommuInstance: String?
+        var devices: [String]
+        var tracking: Bool
+    }
+    struct Device: Codable, Equatable {
+        var descriptor: DeviceDescriptor
+        var owner: String?
+        var boundID: ObjectID?
+        /// Whether the bound device has a cdev fd (stored as `device.<id>`).
+        var hasFD: Bool
+        var hwInfo: HWInfo?
+        var ioas: ObjectID?
+        var pt: ObjectID?
+    }
+    struct VIOMMU: Codable, Equatable {
+        var id: ObjectID
+        var owner: String
+        var ioas: ObjectID
+        var hwpt: ObjectID
+        var device: String
+        var iommuInstance: String?
+    }
+    struct VDevice: Codable, Equatable {
+        var id: ObjectID
+        var owner: String
+        var viommu: ObjectID
+        var device: String
+        var virtualID: UInt64
+    }
+    struct NestParent: Codable, Equatable {
+        var ioas: ObjectID
+        var iommuInstance: String
+        var hwpt: ObjectID
+    }
+
+    var owners: [Owner] = []
+    var ioas: [IOAS] = []
+    var hwpts: [HWPT] = []
+    var devices: [Device] = []
+    var viommus: [VIOMMU] = []
+    var vdevices: [VDevice] = []
+    var nestParents: [NestParent] = []
+}
+
+extension Broker {
+    /// The journal's view of the broker's tables (under the lock).
+    func journalState() -> JournalState {
+        var s = JournalState()
+        s.owners = owners.values.sorted { $0.name < $1.name }.map {
+            .init(name: $0.name, identity: $0.identity, creatorUID: $0.creatorUID, quotaBytes: $0.quotaBytes, policy: $0.policy, devices: $0.devices.sorted())
+        }
+        s.ioas = ioasTable.values.sorted { $0.id < $1.id }.map {
+            .init(id: $0.id, owner: $0.owner, hugePages: $0.hugePages, directDevices: $0.directDevices.sorted(), dirtyEnabled: $0.dirtyEnabled)
+        }
+        s.hwpts = hwptTable.values.sorted { $0.id < $1.id }.map {
+            .init(id: $0.id, owner: $0.owner, ioas: $0.ioas, flags: $0.flags.rawValue, auto: $0.auto, iommuInstance: $0.iommuInstance, devices: $0.devices.sorted(), tracking: $0.tracking)
+        }
+        s.devices = devices.values.filter { $0.owner != nil || $0.bound != nil }.sorted { $0.name < $1.name }.map {
+            .init(descriptor: $0.descriptor, owner: $0.owner, boundID: $0.bound?.id, hasFD: $0.bound?.fd != nil, hwInfo: $0.hwInfo, ioas: $0.ioas, pt: $0.pt)
+        }
+        s.viommus = viommuTable.values.sorted { $0.id < $1.id }.map {
+            .init(id: $0.id, owner: $0.owner, ioas: $0.ioas, hwpt: $0.hwpt, device: $0.device, iommuInstance: $0.iommuInstance)
+        }
+        s.vdevices = vdeviceTable.values.sorted { $0.id < $1.id }.map {
+            .init(id: $0.id, owner: $0.owner, viommu: $0.viommu, device: $0.device, virtualID: $0.virtualID)
+        }
+        s.nestParents = nestParents.map { .init(ioas: $0.key.ioas, iommuInstance: $0.key.iommuInstance, hwpt: $0.value) }
+            .sorted { ($0.ioas, $0.iommuInstance) < ($1.ioas, $1.iommuInstance) }
+        return s
+    }
+}

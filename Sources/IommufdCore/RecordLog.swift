@@ -1,0 +1,221 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An append-only file of checksummed records in a memfd: what the daemon keeps in systemd's fd
+/// store so that its state survives it (the broker's object journal, the simulator's iommufd).
+///
+/// Layout: an 8-byte magic, then records `[u32 payload length][u8 type][payload][u32 FNV-1a of
+/// type and payload]`, little endian. A process killed in the middle of a write leaves a torn
+/// last record: reading stops at the first record whose length or checksum does not hold, and
+/// appending continues from there. Not thread-safe: its owner serialises calls.
+public final class RecordLog: @unchecked Sendable {
+    public struct Record {
+        public var type: UInt8
+        public var payload: ArraySlice<UInt8>
+    }
+
+    public let fd: Int32
+    /// Bytes of valid records on file (the next append goes here).
+    public private(set) var size: Int
+    /// Records appended but not yet written (`flush`).
+    private var pending: [UInt8] = []
+    public var hasPending: Bool { !pending.isEmpty }
+    private let closesFD: Bool
+
+    static let headerSize = 8
+
+    /// A new, empty log in a new memfd called `name`.
+    public init(memfdName name: String, magic: UInt64) throws(IommuError) {
+        fd = try Memfd.create(name: name)
+        closesFD = true
+        size = 0
+        var header = ByteWriter()
+        header.u64(magic)
+        pending = header.bytes
+        try flush()
+    }
+
+    /// Adopts an existing log (from the fd store) and reads it. `records` holds every valid
+    /// record; `tornBytes` the bytes after them that were cut off (dropped from the file).
+    /// Throws (leaving `fd` to the caller) when `fd` is not a log with this `magic`.
+    public init(adopting fd: Int32, magic: UInt64, records: inout [Record], tornBytes: inout Int) throws(IommuError) {
+        // Every check comes before the properties are set: a failed init must not close `fd`.
+        let bytes = try Memfd.readAll(fd)
+        var reader = ByteReader(bytes[...])
+        guard bytes.count >= Self.headerSize, reader.u64() == magic else {
+            throw IommuError(.EINVAL, "read", detail: "fd \(fd) is not a log of this kind (bad magic); it is ignored")
+        }
+        var valid = Self.headerSize
+        var found: [Record] = []
+        while reader.remaining >= 9 {
+            let start = reader.offset
+            let length = Int(reader.u32())
+            guard reader.remaining >= length + 5 else { break }
+            let type = reader.u8()
+            let payload = reader.bytes(length)
+            let sum = reader.u32()
+            guard sum == Self.checksum(type: type, payload) else { reader.offset = start; break }
+            found.append(Record(type: type, payload: payload))
+            valid = reader.offset
+        }
+        if bytes.count > valid, ftruncate(fd, off_t(valid)) != 0 {
+            throw IommuError(.current, "ftruncate", detail: "dropping the torn tail of the log")
+        }
+        records = found
+        tornBytes = bytes.count - valid
+        self.fd = fd
+        closesFD = true
+        size = valid
+    }
+
+    deinit {
+        if closesFD { close(fd) }
+    }
+
+    /// Queues one record; `flush` writes it.
+    public func append(type: UInt8, _ payload: UnsafeRawBufferPointer) {
+        var w = ByteWriter(reserving: payload.count + 9)
+        w.u32(UInt32(payload.count))
+        w.u8(type)
+        w.bytes.append(contentsOf: payload)
+        w.u32(Self.checksum(type: type, payload))
+        pending.append(contentsOf: w.bytes)
+    }
+
+    public func append(type: UInt8, _ payload: [UInt8]) {
+        payload.withUnsafeBytes { append(type: type, $0) }
+    }
+
+    /// Writes what `append` queued, in one `pwrite` when it can.
+    public func flush() throws(IommuError) {
+        guard !pending.isEmpty else { return }
+        var written = 0
+        let total = pending.count
+        var failure: Errno?
+        pending.withUnsafeBytes { raw in
+            while written < total {
+                let rc = pwrite(fd, raw.baseAddress! + written, total - written, off_t(size + written))
+                if rc < 0 {
+                    if errno == EINTR { continue }
+                    failure = .current
+                    return
+                }
+                written += rc
+            }
+        }
+        if let failure {
+            // Keep the file at its last good record: a half-written record would be torn anyway.
+            _ = ftruncate(fd, off_t(size))
+            pending.removeAll(keepingCapacity: true)
+            throw IommuError(failure, "pwrite", detail: "appending to the log memfd")
+        }
+        size += total
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    static func checksum(type: UInt8, _ payload: some Sequence<UInt8>) -> UInt32 {
+        var h: UInt32 = 0x811c_9dc5
+        h = (h ^ UInt32(type)) &* 0x0100_0193
+        for b in payload { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        return h
+    }
+}
+
+/// Little-endian encoding of fixed-size fields.
+public struct ByteWriter {
+    public var bytes: [UInt8] = []
+    public init() {}
+    public init(reserving n: Int) { bytes.reserveCapacity(n) }
+    public mutating func u8(_ v: UInt8) { bytes.append(v) }
+    public mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+}
+
+/// Reads what `ByteWriter` wrote. Reading past the end yields zeros (callers check `remaining`).
+public struct ByteReader {
+    let data: ArraySlice<UInt8>
+    public var offset: Int
+    public init(_ data: ArraySlice<UInt8>) {
+        self.data = data
+        offset = data.startIndex
+    }
+    public var remaining: Int { data.endIndex - offset }
+    public mutating func u8() -> UInt8 {
+        guard remaining >= 1 else { return 0 }
+        defer { offset += 1 }
+        return data[offset]
+    }
+    public mutating func u32() -> UInt32 {
+        guard remaining >= 4 else { offset = data.endIndex; return 0 }
+        var v: UInt32 = 0
+        for i in 0..<4 { v |= UInt32(data[offset + i]) << (8 * i) }
+        offset += 4
+        return v
+    }
+    public mutating func u64() -> UInt64 {
+        guard remaining >= 8 else { offset = data.endIndex; return 0 }
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(data[offset + i]) << (8 * i) }
+        offset += 8
+        return v
+    }
+    public mutating func bytes(_ n: Int) -> ArraySlice<UInt8> {
+        let end = min(data.endIndex, offset + max(0, n))
+        defer { offset = end }
+        return data[offset..<end]
+    }
+}
+
+/// `memfd_create(2)` and whole-file reads.
+public enum Memfd {
+    private typealias Create = @convention(c) (UnsafePointer<CChar>, UInt32) -> Int32
+    /// glibc has memfd_create but Swift's Glibc module does not export it: looked up once.
+    nonisolated(unsafe) private static let createFunction: Create? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memfd_create") else { return nil }
+        return unsafeBitCast(symbol, to: Create.self)
+    }()
+
+    /// A new close-on-exec memfd.
+    public static func create(name: String) throws(IommuError) -> Int32 {
+        guard let create = createFunction else {
+            throw IommuError(.ENOSYS, "memfd_create", detail: "not available in this C library")
+        }
+        let fd = create(name, 1 /* MFD_CLOEXEC */)
+        guard fd >= 0 else { throw IommuError(.current, "memfd_create", detail: name) }
+        return fd
+    }
+
+    /// The whole content of the regular file `fd` (read with pread: the file offset is left alone).
+    public static func readAll(_ fd: Int32) throws(IommuError) -> [UInt8] {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw IommuError(.current, "fstat", detail: "fd \(fd)") }
+        let count = Int(st.st_size)
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        var failure: Errno?
+        bytes.withUnsafeMutableBytes { raw in
+            while done < count {
+                let rc = pread(fd, raw.baseAddress! + done, count - done, off_t(done))
+                if rc < 0 {
+                    if errno == EINTR { continue }
+                    failure = .current
+                    return
+                }
+                if rc == 0 { break }
+                done += rc
+            }
+        }
+        if let failure { throw IommuError(failure, "pread", detail: "fd \(fd)") }
+        return Array(bytes[0..<done])
+    }
+
+    /// `(st_dev, st_ino)` of `fd`: what identifies a memory file across processes.
+    public static func identity(_ fd: Int32) -> (device: UInt64, inode: UInt64)? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
+    }
+}
