@@ -82,7 +82,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "vm-e2e",
-            dependencies: ["IommufdCore", "IommufdKernel", "CIommufd"]
+            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdRPC", "CIommufd"]
         ),
         .testTarget(name: "IommufdCoreTests", dependencies: ["IommufdCore"]),
         .testTarget(name: "IommufdKernelTests", dependencies: ["IommufdKernel", "IommufdCore", "CIommufd"]),

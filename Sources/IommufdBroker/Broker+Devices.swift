@@ -218,6 +218,10 @@ extension Broker {
                 throw BrokerError(.policyRefused, "IOAS \(ioas.id) is being dirty-tracked and HWPT \(hwpt.id) is not tracking, so DMA of device '\(dev.name)' would go unseen; attach to a tracking HWPT, or stop dirty tracking first")
             }
             if previous == hwpt.id { return result(dev, ioas: ioas, pt: hwpt.id, created: false, previous: previous, destroyed: []) }
+            if let driver = dev.hwInfo?.type, let other = driverType(of: hwpt), other != driver {
+                // Refused here rather than left to the kernel (see HWPTRecord.hwInfoType).
+                throw BrokerError.invalid("HWPT \(hwpt.id) belongs to an IOMMU of another driver (hw_info type \(other)) than device '\(dev.name)' (type \(driver)); attach the device to the IOAS and let the daemon pick or make a domain")
+            }
             _ = try kcall("\(verb) device '\(dev.name)' to HWPT \(hwpt.id)") { try link(dev, hwpt.id, replacing: replacing) }
             chosen = hwpt.id
 
@@ -289,8 +293,12 @@ extension Broker {
         let instance = dev.descriptor.iommuInstance
         // Only the kernel knows which domains a device can join (VT-d units may share domains
         // across instances): try every HWPT with the right flags, the same instance's first.
+        // Never a domain of another IOMMU driver, though: the kernel does not always refuse
+        // those with EINVAL (see HWPTRecord.hwInfoType).
+        let driver = dev.hwInfo?.type
         let candidates = ioas.hwpts.compactMap { hwptTable[$0] }
             .filter { !$0.flags.contains(.nestParent) && $0.flags.contains(.dirtyTracking) == wantDirty }
+            .filter { driver == nil || driverType(of: $0) == nil || driverType(of: $0) == driver }
             .sorted { ($0.iommuInstance == instance ? 0 : 1, $0.id) < ($1.iommuInstance == instance ? 0 : 1, $1.id) }
         for candidate in candidates where candidate.id != dev.pt {
             do {
@@ -308,6 +316,7 @@ extension Broker {
             try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
         }
         let record = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: true, iommuInstance: instance)
+        record.hwInfoType = dev.hwInfo?.type
         do {
             if ioas.dirtyEnabled {
                 // Tracking is on for this IOAS: the new HWPT tracks before any DMA goes through it.
@@ -324,6 +333,12 @@ extension Broker {
         owner.hwpts.insert(id)
         emit(.objectCreated(owner: owner.name, kind: .hwpt, id: id))
         return (id, true)
+    }
+
+    /// The IOMMU driver (hw_info type) an HWPT belongs to: recorded at allocation, else (an HWPT
+    /// recovered from the journal) that of a device on it; nil when unknown.
+    func driverType(of hwpt: HWPTRecord) -> UInt32? {
+        hwpt.hwInfoType ?? hwpt.devices.sorted().lazy.compactMap { self.devices[$0]?.hwInfo?.type }.first
     }
 
     /// Removes `dev` from the records of page table `pt`; with `cleanup`, destroys an auto HWPT

@@ -52,6 +52,7 @@ extension Broker {
                     try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
                 }
                 let record = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: false, iommuInstance: dev.descriptor.iommuInstance)
+                record.hwInfoType = dev.hwInfo?.type
                 if ioas.dirtyEnabled && flags.contains(.dirtyTracking) {
                     // The IOAS is tracked: so is every dirty-capable HWPT that joins it.
                     do {

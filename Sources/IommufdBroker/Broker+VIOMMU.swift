@@ -33,6 +33,7 @@ extension Broker {
                     try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
                 }
                 parent = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: true, iommuInstance: dev.descriptor.iommuInstance)
+                parent.hwInfoType = dev.hwInfo?.type
                 if ioas.dirtyEnabled && flags.contains(.dirtyTracking) {
                     do {
                         try kcall("starting dirty tracking on nest-parent HWPT \(id)") { try backend.setDirtyTracking(hwpt: id, enabled: true) }

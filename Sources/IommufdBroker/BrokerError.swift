@@ -83,6 +83,10 @@ public struct BrokerError: Error, Hashable, Sendable, CustomStringConvertible {
         case .ENOMEM: hint = " The kernel could not pin or allocate memory: check LimitMEMLOCK/RLIMIT_MEMLOCK."
         case .EBUSY: hint = " The object is still in use: remove what depends on it first."
         case .ENOTTY, .EOPNOTSUPP: hint = " The running kernel or IOMMU driver does not support this."
+        case .EADDRINUSE:
+            // io_pagetable.c: a domain or device brings reserved ranges (the MSI window, IOVAs
+            // outside its aperture) or an alignment that existing mappings of the IOAS violate.
+            hint = " The IOAS already maps IOVAs this device's IOMMU cannot use (a reserved range such as the MSI window, outside its aperture, or misaligned for its page size): map only inside what ioas.ranges reports with the device attached, or attach before mapping."
         default: break
         }
         return BrokerError(.kernel, "\(what) failed: \(error.operation) returned \(error.errno.name) (\(error.errno.message))" + (error.detail.map { " [\($0)]" } ?? "") + "." + hint, kernel: error)

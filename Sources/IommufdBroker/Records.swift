@@ -77,6 +77,12 @@ final class HWPTRecord {
     /// Created by the auto-domain or vIOMMU policy: destroyed when its last user leaves.
     let auto: Bool
     let iommuInstance: String?
+    /// The hw_info type (IOMMU driver) of the device it was allocated for, when known. The
+    /// auto-domain policy never offers it to a device of another driver: on Linux 7.3, replacing
+    /// a selftest mock device onto a VT-d domain reaches intel_iommu_attach_device with a
+    /// device VT-d does not own and oopses (NULL dereference in device_block_translation)
+    /// instead of failing with EINVAL.
+    var hwInfoType: UInt32?
     var devices = Set<String>()
     var viommus = Set<ObjectID>()
     var tracking = false

@@ -2,7 +2,10 @@ import Foundation
 
 // Guest-side end-to-end checks for the test VM (scripts/vm-test runs them inside the guest).
 //   vm-e2e kernel-backend   the kernel backend on the VM's VT-d and edu devices, with real DMA
-let usage = "usage: vm-e2e kernel-backend"
+//   vm-e2e daemon           iommufdd --backend kernel driven over its socket: discovery,
+//                           policies, mock-device dirty tracking and vIOMMU, real DMA by a VMM
+//                           (iommufdd is taken from beside this binary, or $IOMMUFDD)
+let usage = "usage: vm-e2e kernel-backend | daemon"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -17,6 +20,8 @@ case "kernel-backend":
         print("FAIL  \(suite): cannot open the kernel backend: \(error)")
         exit(1)
     }
+case "daemon":
+    if !DaemonChecks.runAll(run: run) { exit(1) }
 default:
     FileHandle.standardError.write(Data("vm-e2e: unknown suite '\(suite)'\n\(usage)\n".utf8))
     exit(2)

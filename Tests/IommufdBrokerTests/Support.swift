@@ -16,6 +16,8 @@ final class FaultyBackend: IommuBackend, @unchecked Sendable {
     private var _failDirtyOn: Set<ObjectID> = []
     private var _failAttachOn: [ObjectID: Errno] = [:]
     private var _attachAttempts: [ObjectID] = []
+    private var _hwInfoTypes: [String: UInt32] = [:]
+    private var _boundNames: [ObjectID: String] = [:]
 
     init(sim: SimBackend, without: Set<Feature> = []) {
         self.sim = sim
@@ -29,7 +31,11 @@ final class FaultyBackend: IommuBackend, @unchecked Sendable {
     var attachAttempts: [ObjectID] { lock.withLock { _attachAttempts } }
 
     func discoverDevices() throws -> [DeviceDescriptor] { try sim.discoverDevices() }
-    func bind(_ device: DeviceDescriptor) throws -> BoundDevice { try sim.bind(device) }
+    func bind(_ device: DeviceDescriptor) throws -> BoundDevice {
+        let bound = try sim.bind(device)
+        lock.withLock { _boundNames[bound.id] = device.name }
+        return bound
+    }
     func unbind(deviceID: ObjectID) throws { try sim.unbind(deviceID: deviceID) }
     func attach(deviceID: ObjectID, to ptID: ObjectID) throws -> ObjectID {
         try injectedAttachFailure(ptID, "VFIO_DEVICE_ATTACH_IOMMUFD_PT")
@@ -47,7 +53,15 @@ final class FaultyBackend: IommuBackend, @unchecked Sendable {
         if let errno { throw IommuError(errno, op, detail: "injected") }
     }
     func detach(deviceID: ObjectID) throws { try sim.detach(deviceID: deviceID) }
-    func hwInfo(deviceID: ObjectID) throws -> HWInfo { try sim.hwInfo(deviceID: deviceID) }
+    func hwInfo(deviceID: ObjectID) throws -> HWInfo {
+        var info = try sim.hwInfo(deviceID: deviceID)
+        lock.withLock {
+            if let name = _boundNames[deviceID], let type = _hwInfoTypes[name] { info.type = type }
+        }
+        return info
+    }
+    /// GET_HW_INFO of device `name` reports `type` (another IOMMU driver) from its next bind.
+    func reportHWInfoType(_ type: UInt32, forDevice name: String) { lock.withLock { _hwInfoTypes[name] = type } }
     func destroy(_ id: ObjectID) throws { try sim.destroy(id) }
     func allocIOAS() throws -> ObjectID { try sim.allocIOAS() }
     func map(ioas: ObjectID, source: MemorySource, length: UInt64, iova: UInt64, flags: MapFlags) throws -> UInt64 {

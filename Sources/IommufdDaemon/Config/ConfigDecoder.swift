@@ -179,6 +179,7 @@ struct ConfigDecoder {
         var r = r
         var k = DaemonConfig.Kernel()
         if let v = r.bool("allow_mock_devices", &self) { k.allowMockDevices = v }
+        if let v = r.bool("test_hooks", &self) { k.testHooks = v }
         if let list = r.tableArray("mock_devices", &self) {
             var seen: Set<String> = []
             for var m in list {
@@ -203,6 +204,11 @@ struct ConfigDecoder {
             fail(
                 r.path("mock_devices"),
                 "mock devices are listed but allow_mock_devices is false; set it to true (CONFIG_IOMMUFD_TEST kernels only)")
+        }
+        if k.testHooks && !k.allowMockDevices {
+            fail(
+                r.path("test_hooks"),
+                "test hooks drive the kernel's selftest (IOMMU_TEST_CMD) and need allow_mock_devices = true (CONFIG_IOMMUFD_TEST kernels only)")
         }
         return k
     }

@@ -103,6 +103,10 @@ public struct DaemonConfig: Sendable, Equatable {
         public var allowMockDevices = false
         /// `mock_devices`
         public var mockDevices: [MockDevice] = []
+        /// `test_hooks`: serve `sim.dma` on the kernel backend: a mock device "writes" pages
+        /// (`IOMMU_TEST_OP_DIRTY`), for end-to-end tests of dirty tracking. Needs
+        /// `allow_mock_devices`; test-only.
+        public var testHooks = false
         public init() {}
     }
 

@@ -123,8 +123,12 @@ public final class Daemon: @unchecked Sendable {
             status.warn("restart recovery found \(recovery.journal.problems.count + recovery.backendProblems.count) problems; see recovery in daemon.info")
         }
         if backend.kind == .sim, initial.sim.testHooks {
-            service.addSimulatorTestHooks()
+            service.addTestHooks()
             status.warn("[sim] test_hooks is on: sim.dma is served (test-only)")
+        }
+        if backend.kind == .kernel, initial.kernel.testHooks {
+            service.addTestHooks()
+            status.warn("[kernel] test_hooks is on: sim.dma marks pages written by the selftest mock devices (IOMMU_TEST_OP_DIRTY; test-only)")
         }
         if fdStore != nil {
             status.restartKeepsObjects = true

@@ -5,7 +5,9 @@ import IommufdRPC
 /// `sim.dma {device, iova, length, page_size?}`: the simulated device writes `[iova, +length)`
 /// through the page table it is attached to, as a real device's DMA would, so end-to-end tests
 /// can see dirty tracking report pages. TEST ONLY: served only on the simulator backend with
-/// `[sim] test_hooks = true`; absent from `rpc.discover` otherwise.
+/// `[sim] test_hooks = true`, or on the kernel backend with `[kernel] test_hooks = true` (and
+/// mock devices: `IOMMU_TEST_OP_DIRTY` on a selftest mock device's HWPT, on a
+/// CONFIG_IOMMUFD_TEST kernel); absent from `rpc.discover` otherwise.
 public struct SimDMAParams: Codable, Hashable, Sendable {
     public var device: String
     public var iova: UInt64
@@ -33,13 +35,14 @@ public struct SimDMAResult: Codable, Hashable, Sendable {
 }
 
 extension DaemonService {
-    /// Registers `sim.dma` when the backend is the simulator (or any backend with test hooks
-    /// whose kind is `.sim`). The daemon calls this only when the config enables test hooks.
-    func addSimulatorTestHooks() {
-        guard backend.kind == .sim, let hooks = backend as? any IommuTestHooks else { return }
+    /// Registers `sim.dma` on a backend with test hooks (the simulator; the kernel backend,
+    /// whose hooks answer ENOTTY without mock devices). The daemon calls this only when the
+    /// config enables test hooks for the backend in use.
+    func addTestHooks() {
+        guard let hooks = backend as? any IommuTestHooks else { return }
         let broker = self.broker
         table.add(
-            "sim.dma", "TEST ONLY (simulator with [sim] test_hooks): a device writes an IOVA range, dirtying pages",
+            "sim.dma", "TEST ONLY ([sim] or [kernel] test_hooks): a device writes an IOVA range, dirtying pages",
             access: .write, params: SimDMAParams.self
         ) { caller, p, _ in
             let info = try broker.deviceInfo(caller, DeviceInfoParams(device: p.device))
