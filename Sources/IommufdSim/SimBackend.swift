@@ -23,6 +23,10 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     var boundByName: [String: ObjectID] = [:]
     /// `ictx->account_mode == IOPT_PAGES_ACCOUNT_MM`.
     var accountModeMM = false
+    /// The files behind mappings, by identity: one dup per regular file, shared by its mappings.
+    var files: [SimFileKey: WeakFile] = [:]
+    /// When `files` reaches this many entries, entries of closed files are dropped.
+    var filesPurgeThreshold = 64
 
     /// Creates a simulator; throws `SimTopologyError` for an invalid topology.
     public init(
@@ -60,6 +64,31 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             id += 1
         }
         return id
+    }
+
+    /// The simulator's file for the caller's `fd` (`fget` in `iommufd_ioas_map_file`): the one
+    /// already held for the same regular file opened with the same access mode, else a new dup.
+    /// Any other kind of file gets a dup of its own (anonymous inodes share one inode number).
+    func sharedFile(for fd: Int32) throws(Errno) -> SimFile {
+        var st = stat()
+        let mode = fcntl(fd, F_GETFL)
+        let key: SimFileKey?
+        if mode >= 0, fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+            key = SimFileKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), accessMode: mode & O_ACCMODE)
+        } else {
+            key = nil
+        }
+        if let key, let file = files[key]?.file { return file }
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        if copy < 0 { throw .EBADF }
+        let file = SimFile(fd: copy)
+        guard let key else { return file }
+        files[key] = WeakFile(file)
+        if files.count >= filesPurgeThreshold {
+            files = files.filter { $0.value.file != nil }
+            filesPurgeThreshold = max(64, 2 * files.count)
+        }
+        return file
     }
 
     func ioas(_ id: ObjectID) throws(Errno) -> SimIOAS {
@@ -247,4 +276,18 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             }
         }
     }
+}
+
+/// A regular file's identity: the dup of one open file stands for another only when both
+/// reach the same inode with the same access mode.
+struct SimFileKey: Hashable {
+    var device: UInt64
+    var inode: UInt64
+    var accessMode: Int32
+}
+
+/// The file table's reference: mappings own their file; the table only finds it again.
+struct WeakFile {
+    weak var file: SimFile?
+    init(_ file: SimFile) { self.file = file }
 }
