@@ -166,28 +166,23 @@ struct AreaIndex {
     mutating func insert(_ area: SimArea) {
         count += 1
         guard !chunks.isEmpty else {
-            var areas: [SimArea] = []
-            areas.reserveCapacity(Self.chunkCapacity)
-            areas.append(area)
-            chunks = [Chunk(areas)]
+            chunks = [Chunk([area])]
             return
         }
         var c = chunkIndex(for: area.iova)
         var i = Self.upperBound(chunks[c].areas, area.iova)
         if chunks[c].areas.count >= Self.chunkCapacity {
-            // Split before inserting, so no chunk's storage ever grows past its capacity. Appending
-            // at the end of a chunk (mappings laid out upwards) starts a new chunk and leaves this
-            // one full; elsewhere the chunk splits in halves.
+            if i == chunks[c].areas.count {
+                // Appending past a full chunk (mappings laid out upwards): a new chunk, and this
+                // one stays full.
+                chunks.insert(Chunk([area]), at: c + 1)
+                return
+            }
+            // Split in halves, so no chunk grows past its capacity.
             let full = chunks[c].areas
-            let cut = i == full.count ? full.count : full.count / 2
-            var lower: [SimArea] = []
-            lower.reserveCapacity(Self.chunkCapacity)
-            lower.append(contentsOf: full[..<cut])
-            var upper: [SimArea] = []
-            upper.reserveCapacity(Self.chunkCapacity)
-            upper.append(contentsOf: full[cut...])
-            chunks[c] = Chunk(lower)
-            chunks.insert(Chunk(upper), at: c + 1)
+            let cut = full.count / 2
+            chunks[c] = Chunk(Array(full[..<cut]))
+            chunks.insert(Chunk(Array(full[cut...])), at: c + 1)
             if i >= cut {
                 c += 1
                 i -= cut
