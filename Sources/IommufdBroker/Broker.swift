@@ -34,6 +34,8 @@ public final class Broker: @unchecked Sendable {
     var devicesByPCI: [String: String] = [:]
     var nestParents: [NestParentKey: ObjectID] = [:]
     var files = MemoryFileTable()
+    /// The bitmap behind `dirty.read` answers as runs, reused between reads.
+    let dirtyScratch = DirtyScratch()
     private var subscribers: [UInt64: Subscription] = [:]
     private var nextSubscription: UInt64 = 1
     var pending: [(event: BrokerEvent, identity: String?)] = []

@@ -112,3 +112,102 @@ func makeMemfd(name: String, bytes: UnsafeRawBufferPointer) throws -> Int32 {
     }
     return fd
 }
+
+/// A new memfd of `words` u64 words, mapped shared, for `IOMMU_HWPT_GET_DIRTY_BITMAP` to set
+/// bits in and the client to receive: no copy from a buffer, and its fresh pages are zero. They
+/// come populated in one call (`MAP_POPULATE`) rather than one fault per page.
+final class ZeroedBitmap {
+    let words: UnsafeMutableBufferPointer<UInt64>
+    private var fd: Int32?
+    private var mapped: Bool
+
+    var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(words) }
+
+    /// A new memfd of `count` words, mapped shared.
+    init(memfdNamed name: String, words count: Int) throws {
+        guard let create = memfdCreateFunction else {
+            throw BrokerError(.unsupported, "memfd_create is not available in this C library; ask for the bitmap as runs instead")
+        }
+        let memfd = create(name, 1 /* MFD_CLOEXEC */)
+        guard memfd >= 0 else {
+            let err = Errno.current
+            throw BrokerError(.io, "memfd_create failed with \(err.name) (\(err.message))")
+        }
+        guard ftruncate(memfd, off_t(count * 8)) == 0 else {
+            let err = Errno.current
+            close(memfd)
+            throw BrokerError(.io, "sizing the dirty bitmap memfd to \(count * 8) bytes failed with \(err.name) (\(err.message))")
+        }
+        do {
+            (words, mapped) = try Self.map(count: count, fd: memfd)
+        } catch {
+            close(memfd)
+            throw error
+        }
+        fd = memfd
+    }
+
+    private static func map(count: Int, fd: Int32) throws -> (UnsafeMutableBufferPointer<UInt64>, Bool) {
+        guard count > 0 else { return (UnsafeMutableBufferPointer(start: nil, count: 0), false) }
+        let flags = MAP_SHARED | MAP_POPULATE
+        guard let p = mmap(nil, count * 8, PROT_READ | PROT_WRITE, flags, fd, 0), p != MAP_FAILED else {
+            let err = Errno.current
+            throw BrokerError(.io, "mapping a \(count * 8)-byte dirty bitmap failed with \(err.name) (\(err.message)); read a smaller range")
+        }
+        return (UnsafeMutableBufferPointer(start: p.bindMemory(to: UInt64.self, capacity: count), count: count), true)
+    }
+
+    /// The memfd, now the caller's to close.
+    func takeFD() -> Int32 {
+        defer { fd = nil }
+        return fd ?? -1
+    }
+
+    func unmap() {
+        if mapped, let base = words.baseAddress {
+            munmap(base, words.count * 8)
+            mapped = false
+        }
+    }
+
+    deinit {
+        unmap()
+        if let fd { close(fd) }
+    }
+}
+
+/// The bitmap `dirty.read` fills for an answer as runs, kept between reads: during a migration
+/// the same range is harvested again and again, and clearing memory already mapped costs a
+/// fraction of mapping fresh pages. Backed by transparent huge pages where the kernel gives them.
+final class DirtyScratch {
+    private var base: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    /// `count` zeroed words.
+    func zeroed(words count: Int) throws -> UnsafeMutableBufferPointer<UInt64> {
+        if count > capacity {
+            release()
+            let bytes = (count * 8 + (2 << 20) - 1) & ~((2 << 20) - 1)
+            guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+                let err = Errno.current
+                throw BrokerError(.io, "mapping a \(count * 8)-byte dirty bitmap failed with \(err.name) (\(err.message)); read a smaller range")
+            }
+            _ = madvise(p, bytes, 14 /* MADV_HUGEPAGE */)
+            base = p
+            capacity = bytes / 8
+        } else if count > 0, let base {
+            memset(base, 0, count * 8)
+        }
+        guard let base else { return UnsafeMutableBufferPointer(start: nil, count: 0) }
+        return UnsafeMutableBufferPointer(start: base.bindMemory(to: UInt64.self, capacity: count), count: count)
+    }
+
+    /// Gives the memory back (when no IOAS tracks dirty pages any more).
+    func release() {
+        if let base { munmap(base, capacity * 8) }
+        base = nil
+        capacity = 0
+    }
+
+    deinit { release() }
+}
