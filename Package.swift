@@ -98,9 +98,11 @@ let package = Package(
         ),
         .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd"]),
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
+        // Test-only C: connect as another uid (thread-scoped credentials) for the access tests.
+        .target(name: "CTestIdentity", path: "Tests/CTestIdentity"),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon"]
+            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "CTestIdentity"]
         ),
     ]
 )

@@ -144,7 +144,9 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             }
             let config = topology.devices[index]
             let iommu = config.iommu.flatMap { topology.iommu(named: $0) }
-            let dirty = iommu.map { config.dirtyTracking ?? $0.dirtyTracking } ?? false
+            // device_iommu_capable(IOMMU_CAP_DIRTY_TRACKING) asks the device's IOMMU driver: a
+            // device can lack what its IOMMU has (MOCK_FLAGS_DEVICE_NO_DIRTY), never the reverse.
+            let dirty = iommu.map { $0.dirtyTracking && (config.dirtyTracking ?? true) } ?? false
             let id = try allocateID()
             let desc = self.descriptor(for: config, group: index)
             objects[id] = .device(SimDevice(descriptor: desc, iommu: iommu, dirtyCapable: dirty))

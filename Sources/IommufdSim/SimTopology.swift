@@ -81,8 +81,9 @@ public struct SimTopology: Codable, Sendable, Hashable {
         public var name: String
         public var iommu: String?
         public var pciAddress: String?
-        /// Overrides the IOMMU's dirty-tracking capability for this device (a device whose
-        /// IOMMU can track dirty pages but that cannot, like `MOCK_FLAGS_DEVICE_NO_DIRTY`).
+        /// `false`: this device cannot track dirty pages even though its IOMMU can (like
+        /// `MOCK_FLAGS_DEVICE_NO_DIRTY`). `true` or nil: the IOMMU's capability, which a device
+        /// cannot add to.
         public var dirtyTracking: Bool?
 
         public init(name: String, iommu: String?, pciAddress: String? = nil, dirtyTracking: Bool? = nil) {

@@ -14,7 +14,7 @@ import Glibc
 /// A `NOTIFY_SOCKET` of our own: an AF_UNIX datagram socket bound in a temporary directory,
 /// playing systemd's part. Receives block for at most 10 s so a missing message fails the test
 /// instead of hanging it.
-private final class NotifySocketFixture {
+final class NotifySocketFixture {
     let fd: Int32
     let path: String
     private let directory: String
@@ -42,6 +42,23 @@ private final class NotifySocketFixture {
             if sender == getpid() { return (text, fds) }
             for fd in fds { close(fd) }
         }
+    }
+
+    /// The next datagram `pid` sent, waiting up to `timeout` seconds (nil on timeout). Used
+    /// with the real daemon as a child process; fds that came with it are closed.
+    func receive(from pid: pid_t, timeout: Double) throws -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let text: String, fds: [Int32], sender: pid_t?
+            do {
+                (text, fds, sender) = try receiveAny()
+            } catch let e as Errno where e == .EAGAIN || e == .EINTR {
+                continue  // SO_RCVTIMEO passed: look at the deadline again
+            }
+            for fd in fds { close(fd) }
+            if sender == pid { return text }
+        }
+        return nil
     }
 
     private func receiveAny() throws -> (String, [Int32], pid_t?) {
@@ -130,7 +147,7 @@ private func temporaryFileFD() -> Int32 {
     return fd
 }
 
-private func monotonicMicroseconds() -> UInt64 {
+func monotonicMicroseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000

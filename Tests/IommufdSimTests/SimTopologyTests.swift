@@ -88,6 +88,20 @@ struct SimTopologyTests {
         }
         #expect(unknown?.errno == .ENOENT)
     }
+
+    /// A device's `dirty_tracking = true` cannot give it a capability its IOMMU lacks (the
+    /// daemon's config passes true by default for every device): HWPT allocation with dirty
+    /// tracking is EOPNOTSUPP, as device_iommu_capable() makes it in the kernel.
+    @Test func deviceCannotTrackDirtyBehindAnIOMMUThatCannot() throws {
+        let backend = try SimBackend(topology: SimTopology(
+            iommus: [.init(name: "smmu0", dirtyTracking: false, nesting: false)],
+            devices: [.init(name: "nic", iommu: "smmu0", dirtyTracking: true)]))
+        let nic = try backend.bind(try #require(backend.discoverDevices().first))
+        #expect(try !backend.hwInfo(deviceID: nic.id).capabilities.contains(.dirtyTracking))
+        let ioas = try backend.allocIOAS()
+        let alloc = #expect(throws: IommuError.self) { try backend.allocHWPT(deviceID: nic.id, ptID: ioas, flags: [.dirtyTracking]) }
+        #expect(alloc?.errno == .EOPNOTSUPP)
+    }
 }
 
 @Suite("Domain sharing across IOMMU instances")

@@ -212,6 +212,7 @@ struct ConfigDecoder {
         var s = DaemonConfig.Sim()
         let iommuTables = r.tableArray("iommu", &self)
         let deviceTables = r.tableArray("device", &self)
+        s.testHooks = r.bool("test_hooks", &self) ?? false
         r.finish(&self)
         guard iommuTables != nil || deviceTables != nil else { return s }
         s.iommus = []

@@ -112,6 +112,9 @@ public struct DaemonConfig: Sendable, Equatable {
         public var iommus: [SimIOMMU] = Sim.defaultIOMMUs
         /// `[[sim.device]]`
         public var devices: [SimDevice] = Sim.defaultDevices
+        /// `test_hooks`: serve `sim.dma` (a simulated device write, for end-to-end tests of
+        /// dirty tracking). Test-only; has no effect on the kernel backend.
+        public var testHooks = false
         public init() {}
 
         /// Used when the file defines neither `[[sim.iommu]]` nor `[[sim.device]]`.

@@ -1,0 +1,208 @@
+import Dispatch
+import Foundation
+import IommufdBroker
+import IommufdCore
+import IommufdRPC
+import Logging
+
+/// Why the daemon could not start: printed as is, then the process exits with `exitCode`.
+public struct DaemonStartError: Error, CustomStringConvertible {
+    public var description: String
+    /// sysexits(3): 78 = EX_CONFIG for a bad config, 69 = EX_UNAVAILABLE for a missing backend,
+    /// 71 = EX_OSERR for a socket that cannot be made.
+    public var exitCode: Int32
+}
+
+/// The daemon: config, backend, broker, RPC server and systemd, wired together. Everything that
+/// touches its lifecycle (signals, watchdog, status) runs on the main queue.
+public final class Daemon: @unchecked Sendable {
+    public let config: ConfigStore
+    public let service: DaemonService
+    let server: RPCServer
+    let logger: Logger
+    let notifier = SystemdNotifier()
+    private var signals: SignalWatcher?
+    private var watchdog: WatchdogTimer?
+    private var statusTimer: DispatchSourceTimer?
+    private var stopping = false
+
+    /// Loads the config, opens the backend and the socket. Nothing is served until `run()`.
+    public init(overrides: ConfigOverrides) throws(DaemonStartError) {
+        let loaded: DaemonConfig
+        switch DaemonConfig.load(overrides: overrides) {
+        case .success(let c): loaded = c
+        case .failure(let e):
+            throw DaemonStartError(description: "iommufdd: refusing to start with this configuration:\n\(e)", exitCode: 78)
+        }
+        var initial = loaded
+        if overrides.socketPath == nil, getuid() != 0, initial.daemon.socketPath == DaemonConfig.defaults.daemon.socketPath {
+            // /run/iommufdd is root's; an unprivileged run (a demo on the simulator) uses the
+            // user's runtime directory, where iommuctl looks too.
+            initial.daemon.socketPath = Daemon.unprivilegedSocketPath()
+        }
+        config = ConfigStore(initial: initial, overrides: overrides)
+        DaemonLogging.bootstrap(level: initial.daemon.logLevel)
+        var logger = Logger(label: "iommufdd")
+        logger.logLevel = initial.daemon.logLevel
+        self.logger = logger
+
+        let backend: any IommuBackend
+        do {
+            backend = try BackendFactory.open(initial)
+        } catch {
+            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: 69)
+        }
+        let broker: Broker
+        do {
+            broker = try Broker(backend: backend, config: BrokerSettings.make(initial, backend: backend.kind), logger: logger)
+        } catch {
+            throw DaemonStartError(description: "iommufdd: cannot start the broker: \(error)", exitCode: 70)
+        }
+
+        let activation: SocketActivation?
+        let listen: RPCListenAddress
+        let socketPath: String
+        do {
+            activation = try SocketActivation.inherited()
+            if let fd = try activation?.controlSocket() {
+                listen = .adopted(fd)
+                socketPath = Daemon.boundPath(of: fd) ?? "(socket activation)"
+            } else {
+                socketPath = initial.daemon.socketPath
+                try Daemon.makeParentDirectory(of: socketPath)
+                listen = .path(socketPath, mode: UInt32(initial.daemon.socketMode), group: initial.daemon.socketGroup.map { UInt32($0.gid) })
+            }
+        } catch let error as DaemonStartError {
+            throw error
+        } catch {
+            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: 71)
+        }
+        let status = DaemonStatus(socketPath: socketPath, configFile: overrides.configPath ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : nil))
+        let service = DaemonService(broker: broker, backend: backend, status: status, logger: logger)
+        self.service = service
+        do {
+            server = try RPCServer(listen: listen, limits: Daemon.limits(initial), logger: logger, handler: service)
+        } catch {
+            throw DaemonStartError(description: "iommufdd: cannot listen on \(socketPath): \(error)", exitCode: 71)
+        }
+        service.server = server
+        if backend.kind == .sim {
+            status.warn("simulator backend: no device does real DMA; objects live in this process only")
+            if initial.sim.testHooks {
+                service.addSimulatorTestHooks()
+                status.warn("[sim] test_hooks is on: sim.dma is served (test-only)")
+            }
+        }
+        status.warn("no fd store: a restart of iommufdd destroys every IOAS, HWPT and mapping (and the DMA of running VMs)")
+        logger.warning("a restart of iommufdd destroys every object: the fd store that would keep them is not in use")
+    }
+
+    /// Starts serving and runs the main queue forever (exit happens from the SIGTERM path).
+    public func run() -> Never {
+        signals = SignalWatcher.daemonSignals(
+            queue: .main,
+            terminate: { [self] signo in terminate(signo) },
+            reload: { [self] in reload() })
+        server.start()
+        let info = service.info()
+        logger.info("serving", metadata: [
+            "daemon.socket": "\(info.socket)", "daemon.backend": "\(info.backend)", "daemon.version": "\(info.version)",
+            "daemon.devices": "\(info.counts.devicesKnown)",
+        ])
+        _ = try? notifier.ready(status: statusLine())
+        watchdog = WatchdogTimer.startIfEnabled(notifier: notifier, queue: .main)
+        let timer = DispatchSource.makeTimerSource(queue: .main)
+        timer.schedule(deadline: .now() + 10, repeating: 10)
+        timer.setEventHandler { [self] in _ = try? notifier.status(statusLine()) }
+        timer.resume()
+        statusTimer = timer
+        dispatchMain()
+    }
+
+    /// One line for systemd's STATUS=.
+    func statusLine() -> String {
+        let i = service.info()
+        let c = i.counts
+        return "\(i.backend) backend; \(i.connections) clients; \(c.owners) owners, \(c.ioas) IOAS, \(c.mappings) mappings, \(c.devicesAttached) devices attached"
+    }
+
+    private func terminate(_ signo: Int32) {
+        guard !stopping else { return }
+        stopping = true
+        logger.info("stopping: finishing in-flight requests", metadata: ["daemon.signal": "\(signo)"])
+        _ = try? notifier.stopping(status: "stopping: finishing in-flight requests")
+        watchdog?.cancel()
+        statusTimer?.cancel()
+        // Off the main queue: shutdown waits for handlers, which may need nothing from main.
+        DispatchQueue.global().async { [self] in
+            server.shutdown(gracePeriod: .seconds(10))
+            logger.info("stopped")
+            exit(0)
+        }
+    }
+
+    private func reload() {
+        guard !stopping else { return }
+        _ = try? notifier.reloading(status: "reloading configuration")
+        switch config.reload() {
+        case .success(let (old, new)):
+            do {
+                try service.broker.reload(config: BrokerSettings.make(new, backend: service.backend.kind))
+                service.forgetCallers()
+                DaemonLogging.levels.level = new.daemon.logLevel
+                let restart = new.changesNeedingRestart(from: old)
+                if !restart.isEmpty {
+                    logger.warning("these settings take effect at the next start", metadata: ["config.keys": "\(restart.joined(separator: ", "))"])
+                }
+                logger.info("configuration reloaded")
+            } catch {
+                logger.error("reload refused by the broker; the old configuration stays in force", metadata: ["error": "\(error)"])
+            }
+        case .failure(let error):
+            logger.error("reload failed; the old configuration stays in force", metadata: ["config.error": "\(error)"])
+        }
+        _ = try? notifier.ready(status: statusLine())
+    }
+
+    static func limits(_ c: DaemonConfig) -> RPCLimits {
+        var l = RPCLimits()
+        l.maxMessageBytes = c.limits.maxMessageBytes
+        l.maxClients = c.limits.maxClients
+        l.maxFileDescriptorsPerMessage = c.limits.maxFDsPerMessage
+        l.idleTimeout = c.limits.idleTimeout
+        l.partialMessageTimeout = c.limits.partialMessageTimeout
+        l.maxOutputBytes = c.limits.maxOutputBufferBytes
+        return l
+    }
+
+    /// `$XDG_RUNTIME_DIR/iommufdd/control.sock`, else `/tmp/iommufdd-UID/control.sock`.
+    public static func unprivilegedSocketPath() -> String {
+        if let dir = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"], !dir.isEmpty {
+            return dir + "/iommufdd/control.sock"
+        }
+        return "/tmp/iommufdd-\(getuid())/control.sock"
+    }
+
+    static func makeParentDirectory(of path: String) throws(DaemonStartError) {
+        let dir = (path as NSString).deletingLastPathComponent
+        guard !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        } catch {
+            throw DaemonStartError(description: "iommufdd: cannot create the socket directory \(dir): \(error.localizedDescription); pass --socket PATH in a writable directory", exitCode: 71)
+        }
+    }
+
+    static func boundPath(of fd: Int32) -> String? {
+        var addr = sockaddr_un()
+        var len = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard rc == 0 else { return nil }
+        return withUnsafeBytes(of: addr.sun_path) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import IommufdBroker
+import IommufdCore
+import IommufdRPC
+import Logging
+
+public enum IommufddVersion {
+    public static let string = "0.1.0"
+}
+
+/// The daemon's RPC handler: admits peers by their credentials, routes methods through the
+/// `MethodTable`, converts errors to wire errors (only here, at the boundary), and ties event
+/// subscriptions to connections.
+public final class DaemonService: RPCHandler, @unchecked Sendable {
+    public let broker: Broker
+    public let backend: any IommuBackend
+    public internal(set) var table: MethodTable
+    let logger: Logger
+    let started = Date()
+    let startedMonotonic = DispatchTime.now()
+    /// Filled by the daemon: the socket path, config file, and anything an operator should know.
+    let status: DaemonStatus
+    weak var server: RPCServer?
+
+    private let lock = NSLock()
+    private var callers: [UInt64: Caller] = [:]          // connection id → resolved identity
+    private var subscriptions: [UInt64: Set<UInt64>] = [:]  // connection id → subscription ids
+    private var callsByMethod: [String: UInt64] = [:]
+
+    init(broker: Broker, backend: any IommuBackend, status: DaemonStatus, logger: Logger) {
+        self.broker = broker
+        self.backend = backend
+        self.status = status
+        self.logger = logger
+        self.table = MethodTable.broker(broker)
+        addDaemonMethods()
+    }
+
+    // MARK: RPCHandler
+
+    public func accept(peer: RPCPeer) -> RPCError? {
+        guard broker.resolve(uid: peer.uid, gid: peer.gid, pid: peer.pid) != nil else {
+            logger.warning("refused a connection from an identity with no role", metadata: [
+                "rpc.peer.uid": "\(peer.uid)", "rpc.peer.gid": "\(peer.gid)", "rpc.peer.pid": "\(peer.pid)",
+            ])
+            return .domain(
+                BrokerError.Kind.permissionDenied.wireName,
+                "uid \(peer.uid) (gid \(peer.gid)) has no role in iommufdd: add it to an [[access]] entry of the config (role = \"reader\", \"manager\" or \"admin\") and reload the daemon",
+                code: BrokerError.Kind.permissionDenied.rpcCode)
+        }
+        return nil
+    }
+
+    public func connectionClosed(_ connection: RPCConnection) {
+        let ids: Set<UInt64> = lock.withLock {
+            callers[connection.id] = nil
+            return subscriptions.removeValue(forKey: connection.id) ?? []
+        }
+        for id in ids { broker.unsubscribe(id) }
+    }
+
+    public func handle(_ call: RPCCall) throws -> RPCResult {
+        guard let spec = table.methods[call.method] else { throw RPCError.methodNotFound(call.method) }
+        let caller = try caller(for: call)
+        if spec.access == .write && caller.role == .reader {
+            throw RPCError.domain(
+                BrokerError.Kind.permissionDenied.wireName,
+                "\(call.method) changes state, and \(caller.identity) is a reader: ask an admin to give this identity the manager role in the config",
+                code: BrokerError.Kind.permissionDenied.rpcCode)
+        }
+        lock.withLock { callsByMethod[spec.name, default: 0] += 1 }
+        do {
+            return try spec.run(caller, call)
+        } catch let error as BrokerError {
+            throw RPCError(error)
+        } catch let error as RPCError {
+            throw error
+        } catch let error as IommuError {
+            throw RPCError(error)
+        } catch {
+            logger.error("unexpected error", metadata: ["rpc.method": "\(call.method)", "error": "\(error)"])
+            throw RPCError.internalError("\(call.method) failed unexpectedly: \(error)")
+        }
+    }
+
+    /// The identity behind a connection, resolved once per connection (and again after a
+    /// config reload, which clears the cache).
+    private func caller(for call: RPCCall) throws -> Caller {
+        if let c = lock.withLock({ callers[call.connection.id] }) { return c }
+        let peer = call.peer
+        guard let c = broker.resolve(uid: peer.uid, gid: peer.gid, pid: peer.pid) else {
+            call.connection.close()
+            throw RPCError.domain(
+                BrokerError.Kind.permissionDenied.wireName,
+                "uid \(peer.uid) lost its role in a config reload; the connection is closed",
+                code: BrokerError.Kind.permissionDenied.rpcCode)
+        }
+        lock.withLock { callers[call.connection.id] = c }
+        return c
+    }
+
+    /// Forget resolved identities (after a config reload changed roles).
+    func forgetCallers() { lock.withLock { callers.removeAll() } }
+
+    func methodCallCounts() -> [String: UInt64] { lock.withLock { callsByMethod } }
+
+    // MARK: daemon.*, rpc.*, events.*
+
+    private func addDaemonMethods() {
+        table.add("daemon.ping", "Liveness check; answers \"pong\"", access: .read, params: NoParams.self) { _, _, _ in
+            "pong"
+        }
+        table.add("daemon.info", "Version, backend, kernel features, object counts, uptime", access: .read, params: NoParams.self) {
+            [unowned self] _, _, _ in self.info()
+        }
+        table.add("daemon.metrics", "Prometheus text exposition of the daemon's counters", access: .read, params: NoParams.self) {
+            [unowned self] _, _, _ in MetricsResult(text: Metrics.exposition(self))
+        }
+        table.add("rpc.discover", "OpenRPC document of every method", access: .read, params: NoParams.self) {
+            [unowned self] _, _, _ in OpenRPC.document(self.table)
+        }
+        table.add(BrokerMethod.eventsSubscribe.rawValue, BrokerMethod.eventsSubscribe.summary, access: .read, params: EventsSubscribeParams.self) {
+            [unowned self] caller, params, call in
+            let connection = call.connection
+            let result = try self.broker.subscribe(caller, params) { event in
+                let payload = (try? JSONValueEncoder().encode(event)) ?? .null
+                _ = connection.notify(method: event.method, params: payload)
+            }
+            connection.exemptFromIdleTimeout = true
+            self.lock.withLock { _ = self.subscriptions[connection.id, default: []].insert(result.subscription) }
+            if !connection.isOpen { self.connectionClosed(connection) }
+            return result
+        }
+        table.add(BrokerMethod.eventsUnsubscribe.rawValue, BrokerMethod.eventsUnsubscribe.summary, access: .read, params: EventsUnsubscribeParams.self) {
+            [unowned self] caller, params, call in
+            try self.broker.unsubscribe(caller, params)
+            _ = self.lock.withLock { self.subscriptions[call.connection.id]?.remove(params.subscription) }
+            return EmptyResult()
+        }
+    }
+
+    func info() -> DaemonInfo {
+        let uptime = Double(DispatchTime.now().uptimeNanoseconds - startedMonotonic.uptimeNanoseconds) / 1e9
+        let features = Feature.allCases.map {
+            DaemonInfo.FeatureState(name: $0.rawValue, supported: backend.features.contains($0), since: $0.sinceKernel)
+        }
+        return DaemonInfo(
+            version: IommufddVersion.string, backend: backend.kind.rawValue, pid: getpid(),
+            startedAt: ISO8601DateFormatter().string(from: started), uptimeSeconds: uptime,
+            socket: status.socketPath, configFile: status.configFile, features: features,
+            counts: broker.counts(), connections: server?.metrics.connectionsOpen ?? 0,
+            restartKeepsObjects: status.restartKeepsObjects, warnings: status.warnings)
+    }
+}
+
+/// Facts about the running daemon that `daemon.info` reports.
+final class DaemonStatus: @unchecked Sendable {
+    let socketPath: String
+    let configFile: String?
+    private let lock = NSLock()
+    private var _warnings: [String] = []
+    private var _restartKeepsObjects = false
+
+    init(socketPath: String, configFile: String?) {
+        self.socketPath = socketPath
+        self.configFile = configFile
+    }
+
+    var warnings: [String] { lock.withLock { _warnings } }
+    func warn(_ text: String) { lock.withLock { _warnings.append(text) } }
+    var restartKeepsObjects: Bool {
+        get { lock.withLock { _restartKeepsObjects } }
+        set { lock.withLock { _restartKeepsObjects = newValue } }
+    }
+}
+
+public struct DaemonInfo: Codable, Sendable {
+    public struct FeatureState: Codable, Sendable {
+        public var name: String
+        public var supported: Bool
+        /// The first Linux version with it, so an operator knows what to upgrade to.
+        public var since: String
+    }
+    public var version: String
+    public var backend: String
+    public var pid: Int32
+    public var startedAt: String
+    public var uptimeSeconds: Double
+    public var socket: String
+    public var configFile: String?
+    public var features: [FeatureState]
+    public var counts: BrokerCounts
+    public var connections: Int
+    /// Whether a restart of the daemon keeps every object (fd store available).
+    public var restartKeepsObjects: Bool
+    public var warnings: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case version, backend, pid, socket, features, counts, connections, warnings
+        case startedAt = "started_at"
+        case uptimeSeconds = "uptime_seconds"
+        case configFile = "config_file"
+        case restartKeepsObjects = "restart_keeps_objects"
+    }
+}
+
+struct MetricsResult: Codable, Sendable {
+    var contentType = "text/plain; version=0.0.4"
+    var text: String
+    enum CodingKeys: String, CodingKey {
+        case contentType = "content_type"
+        case text
+    }
+}
+
+struct EmptyResult: Codable, Sendable {}

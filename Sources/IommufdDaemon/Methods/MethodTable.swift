@@ -1,0 +1,154 @@
+import Glibc
+import IommufdBroker
+import IommufdCore
+import IommufdRPC
+
+/// Who may call a method, before the broker's own per-object checks.
+public enum MethodAccess: String, Sendable, CaseIterable {
+    /// Every admitted identity, readers included (ping, info, listings, subscriptions).
+    case read
+    /// Managers and admins; the broker then checks the caller owns what it touches.
+    case write
+}
+
+/// One JSON-RPC method: its name, what it does, who may call it, the JSON Schema of its params
+/// (derived from the params type), and how to run it.
+public struct MethodSpec: Sendable {
+    public var name: String
+    public var summary: String
+    public var access: MethodAccess
+    public var paramsSchema: JSONValue
+    public var takesFD: Bool
+    public var returnsFDs: Bool
+    let run: @Sendable (Caller, RPCCall) throws -> RPCResult
+}
+
+/// Every method the daemon serves, in one table: the router, `rpc.discover` and the isolation
+/// tests are all generated from it, so a method cannot exist without its row.
+public struct MethodTable: Sendable {
+    public private(set) var methods: [String: MethodSpec] = [:]
+    public private(set) var order: [String] = []
+
+    mutating func add<P: Decodable & Sendable, R: Encodable & Sendable>(
+        _ name: String, _ summary: String, access: MethodAccess, takesFD: Bool = false, returnsFDs: Bool = false,
+        params: P.Type, _ body: @escaping @Sendable (Caller, P, RPCCall) throws -> R
+    ) {
+        let spec = MethodSpec(
+            name: name, summary: summary, access: access, paramsSchema: ParamsSchema.of(P.self),
+            takesFD: takesFD, returnsFDs: returnsFDs,
+            run: { caller, call in
+                let p = try call.decodeParams(P.self)
+                return try RPCResult.encoding(try body(caller, p, call))
+            })
+        insert(spec)
+    }
+
+    /// A method whose result comes with fds to send back (the broker's duplicates).
+    /// `sendsFDs` says whether a call with these params does; such a call is refused in a batch
+    /// before it runs (a read-and-clear bitmap whose fd could not be sent would lose the bits).
+    mutating func addWithFDs<P: Decodable & Sendable, R: Encodable & Sendable>(
+        _ name: String, _ summary: String, access: MethodAccess, params: P.Type,
+        sendsFDs: @escaping @Sendable (P) -> Bool = { _ in true },
+        _ body: @escaping @Sendable (Caller, P, RPCCall) throws -> WithFDs<R>
+    ) {
+        let spec = MethodSpec(
+            name: name, summary: summary, access: access, paramsSchema: ParamsSchema.of(P.self),
+            takesFD: false, returnsFDs: true,
+            run: { caller, call in
+                let p = try call.decodeParams(P.self)
+                if call.isBatchMember && sendsFDs(p) {
+                    throw RPCError.invalidRequest(
+                        "\(name) returns file descriptors, which cannot travel in a batch; send it as a single request",
+                        name: RPCError.Name.fileDescriptorsInBatch)
+                }
+                let out = try body(caller, p, call)
+                do {
+                    return try RPCResult.encoding(out.result, fds: out.fds)
+                } catch {
+                    for fd in out.fds { _ = close(fd) }
+                    throw error
+                }
+            })
+        insert(spec)
+    }
+
+    private mutating func insert(_ spec: MethodSpec) {
+        precondition(methods[spec.name] == nil, "method \(spec.name) registered twice")
+        methods[spec.name] = spec
+        order.append(spec.name)
+    }
+
+    public var specs: [MethodSpec] { order.compactMap { methods[$0] } }
+}
+
+extension MethodTable {
+    /// The broker's methods. Each row names the `BrokerMethod` so the summary and the
+    /// fd flags come from the broker's own table.
+    static func broker(_ broker: Broker) -> MethodTable {
+        var t = MethodTable()
+        func access(_ m: BrokerMethod) -> MethodAccess { m.changesState ? .write : .read }
+        func add<P: Decodable & Sendable, R: Encodable & Sendable>(
+            _ m: BrokerMethod, _ p: P.Type, _ body: @escaping @Sendable (Caller, P) throws -> R
+        ) {
+            t.add(m.rawValue, m.summary, access: access(m), takesFD: m.takesFD, params: p) { c, params, _ in try body(c, params) }
+        }
+        add(.ownerCreate, OwnerCreateParams.self, broker.ownerCreate)
+        add(.ownerList, NoParams.self, broker.ownerList)
+        add(.ownerInfo, OwnerInfoParams.self, broker.ownerInfo)
+        add(.ownerRelease, OwnerReleaseParams.self, broker.ownerRelease)
+        add(.deviceList, DeviceListParams.self, broker.deviceList)
+        add(.deviceInfo, DeviceInfoParams.self, broker.deviceInfo)
+        add(.deviceAttach, DeviceAttachParams.self, broker.deviceAttach)
+        add(.deviceDetach, DeviceDetachParams.self, broker.deviceDetach)
+        add(.deviceReplace, DeviceReplaceParams.self, broker.deviceReplace)
+        add(.deviceRelease, DeviceReleaseParams.self, broker.deviceRelease)
+        t.addWithFDs(BrokerMethod.deviceFD.rawValue, BrokerMethod.deviceFD.summary, access: .write, params: DeviceFDParams.self) { c, p, _ in
+            try broker.deviceFD(c, p)
+        }
+        add(.ioasCreate, IOASCreateParams.self, broker.ioasCreate)
+        add(.ioasDestroy, IOASDestroyParams.self, broker.ioasDestroy)
+        add(.ioasList, IOASListParams.self, broker.ioasList)
+        add(.ioasInfo, IOASInfoParams.self, broker.ioasInfo)
+        t.add(BrokerMethod.ioasMap.rawValue, BrokerMethod.ioasMap.summary, access: .write, takesFD: true, params: IOASMapParams.self) { c, p, call in
+            let fd = try call.fds.take(p.fd.fd)
+            defer { _ = close(fd) }  // the broker keeps its own duplicate
+            return try broker.ioasMap(c, p, fd: fd)
+        }
+        add(.ioasUnmap, IOASUnmapParams.self, broker.ioasUnmap)
+        add(.ioasCopy, IOASCopyParams.self, broker.ioasCopy)
+        add(.ioasRanges, IOASRangesParams.self, broker.ioasRanges)
+        add(.ioasSetOption, IOASSetOptionParams.self, broker.ioasSetOption)
+        add(.hwptList, HWPTListParams.self, broker.hwptList)
+        add(.hwptAlloc, HWPTAllocParams.self, broker.hwptAlloc)
+        add(.hwptDestroy, HWPTDestroyParams.self, broker.hwptDestroy)
+        add(.dirtyStart, DirtyParams.self, broker.dirtyStart)
+        add(.dirtyStop, DirtyParams.self, broker.dirtyStop)
+        add(.dirtyStatus, DirtyParams.self, broker.dirtyStatus)
+        // dirty.read: readers may read with clear=false; the broker checks that.
+        t.addWithFDs(
+            BrokerMethod.dirtyRead.rawValue, BrokerMethod.dirtyRead.summary, access: .read, params: DirtyReadParams.self,
+            sendsFDs: { $0.format == .bitmap }
+        ) { c, p, _ in
+            try broker.dirtyRead(c, p)
+        }
+        add(.viommuCreate, VIOMMUCreateParams.self, broker.viommuCreate)
+        add(.viommuDestroy, VIOMMUDestroyParams.self, broker.viommuDestroy)
+        add(.vdeviceCreate, VDeviceCreateParams.self, broker.vdeviceCreate)
+        add(.vdeviceDestroy, VDeviceDestroyParams.self, broker.vdeviceDestroy)
+        return t
+    }
+}
+
+extension RPCError {
+    /// The wire form of a broker error: its stable name, the errno and ioctl for kernel
+    /// failures, and the JSON-RPC code of its kind.
+    init(_ error: BrokerError) {
+        let data = error.wireData
+        self = .domain(
+            data.name, error.message, code: error.kind.rpcCode,
+            errno: error.kernel?.errno, ioctl: error.kernel?.operation)
+        if error.kind.rpcCode == RPCError.Code.invalidParams {
+            self.code = RPCError.Code.invalidParams
+        }
+    }
+}

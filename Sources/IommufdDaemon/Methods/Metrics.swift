@@ -1,0 +1,52 @@
+import IommufdBroker
+import IommufdCore
+import IommufdRPC
+
+/// `daemon.metrics`: the Prometheus text exposition format (version 0.0.4).
+enum Metrics {
+    static func exposition(_ service: DaemonService) -> String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
+            out += "# HELP iommufdd_\(name) \(help)\n# TYPE iommufdd_\(name) \(type)\n"
+            for s in samples { out += "iommufdd_\(name)\(s.labels) \(s.value)\n" }
+        }
+        func one(_ name: String, _ type: String, _ help: String, _ value: some CustomStringConvertible) {
+            metric(name, type, help, [("", value.description)])
+        }
+        let info = service.info()
+        let c = info.counts
+        metric("build_info", "gauge", "Version and backend of the running daemon.",
+               [("{version=\"\(info.version)\",backend=\"\(info.backend)\"}", "1")])
+        one("uptime_seconds", "gauge", "Seconds since the daemon started.", info.uptimeSeconds)
+        one("owners", "gauge", "Owners (VMs) known to the daemon.", c.owners)
+        one("ioas", "gauge", "IO address spaces.", c.ioas)
+        one("hwpts", "gauge", "Hardware page tables.", c.hwpts)
+        one("viommus", "gauge", "vIOMMU objects.", c.viommus)
+        one("vdevices", "gauge", "vDevice objects.", c.vdevices)
+        one("mappings", "gauge", "IOAS mappings.", c.mappings)
+        one("pinned_bytes", "gauge", "Bytes mapped for DMA, counted against owner quotas.", c.pinnedBytes)
+        one("devices_leased", "gauge", "Devices leased to an owner.", c.devicesLeased)
+        one("devices_attached", "gauge", "Devices attached to a page table.", c.devicesAttached)
+        one("dirty_tracking_ioas", "gauge", "IOAS with dirty tracking on.", c.dirtyTrackingIOAS)
+        one("subscribers", "gauge", "Event subscriptions.", c.subscribers)
+        metric("feature_supported", "gauge", "Whether the backend supports an iommufd feature (1) or not (0).",
+               info.features.map { ("{feature=\"\($0.name)\"}", $0.supported ? "1" : "0") })
+        if let m = service.server?.metrics {
+            one("connections_open", "gauge", "Client connections open.", m.connectionsOpen)
+            one("connections_accepted_total", "counter", "Client connections admitted.", m.connectionsAccepted)
+            one("connections_rejected_total", "counter", "Connections closed because max_clients were open.", m.connectionsRejectedLimit)
+            one("connections_refused_total", "counter", "Connections from identities without a role.", m.connectionsRefused)
+            metric("disconnects_total", "counter", "Connections closed by the daemon, by reason.",
+                   m.disconnects.sorted { $0.key < $1.key }.map { ("{reason=\"\($0.key)\"}", "\($0.value)") })
+            one("requests_total", "counter", "JSON-RPC requests handled.", m.requests)
+            metric("errors_total", "counter", "JSON-RPC error responses, by code.",
+                   m.errorsByCode.sorted { $0.key < $1.key }.map { ("{code=\"\($0.key)\"}", "\($0.value)") })
+            one("notifications_sent_total", "counter", "Event notifications pushed to clients.", m.notificationsSent)
+            one("fds_received_total", "counter", "File descriptors received with SCM_RIGHTS.", m.fileDescriptorsReceived)
+            one("fds_sent_total", "counter", "File descriptors sent with SCM_RIGHTS.", m.fileDescriptorsSent)
+        }
+        metric("method_calls_total", "counter", "Calls by method.",
+               service.methodCallCounts().sorted { $0.key < $1.key }.map { ("{method=\"\($0.key)\"}", "\($0.value)") })
+        return out
+    }
+}

@@ -1,0 +1,62 @@
+import IommufdBroker
+import IommufdCore
+import IommufdRPC
+
+/// `sim.dma {device, iova, length, page_size?}`: the simulated device writes `[iova, +length)`
+/// through the page table it is attached to, as a real device's DMA would, so end-to-end tests
+/// can see dirty tracking report pages. TEST ONLY: served only on the simulator backend with
+/// `[sim] test_hooks = true`; absent from `rpc.discover` otherwise.
+public struct SimDMAParams: Codable, Hashable, Sendable {
+    public var device: String
+    public var iova: UInt64
+    public var length: UInt64
+    /// Granularity of the write; default 4096.
+    public var pageSize: UInt64?
+    public init(device: String, iova: UInt64, length: UInt64, pageSize: UInt64? = nil) {
+        self.device = device
+        self.iova = iova
+        self.length = length
+        self.pageSize = pageSize
+    }
+    enum CodingKeys: String, CodingKey {
+        case device, iova, length
+        case pageSize = "page_size"
+    }
+}
+
+public struct SimDMAResult: Codable, Hashable, Sendable {
+    public var device: String
+    /// The HWPT the write went through.
+    public var hwpt: ObjectID
+    public var iova: UInt64
+    public var length: UInt64
+}
+
+extension DaemonService {
+    /// Registers `sim.dma` when the backend is the simulator (or any backend with test hooks
+    /// whose kind is `.sim`). The daemon calls this only when the config enables test hooks.
+    func addSimulatorTestHooks() {
+        guard backend.kind == .sim, let hooks = backend as? any IommuTestHooks else { return }
+        let broker = self.broker
+        table.add(
+            "sim.dma", "TEST ONLY (simulator with [sim] test_hooks): a device writes an IOVA range, dirtying pages",
+            access: .write, params: SimDMAParams.self
+        ) { caller, p, _ in
+            let info = try broker.deviceInfo(caller, DeviceInfoParams(device: p.device))
+            guard info.owner != nil else {
+                throw BrokerError(.notFound, "device '\(p.device)' is not leased to an owner visible to \(caller.identity)")
+            }
+            guard let pt = info.pt, info.pt != info.ioas else {
+                throw BrokerError(.conflict, "device '\(p.device)' is not attached to an HWPT, so no IOMMU sees its DMA; attach it to an IOAS first")
+            }
+            do {
+                try hooks.simulateDeviceWrite(hwpt: pt, iova: p.iova, length: p.length, pageSize: p.pageSize ?? 4096)
+            } catch let error as IommuError {
+                var hint = ""
+                if error.errno == .EINVAL { hint = " (the HWPT must have dirty tracking started: dirty.start; iova and length must be multiples of page_size)" }
+                throw BrokerError(.kernel, "simulated DMA of device '\(p.device)' through HWPT \(pt) failed: \(error.operation) returned \(error.errno.name)\(hint)", kernel: error)
+            }
+            return SimDMAResult(device: p.device, hwpt: pt, iova: p.iova, length: p.length)
+        }
+    }
+}

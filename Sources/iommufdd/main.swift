@@ -1,2 +1,0 @@
-import IommufdDaemon
-print("iommufdd: not yet wired")
