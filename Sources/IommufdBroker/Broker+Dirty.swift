@@ -112,9 +112,7 @@ extension Broker {
             // The kernel only sets bits, so reading every tracking HWPT into one zeroed bitmap
             // gives their union without a second buffer. For a memfd answer that bitmap is the
             // memfd itself, mapped here: no copy, and its fresh pages are already zero.
-            let memfdBitmap = format == .bitmap ? try ZeroedBitmap(memfdNamed: "iommufdd-dirty-\(ioas.id)", words: words) : nil
-            defer { memfdBitmap?.unmap() }
-            let union = try memfdBitmap?.words ?? dirtyScratch.zeroed(words: words)
+            let union = try dirtyScratch.zeroed(words: words)
             for h in ioas.hwpts.sorted().compactMap({ hwptTable[$0] }) where h.tracking {
                 try kcall("reading the dirty bitmap of HWPT \(h.id)") {
                     try backend.readDirtyBitmap(hwpt: h.id, iova: params.iova, length: params.length, pageSize: pageSize, clear: clear, into: UnsafeMutableRawBufferPointer(union))
@@ -127,13 +125,30 @@ extension Broker {
             case .runs:
                 let maxRuns = min(max(params.maxRuns ?? config.maxDirtyRuns, 1), config.maxDirtyRuns)
                 let coalesced = DirtyBitmap.runs(UnsafeBufferPointer(union), bitCount: Int(bitCount), base: params.iova, pageSize: pageSize, maxRuns: maxRuns)
+                // Clear what was set (the runs, all past a truncation, the last word whole), so
+                // the scratch needs no full clear next time.
+                if let start = union.baseAddress {
+                    let shift = UInt64(pageSize.trailingZeroBitCount)
+                    for run in coalesced.runs {
+                        let first = Int((run.iova - params.iova) >> shift) / 64
+                        let last = Int((run.iova - params.iova + run.length - 1) >> shift) / 64
+                        (start + first).update(repeating: 0, count: last - first + 1)
+                    }
+                    if let resume = coalesced.resumeIOVA {
+                        let first = Int((resume - params.iova) >> shift) / 64
+                        (start + first).update(repeating: 0, count: union.count - first)
+                    }
+                    union[union.count - 1] = 0
+                    dirtyScratch.markClean()
+                }
                 result.runs = coalesced.runs
                 result.dirtyPages = coalesced.dirtyPages
                 result.resumeIOVA = coalesced.resumeIOVA
                 return WithFDs(result: result, fds: [])
             case .bitmap:
-                result.dirtyPages = union.reduce(0) { $0 + UInt64($1.nonzeroBitCount) }
-                let fd = memfdBitmap?.takeFD() ?? -1
+                let (fd, dirtyPages) = try makeBitmapMemfd(name: "iommufdd-dirty-\(ioas.id)", words: union)
+                dirtyScratch.markClean()
+                result.dirtyPages = dirtyPages
                 result.bitmap = FDRef(fd: 0)
                 result.bitmapBytes = words * 8
                 return WithFDs(result: result, fds: [fd])

@@ -113,75 +113,73 @@ func makeMemfd(name: String, bytes: UnsafeRawBufferPointer) throws -> Int32 {
     return fd
 }
 
-/// A new memfd of `words` u64 words, mapped shared, for `IOMMU_HWPT_GET_DIRTY_BITMAP` to set
-/// bits in and the client to receive: no copy from a buffer, and its fresh pages are zero. They
-/// come populated in one call (`MAP_POPULATE`) rather than one fault per page.
-final class ZeroedBitmap {
-    let words: UnsafeMutableBufferPointer<UInt64>
-    private var fd: Int32?
-    private var mapped: Bool
-
-    var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(words) }
-
-    /// A new memfd of `count` words, mapped shared.
-    init(memfdNamed name: String, words count: Int) throws {
-        guard let create = memfdCreateFunction else {
-            throw BrokerError(.unsupported, "memfd_create is not available in this C library; ask for the bitmap as runs instead")
-        }
-        let memfd = create(name, 1 /* MFD_CLOEXEC */)
-        guard memfd >= 0 else {
-            let err = Errno.current
-            throw BrokerError(.io, "memfd_create failed with \(err.name) (\(err.message))")
-        }
-        guard ftruncate(memfd, off_t(count * 8)) == 0 else {
-            let err = Errno.current
-            close(memfd)
-            throw BrokerError(.io, "sizing the dirty bitmap memfd to \(count * 8) bytes failed with \(err.name) (\(err.message))")
-        }
-        do {
-            (words, mapped) = try Self.map(count: count, fd: memfd)
-        } catch {
-            close(memfd)
-            throw error
-        }
-        fd = memfd
+/// A memfd holding the bitmap `words` (for handing a dirty bitmap back to a client), and the
+/// number of bits set. Only the 4 KiB pages with a bit set are written: the rest of the file is
+/// a hole, which reads as zeros, so a mostly clean 32 MiB bitmap costs a few page allocations
+/// instead of 8192 (new shmem pages are what a memfd answer costs most). The pages written are
+/// zeroed in `words` afterwards, so on success `words` is all zero.
+func makeBitmapMemfd(name: String, words: UnsafeMutableBufferPointer<UInt64>) throws -> (fd: Int32, bitsSet: UInt64) {
+    guard let create = memfdCreateFunction else {
+        throw BrokerError(.unsupported, "memfd_create is not available in this C library; ask for the bitmap as runs instead")
     }
-
-    private static func map(count: Int, fd: Int32) throws -> (UnsafeMutableBufferPointer<UInt64>, Bool) {
-        guard count > 0 else { return (UnsafeMutableBufferPointer(start: nil, count: 0), false) }
-        let flags = MAP_SHARED | MAP_POPULATE
-        guard let p = mmap(nil, count * 8, PROT_READ | PROT_WRITE, flags, fd, 0), p != MAP_FAILED else {
-            let err = Errno.current
-            throw BrokerError(.io, "mapping a \(count * 8)-byte dirty bitmap failed with \(err.name) (\(err.message)); read a smaller range")
+    let fd = create(name, 1 /* MFD_CLOEXEC */)
+    guard fd >= 0 else {
+        let err = Errno.current
+        throw BrokerError(.io, "memfd_create failed with \(err.name) (\(err.message))")
+    }
+    func fail(_ what: String) -> BrokerError {
+        let err = Errno.current
+        close(fd)
+        return BrokerError(.io, "\(what) of the dirty bitmap memfd failed with \(err.name) (\(err.message))")
+    }
+    guard ftruncate(fd, off_t(words.count * 8)) == 0 else { throw fail("sizing") }
+    guard let base = words.baseAddress else { return (fd, 0) }
+    let pageWords = 512
+    var bitsSet: UInt64 = 0
+    var pending: Range<Int>? = nil  // words of consecutive pages with a bit set, not written yet
+    func flush() -> Bool {
+        guard let range = pending else { return true }
+        pending = nil
+        var offset = range.lowerBound * 8
+        let end = range.upperBound * 8
+        let raw = UnsafeRawPointer(base)
+        while offset < end {
+            let rc = pwrite(fd, raw + offset, end - offset, off_t(offset))
+            if rc < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += rc
         }
-        return (UnsafeMutableBufferPointer(start: p.bindMemory(to: UInt64.self, capacity: count), count: count), true)
+        memset(base + range.lowerBound, 0, range.count * 8)
+        return true
     }
-
-    /// The memfd, now the caller's to close.
-    func takeFD() -> Int32 {
-        defer { fd = nil }
-        return fd ?? -1
-    }
-
-    func unmap() {
-        if mapped, let base = words.baseAddress {
-            munmap(base, words.count * 8)
-            mapped = false
+    var page = 0
+    while page < words.count {
+        let end = min(page + pageWords, words.count)
+        var count = 0
+        for w in page..<end { count &+= base[w].nonzeroBitCount }
+        if count > 0 {
+            bitsSet &+= UInt64(count)
+            pending = (pending?.lowerBound ?? page)..<end
+        } else if !flush() {
+            throw fail("writing")
         }
+        page = end
     }
-
-    deinit {
-        unmap()
-        if let fd { close(fd) }
-    }
+    guard flush() else { throw fail("writing") }
+    return (fd, bitsSet)
 }
 
-/// The bitmap `dirty.read` fills for an answer as runs, kept between reads: during a migration
-/// the same range is harvested again and again, and clearing memory already mapped costs a
-/// fraction of mapping fresh pages. Backed by transparent huge pages where the kernel gives them.
+/// The bitmap `dirty.read` fills, kept between reads: during a migration the same range is
+/// harvested again and again, and memory already mapped costs a fraction of fresh pages.
+/// Backed by transparent huge pages where the kernel gives them. A reader that hands it back
+/// with every word it set cleared again (`markClean`) spares the next one the full clear.
 final class DirtyScratch {
     private var base: UnsafeMutableRawPointer?
     private var capacity = 0
+    /// Words at the start that may be non-zero; every word after them is zero.
+    private var dirtyWords = 0
 
     /// `count` zeroed words.
     func zeroed(words count: Int) throws -> UnsafeMutableBufferPointer<UInt64> {
@@ -195,18 +193,23 @@ final class DirtyScratch {
             _ = madvise(p, bytes, 14 /* MADV_HUGEPAGE */)
             base = p
             capacity = bytes / 8
-        } else if count > 0, let base {
-            memset(base, 0, count * 8)
+        } else if dirtyWords > 0, let base {
+            memset(base, 0, dirtyWords * 8)
         }
+        dirtyWords = count
         guard let base else { return UnsafeMutableBufferPointer(start: nil, count: 0) }
         return UnsafeMutableBufferPointer(start: base.bindMemory(to: UInt64.self, capacity: count), count: count)
     }
+
+    /// The words handed out last are all zero again.
+    func markClean() { dirtyWords = 0 }
 
     /// Gives the memory back (when no IOAS tracks dirty pages any more).
     func release() {
         if let base { munmap(base, capacity * 8) }
         base = nil
         capacity = 0
+        dirtyWords = 0
     }
 
     deinit { release() }
