@@ -19,6 +19,8 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     let lock = NSLock()
     /// The object xarray (`ictx->objects`).
     var objects: [ObjectID: SimObject] = [:]
+    /// Every ID below this one is taken (see `allocateID`).
+    var lowestFreeHint: ObjectID = 1
     /// Device name → its bound ID.
     var boundByName: [String: ObjectID] = [:]
     /// `ictx->account_mode == IOPT_PAGES_ACCOUNT_MM`.
@@ -57,13 +59,21 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     }
 
     /// `xa_alloc` with `XA_FLAGS_ALLOC1`: the lowest free ID from 1 (tombstones stay taken).
+    /// The search starts at `lowestFreeHint`, below which every ID is taken.
     func allocateID() throws(Errno) -> ObjectID {
-        var id: ObjectID = 1
+        var id = lowestFreeHint
         while objects[id] != nil {
             if id == ObjectID(Int32.max) { throw .ENOSPC }
             id += 1
         }
+        lowestFreeHint = id
         return id
+    }
+
+    /// Frees an object's ID (`xa_erase`).
+    func removeObject(_ id: ObjectID) {
+        objects[id] = nil
+        lowestFreeHint = min(lowestFreeHint, id)
     }
 
     /// The simulator's file for the caller's `fd` (`fget` in `iommufd_ioas_map_file`): the one
@@ -167,7 +177,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 device.vdevice = nil
             }
             detachLocked(deviceID, device)
-            objects[deviceID] = nil
+            removeObject(deviceID)
             boundByName[device.descriptor.name] = nil
         }
     }
@@ -214,7 +224,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             case .ioas(let ioas):
                 // HWPTs (iommufd_hwpt_paging_alloc) and accesses hold the IOAS.
                 if !ioas.hwpts.isEmpty || !ioas.accessDevices.isEmpty { throw Errno.EBUSY }
-                objects[id] = nil
+                removeObject(id)
             case .hwpt(let hwpt):
                 if !hwpt.devices.isEmpty || hwpt.viommuUsers > 0 { throw Errno.EBUSY }
                 removeHWPT(id, hwpt)
@@ -222,11 +232,11 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 // Each vDevice holds a users reference on its vIOMMU (iommufd_vdevice_alloc_ioctl).
                 if !viommu.vdevices.isEmpty { throw Errno.EBUSY }
                 if case .hwpt(let parent) = objects[viommu.hwpt] { parent.viommuUsers -= 1 }
-                objects[id] = nil
+                removeObject(id)
             case .vdevice(let vdev):
                 if case .viommu(let viommu) = objects[vdev.viommu] { viommu.vdevices[vdev.virtualID] = nil }
                 if case .device(let device) = objects[vdev.device] { device.vdevice = nil }
-                objects[id] = nil
+                removeObject(id)
             }
         }
     }
@@ -237,7 +247,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             ioas.hwpts.removeAll { $0 == id }
             ioas.table.removeDomain(hwpt: id)
         }
-        objects[id] = nil
+        removeObject(id)
     }
 
     // MARK: Options
