@@ -289,9 +289,11 @@ extension Broker {
         let instance = dev.descriptor.iommuInstance
         // Only the kernel knows which domains a device can join (VT-d units may share domains
         // across instances): try every HWPT with the right flags, the same instance's first.
-        let candidates = ioas.hwpts.compactMap { hwptTable[$0] }
+        // (Filtered first and sorted by ID alone: an IOAS may hold hundreds of HWPTs.)
+        let fitting = ioas.hwpts.compactMap { hwptTable[$0] }
             .filter { !$0.flags.contains(.nestParent) && $0.flags.contains(.dirtyTracking) == wantDirty }
-            .sorted { ($0.iommuInstance == instance ? 0 : 1, $0.id) < ($1.iommuInstance == instance ? 0 : 1, $1.id) }
+            .sorted { $0.id < $1.id }
+        let candidates = fitting.filter { $0.iommuInstance == instance } + fitting.filter { $0.iommuInstance != instance }
         for candidate in candidates where candidate.id != dev.pt {
             do {
                 _ = try link(dev, candidate.id, replacing: replacing)
