@@ -81,6 +81,13 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "iommufdd-bench",
+            dependencies: [
+                "IommufdCore", "IommufdSim", "IommufdBroker", "IommufdRPC",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
             name: "vm-e2e",
             dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdRPC", "CIommufd"]
         ),

@@ -295,11 +295,13 @@ extension Broker {
         // across instances): try every HWPT with the right flags, the same instance's first.
         // Never a domain of another IOMMU driver, though: the kernel does not always refuse
         // those with EINVAL (see HWPTRecord.hwInfoType).
+        // (Filtered first and sorted by ID alone: an IOAS may hold hundreds of HWPTs.)
         let driver = dev.hwInfo?.type
-        let candidates = ioas.hwpts.compactMap { hwptTable[$0] }
+        let fitting = ioas.hwpts.compactMap { hwptTable[$0] }
             .filter { !$0.flags.contains(.nestParent) && $0.flags.contains(.dirtyTracking) == wantDirty }
             .filter { driver == nil || driverType(of: $0) == nil || driverType(of: $0) == driver }
-            .sorted { ($0.iommuInstance == instance ? 0 : 1, $0.id) < ($1.iommuInstance == instance ? 0 : 1, $1.id) }
+            .sorted { $0.id < $1.id }
+        let candidates = fitting.filter { $0.iommuInstance == instance } + fitting.filter { $0.iommuInstance != instance }
         for candidate in candidates where candidate.id != dev.pt {
             do {
                 _ = try link(dev, candidate.id, replacing: replacing)

@@ -84,6 +84,7 @@ extension Broker {
                 ioas.dirtyEnabled = false
                 emit(.dirtyTrackingStopped(owner: ioas.owner, ioas: ioas.id))
             }
+            if !ioasTable.values.contains(where: \.dirtyEnabled) { dirtyScratch.release() }
             return dirtyStatus(ioas)
         }
     }
@@ -109,13 +110,12 @@ extension Broker {
                 throw BrokerError(.limitExceeded, "dirty.read: a bitmap of \(params.length / pageSize) pages is larger than the limit of \(config.maxDirtyBitmapBytes) bytes; read a smaller range or a larger page_size")
             }
             // The kernel only sets bits, so reading every tracking HWPT into one zeroed bitmap
-            // gives their union without a second buffer.
-            var union = [UInt64](repeating: 0, count: words)
+            // gives their union without a second buffer. For a memfd answer that bitmap is the
+            // memfd itself, mapped here: no copy, and its fresh pages are already zero.
+            let union = try dirtyScratch.zeroed(words: words)
             for h in ioas.hwpts.sorted().compactMap({ hwptTable[$0] }) where h.tracking {
-                try union.withUnsafeMutableBytes { buffer in
-                    try kcall("reading the dirty bitmap of HWPT \(h.id)") {
-                        try backend.readDirtyBitmap(hwpt: h.id, iova: params.iova, length: params.length, pageSize: pageSize, clear: clear, into: buffer)
-                    }
+                try kcall("reading the dirty bitmap of HWPT \(h.id)") {
+                    try backend.readDirtyBitmap(hwpt: h.id, iova: params.iova, length: params.length, pageSize: pageSize, clear: clear, into: UnsafeMutableRawBufferPointer(union))
                 }
             }
             var result = DirtyReadResult(
@@ -124,16 +124,31 @@ extension Broker {
             switch format {
             case .runs:
                 let maxRuns = min(max(params.maxRuns ?? config.maxDirtyRuns, 1), config.maxDirtyRuns)
-                let coalesced = union.withUnsafeBufferPointer {
-                    DirtyBitmap.runs($0, bitCount: Int(bitCount), base: params.iova, pageSize: pageSize, maxRuns: maxRuns)
+                let coalesced = DirtyBitmap.runs(UnsafeBufferPointer(union), bitCount: Int(bitCount), base: params.iova, pageSize: pageSize, maxRuns: maxRuns)
+                // Clear what was set (the runs, all past a truncation, the last word whole), so
+                // the scratch needs no full clear next time.
+                if let start = union.baseAddress {
+                    let shift = UInt64(pageSize.trailingZeroBitCount)
+                    for run in coalesced.runs {
+                        let first = Int((run.iova - params.iova) >> shift) / 64
+                        let last = Int((run.iova - params.iova + run.length - 1) >> shift) / 64
+                        (start + first).update(repeating: 0, count: last - first + 1)
+                    }
+                    if let resume = coalesced.resumeIOVA {
+                        let first = Int((resume - params.iova) >> shift) / 64
+                        (start + first).update(repeating: 0, count: union.count - first)
+                    }
+                    union[union.count - 1] = 0
+                    dirtyScratch.markClean()
                 }
                 result.runs = coalesced.runs
                 result.dirtyPages = coalesced.dirtyPages
                 result.resumeIOVA = coalesced.resumeIOVA
                 return WithFDs(result: result, fds: [])
             case .bitmap:
-                result.dirtyPages = union.reduce(0) { $0 + UInt64($1.nonzeroBitCount) }
-                let fd = try union.withUnsafeBytes { try makeMemfd(name: "iommufdd-dirty-\(ioas.id)", bytes: $0) }
+                let (fd, dirtyPages) = try makeBitmapMemfd(name: "iommufdd-dirty-\(ioas.id)", words: union)
+                dirtyScratch.markClean()
+                result.dirtyPages = dirtyPages
                 result.bitmap = FDRef(fd: 0)
                 result.bitmapBytes = words * 8
                 return WithFDs(result: result, fds: [fd])

@@ -144,7 +144,7 @@ extension Broker {
                 release(backing, length: params.length)
                 throw error
             }
-            let mapping = MappingRecord(length: params.length, flags: flags, backing: backing, charged: params.length)
+            let mapping = MappingRecord(length: params.length, charged: params.length, backing: backing, flags: flags)
             guard ioas.mappings.insert(mapping, at: iova) else {
                 // The kernel accepted a mapping the records say overlaps: trust neither, undo it.
                 _ = try? backend.unmap(ioas: ioas.id, iova: iova, length: params.length)
@@ -274,7 +274,7 @@ extension Broker {
             let iova = try kcall("copying [\(Self.hex(params.srcIOVA)), \(Self.hex(last))] of IOAS \(src.id) into IOAS \(dst.id)") {
                 try backend.copy(dst: dst.id, src: src.id, srcIOVA: params.srcIOVA, length: params.length, dstIOVA: params.dstIOVA ?? 0, flags: kernelFlags)
             }
-            let mapping = MappingRecord(length: params.length, flags: flags, backing: .copy, charged: params.length)
+            let mapping = MappingRecord(length: params.length, charged: params.length, backing: .copy, flags: flags)
             guard dst.mappings.insert(mapping, at: iova) else {
                 _ = try? backend.unmap(ioas: dst.id, iova: iova, length: params.length)
                 throw BrokerError(.conflict, "IOAS \(dst.id) already has a mapping at \(Self.hex(iova)) in the daemon's records; the copy was undone")

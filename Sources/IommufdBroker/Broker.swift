@@ -36,6 +36,8 @@ public final class Broker: @unchecked Sendable {
     var files = MemoryFileTable()
     /// The object journal in systemd's fd store (Journal/), nil without an fd store.
     var journal: ObjectJournal?
+    /// The bitmap behind `dirty.read` answers as runs, reused between reads.
+    let dirtyScratch = DirtyScratch()
     private var subscribers: [UInt64: Subscription] = [:]
     private var nextSubscription: UInt64 = 1
     var pending: [(event: BrokerEvent, identity: String?)] = []

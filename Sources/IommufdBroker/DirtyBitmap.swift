@@ -42,8 +42,18 @@ public enum DirtyBitmap {
             return true
         }
 
-        for w in 0..<wordCount {
-            var word = words[w]
+        // Words wholly inside `bitCount`: clean ones are skipped four at a time.
+        let wholeWords = min(wordCount, bitCount / 64)
+        guard let word0 = words.baseAddress else { return result }
+        var w = 0
+        while w < wordCount {
+            if openStart == nil {
+                while w + 4 <= wholeWords, (word0[w] | word0[w + 1] | word0[w + 2] | word0[w + 3]) == 0 { w += 4 }
+                while w < wholeWords, word0[w] == 0 { w += 1 }
+                if w == wordCount { break }
+            }
+            defer { w += 1 }
+            var word = word0[w]
             let tail = bitCount - w * 64
             if tail < 64 { word &= (UInt64(1) << UInt64(tail)) &- 1 }
             let bit0 = w * 64

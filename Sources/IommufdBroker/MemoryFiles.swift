@@ -121,3 +121,105 @@ func makeMemfd(name: String, bytes: UnsafeRawBufferPointer) throws -> Int32 {
     }
     return fd
 }
+
+/// A memfd holding the bitmap `words` (for handing a dirty bitmap back to a client), and the
+/// number of bits set. Only the 4 KiB pages with a bit set are written: the rest of the file is
+/// a hole, which reads as zeros, so a mostly clean 32 MiB bitmap costs a few page allocations
+/// instead of 8192 (new shmem pages are what a memfd answer costs most). The pages written are
+/// zeroed in `words` afterwards, so on success `words` is all zero.
+func makeBitmapMemfd(name: String, words: UnsafeMutableBufferPointer<UInt64>) throws -> (fd: Int32, bitsSet: UInt64) {
+    guard let create = memfdCreateFunction else {
+        throw BrokerError(.unsupported, "memfd_create is not available in this C library; ask for the bitmap as runs instead")
+    }
+    let fd = create(name, 1 /* MFD_CLOEXEC */)
+    guard fd >= 0 else {
+        let err = Errno.current
+        throw BrokerError(.io, "memfd_create failed with \(err.name) (\(err.message))")
+    }
+    func fail(_ what: String) -> BrokerError {
+        let err = Errno.current
+        close(fd)
+        return BrokerError(.io, "\(what) of the dirty bitmap memfd failed with \(err.name) (\(err.message))")
+    }
+    guard ftruncate(fd, off_t(words.count * 8)) == 0 else { throw fail("sizing") }
+    guard let base = words.baseAddress else { return (fd, 0) }
+    let pageWords = 512
+    var bitsSet: UInt64 = 0
+    var pending: Range<Int>? = nil  // words of consecutive pages with a bit set, not written yet
+    func flush() -> Bool {
+        guard let range = pending else { return true }
+        pending = nil
+        var offset = range.lowerBound * 8
+        let end = range.upperBound * 8
+        let raw = UnsafeRawPointer(base)
+        while offset < end {
+            let rc = pwrite(fd, raw + offset, end - offset, off_t(offset))
+            if rc < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += rc
+        }
+        memset(base + range.lowerBound, 0, range.count * 8)
+        return true
+    }
+    var page = 0
+    while page < words.count {
+        let end = min(page + pageWords, words.count)
+        var count = 0
+        for w in page..<end { count &+= base[w].nonzeroBitCount }
+        if count > 0 {
+            bitsSet &+= UInt64(count)
+            pending = (pending?.lowerBound ?? page)..<end
+        } else if !flush() {
+            throw fail("writing")
+        }
+        page = end
+    }
+    guard flush() else { throw fail("writing") }
+    return (fd, bitsSet)
+}
+
+/// The bitmap `dirty.read` fills, kept between reads: during a migration the same range is
+/// harvested again and again, and memory already mapped costs a fraction of fresh pages.
+/// Backed by transparent huge pages where the kernel gives them. A reader that hands it back
+/// with every word it set cleared again (`markClean`) spares the next one the full clear.
+final class DirtyScratch {
+    private var base: UnsafeMutableRawPointer?
+    private var capacity = 0
+    /// Words at the start that may be non-zero; every word after them is zero.
+    private var dirtyWords = 0
+
+    /// `count` zeroed words.
+    func zeroed(words count: Int) throws -> UnsafeMutableBufferPointer<UInt64> {
+        if count > capacity {
+            release()
+            let bytes = (count * 8 + (2 << 20) - 1) & ~((2 << 20) - 1)
+            guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+                let err = Errno.current
+                throw BrokerError(.io, "mapping a \(count * 8)-byte dirty bitmap failed with \(err.name) (\(err.message)); read a smaller range")
+            }
+            _ = madvise(p, bytes, 14 /* MADV_HUGEPAGE */)
+            base = p
+            capacity = bytes / 8
+        } else if dirtyWords > 0, let base {
+            memset(base, 0, dirtyWords * 8)
+        }
+        dirtyWords = count
+        guard let base else { return UnsafeMutableBufferPointer(start: nil, count: 0) }
+        return UnsafeMutableBufferPointer(start: base.bindMemory(to: UInt64.self, capacity: count), count: count)
+    }
+
+    /// The words handed out last are all zero again.
+    func markClean() { dirtyWords = 0 }
+
+    /// Gives the memory back (when no IOAS tracks dirty pages any more).
+    func release() {
+        if let base { munmap(base, capacity * 8) }
+        base = nil
+        capacity = 0
+        dirtyWords = 0
+    }
+
+    deinit { release() }
+}

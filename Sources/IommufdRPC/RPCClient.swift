@@ -39,6 +39,9 @@ public final class RPCClient {
     private var nextID: Int64 = 1
     private var inbound: [UInt8] = []
     private var consumed = 0
+    /// `inbound` up to here holds no newline after `consumed`: a long message arriving in many
+    /// reads is scanned once, not once per read.
+    private var scanned = 0
     private var streamBase = 0
     private var waitingFDs: [(lineStart: Int, fds: [Int32])] = []
     private var notifications: [RPCNotification] = []
@@ -249,12 +252,19 @@ public final class RPCClient {
 
     private func receiveLine(deadline: UInt64?) throws(RPCTransportError) -> (bytes: [UInt8], fds: [Int32])? {
         while true {
-            if let newline = inbound[consumed...].firstIndex(of: UInt8(ascii: "\n")) {
+            let from = max(consumed, scanned)
+            let found: Int? = inbound.withUnsafeBytes { raw in
+                guard from < raw.count, let base = raw.baseAddress, let hit = memchr(base + from, 0x0A, raw.count - from) else { return nil }
+                return base.distance(to: UnsafeRawPointer(hit))
+            }
+            scanned = found ?? inbound.count
+            if let newline = found {
                 let start = consumed
                 var end = newline
                 if end > start, inbound[end - 1] == UInt8(ascii: "\r") { end -= 1 }
                 let line = Array(inbound[start..<end])
                 consumed = newline + 1
+                scanned = consumed
                 let lineStart = streamBase + start
                 var fds: [Int32] = []
                 waitingFDs.removeAll { entry in
@@ -266,6 +276,7 @@ public final class RPCClient {
                     streamBase += consumed
                     inbound.removeAll(keepingCapacity: true)
                     consumed = 0
+                    scanned = 0
                 }
                 return (line, fds)
             }

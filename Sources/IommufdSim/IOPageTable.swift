@@ -1,14 +1,25 @@
 import Foundation
 import IommufdCore
 
+/// One open memory file behind mappings: the simulator's own dup of the fd passed to
+/// `IOMMU_IOAS_MAP_FILE`, closed when the last mapping (or copy) of it goes. Mappings of one
+/// regular file share it, so a million mappings of a memfd hold one fd.
+final class SimFile {
+    let fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+
+    deinit { close(fd) }
+}
+
 /// The memory behind one or more areas (`struct iopt_pages`): a user address range of this
-/// process or a dup of the file descriptor passed to `IOMMU_IOAS_MAP_FILE`. Copies share it.
-final class SimPages: @unchecked Sendable {
+/// process or a range of a file. Copies share it; it never changes once made.
+struct SimPages {
     enum Backing {
         /// Exact user virtual address of byte 0.
         case user(address: UInt64)
-        /// Our own dup of the file, and the file offset of byte 0.
-        case file(fd: Int32, offset: UInt64)
+        /// The file, and the file offset of byte 0.
+        case file(SimFile, offset: UInt64)
     }
     let backing: Backing
     /// `pages->writable`: whether the first mapping asked for IOMMU_WRITE.
@@ -28,8 +39,12 @@ final class SimPages: @unchecked Sendable {
         }
     }
 
-    deinit {
-        if case .file(let fd, _) = backing { close(fd) }
+    /// The same memory from byte `offset` on: what an area starting `offset` bytes in sees.
+    func advanced(by offset: UInt64) -> SimPages {
+        switch backing {
+        case .user(let address): SimPages(backing: .user(address: address &+ offset), writable: writable)
+        case .file(let file, let fileOffset): SimPages(backing: .file(file, offset: fileOffset &+ offset), writable: writable)
+        }
     }
 }
 
@@ -37,14 +52,13 @@ final class SimPages: @unchecked Sendable {
 struct SimArea {
     var iova: UInt64
     var last: UInt64
+    /// The memory from the byte at `iova` on.
     var pages: SimPages
-    /// Offset into `pages` of the byte at `iova`.
-    var pagesOffset: UInt64
     var readable: Bool
     var writeable: Bool
 
     var length: UInt64 { last - iova + 1 }
-    var sourceAddress: UInt64 { pages.sourceAddress(at: pagesOffset) }
+    var sourceAddress: UInt64 { pages.sourceAddress(at: 0) }
 }
 
 /// Who put a reserved range into an IOAS (`iopt_reserved->owner`).
@@ -61,7 +75,7 @@ enum ReservedOwner: Hashable {
 /// Every rule cites the kernel function it mirrors (drivers/iommu/iommufd/io_pagetable.c).
 struct IOPageTable {
     /// Sorted by `iova`, never overlapping.
-    private(set) var areas: [SimArea] = []
+    private(set) var areas = AreaIndex()
     private(set) var reserved: [(range: IOVARange, owner: ReservedOwner)] = []
     /// Sorted, never overlapping (`iommufd_ioas_load_iovas` rejects overlaps).
     private(set) var allowed: [IOVARange] = []
@@ -85,11 +99,11 @@ struct IOPageTable {
     // MARK: Lookups
 
     func areas(intersecting start: UInt64, _ last: UInt64) -> [SimArea] {
-        areas.filter { $0.iova <= last && $0.last >= start }
+        areas.areas(intersecting: start, last)
     }
 
     func area(containing iova: UInt64) -> SimArea? {
-        areas.first { $0.iova <= iova && iova <= $0.last }
+        areas.area(containing: iova)
     }
 
     private func reservedIntersects(_ start: UInt64, _ last: UInt64) -> Bool {
@@ -121,15 +135,25 @@ struct IOPageTable {
             ? [IOVARange(start: windowStart, last: windowLast)]
             : mergedSpans(allowed).compactMap { clip($0, windowStart, windowLast) }
 
-        let used = mergedSpans(reserved.map(\.range) + areas.map { IOVARange(start: $0.iova, last: $0.last) })
+        // The holes of (reserved ∪ areas): the holes between areas big enough for `length`,
+        // less the (few) reserved ranges. A smaller hole can never pass checkRange.
+        let usedByReserved = mergedSpans(reserved.map(\.range))
         for span in allowedSpans {
             var probe = span.start
             guard checkRange(&probe, span.last, length, alignment, pageOffset) else { continue }
             // The kernel walks the holes from the aligned start of the allowed span.
-            for hole in holes(of: used, within: IOVARange(start: probe, last: span.last)) {
-                var start = hole.start
-                if checkRange(&start, hole.last, length, alignment, pageOffset) { return start }
+            var found: UInt64?
+            areas.forEachHole(within: IOVARange(start: probe, last: span.last), minimumSize: length) { areaHole in
+                for hole in holes(of: usedByReserved, within: areaHole) {
+                    var start = hole.start
+                    if checkRange(&start, hole.last, length, alignment, pageOffset) {
+                        found = start
+                        return false
+                    }
+                }
+                return true
             }
+            if let found { return found }
         }
         throw .ENOSPC
     }
@@ -154,7 +178,7 @@ struct IOPageTable {
         let (last, overflow) = iova.addingReportingOverflow(length - 1)
         if overflow { throw .EOVERFLOW }
         if reservedIntersects(iova, last) { throw .EINVAL }
-        if !areas(intersecting: iova, last).isEmpty { throw .EEXIST }
+        if areas.intersects(iova, last) { throw .EEXIST }
     }
 
     /// `iopt_alloc_area_pages` + `iopt_insert_area` for a list of page slices laid out back to
@@ -181,13 +205,10 @@ struct IOPageTable {
             let (last, overflow) = iova.addingReportingOverflow(slice.length - 1)
             if overflow { throw .EOVERFLOW }
             newAreas.append(
-                SimArea(
-                    iova: iova, last: last, pages: slice.pages, pagesOffset: slice.offset,
-                    readable: readable, writeable: writeable))
+                SimArea(iova: iova, last: last, pages: slice.pages.advanced(by: slice.offset), readable: readable, writeable: writeable))
             iova = last &+ 1
         }
-        areas.append(contentsOf: newAreas)
-        areas.sort { $0.iova < $1.iova }
+        for area in newAreas { areas.insert(area) }
         return start
     }
 
@@ -196,10 +217,21 @@ struct IOPageTable {
     mutating func unmap(start: UInt64, last: UInt64) -> (unmapped: UInt64, removed: [IOVARange], error: Errno?) {
         var unmapped: UInt64 = 0
         var removed: [IOVARange] = []
-        while let index = areas.firstIndex(where: { $0.iova <= last && $0.last >= start }) {
-            let area = areas[index]
+        if let first = areas.first, let final = areas.last, first.iova >= start, final.last <= last {
+            // Every area lies inside the range (unmap all): drop the index at once.
+            removed.reserveCapacity(areas.count)
+            areas.forEach { area in
+                unmapped += area.length
+                removed.append(IOVARange(start: area.iova, last: area.last))
+                return true
+            }
+            areas.removeAll()
+            return (unmapped, removed, nil)
+        }
+        while let position = areas.firstIntersecting(start, last) {
+            let area = areas[position]
             if area.iova < start || area.last > last { return (unmapped, removed, .ENOENT) }
-            areas.remove(at: index)
+            areas.remove(at: position)
             unmapped += area.length
             removed.append(IOVARange(start: area.iova, last: area.last))
             if area.last >= last { break }
@@ -218,7 +250,7 @@ struct IOPageTable {
         while true {
             guard let area = area(containing: cursor) else { throw .ENOENT }
             let end = min(last, area.last)
-            result.append((area.pages, area.pagesOffset + (cursor - area.iova), end - cursor + 1))
+            result.append((area.pages, cursor - area.iova, end - cursor + 1))
             if end == last { return result }
             cursor = end + 1
         }
@@ -228,7 +260,7 @@ struct IOPageTable {
 
     /// `iopt_reserve_iova`: EADDRINUSE when an area or an allowed range intersects.
     mutating func reserve(_ range: IOVARange, owner: ReservedOwner) throws(Errno) {
-        if !areas(intersecting: range.start, range.last).isEmpty || allowedIntersects(range.start, range.last) {
+        if areas.intersects(range.start, range.last) || allowedIntersects(range.start, range.last) {
             throw .EADDRINUSE
         }
         reserved.append((range, owner))
@@ -328,9 +360,12 @@ struct IOPageTable {
     /// `iopt_check_iova_alignment`: every area must conform to a raised alignment.
     private func checkAlignment(_ alignment: UInt64) throws(Errno) {
         let mask = alignment - 1
-        for area in areas where area.iova & mask != 0 || area.length & mask != 0 || (area.sourceAddress % pageSize) & mask != 0 {
-            throw .EADDRINUSE
+        var conforms = true
+        areas.forEach { area in
+            conforms = area.iova & mask == 0 && area.length & mask == 0 && (area.sourceAddress % pageSize) & mask == 0
+            return conforms
         }
+        if !conforms { throw .EADDRINUSE }
     }
 }
 

@@ -53,7 +53,7 @@ extension SimBackend {
             do {
                 try ioas.table.addDomain(hwpt: hwptID, minPageSize: iommu.minPageSize, aperture: iommu.aperture)
             } catch {
-                objects[hwptID] = nil
+                removeObject(hwptID)
                 throw error
             }
             ioas.hwpts.append(hwptID)
@@ -68,14 +68,14 @@ extension SimBackend {
             do {
                 try attachHWPT(deviceID, device, hwptID, hwpt)
             } catch {
-                objects[hwptID] = nil
+                removeObject(hwptID)
                 throw error
             }
             do {
                 try ioas.table.addDomain(hwpt: hwptID, minPageSize: iommu.minPageSize, aperture: iommu.aperture)
             } catch {
                 detachHWPT(deviceID, device, hwptID, hwpt, freeAutoDomain: false)
-                objects[hwptID] = nil
+                removeObject(hwptID)
                 throw error
             }
             ioas.hwpts.append(hwptID)

@@ -108,7 +108,7 @@ extension SimBackend {
             if write && !area.writeable { throw SimDMAFault(reason: .notWriteable, deviceID: deviceID, iova: cursor, write: write) }
             if !write && !area.readable { throw SimDMAFault(reason: .notReadable, deviceID: deviceID, iova: cursor, write: write) }
             let chunk = min(remaining, area.last - cursor + 1)
-            pieces.append(Piece(iova: cursor, length: chunk, pages: area.pages, offset: area.pagesOffset + (cursor - area.iova)))
+            pieces.append(Piece(iova: cursor, length: chunk, pages: area.pages, offset: cursor - area.iova))
             remaining -= chunk
             if remaining == 0 { break }
             let (next, overflow) = cursor.addingReportingOverflow(chunk)
@@ -122,7 +122,8 @@ extension SimBackend {
     /// file, or this process's own memory for a user-address mapping.
     private func transfer(_ piece: Piece, buffer: UnsafeMutableRawPointer, count: Int, write: Bool) -> Bool {
         switch piece.pages.backing {
-        case .file(let fd, let fileOffset):
+        case .file(let file, let fileOffset):
+            let fd = file.fd
             var done = 0
             while done < count {
                 let offset = off_t(Int64(bitPattern: fileOffset &+ piece.offset &+ UInt64(done)))

@@ -92,17 +92,30 @@ extension SimBackend {
                 let lo = max(start, iova)
                 let hi = min(unitLast, coveredLast)
                 if lo > hi { continue }
-                var bit = (lo - iova) >> shift
-                let lastBit = (hi - iova) >> shift
-                while bit <= lastBit {
-                    let byte = Int(bit / 8)
-                    bitmap[byte] |= UInt8(1) << UInt8(bit % 8)
-                    bit += 1
-                }
+                Self.setBits(bitmap, from: (lo - iova) >> shift, through: (hi - iova) >> shift)
                 cleared.append(start)
             }
             if clear { for start in cleared { hwpt.dirty[start] = nil } }
         }
+    }
+
+    /// Sets bits `first...last` of `bitmap` (bit n is bit n % 8 of byte n / 8, the byte order
+    /// of the kernel's u64 words on a little-endian host): edge bytes bit by bit, whole bytes
+    /// between them at once.
+    static func setBits(_ bitmap: UnsafeMutableRawBufferPointer, from first: UInt64, through last: UInt64) {
+        let firstByte = Int(first / 8)
+        let lastByte = Int(last / 8)
+        let headMask = UInt8(truncatingIfNeeded: 0xFF << (first % 8))
+        let tailMask = UInt8(truncatingIfNeeded: 0xFF >> (7 - last % 8))
+        if firstByte == lastByte {
+            bitmap[firstByte] |= headMask & tailMask
+            return
+        }
+        bitmap[firstByte] |= headMask
+        if lastByte - firstByte > 1 {
+            (bitmap.baseAddress! + firstByte + 1).initializeMemory(as: UInt8.self, repeating: 0xFF, count: lastByte - firstByte - 1)
+        }
+        bitmap[lastByte] |= tailMask
     }
 
     /// `iommufd_check_iova_range`. Returns the last IOVA.
@@ -158,7 +171,7 @@ extension SimBackend {
             let start = address & ~(size - 1)
             let (end, overflow) = start.addingReportingOverflow(size - 1)
             if overflow || start < area.iova || end > area.last { continue }
-            if area.pages.sourceAddress(at: area.pagesOffset + (start - area.iova)) % size != 0 { continue }
+            if area.pages.sourceAddress(at: start - area.iova) % size != 0 { continue }
             return size
         }
         return base

@@ -33,9 +33,8 @@ extension SimBackend {
                 // iopt_map_file_pages
                 if length == 0 { throw Errno.EINVAL }
                 if offset.addingReportingOverflow(length - 1).overflow { throw Errno.EOVERFLOW }
-                let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-                if copy < 0 { throw Errno.EBADF }
-                pages = SimPages(backing: .file(fd: copy, offset: offset), writable: flags.contains(.writeable))
+                let file = try sharedFile(for: fd)
+                pages = SimPages(backing: .file(file, offset: offset), writable: flags.contains(.writeable))
             }
             return try ioas.table.insert(
                 slices: [(pages, 0, length)], totalLength: length,
@@ -81,9 +80,21 @@ extension SimBackend {
         for hwptID in ioas.hwpts {
             guard case .hwpt(let hwpt) = objects[hwptID], !hwpt.dirty.isEmpty else { continue }
             hwpt.dirty = hwpt.dirty.filter { start, size in
-                !ranges.contains { $0.start <= start + size - 1 && $0.last >= start }
+                !Self.intersects(sorted: ranges, start, start + size - 1)
             }
         }
+    }
+
+    /// Whether `[start, last]` meets one of `ranges` (sorted, disjoint): a binary search for
+    /// the first range ending at or after `start`.
+    private static func intersects(sorted ranges: [IOVARange], _ start: UInt64, _ last: UInt64) -> Bool {
+        var lo = 0
+        var hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].last < start { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < ranges.count && ranges[lo].start <= last
     }
 
     /// `iommufd_ioas_copy`: the destination gets one area per source area the range spans.

@@ -19,10 +19,16 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     let lock = NSLock()
     /// The object xarray (`ictx->objects`).
     var objects: [ObjectID: SimObject] = [:]
+    /// Every ID below this one is taken (see `allocateID`).
+    var lowestFreeHint: ObjectID = 1
     /// Device name → its bound ID.
     var boundByName: [String: ObjectID] = [:]
     /// `ictx->account_mode == IOPT_PAGES_ACCOUNT_MM`.
     var accountModeMM = false
+    /// The files behind mappings, by identity: one dup per regular file, shared by its mappings.
+    var files: [SimFileKey: WeakFile] = [:]
+    /// When `files` reaches this many entries, entries of closed files are dropped.
+    var filesPurgeThreshold = 64
 
     /// Creates a simulator; throws `SimTopologyError` for an invalid topology.
     public init(
@@ -53,13 +59,46 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     }
 
     /// `xa_alloc` with `XA_FLAGS_ALLOC1`: the lowest free ID from 1 (tombstones stay taken).
+    /// The search starts at `lowestFreeHint`, below which every ID is taken.
     func allocateID() throws(Errno) -> ObjectID {
-        var id: ObjectID = 1
+        var id = lowestFreeHint
         while objects[id] != nil {
             if id == ObjectID(Int32.max) { throw .ENOSPC }
             id += 1
         }
+        lowestFreeHint = id
         return id
+    }
+
+    /// Frees an object's ID (`xa_erase`).
+    func removeObject(_ id: ObjectID) {
+        objects[id] = nil
+        lowestFreeHint = min(lowestFreeHint, id)
+    }
+
+    /// The simulator's file for the caller's `fd` (`fget` in `iommufd_ioas_map_file`): the one
+    /// already held for the same regular file opened with the same access mode, else a new dup.
+    /// Any other kind of file gets a dup of its own (anonymous inodes share one inode number).
+    func sharedFile(for fd: Int32) throws(Errno) -> SimFile {
+        var st = stat()
+        let mode = fcntl(fd, F_GETFL)
+        let key: SimFileKey?
+        if mode >= 0, fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+            key = SimFileKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), accessMode: mode & O_ACCMODE)
+        } else {
+            key = nil
+        }
+        if let key, let file = files[key]?.file { return file }
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        if copy < 0 { throw .EBADF }
+        let file = SimFile(fd: copy)
+        guard let key else { return file }
+        files[key] = WeakFile(file)
+        if files.count >= filesPurgeThreshold {
+            files = files.filter { $0.value.file != nil }
+            filesPurgeThreshold = max(64, 2 * files.count)
+        }
+        return file
     }
 
     func ioas(_ id: ObjectID) throws(Errno) -> SimIOAS {
@@ -138,7 +177,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 device.vdevice = nil
             }
             detachLocked(deviceID, device)
-            objects[deviceID] = nil
+            removeObject(deviceID)
             boundByName[device.descriptor.name] = nil
         }
     }
@@ -185,7 +224,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             case .ioas(let ioas):
                 // HWPTs (iommufd_hwpt_paging_alloc) and accesses hold the IOAS.
                 if !ioas.hwpts.isEmpty || !ioas.accessDevices.isEmpty { throw Errno.EBUSY }
-                objects[id] = nil
+                removeObject(id)
             case .hwpt(let hwpt):
                 if !hwpt.devices.isEmpty || hwpt.viommuUsers > 0 { throw Errno.EBUSY }
                 removeHWPT(id, hwpt)
@@ -193,11 +232,11 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 // Each vDevice holds a users reference on its vIOMMU (iommufd_vdevice_alloc_ioctl).
                 if !viommu.vdevices.isEmpty { throw Errno.EBUSY }
                 if case .hwpt(let parent) = objects[viommu.hwpt] { parent.viommuUsers -= 1 }
-                objects[id] = nil
+                removeObject(id)
             case .vdevice(let vdev):
                 if case .viommu(let viommu) = objects[vdev.viommu] { viommu.vdevices[vdev.virtualID] = nil }
                 if case .device(let device) = objects[vdev.device] { device.vdevice = nil }
-                objects[id] = nil
+                removeObject(id)
             }
         }
     }
@@ -208,7 +247,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             ioas.hwpts.removeAll { $0 == id }
             ioas.table.removeDomain(hwpt: id)
         }
-        objects[id] = nil
+        removeObject(id)
     }
 
     // MARK: Options
@@ -249,4 +288,18 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             }
         }
     }
+}
+
+/// A regular file's identity: the dup of one open file stands for another only when both
+/// reach the same inode with the same access mode.
+struct SimFileKey: Hashable {
+    var device: UInt64
+    var inode: UInt64
+    var accessMode: Int32
+}
+
+/// The file table's reference: mappings own their file; the table only finds it again.
+struct WeakFile {
+    weak var file: SimFile?
+    init(_ file: SimFile) { self.file = file }
 }

@@ -253,7 +253,7 @@ extension Broker {
                         }
                     }
                 }
-                _ = ioas.mappings.insert(MappingRecord(length: m.length, flags: m.flags, backing: backing, charged: m.charged), at: iova)
+                _ = ioas.mappings.insert(MappingRecord(length: m.length, charged: m.charged, backing: backing, flags: m.flags), at: iova)
                 ioas.pinnedBytes += m.charged
                 owners[ioas.owner]?.pinnedBytes += m.charged
                 report.mappings += 1
