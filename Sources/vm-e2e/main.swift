@@ -5,7 +5,9 @@ import Foundation
 //   vm-e2e daemon           iommufdd --backend kernel driven over its socket: discovery,
 //                           policies, mock-device dirty tracking and vIOMMU, real DMA by a VMM
 //                           (iommufdd is taken from beside this binary, or $IOMMUFDD)
-let usage = "usage: vm-e2e kernel-backend | daemon"
+//   vm-e2e restart          iommufdd --backend kernel under a guest-side systemd-like
+//                           supervisor: state built, SIGKILL, restart from the fd store
+let usage = "usage: vm-e2e kernel-backend | daemon | restart"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -22,6 +24,8 @@ case "kernel-backend":
     }
 case "daemon":
     if !DaemonChecks.runAll(run: run) { exit(1) }
+case "restart":
+    if !RestartChecks.runAll(run: run) { exit(1) }
 default:
     FileHandle.standardError.write(Data("vm-e2e: unknown suite '\(suite)'\n\(usage)\n".utf8))
     exit(2)

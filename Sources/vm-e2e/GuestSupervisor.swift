@@ -1,0 +1,253 @@
+import CIommufd
+import Foundation
+import IommufdCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// systemd's side of the service protocol in the guest, for running `iommufdd --backend kernel`
+/// as systemd does (sd_notify(3), sd_listen_fds(3), systemd.service(5)); the guest has no
+/// systemd. The same protocol as Tests/RestartTests/Supervisor.swift, with the daemon's output
+/// in a log file:
+///
+/// - a `NOTIFY_SOCKET` datagram socket receiving `READY=1`, `STATUS=`, `FDSTORE=1` (+ `FDNAME=`)
+///   with the fds in SCM_RIGHTS, and `FDSTOREREMOVE=1` (+ `FDNAME=`);
+/// - the fd store: received fds kept in arrival order under their names (default "stored"),
+///   closed on `FDSTOREREMOVE=1`, held while the daemon is dead — so the iommufd, the bound
+///   device fds and the memfds outlive it, as under FileDescriptorStorePreserve=yes;
+/// - socket activation: the listening control socket, then the stored fds, as fds 3, 4, ... with
+///   `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID` (set by a `/bin/sh` that execs the daemon,
+///   so it is the daemon's pid), and `$FDSTORE` = FileDescriptorStoreMax=.
+final class GuestSupervisor: @unchecked Sendable {
+    let daemonPath: String
+    let arguments: [String]
+    let controlPath: String
+    let notifyPath: String
+    let logPath: String
+    let fdStoreMax: Int
+    private let controlFD: Int32
+    private let notifyFD: Int32
+    private let lock = NSCondition()
+    private var store: [(name: String, fd: Int32)] = []
+    private var readyCount = 0
+    private var pid: pid_t = 0
+    private var receiver: Thread?
+    private var stopped = false
+
+    init(daemonPath: String, arguments: [String], directory: String, fdStoreMax: Int = 4096) throws {
+        self.daemonPath = daemonPath
+        self.arguments = arguments
+        self.fdStoreMax = fdStoreMax
+        controlPath = directory + "/control.sock"
+        notifyPath = directory + "/notify.sock"
+        logPath = directory + "/iommufdd.log"
+        unlink(controlPath)
+        unlink(notifyPath)
+        controlFD = try Self.unixSocket(type: Int32(SOCK_STREAM.rawValue), path: controlPath, listen: true)
+        notifyFD = try Self.unixSocket(type: Int32(SOCK_DGRAM.rawValue), path: notifyPath, listen: false)
+        let thread = Thread { [self] in receiveLoop() }
+        thread.start()
+        receiver = thread
+    }
+
+    deinit {
+        close(controlFD)
+        close(notifyFD)
+        for entry in store { close(entry.fd) }
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    // MARK: The daemon's lifecycle
+
+    /// Starts the daemon with the control socket and every stored fd; its stdout and stderr
+    /// append to `logPath`.
+    func start() throws {
+        let passed: [(name: String, fd: Int32)] = locked { [("control", controlFD)] + store }
+        // Copies above the 3, 4, ... targets, so no dup2 overwrites a source.
+        var sources: [Int32] = []
+        defer { for fd in sources { close(fd) } }
+        for entry in passed {
+            let high = fcntl(entry.fd, F_DUPFD_CLOEXEC, Int32(1000))
+            guard high >= 0 else { throw IommuError(.current, "fcntl(F_DUPFD_CLOEXEC)", detail: "fd \(entry.fd) (\(entry.name))") }
+            sources.append(high)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        for (i, fd) in sources.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, 3 + Int32(i)) }
+
+        var env = ProcessInfo.processInfo.environment
+        for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "FDSTORE", "WATCHDOG_USEC", "WATCHDOG_PID"] { env[key] = nil }
+        env["NOTIFY_SOCKET"] = notifyPath
+        env["FDSTORE"] = String(fdStoreMax)
+        env["LISTEN_FDS"] = String(passed.count)
+        env["LISTEN_FDNAMES"] = passed.map(\.name).joined(separator: ":")
+        let argv = ["/bin/sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\"", daemonPath] + arguments
+        let envp = env.map { "\($0.key)=\($0.value)" }
+        var child: pid_t = 0
+        let rc = withCStringArray(argv) { cargv in
+            withCStringArray(envp) { cenv in posix_spawn(&child, "/bin/sh", &actions, nil, cargv, cenv) }
+        }
+        guard rc == 0 else { throw IommuError(Errno(rc), "posix_spawn", detail: "/bin/sh for \(daemonPath)") }
+        print("      started \(daemonPath) \(arguments.joined(separator: " ")) as pid \(child) with LISTEN_FDNAMES=\(env["LISTEN_FDNAMES"] ?? "")")
+        locked { pid = child }
+    }
+
+    var daemonPID: pid_t { locked { pid } }
+
+    /// Waits until the daemon has sent `READY=1` `count` times in all, or has exited.
+    func waitReady(count: Int, timeout: TimeInterval = 120) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        lock.lock()
+        defer { lock.unlock() }
+        while readyCount < count {
+            if pid > 0 {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    pid = 0
+                    throw CheckFailure(description: "iommufdd exited (wait status \(status)) before READY=1; its log:\n\(logTail())")
+                }
+            }
+            if Date() > deadline { throw CheckFailure(description: "no READY=1 within \(Int(timeout)) s; log:\n\(logTail())") }
+            _ = lock.wait(until: min(deadline, Date().addingTimeInterval(0.2)))
+        }
+    }
+
+    /// SIGKILL, then reaps the daemon.
+    func kill9() {
+        let child = daemonPID
+        guard child > 0 else { return }
+        kill(child, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(child, &status, 0)
+        locked { pid = 0 }
+    }
+
+    /// SIGTERM and reap (SIGKILL after 30 s); the exit code, nil if it did not exit by itself.
+    func stop() -> Int32? {
+        let child = daemonPID
+        guard child > 0 else { return nil }
+        kill(child, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<600 {
+            if waitpid(child, &status, WNOHANG) == child {
+                locked { pid = 0 }
+                return (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
+            }
+            usleep(50_000)
+        }
+        kill9()
+        return nil
+    }
+
+    /// Stops the receiver; the store's fds close with the supervisor.
+    func shutdown() {
+        kill9()
+        locked { stopped = true }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd >= 0 {
+            _ = withUnixAddress(notifyPath) { addr, len in sendto(fd, "X", 1, 0, addr, len) }
+            close(fd)
+        }
+        while receiver?.isFinished == false { usleep(1000) }
+    }
+
+    /// The names of the fds in the store now, in order.
+    var storedNames: [String] { locked { store.map(\.name) } }
+
+    func logTail(lines: Int = 200) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "(no log)"
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).map { "  iommufdd| " + $0 }.joined(separator: "\n")
+    }
+
+    // MARK: The notify socket
+
+    private func receiveLoop() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var fds = [Int32](repeating: -1, count: Int(CIOMMUFD_SCM_MAX_FDS))
+        while true {
+            var count: UInt32 = 0
+            var truncated: Int32 = 0
+            let n = buffer.withUnsafeMutableBytes { b in
+                fds.withUnsafeMutableBufferPointer { f in
+                    ciommufd_recv_with_fds(notifyFD, b.baseAddress, b.count, f.baseAddress, UInt32(f.count), &count, &truncated, 0)
+                }
+            }
+            if locked({ stopped }) {
+                for fd in fds.prefix(Int(count)) { close(fd) }
+                return
+            }
+            if n < 0 { continue }
+            handle(String(decoding: buffer[0..<n], as: UTF8.self), fds: Array(fds.prefix(Int(count))))
+        }
+    }
+
+    /// One notification, as systemd's service_notify_message() reads it.
+    private func handle(_ message: String, fds: [Int32]) {
+        var fields: [String: String] = [:]
+        for line in message.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            fields[String(line[..<eq])] = String(line[line.index(after: eq)...])
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if fields["FDSTORE"] == "1" {
+            let name = fields["FDNAME"] ?? "stored"
+            for fd in fds {
+                if store.count >= fdStoreMax { close(fd) } else { store.append((name, fd)) }
+            }
+        } else {
+            for fd in fds { close(fd) }  // fds without FDSTORE=1 are closed
+        }
+        if fields["FDSTOREREMOVE"] == "1", let name = fields["FDNAME"] {
+            for entry in store where entry.name == name { close(entry.fd) }
+            store.removeAll { $0.name == name }
+        }
+        if fields["READY"] == "1" {
+            readyCount += 1
+            lock.broadcast()
+        }
+    }
+
+    // MARK: Sockets
+
+    private static func unixSocket(type: Int32, path: String, listen doListen: Bool) throws -> Int32 {
+        let fd = socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IommuError(.current, "socket", detail: path) }
+        let rc = withUnixAddress(path) { addr, len in bind(fd, addr, len) }
+        guard rc == 0, !doListen || listen(fd, 128) == 0 else {
+            let error = IommuError(.current, doListen ? "bind/listen" : "bind", detail: path)
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+}
+
+private func withUnixAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+        for (i, b) in bytes.prefix(raw.count - 1).enumerated() { raw[i] = b }
+    }
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+}
+
+private func withCStringArray<T>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { for p in pointers { free(p) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import IommufdBroker
+import IommufdCore
+import IommufdRPC
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A restart of `iommufdd --backend kernel` on the real kernel, under `GuestSupervisor` (systemd's
+/// side of the fd-store protocol): the daemon builds a VM's worth of state — an owner, an IOAS
+/// with a memfd mapping and an edu device on it, a second IOAS with a dirty-tracked mock device
+/// and a page it dirtied — is killed with SIGKILL, and comes back over the fds the supervisor
+/// kept (the iommufd, the device cdevs, the memfds, the journal) with every object under the same
+/// ID, the dirty bit still set, and the edu device still DMAing into the memfd: the kernel
+/// objects lived on while no daemon ran.
+final class RestartChecks {
+    let run: CheckRunner
+    let supervisor: GuestSupervisor
+    var client: DaemonClient?
+
+    static let owner = "vm-restart"
+    static let mib = DaemonChecks.mib
+    static let page = DaemonChecks.page
+
+    // The state built before the kill.
+    var ioas: ObjectID = 0
+    var tracked: ObjectID = 0
+    var memory: GuestMemory?
+    var vmmDeviceFD: Int32 = -1
+    var before: [String: JSONValue] = [:]
+    var bitmapBefore: JSONValue?
+
+    init(run: CheckRunner, supervisor: GuestSupervisor) {
+        self.run = run
+        self.supervisor = supervisor
+    }
+
+    static func runAll(run: CheckRunner) -> Bool {
+        let directory = FileManager.default.currentDirectoryPath
+        let configPath = directory + "/iommufdd.toml"
+        let supervisor: GuestSupervisor
+        do {
+            let controlPath = directory + "/control.sock"
+            try DaemonProcess.config(socketPath: controlPath).write(toFile: configPath, atomically: true, encoding: .utf8)
+            supervisor = try GuestSupervisor(daemonPath: DaemonProcess.executablePath(), arguments: ["--config", configPath, "--backend", "kernel"], directory: directory)
+        } catch {
+            print("FAIL  \(run.suite): cannot set up the supervisor: \(error)")
+            return false
+        }
+        let checks = RestartChecks(run: run, supervisor: supervisor)
+        checks.runChecks()
+        print("--- iommufdd log (both lives)")
+        print(supervisor.logTail(lines: 400))
+        print("---")
+        supervisor.shutdown()
+        return true
+    }
+
+    func connected() throws -> DaemonClient {
+        guard let client else { throw CheckFailure(description: "no connection to the daemon (an earlier check failed)") }
+        return client
+    }
+
+    func runChecks() {
+        run.check("start-under-supervisor") { try startFirst() }
+        run.check("build-state") { try buildState() }
+        run.check("sigkill-fds-stay-in-store") { try killAndInspectStore() }
+        run.check("dma-while-daemon-dead") { try dmaWhileDead() }
+        run.check("restart-ready") { try restart() }
+        run.check("same-objects-same-ids") { try sameObjects() }
+        run.check("dirty-bitmap-survives") { try dirtyBitmapSurvives() }
+        run.check("recovery-clean") { try recoveryClean() }
+        run.check("dma-after-restart") { try dmaAfterRestart() }
+        run.check("owner-release") { try ownerRelease() }
+        run.check("nothing-left-for-the-next-owner") { try nothingLeft() }
+        run.check("stop-on-sigterm") {
+            client?.rpc.close()
+            client = nil
+            let status = supervisor.stop()
+            try expect(status == 0, "iommufdd exited with \(status.map(String.init) ?? "a signal or SIGKILL after 30 s") on SIGTERM, not 0")
+        }
+        if vmmDeviceFD >= 0 { close(vmmDeviceFD) }
+    }
+
+    // MARK: Before the kill
+
+    func startFirst() throws {
+        try supervisor.start()
+        try supervisor.waitReady(count: 1)
+        client = try DaemonClient(path: supervisor.controlPath)
+        let (info, _) = try connected().json("daemon.info")
+        try expect(info["backend"]?.stringValue == "kernel", "backend \(info["backend"] ?? nil)")
+        try expect(info["restart_keeps_objects"] == .bool(true), "restart_keeps_objects \(info["restart_keeps_objects"] ?? nil) under a supervisor with an fd store; warnings \(info["warnings"] ?? nil)")
+        print("      fd store: \(info["fd_store"] ?? nil); stored \(supervisor.storedNames)")
+        try expect(supervisor.storedNames.contains("iommufd"), "the daemon did not store its iommufd: \(supervisor.storedNames)")
+    }
+
+    func buildState() throws {
+        let c = try connected()
+        let p = Self.page
+        _ = try c.call("owner.create", OwnerCreateParams(name: Self.owner), as: OwnerInfo.self)
+        // The edu side: IOAS, memfd mapping, vfio0 attached, a VMM holding its device fd.
+        ioas = try c.call("ioas.create", IOASCreateParams(owner: Self.owner, hugePages: false), as: IOASCreateResult.self).ioas
+        let memory = try GuestMemory(size: Self.mib)
+        self.memory = memory
+        _ = try c.map(ioas: ioas, memory: memory, iova: DaemonChecks.iova)
+        _ = try c.call("device.attach", DeviceAttachParams(owner: Self.owner, device: "vfio0", ioas: ioas), as: DeviceAttachResult.self)
+        let (_, fd) = try c.deviceFD("vfio0")
+        vmmDeviceFD = fd
+        try DaemonChecks.expectRoundTrip(try EduDevice(fd: fd), memory, iova: DaemonChecks.iova, seed: 0x61)
+        // The mock side: dirty tracking on, one page dirtied by the device (sim.dma).
+        tracked = try c.call("ioas.create", IOASCreateParams(owner: Self.owner, hugePages: false), as: IOASCreateResult.self).ioas
+        let trackedMemory = try GuestMemory(size: 64 * p)
+        _ = try c.map(ioas: tracked, memory: trackedMemory, iova: DaemonChecks.mockIOVA)
+        let attached: DeviceAttachResult = try c.call("device.attach", DeviceAttachParams(owner: Self.owner, device: "mock0", ioas: tracked, dirty: .required))
+        try expect(attached.dirtyTracking, "mock0 attach: \(attached)")
+        _ = try c.call("dirty.start", DirtyParams(ioas: tracked), as: DirtyStatusResult.self)
+        _ = try c.json("sim.dma", .object(["device": .string("mock0"), "iova": .unsigned(DaemonChecks.mockIOVA + 7 * p), "length": .unsigned(p)]))
+        let bitmap = try dirtyPeek(c)
+        try expect(bitmap["dirty_pages"]?.int64Value == 1, "dirty.read NO_CLEAR before the kill: \(bitmap)")
+        bitmapBefore = bitmap
+        before = try snapshot(c)
+        for (key, value) in before.sorted(by: { $0.key < $1.key }) { print("      before: \(key) = \(value)") }
+        // trackedMemory closes here: the daemon's memfd (and its fd-store copy) keep the pages.
+    }
+
+    func dirtyPeek(_ c: DaemonClient) throws -> JSONValue {
+        try c.json("dirty.read", try JSONValueEncoder().encode(DirtyReadParams(ioas: tracked, iova: DaemonChecks.mockIOVA, length: 64 * Self.page, clear: false))).result
+    }
+
+    /// What a client sees of the owner's objects.
+    func snapshot(_ c: DaemonClient) throws -> [String: JSONValue] {
+        let encoder = JSONValueEncoder()
+        var s: [String: JSONValue] = [:]
+        s["owner.info"] = try c.json("owner.info", try encoder.encode(OwnerInfoParams(name: Self.owner))).result
+        s["ioas.list"] = try c.json("ioas.list", try encoder.encode(IOASListParams())).result
+        s["ioas.info edu"] = try c.json("ioas.info", try encoder.encode(IOASInfoParams(ioas: ioas))).result
+        s["ioas.info tracked"] = try c.json("ioas.info", try encoder.encode(IOASInfoParams(ioas: tracked))).result
+        s["hwpt.list"] = try c.json("hwpt.list", try encoder.encode(HWPTListParams(owner: Self.owner))).result
+        s["device.list"] = try c.json("device.list", try encoder.encode(DeviceListParams())).result
+        s["dirty.status"] = try c.json("dirty.status", try encoder.encode(DirtyParams(ioas: tracked))).result
+        return s
+    }
+
+    // MARK: The kill
+
+    func killAndInspectStore() throws {
+        client?.rpc.close()
+        client = nil
+        let pid = supervisor.daemonPID
+        supervisor.kill9()
+        try expect(kill(pid, 0) != 0, "iommufdd pid \(pid) still exists after SIGKILL")
+        let names = supervisor.storedNames
+        print("      killed pid \(pid); the store holds \(names)")
+        try expect(names.contains("iommufd"), "no iommufd in the store: \(names)")
+        try expect(names.contains { $0.hasPrefix("device.") }, "no device fd in the store: \(names)")
+        try expect(names.contains { $0.hasPrefix("mem.") }, "no memory file in the store: \(names)")
+        try expect(names.contains { $0.hasPrefix("journal.") }, "no journal in the store: \(names)")
+    }
+
+    /// No daemon runs, but the iommufd is open in the supervisor: the mapping is still there.
+    func dmaWhileDead() throws {
+        guard let memory, vmmDeviceFD >= 0 else { throw CheckFailure(description: "no state from build-state") }
+        try DaemonChecks.expectRoundTrip(try EduDevice(fd: vmmDeviceFD), memory, iova: DaemonChecks.iova, seed: 0x62)
+    }
+
+    // MARK: After the restart
+
+    func restart() throws {
+        let start = Date()
+        try supervisor.start()
+        try supervisor.waitReady(count: 2)
+        print("      READY=1 after \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+        client = try DaemonClient(path: supervisor.controlPath)
+    }
+
+    func sameObjects() throws {
+        let after = try snapshot(try connected())
+        try expect(!before.isEmpty, "no snapshot from before the kill")
+        for key in before.keys.sorted() {
+            try expect(after[key] == before[key], "\(key) changed across the restart:\n        before \(before[key].map { "\($0)" } ?? "-")\n        after  \(after[key].map { "\($0)" } ?? "-")")
+        }
+        print("      \(before.count) views identical: \(before.keys.sorted().joined(separator: ", "))")
+    }
+
+    func dirtyBitmapSurvives() throws {
+        let bitmap = try dirtyPeek(try connected())
+        try expect(bitmap == bitmapBefore, "dirty.read NO_CLEAR: before \(bitmapBefore.map { "\($0)" } ?? "-"), after \(bitmap)")
+        try expect(bitmap["dirty_pages"]?.int64Value == 1, "dirty pages after the restart: \(bitmap)")
+    }
+
+    func recoveryClean() throws {
+        let (info, _) = try connected().json("daemon.info")
+        print("      recovery: \(info["recovery"] ?? nil)")
+        try expect(info["restart_keeps_objects"] == .bool(true), "restart_keeps_objects \(info["restart_keeps_objects"] ?? nil)")
+        try expect(info["recovery"]?["restarted"] == .bool(true), "recovery.restarted \(info["recovery"]?["restarted"] ?? nil)")
+        let problems = info["recovery"]?["journal"]?["problems"]?.arrayValue ?? []
+        try expect(problems.isEmpty, "journal problems: \(problems)")
+        let backend = info["recovery"]?["backend_problems"]?.arrayValue ?? []
+        try expect(backend.isEmpty, "backend problems: \(backend)")
+    }
+
+    /// The VMM's device fd from before the kill, and one the new daemon hands out, both DMA
+    /// into the memfd through the surviving mapping; unmapped through the new daemon, blocked.
+    func dmaAfterRestart() throws {
+        guard let memory, vmmDeviceFD >= 0 else { throw CheckFailure(description: "no state from build-state") }
+        let c = try connected()
+        try DaemonChecks.expectRoundTrip(try EduDevice(fd: vmmDeviceFD), memory, iova: DaemonChecks.iova, seed: 0x63)
+        let (_, fd) = try c.deviceFD("vfio0")
+        defer { close(fd) }
+        let edu = try EduDevice(fd: fd)
+        try DaemonChecks.expectRoundTrip(edu, memory, iova: DaemonChecks.iova, seed: 0x64)
+        let unmapped: IOASUnmapResult = try c.call("ioas.unmap", IOASUnmapParams(ioas: ioas, iova: DaemonChecks.iova, length: Self.mib))
+        try expect(unmapped.unmappedBytes == Self.mib, "unmap of the mapping from before the restart: \(unmapped)")
+        try DaemonChecks.expectBlocked(edu, memory, iova: DaemonChecks.iova, offset: 0x2000)
+    }
+
+    /// Whatever owner.release left (a device the restarted daemon could not take back), freed
+    /// the way recovery's report says — device.detach, device.release, then owner.release — so the kernel is
+    /// clean for the next owner: every device binds and attaches again.
+    func nothingLeft() throws {
+        let c = try connected()
+        let owners: OwnerListResult = try c.call("owner.list", NoParams())
+        if owners.owners.contains(where: { $0.name == Self.owner }) {
+            for method in ["device.detach", "device.release"] {
+                do {
+                    let (result, _) = try c.json(method, try JSONValueEncoder().encode(DeviceNameParams(device: "mock0")))
+                    print("      \(method) mock0: \(result)")
+                } catch {
+                    print("      \(method) mock0: \(error)")
+                }
+            }
+            try c.release(Self.owner)
+        }
+        defer { _ = try? c.release("vm-next") }
+        _ = try c.call("owner.create", OwnerCreateParams(name: "vm-next"), as: OwnerInfo.self)
+        let next: IOASCreateResult = try c.call("ioas.create", IOASCreateParams(owner: "vm-next"))
+        for device in ["vfio0", "mock0"] {
+            _ = try c.call("device.attach", DeviceAttachParams(owner: "vm-next", device: device, ioas: next.ioas), as: DeviceAttachResult.self)
+        }
+    }
+
+    func ownerRelease() throws {
+        let c = try connected()
+        try c.release(Self.owner)
+        let (info, _) = try c.json("daemon.info")
+        for key in ["owners", "ioas", "hwpts", "mappings", "devices_leased", "devices_attached"] {
+            try expect(info["counts"]?[key]?.int64Value == 0, "after owner.release, \(key) = \(info["counts"]?[key] ?? nil)")
+        }
+        let leftovers = supervisor.storedNames.filter { $0.hasPrefix("mem.") || $0.hasPrefix("device.") }
+        try expect(leftovers.isEmpty, "fds left in the store after owner.release: \(leftovers)")
+    }
+}
