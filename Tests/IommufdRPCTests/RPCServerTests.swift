@@ -294,7 +294,7 @@ struct RPCServerTests {
             if case .failure(let err)? = first { #expect(err.name == RPCError.Name.fileDescriptorsInBatch) } else { Issue.record("expected an error") }
             #expect(answers[RPCID(2)] == .success(JSONValue.string("pong")))
         }
-        #expect(eventually { openFileDescriptorCount() == before })
+        #expect(eventually { openFileDescriptorCount() <= before }, "fds leaked: \(openFileDescriptorCount()) open, \(before) before")
     }
 
     @Test func tooManyFdsAreAllClosed() throws {
@@ -318,7 +318,7 @@ struct RPCServerTests {
             for fd in two { close(fd) }
             #expect(called.withLock { $0 })
         }
-        #expect(eventually { openFileDescriptorCount() == before })
+        #expect(eventually { openFileDescriptorCount() <= before }, "fds leaked: \(openFileDescriptorCount()) open, \(before) before")
     }
 
     // MARK: Hostile clients
@@ -391,7 +391,7 @@ struct RPCServerTests {
             // The server stays responsive.
             #expect(try t.client().call("ping").result == "pong")
         }
-        #expect(eventually { openFileDescriptorCount() == before })
+        #expect(eventually { openFileDescriptorCount() <= before }, "fds leaked: \(openFileDescriptorCount()) open, \(before) before")
     }
 
     @Test func clientLimit() throws {
@@ -575,7 +575,7 @@ struct RPCServerTests {
             _ = try RPCServer(listen: .path(path), limits: RPCLimits(), logger: quietLogger, handler: RPCRouter())
         }
         #expect(access(path, F_OK) != 0)
-        #expect(eventually { openFileDescriptorCount() == before })
+        #expect(eventually { openFileDescriptorCount() <= before }, "fds leaked: \(openFileDescriptorCount()) open, \(before) before")
     }
 
     @Test func clientErrorsSayWhatToDo() {
@@ -610,6 +610,6 @@ struct RPCServerTests {
             #expect(eventually { t.server.metrics.connectionsOpen == 0 })
             t.stop()
         }
-        #expect(eventually { openFileDescriptorCount() == before })
+        #expect(eventually { openFileDescriptorCount() <= before }, "fds leaked: \(openFileDescriptorCount()) open, \(before) before")
     }
 }
