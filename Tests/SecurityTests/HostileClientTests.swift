@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import IommufdCore
 import IommufdRPC
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)
@@ -343,8 +344,8 @@ private func fileLimit(of pid: Int32) throws -> Int {
 }
 
 private func prlimitCommand(_ arguments: [String]) throws -> String {
-    let (status, output) = try SpawnedProcess.run("/usr/bin/prlimit", arguments)
-    guard status == 0 else { throw DaemonTestError("prlimit \(arguments.joined(separator: " ")) failed: \(output)") }
+    let (status, output, error) = try SpawnedProcess.run("/usr/bin/prlimit", arguments)
+    guard status == 0 else { throw DaemonTestError("prlimit \(arguments.joined(separator: " ")) failed: \(output)\(error)") }
     return output
 }
 
