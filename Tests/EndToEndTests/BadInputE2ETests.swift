@@ -27,7 +27,7 @@ final class BadInputE2ETests {
         try bystander.call("ioas.map", ["ioas": .int(bystanderIOAS), "fd": ["fd": 0], "offset": 0, "length": 0x10000], fds: [ram])
     }
 
-    deinit { _ = daemon.stop() }
+    deinit { daemon.expectCleanStop() }
 
     /// The daemon still serves the bystander, with its mapping, and new clients.
     func expectOthersServed(sourceLocation: SourceLocation = #_sourceLocation) throws {

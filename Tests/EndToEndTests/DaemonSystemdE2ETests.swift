@@ -139,7 +139,8 @@ struct DaemonSystemdE2ETests {
         let listenPath = directory.path + "/activated.sock"
         let daemon = try DaemonProcess(
             socketFlag: false,
-            wrapper: ["/usr/bin/systemd-socket-activate", "-l", listenPath, "--fdname=control"],
+            wrapper: ["/usr/bin/systemd-socket-activate", "-l", listenPath, "--fdname=control"]
+                + DaemonProcess.sanitizerVariables.flatMap { ["-E", $0] },
             waitReady: false)
         var client: RPCClient?
         let deadline = Date().addingTimeInterval(120)
