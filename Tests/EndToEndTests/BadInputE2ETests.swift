@@ -180,7 +180,7 @@ final class BadInputE2ETests {
             if let c = try? small.client(), (try? c.call("daemon.ping")) == "pong" { served = true } else { usleep(50_000) }
         }
         #expect(served)
-        #expect(small.stop() == 0)
+        #expect(small.stop() == 0, "\(small.log)")
     }
 }
 
