@@ -250,6 +250,12 @@ final class RestartChecks {
     }
 
     func ownerRelease() throws {
+        // The VM is gone first: its VMM's dup of the edu cdev closes. (While any dup of a bound
+        // cdev is open the device stays bound in the kernel, and binding it again is EINVAL.)
+        if vmmDeviceFD >= 0 {
+            close(vmmDeviceFD)
+            vmmDeviceFD = -1
+        }
         let c = try connected()
         try c.release(Self.owner)
         let (info, _) = try c.json("daemon.info")
