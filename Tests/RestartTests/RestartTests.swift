@@ -2,6 +2,7 @@ import Foundation
 import IommufdBroker
 import IommufdCore
 import IommufdRPC
+import IommufdTestSupervisor
 import Testing
 
 #if canImport(Glibc)
@@ -101,7 +102,7 @@ struct RestartTests {
         let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config])
         defer { sup.shutdown() }
         try sup.start()
-        #expect(sup.waitReady(count: 1))
+        try sup.waitReady(count: 1)
 
         let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let ram = try makeMemfd(bytes: 64 << 20)
@@ -145,7 +146,7 @@ struct RestartTests {
         #expect(storedAtDeath.contains { $0.hasPrefix("journal.") })
         #expect(storedAtDeath.contains { $0.hasPrefix("mem.") })
         try sup.start()
-        #expect(sup.waitReady(count: 2))
+        try sup.waitReady(count: 2)
 
         // Same objects, same IDs, same mappings, leases, policies and dirty state.
         try c.reconnect()
@@ -196,7 +197,7 @@ struct RestartTests {
         let beforeSecond = try Snapshot(c, ioas: [a, b, s])
         sup.kill9()
         try sup.start()
-        #expect(sup.waitReady(count: 3))
+        try sup.waitReady(count: 3)
         try c.reconnect()
         #expect(try Snapshot(c, ioas: [a, b, s]) == beforeSecond)
         let released = try c.raw("owner.release", OwnerInfoParams(name: "vm-1"))
@@ -216,7 +217,7 @@ struct RestartTests {
         let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config], fdStoreMax: 0)
         defer { sup.shutdown() }
         try sup.start()
-        #expect(sup.waitReady(count: 1))
+        try sup.waitReady(count: 1)
         let c = try Client(path: sup.controlPath)
         let info = try c.raw("daemon.info", NoParams())
         #expect(info["restart_keeps_objects"] == .bool(false))
