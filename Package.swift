@@ -87,9 +87,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // systemd's side of the fd-store protocol, for the restart tests and vm-e2e.
+        .target(name: "IommufdTestSupervisor", dependencies: ["IommufdCore", "CIommufd"]),
         .executableTarget(
             name: "vm-e2e",
-            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdRPC", "CIommufd"]
+            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdRPC", "CIommufd", "IommufdTestSupervisor"]
         ),
         .testTarget(name: "IommufdCoreTests", dependencies: ["IommufdCore"]),
         .testTarget(name: "IommufdKernelTests", dependencies: ["IommufdKernel", "IommufdCore", "CIommufd"]),
@@ -114,7 +116,7 @@ let package = Package(
         .target(name: "CTestIdentity", path: "Tests/CTestIdentity"),
         .testTarget(
             name: "RestartTests",
-            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdSim", "IommufdCore", "CIommufd"]
+            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdSim", "IommufdCore", "CIommufd", "IommufdTestSupervisor"]
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -365,14 +365,20 @@ extension Broker {
         return []
     }
 
-    /// Detaches `dev` in the kernel and the records.
+    /// Detaches `dev` in the kernel and the records. A device attached in the records but not
+    /// bound (one a restarted daemon could not take back: the kernel has no attachment of it
+    /// any more, or none this daemon can reach) only loses its attachment record.
     @discardableResult
     func detachDevice(_ dev: DeviceRecord, cleanup: Bool) throws -> [ObjectID] {
-        guard let pt = dev.pt, let bound = dev.bound else { return [] }
+        guard let pt = dev.pt else { return [] }
         guard dev.vdevices.isEmpty else {
             throw BrokerError(.busy, "device '\(dev.name)' has vDevices \(dev.vdevices.sorted()); destroy them (vdevice.destroy) before detaching it")
         }
-        try kcall("detaching device '\(dev.name)'") { try backend.detach(deviceID: bound.id) }
+        if let bound = dev.bound {
+            try kcall("detaching device '\(dev.name)'") { try backend.detach(deviceID: bound.id) }
+        } else {
+            logger.warning("device is not bound (not taken back after a restart): its attachment record is dropped, no kernel call", metadata: ["device": "\(dev.name)", "pt": "\(pt)"])
+        }
         dev.pt = nil
         dev.ioas = nil
         return leave(dev, pt: pt, cleanup: cleanup)

@@ -92,6 +92,29 @@ extension Broker {
 
     /// `viommu.destroy`: Busy while it has vDevices. A daemon-created nest parent left without
     /// devices or vIOMMUs is destroyed too.
+    /// `viommu.list`: the vIOMMUs the caller may see, optionally of one owner or IOAS.
+    public func viommuList(_ caller: Caller, _ params: VIOMMUListParams) throws -> VIOMMUListResult {
+        try locked {
+            if let name = params.owner { _ = try readableOwner(caller, name) }
+            if let id = params.ioas { _ = try ioas(caller, id) }
+            let list = viommuTable.values
+                .filter { v in
+                    (params.owner == nil || v.owner == params.owner) && (params.ioas == nil || v.ioas == params.ioas)
+                        && canSee(caller, owner: v.owner)
+                }
+                .sorted { $0.id < $1.id }
+                .map { v in
+                    VIOMMUInfo(
+                        viommu: v.id, owner: v.owner, ioas: v.ioas, nestParent: v.hwpt, device: v.device,
+                        iommuInstance: v.iommuInstance,
+                        vdevices: v.vdevices.sorted().compactMap { id in
+                            vdeviceTable[id].map { VDeviceCreateResult(vdevice: $0.id, viommu: $0.viommu, device: $0.device, virtualID: $0.virtualID) }
+                        })
+                }
+            return VIOMMUListResult(viommus: list)
+        }
+    }
+
     public func viommuDestroy(_ caller: Caller, _ params: VIOMMUDestroyParams) throws -> VIOMMUDestroyResult {
         try locked {
             let v = try viommu(caller, params.viommu, write: "viommu.destroy")
@@ -157,7 +180,7 @@ extension Broker {
     public func vdeviceDestroy(_ caller: Caller, _ params: VDeviceDestroyParams) throws -> VDeviceDestroyResult {
         try locked {
             guard let record = vdeviceTable[params.vdevice] else {
-                throw BrokerError.notFound("no vDevice \(params.vdevice); see owner.info")
+                throw BrokerError.notFound("no vDevice \(params.vdevice); see viommu.list")
             }
             _ = try viommu(caller, record.viommu, write: "vdevice.destroy")
             try destroyVDevice(record.id)

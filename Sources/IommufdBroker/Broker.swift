@@ -245,7 +245,7 @@ public final class Broker: @unchecked Sendable {
 
     func viommu(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> VIOMMURecord {
         guard let record = viommuTable[id] else {
-            throw BrokerError.notFound("no vIOMMU \(id); see owner.info")
+            throw BrokerError.notFound("no vIOMMU \(id); see viommu.list")
         }
         try checkObject(caller, "vIOMMU \(id)", record.owner, what)
         return record

@@ -27,10 +27,10 @@ struct MemoryFileTable {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let err = Errno.current
-            throw BrokerError.invalid("fd \(fd) cannot be used for memory: fstat failed with \(err.name) (\(err.message)). Pass an open memfd.")
+            throw BrokerError.invalid("the fd sent for memory cannot be used: fstat failed with \(err.name) (\(err.message)). Pass an open memfd.")
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw BrokerError.invalid("fd \(fd) is not a regular file (a memfd, hugetlbfs or tmpfs file); only those can back guest memory")
+            throw BrokerError.invalid("the fd sent for memory is \(Self.kind(of: st.st_mode)), not a regular file; only a memfd, hugetlbfs or tmpfs file can back guest memory")
         }
         let size = UInt64(max(st.st_size, 0))
         let (end, overflow) = offset.addingReportingOverflow(length)
@@ -51,6 +51,18 @@ struct MemoryFileTable {
         files[key] = File(fd: dup, references: 1)
         store?.store(dup, name: StoredFDName.memory(device: key.device, inode: key.inode))
         return (key, dup)
+    }
+
+    /// What a non-regular file is, for the refusal (the fd number is the daemon's, not the caller's).
+    static func kind(of mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFSOCK: "a socket"
+        case S_IFIFO: "a pipe"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFDIR: "a directory"
+        default: "a file of type 0o\(String(mode & S_IFMT, radix: 8))"
+        }
     }
 
     /// Drops one reference; closes the broker's fd with the last.

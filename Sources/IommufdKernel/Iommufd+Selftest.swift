@@ -58,6 +58,18 @@ extension Iommufd {
         return cmd.mock_domain_replace.pt_id
     }
 
+    /// `IOMMU_TEST_OP_PASID_CHECK_HWPT` with no HWPT on a PASID the daemon never attaches:
+    /// succeeds only while `stdevID` is a mock device's selftest object in this iommufd
+    /// (ENOENT once it is gone), and changes nothing — the check of a mock device after a
+    /// restart.
+    public func testCheckMockDevice(stdevID: ObjectID) throws {
+        var cmd = Self.testCommand(op: Int32(IFD_TEST_OP_PASID_CHECK_HWPT), id: stdevID)
+        cmd.pasid_check.pasid = 1
+        cmd.pasid_check.hwpt_id = 0
+        try ioctl(IFD_IOMMU_TEST_CMD, &cmd)
+            .orThrow("IOMMU_TEST_OP_PASID_CHECK_HWPT", detail: "mock device \(stdevID)")
+    }
+
     /// `IOMMU_TEST_OP_DIRTY`: marks the pages whose bits are set in `bitmap` (bit i = page
     /// `iova + i * pageSize`) dirty in the mock HWPT `hwpt`, as if a device had written them.
     /// The HWPT must be tracking dirty pages (else EINVAL). Returns how many pages were marked.

@@ -44,7 +44,8 @@ public struct KernelBackendOptions: Hashable, Sendable {
 /// — an IOAS gets an auto-domain HWPT exactly as a VFIO attach does, and the kernel writes the
 /// attached page table's ID back into `pt_id`, which is what `attach` returns. `detach` replaces
 /// back onto the parking IOAS; `unbind` destroys the selftest object (`IOMMU_DESTROY` of the
-/// stdev ID), which detaches and unbinds the device in the kernel.
+/// stdev ID), which detaches and unbinds the device in the kernel. Across a restart the
+/// broker's journal keeps the stdev and parking IOAS IDs (`restartObjects(ofDevice:)`).
 public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Sendable {
     public let kind: BackendKind = .kernel
     public let features: Set<Feature>
@@ -326,10 +327,23 @@ extension KernelBackend: RestartableBackend {
 
     public func fdsToStore() -> [(name: String, fd: Int32)] { [(Self.fdStoreName, iommufd.fd)] }
 
-    /// Takes back a VFIO cdev bound by the previous daemon; `IOMMU_GET_HW_INFO` on `id` checks
-    /// it is still bound to this iommufd under that ID. Mock devices cannot be taken back (their
-    /// selftest IDs are not recorded): they are reported and must be attached again.
-    public func adoptBoundDevice(_ descriptor: DeviceDescriptor, id: ObjectID, fd: Int32?) throws -> BoundDevice {
+    /// The journal names of a mock device's objects: its selftest object and the parking IOAS.
+    public static let selftestObjectName = "selftest", parkingIOASName = "parking_ioas"
+
+    /// A mock device's selftest object (which `unbind`, `attach` and `detach` act on) and the
+    /// parking IOAS it goes back to on `detach`: what `adoptBoundDevice` needs to take it back.
+    public func restartObjects(ofDevice id: ObjectID) -> [String: ObjectID] {
+        locked {
+            guard let mock = mockDevices[id], let parkingIOAS else { return [:] }
+            return [Self.selftestObjectName: mock.stdevID, Self.parkingIOASName: parkingIOAS]
+        }
+    }
+
+    /// Takes back a device bound by the previous daemon. A VFIO cdev: `IOMMU_GET_HW_INFO` on
+    /// `id` checks it is still bound to this iommufd under that ID. A mock device: its selftest
+    /// object must still answer (`IOMMU_TEST_OP_PASID_CHECK_HWPT`) and the parking IOAS too
+    /// (`IOMMU_OPTION` GET); the caller checks the device ID (`IOMMU_GET_HW_INFO`).
+    public func adoptBoundDevice(_ descriptor: DeviceDescriptor, id: ObjectID, fd: Int32?, objects: [String: ObjectID]) throws -> BoundDevice {
         switch descriptor.kind {
         case .pci, .mdev:
             guard let fd else {
@@ -339,8 +353,34 @@ extension KernelBackend: RestartableBackend {
             let vfio = VFIODevice(adopting: fd, path: descriptor.cdevPath ?? "(from the fd store)", syscalls: syscalls)
             locked { vfioDevices[id] = (descriptor, vfio) }
             return BoundDevice(descriptor: descriptor, id: id, fd: fd)
-        case .mock, .simulated:
-            throw IommuError(.EOPNOTSUPP, "VFIO_DEVICE_BIND_IOMMUFD", detail: "\(descriptor.kind) device \(descriptor.name) cannot be taken over after a restart")
+        case .mock:
+            return try adoptMock(descriptor, id: id, objects: objects)
+        case .simulated:
+            throw IommuError(.EOPNOTSUPP, "VFIO_DEVICE_BIND_IOMMUFD", detail: "simulated device \(descriptor.name) cannot be taken over by the kernel backend")
+        }
+    }
+
+    private func adoptMock(_ descriptor: DeviceDescriptor, id: ObjectID, objects: [String: ObjectID]) throws -> BoundDevice {
+        let operation = "IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS"
+        guard let spec = options.mockDevices.first(where: { $0.name == descriptor.name }) else {
+            throw IommuError(.ENODEV, operation, detail: "mock device \(descriptor.name) is no longer configured")
+        }
+        guard let stdevID = objects[Self.selftestObjectName], let parking = objects[Self.parkingIOASName] else {
+            throw IommuError(.ENOENT, operation, detail: "the journal does not record mock device \(descriptor.name)'s selftest object and parking IOAS (written by an older iommufdd)")
+        }
+        try iommufd.testCheckMockDevice(stdevID: stdevID)
+        _ = try iommufd.getOption(.hugePages, objectID: parking)
+        let descriptor = Self.mockDescriptor(spec)
+        return try locked {
+            if let other = parkingIOAS, other != parking {
+                throw IommuError(.EEXIST, operation, detail: "mock device \(descriptor.name) was parked on IOAS \(parking), but the other mock devices on IOAS \(other)")
+            }
+            if mockDevices[id] != nil || mockDevices.values.contains(where: { $0.descriptor.name == spec.name }) {
+                throw IommuError(.EBUSY, operation, detail: "mock device \(spec.name) is already bound")
+            }
+            parkingIOAS = parking
+            mockDevices[id] = MockBinding(descriptor: descriptor, stdevID: stdevID)
+            return BoundDevice(descriptor: descriptor, id: id, fd: nil)
         }
     }
 }

@@ -72,7 +72,7 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
 
     public func fdsToStore() -> [(name: String, fd: Int32)] { [(Self.fdStoreName, log.fd)] }
 
-    public func adoptBoundDevice(_ descriptor: DeviceDescriptor, id: ObjectID, fd: Int32?) throws -> BoundDevice {
+    public func adoptBoundDevice(_ descriptor: DeviceDescriptor, id: ObjectID, fd: Int32?, objects: [String: ObjectID]) throws -> BoundDevice {
         // The replay bound it again; check it is the same device under the same ID.
         _ = try sim.hwInfo(deviceID: id)
         guard sim.boundID(of: descriptor.name) == id else {

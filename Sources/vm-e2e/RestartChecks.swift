@@ -2,13 +2,14 @@ import Foundation
 import IommufdBroker
 import IommufdCore
 import IommufdRPC
+import IommufdTestSupervisor
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A restart of `iommufdd --backend kernel` on the real kernel, under `GuestSupervisor` (systemd's
-/// side of the fd-store protocol): the daemon builds a VM's worth of state — an owner, an IOAS
+/// A restart of `iommufdd --backend kernel` on the real kernel, under `Supervisor` (systemd's
+/// side of the fd-store protocol; the guest has no systemd): the daemon builds a VM's worth of state — an owner, an IOAS
 /// with a memfd mapping and an edu device on it, a second IOAS with a dirty-tracked mock device
 /// and a page it dirtied — is killed with SIGKILL, and comes back over the fds the supervisor
 /// kept (the iommufd, the device cdevs, the memfds, the journal) with every object under the same
@@ -16,7 +17,7 @@ import Glibc
 /// objects lived on while no daemon ran.
 final class RestartChecks {
     let run: CheckRunner
-    let supervisor: GuestSupervisor
+    let supervisor: Supervisor
     var client: DaemonClient?
 
     static let owner = "vm-restart"
@@ -31,7 +32,7 @@ final class RestartChecks {
     var before: [String: JSONValue] = [:]
     var bitmapBefore: JSONValue?
 
-    init(run: CheckRunner, supervisor: GuestSupervisor) {
+    init(run: CheckRunner, supervisor: Supervisor) {
         self.run = run
         self.supervisor = supervisor
     }
@@ -39,11 +40,13 @@ final class RestartChecks {
     static func runAll(run: CheckRunner) -> Bool {
         let directory = FileManager.default.currentDirectoryPath
         let configPath = directory + "/iommufdd.toml"
-        let supervisor: GuestSupervisor
+        let supervisor: Supervisor
         do {
             let controlPath = directory + "/control.sock"
             try DaemonProcess.config(socketPath: controlPath).write(toFile: configPath, atomically: true, encoding: .utf8)
-            supervisor = try GuestSupervisor(daemonPath: DaemonProcess.executablePath(), arguments: ["--config", configPath, "--backend", "kernel"], directory: directory)
+            supervisor = try Supervisor(
+                daemonPath: DaemonProcess.executablePath(), arguments: ["--config", configPath, "--backend", "kernel"],
+                directory: directory, logPath: directory + "/iommufdd.log")
         } catch {
             print("FAIL  \(run.suite): cannot set up the supervisor: \(error)")
             return false
@@ -85,8 +88,13 @@ final class RestartChecks {
 
     // MARK: Before the kill
 
+    func startDaemon() throws {
+        let (pid, names) = try supervisor.start()
+        print("      started \(supervisor.daemonPath) \(supervisor.arguments.joined(separator: " ")) as pid \(pid) with LISTEN_FDNAMES=\(names.joined(separator: ":"))")
+    }
+
     func startFirst() throws {
-        try supervisor.start()
+        try startDaemon()
         try supervisor.waitReady(count: 1)
         client = try DaemonClient(path: supervisor.controlPath)
         let (info, _) = try connected().json("daemon.info")
@@ -169,7 +177,7 @@ final class RestartChecks {
 
     func restart() throws {
         let start = Date()
-        try supervisor.start()
+        try startDaemon()
         try supervisor.waitReady(count: 2)
         print("      READY=1 after \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         client = try DaemonClient(path: supervisor.controlPath)
@@ -242,6 +250,12 @@ final class RestartChecks {
     }
 
     func ownerRelease() throws {
+        // The VM is gone first: its VMM's dup of the edu cdev closes. (While any dup of a bound
+        // cdev is open the device stays bound in the kernel, and binding it again is EINVAL.)
+        if vmmDeviceFD >= 0 {
+            close(vmmDeviceFD)
+            vmmDeviceFD = -1
+        }
         let c = try connected()
         try c.release(Self.owner)
         let (info, _) = try c.json("daemon.info")

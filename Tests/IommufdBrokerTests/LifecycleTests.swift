@@ -51,6 +51,33 @@ struct LifecycleTests {
         expectBrokerError(.conflict) { try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "mdev0", type: VIOMMUType.selftest)) }
     }
 
+    @Test func viommuListShowsNestParentsAndVDevicesToThoseWhoMaySeeThem() throws {
+        let f = try Fixture(topology: nestingTopology)
+        let ioas = try f.ownerWithIOAS()
+        _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "gpu0", ioas: ioas))
+        _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "nvme0", ioas: ioas))
+        #expect(try f.broker.viommuList(f.a, VIOMMUListParams()).viommus.isEmpty)
+        let v1 = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "gpu0", type: VIOMMUType.selftest))
+        let v2 = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "nvme0", type: VIOMMUType.selftest))
+        let vd = try f.broker.vdeviceCreate(f.a, VDeviceCreateParams(viommu: v1.viommu, device: "gpu0", virtualID: 0x100))
+
+        let all = try f.broker.viommuList(f.a, VIOMMUListParams(owner: "vm-1")).viommus
+        #expect(all.map(\.viommu) == [v1.viommu, v2.viommu])
+        #expect(all[0].nestParent == v1.nestParent && all[0].iommuInstance == "smmu0" && all[0].device == "gpu0" && all[0].ioas == ioas)
+        #expect(all[0].vdevices.map(\.vdevice) == [vd.vdevice] && all[0].vdevices.first?.virtualID == 0x100)
+        #expect(all[1].nestParent == v2.nestParent && all[1].iommuInstance == "smmu1" && all[1].vdevices.isEmpty)
+        // Readers see them; another manager sees none of them and may not name the owner or IOAS.
+        #expect(try f.broker.viommuList(f.reader, VIOMMUListParams(ioas: ioas)).viommus.count == 2)
+        #expect(try f.broker.viommuList(f.b, VIOMMUListParams()).viommus.isEmpty)
+        expectBrokerError(.permissionDenied) { try f.broker.viommuList(f.b, VIOMMUListParams(owner: "vm-1")) }
+        expectBrokerError(.permissionDenied) { try f.broker.viommuList(f.b, VIOMMUListParams(ioas: ioas)) }
+        expectBrokerError(.notFound) { try f.broker.viommuList(f.a, VIOMMUListParams(ioas: 9999)) }
+
+        _ = try f.broker.vdeviceDestroy(f.a, VDeviceDestroyParams(vdevice: vd.vdevice))
+        _ = try f.broker.viommuDestroy(f.a, VIOMMUDestroyParams(viommu: v1.viommu))
+        #expect(try f.broker.viommuList(f.a, VIOMMUListParams()).viommus.map(\.viommu) == [v2.viommu])
+    }
+
     @Test func viommuCreateWithoutATypeItCanInferIsInvalid() throws {
         let f = try Fixture(topology: nestingTopology)
         let ioas = try f.ownerWithIOAS()

@@ -132,6 +132,74 @@ final class FakeSelftestKernel: @unchecked Sendable {
         #expect(gone.errno == .ENOENT)
     }
 
+    @Test func mockDeviceIsTakenBackAfterARestart() throws {
+        let fake = FakeSelftestKernel()
+        let options = Self.options(mocks: [MockDeviceSpec(name: "mock0")])
+        let first = try KernelBackend(options: options, syscalls: fake.kernel.syscalls)
+        let descriptor = try #require(try first.discoverDevices().first)
+        let bound = try first.bind(descriptor)
+        // IOAS 1 is the parking IOAS; the mock got stdev 2, hwpt 3, idev 4.
+        let objects = first.restartObjects(ofDevice: bound.id)
+        #expect(objects == [KernelBackend.selftestObjectName: 2, KernelBackend.parkingIOASName: 1])
+        #expect(first.restartObjects(ofDevice: 99).isEmpty)
+
+        // A new daemon over the same iommufd.
+        let second = try KernelBackend(options: options, syscalls: fake.kernel.syscalls, adoptingIommufd: first.iommufd.fd)
+        let missing = try #require(throws: IommuError.self) {
+            try second.adoptBoundDevice(descriptor, id: bound.id, fd: nil, objects: [:])
+        }
+        #expect(missing.errno == .ENOENT)
+        #expect(missing.detail?.contains("does not record") == true)
+
+        let adopted = try second.adoptBoundDevice(descriptor, id: bound.id, fd: nil, objects: objects)
+        #expect(adopted == BoundDevice(descriptor: descriptor, id: 4, fd: nil))
+        let check = try #require(fake.commands.last)
+        #expect(Int(check.op) == Int(IFD_TEST_OP_PASID_CHECK_HWPT))
+        #expect(check.id == 2)
+        #expect(check.pasid_check.hwpt_id == 0)
+        #expect(fake.kernel.requests.last == IFD_IOMMU_OPTION, "the parking IOAS is checked")
+        #expect(second.restartObjects(ofDevice: 4) == objects)
+
+        let twice = try #require(throws: IommuError.self) {
+            try second.adoptBoundDevice(descriptor, id: bound.id, fd: nil, objects: objects)
+        }
+        #expect(twice.errno == .EBUSY)
+
+        // Detach goes back to the journaled parking IOAS (no new one), unbind destroys the stdev.
+        let allocations = fake.kernel.requests.filter { $0 == IFD_IOMMU_IOAS_ALLOC }.count
+        try second.detach(deviceID: 4)
+        #expect(Int(fake.commands.last?.op ?? 0) == Int(IFD_TEST_OP_MOCK_DOMAIN_REPLACE))
+        #expect(fake.commands.last?.mock_domain_replace.pt_id == 1)
+        #expect(fake.kernel.requests.filter { $0 == IFD_IOMMU_IOAS_ALLOC }.count == allocations)
+        try second.unbind(deviceID: 4)
+        #expect(fake.destroyed == [2])
+        #expect(second.restartObjects(ofDevice: 4).isEmpty)
+    }
+
+    @Test func mockDeviceThatIsGoneOrUnconfiguredIsNotTakenBack() throws {
+        let kernel = FakeKernel(known: FakeKernel.iommufdRequests.union([IFD_IOMMU_TEST_CMD])) { request, argument in
+            guard request == IFD_IOMMU_TEST_CMD else { return nil }
+            let op = argument.load(fromByteOffset: 4, as: UInt32.self)
+            return op == UInt32(IFD_TEST_OP_PASID_CHECK_HWPT) ? .ENOENT : nil
+        }
+        let backend = try KernelBackend(options: Self.options(mocks: [MockDeviceSpec(name: "mock0")]), syscalls: kernel.syscalls)
+        let objects = [KernelBackend.selftestObjectName: ObjectID(2), KernelBackend.parkingIOASName: 1]
+        let mock0 = DeviceDescriptor(name: "mock0", kind: .mock, iommuInstance: "mock-iommu")
+        let gone = try #require(throws: IommuError.self) {
+            try backend.adoptBoundDevice(mock0, id: 4, fd: nil, objects: objects)
+        }
+        #expect(gone.errno == .ENOENT)
+        #expect(gone.operation == "IOMMU_TEST_OP_PASID_CHECK_HWPT")
+        let unknown = try #require(throws: IommuError.self) { try backend.detach(deviceID: 4) }
+        #expect(unknown.errno == .ENOENT)
+
+        let mock1 = DeviceDescriptor(name: "mock1", kind: .mock, iommuInstance: "mock-iommu")
+        let unconfigured = try #require(throws: IommuError.self) {
+            try backend.adoptBoundDevice(mock1, id: 4, fd: nil, objects: objects)
+        }
+        #expect(unconfigured.errno == .ENODEV)
+    }
+
     @Test func simulatedWriteSetsEveryPage() throws {
         let fake = FakeSelftestKernel()
         let backend = try KernelBackend(options: Self.options(mocks: [MockDeviceSpec(name: "mock0")]), syscalls: fake.kernel.syscalls)

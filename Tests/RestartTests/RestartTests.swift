@@ -2,6 +2,7 @@ import Foundation
 import IommufdBroker
 import IommufdCore
 import IommufdRPC
+import IommufdTestSupervisor
 import Testing
 
 #if canImport(Glibc)
@@ -101,7 +102,7 @@ struct RestartTests {
         let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config])
         defer { sup.shutdown() }
         try sup.start()
-        #expect(sup.waitReady(count: 1))
+        try sup.waitReady(count: 1)
 
         let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let ram = try makeMemfd(bytes: 64 << 20)
@@ -145,7 +146,7 @@ struct RestartTests {
         #expect(storedAtDeath.contains { $0.hasPrefix("journal.") })
         #expect(storedAtDeath.contains { $0.hasPrefix("mem.") })
         try sup.start()
-        #expect(sup.waitReady(count: 2))
+        try sup.waitReady(count: 2)
 
         // Same objects, same IDs, same mappings, leases, policies and dirty state.
         try c.reconnect()
@@ -196,7 +197,7 @@ struct RestartTests {
         let beforeSecond = try Snapshot(c, ioas: [a, b, s])
         sup.kill9()
         try sup.start()
-        #expect(sup.waitReady(count: 3))
+        try sup.waitReady(count: 3)
         try c.reconnect()
         #expect(try Snapshot(c, ioas: [a, b, s]) == beforeSecond)
         let released = try c.raw("owner.release", OwnerInfoParams(name: "vm-1"))
@@ -206,7 +207,7 @@ struct RestartTests {
         _ = try c.raw("daemon.info", NoParams())
         #expect(!sup.storedNames.contains { $0.hasPrefix("mem.") || $0.hasPrefix("device.") }, "\(sup.storedNames)")
         // The restarted daemon stops cleanly (a sanitizer's report at its exit would make it non-zero).
-        #expect(sup.stop() == 0, "wait status of the restarted iommufdd after SIGTERM")
+        #expect(sup.stop() == 0, "exit code of the restarted iommufdd after SIGTERM")
     }
 
     @Test("Without an fd store the daemon says a restart drops every object")
@@ -218,14 +219,14 @@ struct RestartTests {
         let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config], fdStoreMax: 0)
         defer { sup.shutdown() }
         try sup.start()
-        #expect(sup.waitReady(count: 1))
+        try sup.waitReady(count: 1)
         let c = try Client(path: sup.controlPath)
         let info = try c.raw("daemon.info", NoParams())
         #expect(info["restart_keeps_objects"] == .bool(false))
         let warnings = info["warnings"]?.arrayValue ?? []
         #expect(warnings.contains { $0.stringValue?.contains("a restart of iommufdd destroys every IOAS") == true }, "\(warnings)")
         #expect(sup.storedNames.isEmpty)
-        #expect(sup.stop() == 0, "wait status of iommufdd after SIGTERM")
+        #expect(sup.stop() == 0, "exit code of iommufdd after SIGTERM")
     }
 }
 

@@ -281,6 +281,12 @@ let isolationMatrix: [MatrixRow] = {
         },
         R.row("viommu.create", "", "✓✓✗✗") { _, _ in p(["device": "a0", "type": selftest]) },
         R.row("viommu.destroy", "", "✓✓✗✗") { _, c in p(["viommu": .id(try c.newVIOMMU(c.a, device: "a0"))]) },
+        R.row("viommu.list", "of an IOAS", "✓✓✗✓") { f, c in
+            _ = try c.newVIOMMU(c.a, device: "a0")
+            return p(["ioas": .id(f.ioas)])
+        },
+        R.row("viommu.list", "of owner A", "✓✓✗✓") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("viommu.list", "all", "✓✓✓✓"),
         R.row("vdevice.create", "", "✓✓✗✗") { _, c in
             p(["viommu": .id(try c.newVIOMMU(c.a, device: "a0")), "device": "a0", "virtual_id": 7])
         },
@@ -443,6 +449,11 @@ struct IsolationMatrixTests {
         #expect(ioasB == [f.otherIOAS])
         let hwptOwnersB = Set(try c.b.value("hwpt.list")["hwpts"]?.arrayValue?.compactMap { $0["owner"]?.stringValue } ?? [])
         #expect(hwptOwnersB == [f.otherOwner])
+        let viommuA = try c.newVIOMMU(c.a, device: "a0")
+        let viommusB = try c.b.value("viommu.list")["viommus"]?.arrayValue ?? []
+        #expect(!viommusB.contains { $0["owner"]?.stringValue == f.owner }, "manager B sees owner A's vIOMMU: \(viommusB)")
+        let viommusReader = try c.reader.value("viommu.list")["viommus"]?.arrayValue?.compactMap { $0["viommu"]?.int64Value } ?? []
+        #expect(viommusReader.contains(viommuA))
 
         let a0AsB = try c.b.value("device.info", ["device": "a0"])
         #expect(a0AsB["leased"]?.boolValue == true)

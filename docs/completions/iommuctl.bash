@@ -1000,12 +1000,15 @@ _iommuctl_viommu_list() {
     repeating_flags=()
     non_repeating_flags=(--json --compact --version -h --help)
     repeating_options=()
-    non_repeating_options=(--owner --socket --timeout)
+    non_repeating_options=(--owner --ioas --socket --timeout)
     __iommuctl_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--owner')
+        return
+        ;;
+    '--ioas')
         return
         ;;
     '--socket')

@@ -104,7 +104,7 @@ function __iommuctl_parse_tokens -S
             case 'destroy'
                 __iommuctl_parse_subcommand 1 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             case 'list'
-                __iommuctl_parse_subcommand 0 'owner=' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
+                __iommuctl_parse_subcommand 0 'owner=' 'ioas=' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             end
         case 'vdevice'
             __iommuctl_parse_subcommand 0 'version' 'h/help'
@@ -453,6 +453,7 @@ complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_opti
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl viommu destroy" version' -l 'version' -d 'Show the version.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl viommu destroy" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl viommu list" owner' -l 'owner' -d 'Only this owner\'s vIOMMUs.' -rfka ''
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl viommu list" ioas' -l 'ioas' -d 'Only the vIOMMUs in this IOAS.' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl viommu list" socket' -l 'socket' -d 'The daemon\'s control socket. (default: $IOMMUFDD_SOCKET, else /run/iommufdd/control.sock; for a non-root user without it, $XDG_RUNTIME_DIR/iommufdd/control.sock)' -rF
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl viommu list" json' -l 'json' -d 'Print the daemon\'s answer as JSON (keys sorted) instead of a table.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl viommu list" compact' -l 'compact' -d 'With --json: print the JSON on one line. Implies --json.'

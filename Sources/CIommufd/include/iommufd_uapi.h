@@ -111,6 +111,7 @@ enum {
     IFD_TEST_OP_MOCK_DOMAIN_REPLACE = 10,
     IFD_TEST_OP_MOCK_DOMAIN_FLAGS = 12,
     IFD_TEST_OP_DIRTY = 13,
+    IFD_TEST_OP_PASID_CHECK_HWPT = 21,
 };
 enum {
     IFD_MOCK_FLAGS_DEVICE_NO_DIRTY = 1 << 0,
@@ -328,6 +329,10 @@ struct ifd_test_cmd {
             ifd_aligned_u64 uptr;
             ifd_aligned_u64 out_nr_dirty;
         } dirty;
+        struct {
+            uint32_t pasid;
+            uint32_t hwpt_id; /* 0: checks that nothing is attached at `pasid` */
+        } pasid_check; /* `id` is the selftest object */
     };
     uint32_t last;
 };
@@ -336,6 +341,7 @@ _Static_assert(offsetof(struct ifd_test_cmd, add_reserved) == 16, "iommu_test_cm
 _Static_assert(offsetof(struct ifd_test_cmd, dirty.iova) == 24, "iommu_test_cmd.dirty.iova");
 _Static_assert(offsetof(struct ifd_test_cmd, dirty.out_nr_dirty) == 56, "iommu_test_cmd.dirty.out_nr_dirty");
 _Static_assert(offsetof(struct ifd_test_cmd, last) == 64, "iommu_test_cmd.last");
+_Static_assert(offsetof(struct ifd_test_cmd, pasid_check.hwpt_id) == 20, "iommu_test_cmd.pasid_check.hwpt_id");
 
 /* ---- VFIO cdev ---- */
 struct ifd_vfio_device_bind_iommufd {

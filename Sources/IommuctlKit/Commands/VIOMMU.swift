@@ -69,16 +69,24 @@ struct VIOMMUList: DaemonCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List vIOMMUs.",
-        discussion: "Calls viommu.list; with a daemon that has no such method, lists the vIOMMU ids of each owner (owner.list).")
+        discussion: """
+            Each vIOMMU with its IOAS, nest-parent HWPT, physical IOMMU instance and vDevices \
+            (shown as id:device=virtual-id). With a daemon older than viommu.list, lists the \
+            vIOMMU ids of each owner from owner.list.
+            """)
 
     @Option(help: "Only this owner's vIOMMUs.")
     var owner: String?
+
+    @Option(help: "Only the vIOMMUs in this IOAS.")
+    var ioas: UInt32?
 
     @OptionGroup var global: GlobalOptions
 
     func execute(_ context: CommandContext) throws {
         var params: [String: JSONValue] = [:]
         if let owner { params["owner"] = .string(owner) }
+        if let ioas { params["ioas"] = .int(Int64(ioas)) }
         let result: JSONValue
         do {
             result = try context.call("viommu.list", .object(params))
@@ -92,12 +100,23 @@ struct VIOMMUList: DaemonCommand {
     func fromOwners(_ context: CommandContext) throws -> JSONValue {
         let owners = try context.decode(OwnerListResult.self, from: try context.call("owner.list")).owners
         var rows: [JSONValue] = []
+        if ioas != nil {
+            throw CtlError(.unsupported, "--ioas needs a daemon with viommu.list; this one has only owner.list (use --owner)")
+        }
         for o in owners where owner == nil || o.name == owner {
             for id in o.viommus.sorted() {
                 rows.append(["viommu": .int(Int64(id)), "owner": .string(o.name)])
             }
         }
         return ["viommus": .array(rows)]
+    }
+
+    /// `7:gpu0=0x100`: a vDevice's id, device and guest-visible ID.
+    static func vdevice(_ v: JSONValue) -> String {
+        let id = v["vdevice"].map(Status.scalar) ?? "?"
+        let device = v["device"]?.stringValue ?? "?"
+        let virtualID = v["virtual_id"]?.int64Value.map { "0x" + String($0, radix: 16) } ?? "?"
+        return "\(id):\(device)=\(virtualID)"
     }
 
     /// Renders the list whatever members the objects carry: known ones first, in a fixed order.
@@ -114,6 +133,9 @@ struct VIOMMUList: DaemonCommand {
             table.add(ordered.map { key -> String in
                 guard let value = item[key] else { return "" }
                 if key == "type", let t = value.int64Value, let type = UInt32(exactly: t) { return Words.viommuType(type) }
+                if key == "vdevices", let vdevices = value.arrayValue {
+                    return vdevices.isEmpty ? "none" : vdevices.map(Self.vdevice).joined(separator: ", ")
+                }
                 return Status.scalar(value)
             })
         }

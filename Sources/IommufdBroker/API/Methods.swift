@@ -31,6 +31,7 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     case dirtyRead = "dirty.read"
     case viommuCreate = "viommu.create"
     case viommuDestroy = "viommu.destroy"
+    case viommuList = "viommu.list"
     case vdeviceCreate = "vdevice.create"
     case vdeviceDestroy = "vdevice.destroy"
     case eventsSubscribe = "events.subscribe"
@@ -40,7 +41,7 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     public var changesState: Bool {
         switch self {
         case .ownerList, .ownerInfo, .deviceList, .deviceInfo, .ioasList, .ioasInfo, .ioasRanges,
-            .hwptList, .dirtyStatus, .eventsSubscribe, .eventsUnsubscribe:
+            .hwptList, .viommuList, .dirtyStatus, .eventsSubscribe, .eventsUnsubscribe:
             false
         default:
             true
@@ -85,6 +86,7 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .dirtyRead: "Read (and clear) dirty pages as runs or as a bitmap memfd"
         case .viommuCreate: "Create a vIOMMU over the IOAS's nest parent of the device's IOMMU"
         case .viommuDestroy: "Destroy a vIOMMU without vDevices"
+        case .viommuList: "List vIOMMUs with their nest parent, IOMMU instance and vDevices"
         case .vdeviceCreate: "Give a device its guest-visible ID on a vIOMMU"
         case .vdeviceDestroy: "Destroy a vDevice"
         case .eventsSubscribe: "Receive object, device and dirty-tracking events as notifications"

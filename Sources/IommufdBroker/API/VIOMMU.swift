@@ -12,6 +12,37 @@ public struct VIOMMUCreateParams: Codable, Hashable, Sendable {
     }
 }
 
+/// `viommu.list`: the vIOMMUs the caller may see, optionally of one owner or IOAS.
+public struct VIOMMUListParams: Codable, Hashable, Sendable {
+    public var owner: String?
+    public var ioas: ObjectID?
+    public init(owner: String? = nil, ioas: ObjectID? = nil) {
+        self.owner = owner
+        self.ioas = ioas
+    }
+}
+
+public struct VIOMMUInfo: Codable, Hashable, Sendable {
+    public var viommu: ObjectID
+    public var owner: String
+    public var ioas: ObjectID
+    /// The nest-parent HWPT the vIOMMU sits on.
+    public var nestParent: ObjectID
+    /// The device `viommu.create` was called for.
+    public var device: String
+    public var iommuInstance: String?
+    public var vdevices: [VDeviceCreateResult]
+    enum CodingKeys: String, CodingKey {
+        case viommu, owner, ioas, device, vdevices
+        case nestParent = "nest_parent"
+        case iommuInstance = "iommu_instance"
+    }
+}
+
+public struct VIOMMUListResult: Codable, Hashable, Sendable {
+    public var viommus: [VIOMMUInfo]
+}
+
 public struct VIOMMUParams: Codable, Hashable, Sendable {
     public var viommu: ObjectID
     public init(viommu: ObjectID) { self.viommu = viommu }

@@ -201,7 +201,7 @@ extension Broker {
             do {
                 let bound: BoundDevice
                 if let restartable = backend as? any RestartableBackend {
-                    bound = try restartable.adoptBoundDevice(d.descriptor, id: id, fd: fd)
+                    bound = try restartable.adoptBoundDevice(d.descriptor, id: id, fd: fd, objects: d.backendObjects ?? [:])
                 } else {
                     bound = BoundDevice(descriptor: d.descriptor, id: id, fd: fd)
                 }

@@ -40,6 +40,9 @@ struct JournalState: Codable, Equatable {
         var hwInfo: HWInfo?
         var ioas: ObjectID?
         var pt: ObjectID?
+        /// The backend's own objects behind the bound device, to take it back after a restart
+        /// (`RestartableBackend.restartObjects(ofDevice:)`; a mock device's selftest object).
+        var backendObjects: [String: ObjectID]?
     }
     struct VIOMMU: Codable, Equatable {
         var id: ObjectID
@@ -85,7 +88,9 @@ extension Broker {
             .init(id: $0.id, owner: $0.owner, ioas: $0.ioas, flags: $0.flags.rawValue, auto: $0.auto, iommuInstance: $0.iommuInstance, devices: $0.devices.sorted(), tracking: $0.tracking)
         }
         s.devices = devices.values.filter { $0.owner != nil || $0.bound != nil }.sorted { $0.name < $1.name }.map {
-            .init(descriptor: $0.descriptor, owner: $0.owner, boundID: $0.bound?.id, hasFD: $0.bound?.fd != nil, hwInfo: $0.hwInfo, ioas: $0.ioas, pt: $0.pt)
+            .init(
+                descriptor: $0.descriptor, owner: $0.owner, boundID: $0.bound?.id, hasFD: $0.bound?.fd != nil, hwInfo: $0.hwInfo,
+                ioas: $0.ioas, pt: $0.pt, backendObjects: $0.bound.flatMap { restartObjects(ofDevice: $0.id) })
         }
         s.viommus = viommuTable.values.sorted { $0.id < $1.id }.map {
             .init(id: $0.id, owner: $0.owner, ioas: $0.ioas, hwpt: $0.hwpt, device: $0.device, iommuInstance: $0.iommuInstance)
@@ -96,5 +101,11 @@ extension Broker {
         s.nestParents = nestParents.map { .init(ioas: $0.key.ioas, iommuInstance: $0.key.iommuInstance, hwpt: $0.value) }
             .sorted { ($0.ioas, $0.iommuInstance) < ($1.ioas, $1.iommuInstance) }
         return s
+    }
+
+    /// What the backend needs besides the device ID to take the device back; nil when nothing.
+    private func restartObjects(ofDevice id: ObjectID) -> [String: ObjectID]? {
+        guard let objects = (backend as? any RestartableBackend)?.restartObjects(ofDevice: id), !objects.isEmpty else { return nil }
+        return objects
     }
 }

@@ -133,6 +133,7 @@ extension MethodTable {
         }
         add(.viommuCreate, VIOMMUCreateParams.self, broker.viommuCreate)
         add(.viommuDestroy, VIOMMUDestroyParams.self, broker.viommuDestroy)
+        add(.viommuList, VIOMMUListParams.self, broker.viommuList)
         add(.vdeviceCreate, VDeviceCreateParams.self, broker.vdeviceCreate)
         add(.vdeviceDestroy, VDeviceDestroyParams.self, broker.vdeviceDestroy)
         return t

@@ -6,46 +6,68 @@ import IommufdCore
 import Glibc
 #endif
 
-/// systemd's side of the service protocol in the guest, for running `iommufdd --backend kernel`
-/// as systemd does (sd_notify(3), sd_listen_fds(3), systemd.service(5)); the guest has no
-/// systemd. The same protocol as Tests/RestartTests/Supervisor.swift, with the daemon's output
-/// in a log file:
+/// systemd's side of the service protocol, as documented in sd_notify(3), sd_listen_fds(3) and
+/// systemd.service(5), for running iommufdd the way systemd does — in the restart tests on the
+/// host, and in the test VM, which has no systemd:
 ///
-/// - a `NOTIFY_SOCKET` datagram socket receiving `READY=1`, `STATUS=`, `FDSTORE=1` (+ `FDNAME=`)
-///   with the fds in SCM_RIGHTS, and `FDSTOREREMOVE=1` (+ `FDNAME=`);
-/// - the fd store: received fds kept in arrival order under their names (default "stored"),
-///   closed on `FDSTOREREMOVE=1`, held while the daemon is dead — so the iommufd, the bound
-///   device fds and the memfds outlive it, as under FileDescriptorStorePreserve=yes;
-/// - socket activation: the listening control socket, then the stored fds, as fds 3, 4, ... with
-///   `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID` (set by a `/bin/sh` that execs the daemon,
-///   so it is the daemon's pid), and `$FDSTORE` = FileDescriptorStoreMax=.
-final class GuestSupervisor: @unchecked Sendable {
-    let daemonPath: String
-    let arguments: [String]
-    let controlPath: String
-    let notifyPath: String
-    let logPath: String
-    let fdStoreMax: Int
+/// - a `NOTIFY_SOCKET` datagram socket receiving `READY=1`, `STATUS=`, `FDSTORE=1` (+ `FDNAME=`,
+///   `FDPOLL=`) with the fds in SCM_RIGHTS, and `FDSTOREREMOVE=1` (+ `FDNAME=`);
+/// - the fd store: the fds received with `FDSTORE=1`, kept in arrival order under their names
+///   (systemd's default name is "stored"), closed on `FDSTOREREMOVE=1`, held while the
+///   daemon is dead (FileDescriptorStorePreserve=yes) — so the iommufd, the bound device fds
+///   and the memfds outlive it;
+/// - socket activation: the listening control socket first, then the stored fds, passed as fds
+///   3, 4, ... with `LISTEN_FDS`, `LISTEN_FDNAMES` (colon-separated) and `LISTEN_PID` set to the
+///   daemon's pid (set by a `/bin/sh` that execs the daemon, so the pid is the daemon's), and
+///   `$FDSTORE` = FileDescriptorStoreMax= (systemd >= 254).
+public final class Supervisor: @unchecked Sendable {
+    public let daemonPath: String
+    public let arguments: [String]
+    /// Where the sockets live: a new temporary directory (removed by `shutdown`) unless given.
+    public let directory: String
+    public let controlPath: String
+    public let notifyPath: String
+    /// The daemon's stdout and stderr, appended; nil: inherited from this process.
+    public let logPath: String?
+    public let fdStoreMax: Int
+    private let ownsDirectory: Bool
     private let controlFD: Int32
     private let notifyFD: Int32
     private let lock = NSCondition()
     private var store: [(name: String, fd: Int32)] = []
+    private var statuses: [String] = []
     private var readyCount = 0
     private var pid: pid_t = 0
     private var receiver: Thread?
     private var stopped = false
 
-    init(daemonPath: String, arguments: [String], directory: String, fdStoreMax: Int = 4096) throws {
+    public init(daemonPath: String, arguments: [String], directory: String? = nil, logPath: String? = nil, fdStoreMax: Int = 4096) throws {
         self.daemonPath = daemonPath
         self.arguments = arguments
         self.fdStoreMax = fdStoreMax
-        controlPath = directory + "/control.sock"
-        notifyPath = directory + "/notify.sock"
-        logPath = directory + "/iommufdd.log"
+        self.logPath = logPath
+        if let directory {
+            self.directory = directory
+            ownsDirectory = false
+        } else {
+            var template = Array("/tmp/iommufdd-supervisor-XXXXXX".utf8CString)
+            guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+                throw IommuError(.current, "mkdtemp", detail: "/tmp/iommufdd-supervisor-XXXXXX")
+            }
+            self.directory = String(cString: dir)
+            ownsDirectory = true
+        }
+        controlPath = self.directory + "/control.sock"
+        notifyPath = self.directory + "/notify.sock"
         unlink(controlPath)
         unlink(notifyPath)
         controlFD = try Self.unixSocket(type: Int32(SOCK_STREAM.rawValue), path: controlPath, listen: true)
-        notifyFD = try Self.unixSocket(type: Int32(SOCK_DGRAM.rawValue), path: notifyPath, listen: false)
+        do {
+            notifyFD = try Self.unixSocket(type: Int32(SOCK_DGRAM.rawValue), path: notifyPath, listen: false)
+        } catch {
+            close(controlFD)
+            throw error
+        }
         let thread = Thread { [self] in receiveLoop() }
         thread.start()
         receiver = thread
@@ -65,24 +87,31 @@ final class GuestSupervisor: @unchecked Sendable {
 
     // MARK: The daemon's lifecycle
 
-    /// Starts the daemon with the control socket and every stored fd; its stdout and stderr
-    /// append to `logPath`.
-    func start() throws {
+    /// Starts the daemon with the control socket and every stored fd. Returns its pid and the
+    /// `LISTEN_FDNAMES` it got.
+    @discardableResult
+    public func start() throws -> (pid: pid_t, fdNames: [String]) {
         let passed: [(name: String, fd: Int32)] = locked { [("control", controlFD)] + store }
-        // Copies above the 3, 4, ... targets, so no dup2 overwrites a source.
+        // Copies out of the way of the 3, 4, ... targets, so no dup2 overwrites a source: at the
+        // top of the fd table, away from the numbers other tests in this process pick.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let top = Int32(clamping: min(limit.rlim_cur, 1 << 20)) - Int32(passed.count) - 16
         var sources: [Int32] = []
         defer { for fd in sources { close(fd) } }
         for entry in passed {
-            let high = fcntl(entry.fd, F_DUPFD_CLOEXEC, Int32(1000))
+            let high = fcntl(entry.fd, F_DUPFD_CLOEXEC, max(top, 1000))
             guard high >= 0 else { throw IommuError(.current, "fcntl(F_DUPFD_CLOEXEC)", detail: "fd \(entry.fd) (\(entry.name))") }
             sources.append(high)
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let logPath {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         for (i, fd) in sources.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, 3 + Int32(i)) }
 
         var env = ProcessInfo.processInfo.environment
@@ -91,6 +120,7 @@ final class GuestSupervisor: @unchecked Sendable {
         env["FDSTORE"] = String(fdStoreMax)
         env["LISTEN_FDS"] = String(passed.count)
         env["LISTEN_FDNAMES"] = passed.map(\.name).joined(separator: ":")
+        // LISTEN_PID must be the daemon's pid: the shell sets it to its own and execs the daemon.
         let argv = ["/bin/sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\"", daemonPath] + arguments
         let envp = env.map { "\($0.key)=\($0.value)" }
         var child: pid_t = 0
@@ -98,14 +128,21 @@ final class GuestSupervisor: @unchecked Sendable {
             withCStringArray(envp) { cenv in posix_spawn(&child, "/bin/sh", &actions, nil, cargv, cenv) }
         }
         guard rc == 0 else { throw IommuError(Errno(rc), "posix_spawn", detail: "/bin/sh for \(daemonPath)") }
-        print("      started \(daemonPath) \(arguments.joined(separator: " ")) as pid \(child) with LISTEN_FDNAMES=\(env["LISTEN_FDNAMES"] ?? "")")
         locked { pid = child }
+        return (child, passed.map(\.name))
     }
 
-    var daemonPID: pid_t { locked { pid } }
+    /// The running daemon's pid, 0 when none.
+    public var daemonPID: pid_t { locked { pid } }
 
-    /// Waits until the daemon has sent `READY=1` `count` times in all, or has exited.
-    func waitReady(count: Int, timeout: TimeInterval = 120) throws {
+    /// Why `waitReady` gave up.
+    public struct NotReady: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Waits until the daemon has sent `READY=1` `count` times in all; throws `NotReady` when it
+    /// exits first or `timeout` passes (with the log's tail when there is a log).
+    public func waitReady(count: Int, timeout: TimeInterval = 120) throws {
         let deadline = Date().addingTimeInterval(timeout)
         lock.lock()
         defer { lock.unlock() }
@@ -114,16 +151,20 @@ final class GuestSupervisor: @unchecked Sendable {
                 var status: Int32 = 0
                 if waitpid(pid, &status, WNOHANG) == pid {
                     pid = 0
-                    throw CheckFailure(description: "iommufdd exited (wait status \(status)) before READY=1; its log:\n\(logTail())")
+                    throw NotReady(description: "iommufdd exited (wait status \(status)) before READY=1\(logForError())")
                 }
             }
-            if Date() > deadline { throw CheckFailure(description: "no READY=1 within \(Int(timeout)) s; log:\n\(logTail())") }
+            if Date() > deadline { throw NotReady(description: "no READY=1 within \(Int(timeout)) s\(logForError())") }
             _ = lock.wait(until: min(deadline, Date().addingTimeInterval(0.2)))
         }
     }
 
+    private func logForError() -> String {
+        logPath == nil ? "" : "; its log:\n\(logTail())"
+    }
+
     /// SIGKILL, then reaps the daemon.
-    func kill9() {
+    public func kill9() {
         let child = daemonPID
         guard child > 0 else { return }
         kill(child, SIGKILL)
@@ -133,7 +174,7 @@ final class GuestSupervisor: @unchecked Sendable {
     }
 
     /// SIGTERM and reap (SIGKILL after 30 s); the exit code, nil if it did not exit by itself.
-    func stop() -> Int32? {
+    public func stop() -> Int32? {
         let child = daemonPID
         guard child > 0 else { return nil }
         kill(child, SIGTERM)
@@ -149,22 +190,30 @@ final class GuestSupervisor: @unchecked Sendable {
         return nil
     }
 
-    /// Stops the receiver; the store's fds close with the supervisor.
-    func shutdown() {
+    /// Kills the daemon and stops the receiver; the store's fds close with the supervisor.
+    public func shutdown() {
         kill9()
         locked { stopped = true }
+        // Wakes the receiver: a datagram to itself.
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd >= 0 {
             _ = withUnixAddress(notifyPath) { addr, len in sendto(fd, "X", 1, 0, addr, len) }
             close(fd)
         }
         while receiver?.isFinished == false { usleep(1000) }
+        // The thread's closure holds self: drop the thread, or the two keep each other alive.
+        receiver = nil
+        if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     /// The names of the fds in the store now, in order.
-    var storedNames: [String] { locked { store.map(\.name) } }
+    public var storedNames: [String] { locked { store.map(\.name) } }
+    /// The last `STATUS=` the daemon sent.
+    public var lastStatus: String? { locked { statuses.last } }
 
-    func logTail(lines: Int = 200) -> String {
+    /// The last `lines` lines of the daemon's log, each prefixed "  iommufdd| ".
+    public func logTail(lines: Int = 200) -> String {
+        guard let logPath else { return "(the daemon's output is not in a log file)" }
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "(no log)"
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).map { "  iommufdd| " + $0 }.joined(separator: "\n")
     }
@@ -203,7 +252,11 @@ final class GuestSupervisor: @unchecked Sendable {
         if fields["FDSTORE"] == "1" {
             let name = fields["FDNAME"] ?? "stored"
             for fd in fds {
-                if store.count >= fdStoreMax { close(fd) } else { store.append((name, fd)) }
+                if store.count >= fdStoreMax {
+                    close(fd)  // systemd: "Too many stored file descriptors, refusing"
+                } else {
+                    store.append((name, fd))
+                }
             }
         } else {
             for fd in fds { close(fd) }  // fds without FDSTORE=1 are closed
@@ -212,6 +265,7 @@ final class GuestSupervisor: @unchecked Sendable {
             for entry in store where entry.name == name { close(entry.fd) }
             store.removeAll { $0.name == name }
         }
+        if let status = fields["STATUS"] { statuses.append(status) }
         if fields["READY"] == "1" {
             readyCount += 1
             lock.broadcast()
