@@ -104,12 +104,14 @@ let package = Package(
         .testTarget(
             name: "IommuctlTests",
             dependencies: [
-                "IommuctlKit", "IommufdRPC", "IommufdCore", "IommufdBroker", "CIommufd",
+                "IommuctlKit", "IommufdRPC", "IommufdCore", "IommufdBroker", "CIommufd", "TestProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
+        // Test-only: start child processes with posix_spawn (Foundation's Process trips ASan).
+        .target(name: "TestProcesses", path: "Tests/TestProcesses"),
         // Test-only C: connect as another uid (thread-scoped credentials) for the access tests.
         .target(name: "CTestIdentity", path: "Tests/CTestIdentity"),
         .testTarget(
@@ -118,13 +120,16 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "CTestIdentity"]
+            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "CTestIdentity", "TestProcesses"]
         ),
         // Isolation matrix, hostile clients and fuzz regressions, against the real iommufdd binary
         // (depending on the executable makes `swift test` build it).
         .testTarget(
             name: "SecurityTests",
-            dependencies: ["iommufdd", "fuzz-rpc", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "CIommufd"]
+            dependencies: [
+                "iommufdd", "fuzz-rpc", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "CIommufd",
+                "TestProcesses",
+            ]
         ),
         // libFuzzer target over the control socket (scripts/fuzz builds it with -sanitize=fuzzer);
         // a plain build replays inputs: `fuzz-rpc Fuzz/corpus/rpc Fuzz/regressions/rpc`.

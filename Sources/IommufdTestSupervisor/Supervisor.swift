@@ -201,6 +201,8 @@ public final class Supervisor: @unchecked Sendable {
             close(fd)
         }
         while receiver?.isFinished == false { usleep(1000) }
+        // The thread's closure holds self: drop the thread, or the two keep each other alive.
+        receiver = nil
         if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 

@@ -17,7 +17,7 @@ final class AccessE2ETests {
         daemon = try DaemonProcess(config: TestConfig(allow: ["sim-pci0", "sim-pci1", "sim-mdev0"]))
     }
 
-    deinit { _ = daemon.stop() }
+    deinit { daemon.expectCleanStop() }
 
     @Test func unlistedUIDIsRefusedAtAccept() throws {
         let c = try daemon.client(as: TestUID.unlisted)

@@ -27,7 +27,7 @@ final class BadInputE2ETests {
         try bystander.call("ioas.map", ["ioas": .int(bystanderIOAS), "fd": ["fd": 0], "offset": 0, "length": 0x10000], fds: [ram])
     }
 
-    deinit { _ = daemon.stop() }
+    deinit { daemon.expectCleanStop() }
 
     /// The daemon still serves the bystander, with its mapping, and new clients.
     func expectOthersServed(sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -180,7 +180,7 @@ final class BadInputE2ETests {
             if let c = try? small.client(), (try? c.call("daemon.ping")) == "pong" { served = true } else { usleep(50_000) }
         }
         #expect(served)
-        #expect(small.stop() == 0)
+        #expect(small.stop() == 0, "\(small.log)")
     }
 }
 

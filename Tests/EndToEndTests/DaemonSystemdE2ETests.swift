@@ -85,7 +85,7 @@ struct DaemonSystemdE2ETests {
         #expect(try c.call("device.list", [:])["devices"]?.arrayValue?.first { $0["name"] == "sim-pci2" }?["allowed"] == false)
         #expect(daemon.log.contains("old configuration stays in force"), "the log says why: \(daemon.log)")
         #expect(daemon.log.contains("iommufdd.toml:2"), "the log names the file and line")
-        #expect(daemon.stop() == 0)
+        #expect(daemon.stop() == 0, "\(daemon.log)")
     }
 
     /// SIGTERM while a client has 300 requests in flight: whatever the daemon answers comes
@@ -123,7 +123,7 @@ struct DaemonSystemdE2ETests {
         _ = try expectDatagram(notify, from: daemon, containing: "READY=1")
         _ = try expectDatagram(notify, from: daemon, containing: "WATCHDOG=1")
         _ = try expectDatagram(notify, from: daemon, containing: "WATCHDOG=1")
-        #expect(daemon.stop() == 0)
+        #expect(daemon.stop() == 0, "\(daemon.log)")
     }
 
     @Test func badConfigAtStartIsRefusedWithTheLine() throws {
@@ -139,7 +139,8 @@ struct DaemonSystemdE2ETests {
         let listenPath = directory.path + "/activated.sock"
         let daemon = try DaemonProcess(
             socketFlag: false,
-            wrapper: ["/usr/bin/systemd-socket-activate", "-l", listenPath, "--fdname=control"],
+            wrapper: ["/usr/bin/systemd-socket-activate", "-l", listenPath, "--fdname=control"]
+                + DaemonProcess.sanitizerVariables.flatMap { ["-E", $0] },
             waitReady: false)
         var client: RPCClient?
         let deadline = Date().addingTimeInterval(120)
@@ -150,6 +151,6 @@ struct DaemonSystemdE2ETests {
         let info = try c.call("daemon.info")
         #expect(info["socket"] == .string(listenPath), "the daemon reports the socket it adopted")
         #expect(info["pid"]?.int == Int64(daemon.pid), "systemd-socket-activate exec'd iommufdd in place")
-        #expect(daemon.stop() == 0)
+        #expect(daemon.stop() == 0, "\(daemon.log)")
     }
 }

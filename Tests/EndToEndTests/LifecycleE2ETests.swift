@@ -113,7 +113,7 @@ struct LifecycleE2ETests {
         #expect(methods.contains("event.dirty_tracking_started") && methods.contains("event.dirty_tracking_stopped"))
         #expect(methods.filter { $0 == "event.device_attached" }.count >= 2)
         #expect(methods.contains("event.object_destroyed") && methods.contains("event.device_released"))
-        #expect(daemon.stop() == 0)
+        #expect(daemon.stop() == 0, "\(daemon.log)")
     }
 
     /// The bug this suite found first: attach then release failed with "destroying IOAS 1

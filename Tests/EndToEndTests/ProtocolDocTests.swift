@@ -18,7 +18,7 @@ struct ProtocolDocTests {
     @Test func methodReferenceMatchesRPCDiscover() throws {
         let daemon = try DaemonProcess()
         let document = try daemon.client().call("rpc.discover")
-        #expect(daemon.stop() == 0)
+        #expect(daemon.stop() == 0, "\(daemon.log)")
         let generated = try Self.render(document)
 
         let text = try String(contentsOfFile: Self.docPath, encoding: .utf8)

@@ -240,5 +240,5 @@ final class ProtocolE2ETests {
         #expect(text.contains("# TYPE") && text.contains("iommufdd_"))
     }
 
-    deinit { _ = daemon.stop() }
+    deinit { daemon.expectCleanStop() }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import IommufdCore
+import TestProcesses
 import Testing
 
 @testable import IommufdDaemon
@@ -595,16 +596,10 @@ struct SystemdUnitTests {
             FileManager.default.isExecutableFile(atPath: daemon),
             "\(daemon) is missing: swift build --product iommufdd before the tests")
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.repositoryRoot + "/scripts/verify-units")
-        process.arguments = ["--binary", daemon, "--max-exposure", "2.0"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(text)")
+        let run = try SpawnedProcess.run(
+            Self.repositoryRoot + "/scripts/verify-units", ["--binary", daemon, "--max-exposure", "2.0"])
+        let text = run.output + run.error
+        #expect(run.status == 0, "\(text)")
         #expect(text.contains("ok: systemd-analyze verify"))
         #expect(text.contains("ok: systemd-analyze security exposure"))
     }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import IommufdRPC
+import TestProcesses
 import Testing
 
 @testable import IommuctlKit
@@ -28,31 +29,22 @@ enum Binary {
 
     /// Runs `executable` with `arguments`, optionally as another user through setpriv(1).
     static func run(_ arguments: [String], asUID uid: UInt32? = nil, environment: [String: String] = [:], executable: String = path("iommuctl")) throws -> Result {
-        let process = Process()
-        if let uid {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "IOMMUFDD_SOCKET")
         env.merge(environment) { _, new in new }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        func text(_ d: Data) -> String {
-            var s = String(decoding: d, as: UTF8.self)
+        let run = if let uid {
+            try SpawnedProcess.run(
+                "/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", executable] + arguments,
+                environment: env)
+        } else {
+            try SpawnedProcess.run(executable, arguments, environment: env)
+        }
+        func text(_ s: String) -> String {
+            var s = s
             while s.hasSuffix("\n") { s.removeLast() }
             return s
         }
-        return Result(code: process.terminationStatus, output: text(output), error: text(error))
+        return Result(code: run.status, output: text(run.output), error: text(run.error))
     }
 }
 

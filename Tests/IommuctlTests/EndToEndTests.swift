@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import IommufdRPC
+import TestProcesses
 import Testing
 
 @testable import IommuctlKit
@@ -20,13 +21,10 @@ struct EndToEndTests {
         let daemon = try LiveDaemon()
 
         // Events, watched from the start.
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: Binary.path("iommuctl"))
-        watch.arguments = ["watch", "--socket", daemon.socketPath]
-        let watchOut = Pipe()
-        watch.standardOutput = watchOut
-        watch.standardError = FileHandle.nullDevice
-        try watch.run()
+        let watchOutput = daemon.directory + "/watch.out"
+        let watch = try SpawnedProcess.start(
+            Binary.path("iommuctl"), ["watch", "--socket", daemon.socketPath],
+            output: watchOutput, errorOutput: "/dev/null")
 
         let status = try daemon.ctl(["status"])
         expectOK(status, "status")
@@ -150,10 +148,10 @@ struct EndToEndTests {
         #expect(try daemon.ctl(["owner", "list"]).output == "no owners")
         #expect(try daemon.ctl(["ioas", "list"]).output == "no IOAS")
 
-        kill(watch.processIdentifier, SIGINT)  // Ctrl-C
-        watch.waitUntilExit()
+        watch.signal(SIGINT)  // Ctrl-C
+        #expect(watch.wait() == 128 + SIGINT, "watch ran until interrupted")
+        let events = readTextFile(watchOutput)
         withExtendedLifetime(daemon) {}
-        let events = String(decoding: watchOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(events.contains("owner vm1 created"))
         #expect(events.contains("vm1: IOAS \(ioas) created"))
         #expect(events.contains("vm1: sim-pci0 attached to HWPT \(hwpt) of IOAS \(ioas)"))

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import Foundation
 import IommufdRPC
+import TestProcesses
+import Testing
 
 @testable import IommuctlKit
 
@@ -12,7 +14,9 @@ final class LiveDaemon {
     let directory: String
     let socketPath: String
     let logPath: String
-    private let process: Process
+    private let process: SpawnedProcess
+    private var stopped = false
+    private var exitStatus: Int32?
 
     /// Simulated devices of the daemon's default topology, all on the allow-list here.
     static let devices = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-mdev0"]
@@ -86,24 +90,19 @@ final class LiveDaemon {
         let configPath = directory + "/iommufdd.toml"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
 
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: Binary.path("iommufdd"))
-        process.arguments = ["--config", configPath, "--socket", socketPath, "--backend", "sim"]
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
         env.removeValue(forKey: "LISTEN_FDS")
         env.removeValue(forKey: "LISTEN_PID")
-        process.environment = env
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        process = try SpawnedProcess.start(
+            Binary.path("iommufdd"), ["--config", configPath, "--socket", socketPath, "--backend", "sim"],
+            output: logPath, environment: env)
 
         // Ready once daemon.ping answers; gone if the process exits first.
         for _ in 0..<3000 {
             if !process.isRunning {
-                throw CtlError(.noDaemon, "iommufdd exited (\(process.terminationStatus)) before serving: \(self.log)")
+                stopped = true
+                throw CtlError(.noDaemon, "iommufdd exited (\(process.wait())) before serving: \(self.log)")
             }
             if let client = try? RPCClient(path: socketPath), (try? client.call("daemon.ping", timeout: .seconds(5))) != nil {
                 return
@@ -113,20 +112,31 @@ final class LiveDaemon {
         throw CtlError(.noDaemon, "iommufdd did not answer daemon.ping on \(socketPath): \(self.log)")
     }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var log: String { readTextFile(logPath) }
 
+    /// The daemon must stop cleanly: a sanitizer's report at its exit (a leak, a race) makes
+    /// the status non-zero and fails the test that started it.
     deinit {
-        stop()
+        let status = stop()
+        if status != 0 {
+            Issue.record("iommufdd did not stop cleanly (status \(status.map(String.init) ?? "none: killed after 60 s")). Its log:\n\(log)")
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// SIGTERM (a graceful stop), then SIGKILL if it is still there after 15 s.
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        for _ in 0..<1500 where process.isRunning { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+    /// SIGTERM (a graceful stop), then SIGKILL if it is still there after 60 s. The exit
+    /// status (128 + signal for a signal), nil when it had to be killed.
+    @discardableResult
+    func stop() -> Int32? {
+        guard !stopped else { return exitStatus }
+        stopped = true
+        process.signal(SIGTERM)
+        exitStatus = process.wait(timeout: 60)
+        if exitStatus == nil {
+            process.signal(SIGKILL)
+            process.wait()
+        }
+        return exitStatus
     }
 
     /// Runs the real iommuctl against this daemon (socket from IOMMUFDD_SOCKET, as a user would).

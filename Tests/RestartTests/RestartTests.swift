@@ -206,6 +206,8 @@ struct RestartTests {
         _ = try c.raw("owner.release", OwnerInfoParams(name: "vm-2"))
         _ = try c.raw("daemon.info", NoParams())
         #expect(!sup.storedNames.contains { $0.hasPrefix("mem.") || $0.hasPrefix("device.") }, "\(sup.storedNames)")
+        // The restarted daemon stops cleanly (a sanitizer's report at its exit would make it non-zero).
+        #expect(sup.stop() == 0, "exit code of the restarted iommufdd after SIGTERM")
     }
 
     @Test("Without an fd store the daemon says a restart drops every object")
@@ -224,6 +226,7 @@ struct RestartTests {
         let warnings = info["warnings"]?.arrayValue ?? []
         #expect(warnings.contains { $0.stringValue?.contains("a restart of iommufdd destroys every IOAS") == true }, "\(warnings)")
         #expect(sup.storedNames.isEmpty)
+        #expect(sup.stop() == 0, "exit code of iommufdd after SIGTERM")
     }
 }
 

@@ -2,6 +2,7 @@ import CIommufd
 import Foundation
 import IommufdCore
 import IommufdRPC
+import TestProcesses
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import Foundation
+import TestProcesses
 import Testing
 
 /// The fuzz target's seed corpus and every crash it ever found (Fuzz/regressions/rpc), replayed
@@ -16,7 +17,8 @@ struct FuzzRegressionTests {
             + FileManager.default.contentsOfDirectory(atPath: regressions).filter { !$0.hasPrefix(".") }
         #expect(inputs.count >= 30, "the seed corpus is missing: \(corpus)")
 
-        let (status, text) = try SpawnedProcess.run(binary.path, [corpus, regressions])
+        let (status, output, error) = try SpawnedProcess.run(binary.path, [corpus, regressions])
+        let text = output + error
         #expect(status == 0, "fuzz-rpc failed on the corpus:\n\(text)")
         #expect(text.contains("fuzz-rpc: \(inputs.count) inputs replayed, no crash"), "\(text)")
     }

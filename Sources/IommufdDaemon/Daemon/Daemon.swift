@@ -146,7 +146,19 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Starts serving and runs the main queue forever (exit happens from the SIGTERM path).
+    ///
+    /// The timers are made before the signal handlers are set: `terminate` reads them on the
+    /// main queue, which after `dispatchMain()` runs on a libdispatch worker thread, and the
+    /// handler's registration is what orders these writes before that read (ThreadSanitizer sees
+    /// that edge; the hand-over of the main queue inside libdispatch it cannot see). Nothing on
+    /// the main queue runs before `dispatchMain()`, so no ping or status precedes READY=1.
     public func run() -> Never {
+        watchdog = WatchdogTimer.startIfEnabled(notifier: notifier, queue: .main)
+        let timer = DispatchSource.makeTimerSource(queue: .main)
+        timer.schedule(deadline: .now() + 10, repeating: 10)
+        timer.setEventHandler { [self] in _ = try? notifier.status(statusLine()) }
+        timer.resume()
+        statusTimer = timer
         signals = SignalWatcher.daemonSignals(
             queue: .main,
             terminate: { [self] signo in terminate(signo) },
@@ -158,12 +170,6 @@ public final class Daemon: @unchecked Sendable {
             "daemon.devices": "\(info.counts.devicesKnown)",
         ])
         _ = try? notifier.ready(status: statusLine())
-        watchdog = WatchdogTimer.startIfEnabled(notifier: notifier, queue: .main)
-        let timer = DispatchSource.makeTimerSource(queue: .main)
-        timer.schedule(deadline: .now() + 10, repeating: 10)
-        timer.setEventHandler { [self] in _ = try? notifier.status(statusLine()) }
-        timer.resume()
-        statusTimer = timer
         dispatchMain()
     }
 

@@ -2,6 +2,8 @@ import Foundation
 import CTestIdentity
 import IommufdCore
 import IommufdRPC
+import TestProcesses
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -137,10 +139,21 @@ final class DaemonProcess {
         if waitReady { try waitUntilServing() }
     }
 
+    /// A daemon still running at the end of its test is stopped and must exit 0: a sanitizer's
+    /// report at exit (a leak, a race) makes its status non-zero, and so fails the test.
     deinit {
+        if isRunning { expectCleanStop() }
         if isRunning {
             kill(pid, SIGKILL)
             _ = waitForExit(timeout: 30)
+        }
+    }
+
+    /// `stop()`, recording a test issue (with the daemon's log) unless it exits 0.
+    func expectCleanStop(sourceLocation: SourceLocation = #_sourceLocation) {
+        let code = stop()
+        if code != 0 {
+            Issue.record("iommufdd did not stop cleanly (\(describeExit())). Its log:\n\(log)", sourceLocation: sourceLocation)
         }
     }
 
@@ -152,22 +165,21 @@ final class DaemonProcess {
             env[key] = nil
         }
         for (k, v) in environment { env[k] = v }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 2, 1)
-        let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        do {
+            return try SpawnedProcess.start(args[0], Array(args.dropFirst()), output: stderrPath, environment: env).pid
+        } catch {
+            throw TestFailure("\(error)")
         }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, args[0], &actions, nil, argv, envp)
-        guard rc == 0 else { throw TestFailure("cannot start \(args[0]): \(Errno(rc))") }
-        return pid
+    }
+
+    /// The sanitizer options set in the test's environment (suppressions, exit codes), by name.
+    /// `spawn` passes them on with the rest of the environment, but `systemd-socket-activate`
+    /// gives the program it execs only TERM, PATH, USER, HOME, LISTEN_* and what `-E NAME`
+    /// names: a wrapper must be told to pass these on, or a sanitized daemon runs without them.
+    static var sanitizerVariables: [String] {
+        let environment = ProcessInfo.processInfo.environment
+        return ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS", "SWIFT_BACKTRACE"]
+            .filter { environment[$0] != nil }
     }
 
     var isRunning: Bool {
