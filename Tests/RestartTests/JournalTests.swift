@@ -147,22 +147,8 @@ struct JournalTests {
 
     @Test("a device not taken back after a restart can be detached and released, and its owner with it")
     func deviceNotTakenBack() throws {
-        let store = MemoryFDStore()
-        let first = try Incarnation.fresh(store)
         let a = Incarnation.admin
-        _ = try first.broker.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        let ioas = try first.broker.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
-        let attached = try first.broker.deviceAttach(a, DeviceAttachParams(owner: "vm", device: "sim0", ioas: ioas, dirty: .off))
-
-        // The restarted backend no longer has the device (as a mock device whose selftest object
-        // is gone): the broker keeps its lease and attachment records and reports it.
-        let fds = store.passed()
-        let log = try #require(fds.first { $0.name == PersistentSimBackend.fdStoreName })
-        var replay = PersistentSimBackend.ReplayReport()
-        let sim = try PersistentSimBackend(SimBackend(), adopting: log.fd, resolveFile: { _, _ in nil }, report: &replay)
-        try sim.unbind(deviceID: attached.deviceID)
-        let broker = try Broker(backend: sim, config: Incarnation.config())
-        let recovery = try broker.recover(storedFDs: fds.filter { $0.name != PersistentSimBackend.fdStoreName }, store: store)
+        let (broker, attached, recovery) = try Self.restartWithoutDevice()
         #expect(recovery.problems.contains { $0.contains("device 'sim0'") && $0.contains("does not check out") }, "\(recovery.problems)")
         let listed = try #require(try broker.deviceList(a, DeviceListParams()).devices.first { $0.name == "sim0" })
         #expect(listed.deviceID == nil)
@@ -186,6 +172,20 @@ struct JournalTests {
 
     @Test("owner.release alone clears the attachment of a device not taken back")
     func ownerReleaseOfDeviceNotTakenBack() throws {
+        let a = Incarnation.admin
+        let (broker, _, _) = try Self.restartWithoutDevice()
+
+        let released = try broker.ownerRelease(a, OwnerReleaseParams(name: "vm"))
+        #expect(released.released, "\(released.failures)")
+        #expect(released.destroyed["hwpt"] == 1, "the auto-domain the device was on is freed: \(released.destroyed)")
+        #expect(released.destroyed["ioas"] == 1)
+        #expect(try broker.ownerList(a).owners.isEmpty)
+    }
+
+    /// Owner "vm" with device sim0 attached to an IOAS, then a restart whose backend no longer
+    /// has the device (as a mock device whose selftest object is gone): the broker keeps its
+    /// lease and attachment records and reports it.
+    static func restartWithoutDevice() throws -> (Broker, DeviceAttachResult, JournalRecovery) {
         let store = MemoryFDStore()
         let first = try Incarnation.fresh(store)
         let a = Incarnation.admin
@@ -199,12 +199,7 @@ struct JournalTests {
         let sim = try PersistentSimBackend(SimBackend(), adopting: log.fd, resolveFile: { _, _ in nil }, report: &replay)
         try sim.unbind(deviceID: attached.deviceID)
         let broker = try Broker(backend: sim, config: Incarnation.config())
-        _ = try broker.recover(storedFDs: fds.filter { $0.name != PersistentSimBackend.fdStoreName }, store: store)
-
-        let released = try broker.ownerRelease(a, OwnerReleaseParams(name: "vm"))
-        #expect(released.released, "\(released.failures)")
-        #expect(released.destroyed["hwpt"] == 1, "the auto-domain the device was on is freed: \(released.destroyed)")
-        #expect(released.destroyed["ioas"] == 1)
-        #expect(try broker.ownerList(a).owners.isEmpty)
+        let recovery = try broker.recover(storedFDs: fds.filter { $0.name != PersistentSimBackend.fdStoreName }, store: store)
+        return (broker, attached, recovery)
     }
 }
