@@ -126,6 +126,47 @@ struct JournalTests {
         #expect(try third.broker.ownerList(a).owners.map(\.name) == ["vm", "vm-2"])
     }
 
+    @Test("mappings the kernel has and the journal does not (a request cut off before its journal write) are unmapped at start and reported")
+    func unjournaledMappingsUnmapped() throws {
+        let store = MemoryFDStore()
+        let first = try Incarnation.fresh(store)
+        let ram = try makeMemfd(bytes: 16 * Int(page))
+        defer { close(ram) }
+        let a = Incarnation.admin
+        _ = try first.broker.ownerCreate(a, OwnerCreateParams(name: "vm"))
+        let ioas = try first.broker.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
+        let empty = try first.broker.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
+        _ = try first.broker.ioasMap(a, IOASMapParams(ioas: ioas, length: page, iova: 0x10_0000), fd: ram)
+        _ = try first.broker.ioasMap(a, IOASMapParams(ioas: ioas, offset: page, length: page, iova: 0x30_0000), fd: ram)
+        // Three maps done in the backend whose requests never reached the journal: between two
+        // journaled mappings, above the last one, and in an IOAS with none journaled.
+        let fixed: MapFlags = [.readWrite, .fixedIOVA]
+        _ = try first.sim.map(ioas: ioas, source: .file(fd: ram, offset: 2 * page), length: 2 * page, iova: 0x20_0000, flags: fixed)
+        _ = try first.sim.map(ioas: ioas, source: .file(fd: ram, offset: 4 * page), length: page, iova: 0x7f_0000_0000, flags: fixed)
+        _ = try first.sim.map(ioas: empty, source: .file(fd: ram, offset: 5 * page), length: page, iova: 0x10_0000, flags: fixed)
+        let before = try first.broker.ioasInfo(a, IOASInfoParams(ioas: ioas, maxMappings: 100))
+
+        let (second, replay) = try Incarnation.restarted(store)
+        #expect(replay.problems.isEmpty)
+        let recovery = try #require(second.recovery)
+        #expect(recovery.unjournaledBytesUnmapped == 4 * page)
+        #expect(recovery.problems.count == 3, "\(recovery.problems)")
+        #expect(recovery.problems.contains { $0.contains("IOAS \(ioas)") && $0.contains("\(2 * page) bytes") }, "\(recovery.problems)")
+        #expect(recovery.problems.contains { $0.contains("IOAS \(empty)") && $0.contains("\(page) bytes") }, "\(recovery.problems)")
+        // The journaled mappings are untouched, and the freed ranges can be mapped again (the
+        // retry of the cut-off request), which EEXIST refused before.
+        #expect(try second.broker.ioasInfo(a, IOASInfoParams(ioas: ioas, maxMappings: 100)) == before)
+        _ = try second.broker.ioasMap(a, IOASMapParams(ioas: ioas, offset: 2 * page, length: 2 * page, iova: 0x20_0000), fd: ram)
+        _ = try second.broker.ioasMap(a, IOASMapParams(ioas: empty, length: page, iova: 0x10_0000), fd: ram)
+        #expect(try second.broker.ownerInfo(a, OwnerInfoParams(name: "vm")).pinnedBytes == 5 * page)
+
+        // Now the kernel and the journal agree: the next start finds nothing to clear.
+        let (third, _) = try Incarnation.restarted(store)
+        #expect(third.recovery?.unjournaledBytesUnmapped == 0)
+        #expect(third.recovery?.problems == [])
+        #expect(third.recovery?.mappings == 4)
+    }
+
     @Test("an IOAS the backend no longer has is reported, not dropped")
     func missingObjectReported() throws {
         let store = MemoryFDStore()

@@ -16,6 +16,9 @@ public struct JournalRecovery: Codable, Sendable, Equatable {
     public var owners = 0, ioas = 0, hwpts = 0, mappings = 0, devices = 0, viommus = 0, vdevices = 0
     /// Memory files and device fds taken back from the fd store.
     public var memoryFiles = 0, deviceFDs = 0
+    /// Bytes the kernel had mapped outside every journaled mapping (a request cut off before
+    /// its journal write), unmapped at start.
+    public var unjournaledBytesUnmapped: UInt64 = 0
     /// Everything that did not check out. Nothing is dropped silently: objects the backend does
     /// not know any more keep their records (owner.release cleans them up) and are listed here.
     public var problems: [String] = []
@@ -25,6 +28,7 @@ public struct JournalRecovery: Codable, Sendable, Equatable {
         case tornBytes = "torn_bytes"
         case memoryFiles = "memory_files"
         case deviceFDs = "device_fds"
+        case unjournaledBytesUnmapped = "unjournaled_bytes_unmapped"
     }
     public init() {}
 }
@@ -136,6 +140,7 @@ extension Broker {
             report.problems.append("\(what) names owner '\(name)', which the journal does not have")
             return nil
         }
+        var answeringIOAS: [ObjectID] = []
         for i in s.ioas {
             let record = IOASRecord(id: i.id, owner: i.owner, hugePages: i.hugePages)
             record.directDevices = Set(i.directDevices)
@@ -145,6 +150,7 @@ extension Broker {
             // IOMMU_OPTION(HUGE_PAGES) GET: side-effect free, ENOENT when the IOAS is gone.
             do {
                 let huge = try backend.getOption(.hugePages, objectID: i.id) != 0
+                answeringIOAS.append(i.id)
                 if huge != i.hugePages {
                     report.problems.append("IOAS \(i.id): the journal says huge_pages=\(i.hugePages) but the iommufd has \(huge); the iommufd's value is kept")
                     record.hugePages = huge
@@ -260,6 +266,7 @@ extension Broker {
             }
         }
         for key in referenced { memory[key] = nil }
+        for id in answeringIOAS { if let ioas = ioasTable[id] { unmapUnjournaled(ioas, report: &report) } }
         report.memoryFiles = referenced.count
         report.owners = owners.count
         report.ioas = ioasTable.count
@@ -269,6 +276,42 @@ extension Broker {
         report.devices = devices.values.filter { $0.owner != nil }.count
         // No uAPI call reads a vIOMMU or vDevice without side effects: their device and parent
         // HWPT were checked above.
+    }
+
+    /// Unmaps what the kernel has mapped in `ioas` and the journal does not: the work of a
+    /// request cut off between its kernel call and its journal write (or whose record is the
+    /// torn last one). Its client had no answer and will retry, and the range would otherwise
+    /// stay taken (EEXIST) with pages pinned that no quota counts. Only this daemon maps into
+    /// its iommufd, and such a mapping cannot overlap a journaled one, so it lies wholly inside a
+    /// gap between journaled mappings: one `IOMMU_IOAS_UNMAP` per gap frees it, and answers
+    /// ENOENT (nothing there) otherwise — no uAPI call lists an IOAS's mappings.
+    private func unmapUnjournaled(_ ioas: IOASRecord, report: inout JournalRecovery) {
+        var gaps: [(iova: UInt64, length: UInt64)] = []
+        var next: UInt64? = 0
+        for entry in ioas.mappings.all {
+            guard let start = next else { break }
+            if entry.key > start { gaps.append((start, entry.key - start)) }
+            let (end, overflow) = entry.key.addingReportingOverflow(entry.value.length)
+            next = overflow ? nil : end
+        }
+        if let start = next {
+            // The kernel reads iova 0 with length U64_MAX as "unmap all"; any other gap to the
+            // top of the address space is [start, U64_MAX].
+            gaps.append(start == 0 ? (0, UInt64.max) : (start, UInt64.max - start + 1))
+        }
+        for gap in gaps {
+            do {
+                let unmapped = try backend.unmap(ioas: ioas.id, iova: gap.iova, length: gap.length)
+                if unmapped > 0 {
+                    report.unjournaledBytesUnmapped += unmapped
+                    report.problems.append("IOAS \(ioas.id): \(unmapped) bytes mapped in [\(Self.hex(gap.iova)), \(Self.hex(gap.iova &+ (gap.length &- 1)))] by a request the old daemon did not finish (killed between its kernel call and its journal write) were unmapped; that request's client had no answer and can map again")
+                }
+            } catch let error as IommuError where error.errno == .ENOENT {
+                continue
+            } catch {
+                report.problems.append("IOAS \(ioas.id): could not clear [\(Self.hex(gap.iova)), \(Self.hex(gap.iova &+ (gap.length &- 1)))] of mappings the journal does not have (\(error)); a map there may fail with EEXIST until owner.release")
+            }
+        }
     }
 
     // MARK: Per request
