@@ -310,6 +310,11 @@ struct DaemonChecks {
         try expect(vdev.virtualID == 0x42 && vdev.device == "mock1", "vdevice.create: \(vdev)")
         let info: OwnerInfo = try client.call("owner.info", OwnerInfoParams(name: owner))
         try expect(info.viommus == [viommu.viommu] && info.vdevices == [vdev.vdevice], "owner.info: viommus \(info.viommus) vdevices \(info.vdevices)")
+        let listed: VIOMMUListResult = try client.call("viommu.list", VIOMMUListParams(ioas: ioas.ioas))
+        try expect(
+            listed.viommus.map(\.viommu) == [viommu.viommu] && listed.viommus[0].nestParent == viommu.nestParent
+                && listed.viommus[0].iommuInstance == "mock-iommu" && listed.viommus[0].vdevices.map(\.vdevice) == [vdev.vdevice],
+            "viommu.list: \(listed.viommus)")
         try client.expectError("iommufdd.Busy", "viommu.destroy with a vDevice") {
             _ = try client.call("viommu.destroy", VIOMMUDestroyParams(viommu: viommu.viommu), as: VIOMMUDestroyResult.self)
         }
