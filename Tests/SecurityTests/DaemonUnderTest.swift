@@ -28,7 +28,6 @@ final class DaemonUnderTest {
     var socketPath: String { daemon.socketPath }
     var configPath: String { daemon.configPath }
     var logPath: String { daemon.logPath }
-    var process: SpawnedProcess { daemon.process }
     var pid: Int32 { daemon.pid }
     private var stopped = false
 
