@@ -100,7 +100,7 @@ let package = Package(
             name: "ConformanceTests",
             dependencies: ["IommufdConformance", "IommufdSim", "IommufdKernel", "IommufdCore"]
         ),
-        .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd"]),
+        .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "TestProcesses"]),
         .testTarget(
             name: "IommuctlTests",
             dependencies: [

@@ -1,6 +1,7 @@
 import Foundation
 import IommufdCore
 import IommufdRPC
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)
@@ -135,7 +136,8 @@ struct DaemonSystemdE2ETests {
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")))
     func socketActivation() throws {
-        let directory = try TemporaryDirectory("iommufdd-activate")
+        let directory = try TemporaryDirectory("iommufdd-activate", mode: 0o755)
+        defer { directory.remove() }
         let listenPath = directory.path + "/activated.sock"
         let daemon = try DaemonProcess(
             socketFlag: false,

@@ -18,13 +18,11 @@ import Glibc
 final class NotifySocketFixture {
     let fd: Int32
     let path: String
-    private let directory: String
+    private let directory: TemporaryDirectory
 
     init() throws {
-        var template = Array("/tmp/iommufdd-notify-XXXXXX".utf8CString)
-        guard mkdtemp(&template) != nil else { throw Errno.current }
-        directory = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        path = directory + "/notify.sock"
+        directory = try TemporaryDirectory("iommufdd-notify")
+        path = directory.path + "/notify.sock"
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Errno.current }
         try bindUnix(fd, path)
@@ -112,8 +110,6 @@ final class NotifySocketFixture {
 
     deinit {
         close(fd)
-        unlink(path)
-        rmdir(directory)
     }
 }
 

@@ -5,6 +5,7 @@ import CIommufd
 import IommufdCore
 import IommufdRPC
 import Synchronization
+import TestProcesses
 import Testing
 
 @testable import IommuctlKit
@@ -250,11 +251,9 @@ struct ErrorTests {
 
     @Test("a stale socket (nothing listening) is exit 3 too")
     func staleSocket() throws {
-        var template = Array("/tmp/iommuctl-stale-XXXXXX".utf8CString)
-        try #require(mkdtemp(&template) != nil)
-        let dir = path(fromTemplate: template)
-        let path = dir + "/control.sock"
-        defer { unlink(path); rmdir(dir) }
+        let dir = try TemporaryDirectory("iommuctl-stale")
+        defer { dir.remove() }
+        let path = dir.path + "/control.sock"
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_un()

@@ -4,24 +4,23 @@ import Glibc
 import IommufdRPC
 import Logging
 import Synchronization
+import TestProcesses
 
 @testable import IommuctlKit
 
 /// An in-process JSON-RPC server on a temporary socket with canned answers, standing in for
 /// iommufdd: it records every call's params so tests can check what iommuctl sent.
 final class FakeDaemon: Sendable {
-    let directory: String
+    private let temporaryDirectory: TemporaryDirectory
+    var directory: String { temporaryDirectory.path }
     let socketPath: String
     let router: RPCRouter
     private let server: RPCServer
     private let calls = Recorder<(method: String, params: JSONValue?)>()
 
     init(accept: (@Sendable (RPCPeer) -> RPCError?)? = nil) throws {
-        var template = Array("/tmp/iommuctl-test-XXXXXX".utf8CString)
-        guard let dir = mkdtemp(&template) else { throw CtlError(.localIO, "mkdtemp failed") }
-        _ = dir
-        directory = path(fromTemplate: template)
-        socketPath = directory + "/control.sock"
+        temporaryDirectory = try TemporaryDirectory("iommuctl-test")
+        socketPath = temporaryDirectory.path + "/control.sock"
         router = RPCRouter(accept: accept)
         server = try RPCServer(listen: .path(socketPath), logger: Logger(label: "fake-iommufdd", factory: { _ in SwiftLogNoOpLogHandler() }), handler: router)
         server.start()
@@ -29,8 +28,6 @@ final class FakeDaemon: Sendable {
 
     deinit {
         server.shutdown(gracePeriod: .seconds(5))
-        _ = unlink(socketPath)
-        _ = rmdir(directory)
     }
 
     /// Answers `method` with `body`, recording the call first.
@@ -78,7 +75,7 @@ final class Recorder<Element: Sendable>: Sendable {
     var all: [Element] { items.withLock { $0 } }
 }
 
-/// The path `mkstemp`/`mkdtemp` wrote into `template`.
+/// The path `mkstemp` wrote into `template`.
 func path(fromTemplate template: [CChar]) -> String {
     String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import IommufdCore
 import Logging
+import TestProcesses
 import Testing
 @testable import IommufdRPC
 
@@ -43,12 +44,9 @@ let quietLogger: Logger = {
     return logger
 }()
 
+/// A new /tmp/iommufdd-rpc-XXXXXX the caller removes (/tmp if mkdtemp fails).
 func makeTemporaryDirectory() -> String {
-    var template = Array("/tmp/iommufdd-rpc-XXXXXX".utf8CString)
-    return template.withUnsafeMutableBufferPointer { buffer in
-        guard let base = buffer.baseAddress, let p = mkdtemp(base) else { return "/tmp" }
-        return String(cString: p)
-    }
+    (try? TemporaryDirectory.make("iommufdd-rpc")) ?? "/tmp"
 }
 
 /// Open fds of this process (the server and the clients live here both).

@@ -19,16 +19,16 @@ enum TestUID {
     static let untrustedManager: UInt32 = 60005
 }
 
-/// The real `iommufdd` binary on the simulator backend, in a temporary directory of its own:
-/// `iommufdd --backend sim --socket DIR/control.sock --config DIR/iommufdd.toml`. Its log goes
-/// to DIR/daemon.log, printed when the daemon dies unexpectedly.
+/// The real `iommufdd` binary on the simulator backend, in a temporary directory of its own
+/// (a `LaunchedDaemon`): `iommufdd --backend sim --socket DIR/control.sock --config
+/// DIR/iommufdd.toml`. Its log goes to DIR/daemon.log, printed when the daemon dies unexpectedly.
 final class DaemonUnderTest {
-    let directory: String
-    let socketPath: String
-    let configPath: String
-    let logPath: String
-    let process: SpawnedProcess
-    var pid: Int32 { process.pid }
+    let daemon: LaunchedDaemon
+    var directory: String { daemon.directory.path }
+    var socketPath: String { daemon.socketPath }
+    var configPath: String { daemon.configPath }
+    var logPath: String { daemon.logPath }
+    var pid: Int32 { daemon.pid }
     private var stopped = false
 
     /// The test configuration: every role of `TestUID`, the simulated devices `a0 a1 b0 b1`
@@ -117,40 +117,22 @@ final class DaemonUnderTest {
     }
 
     init(config: String = DaemonUnderTest.config()) throws {
-        var template = Array("/tmp/iommufdd-sec-XXXXXX".utf8CString)
-        guard mkdtemp(&template) != nil else { throw Errno.current }
-        directory = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         // Other test uids must reach the socket inside.
-        chmod(directory, 0o711)
-        socketPath = directory + "/control.sock"
-        configPath = directory + "/iommufdd.toml"
-        logPath = directory + "/daemon.log"
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-
-        var environment = ProcessInfo.processInfo.environment
-        for key in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC"] { environment[key] = nil }
-        process = try SpawnedProcess.start(
-            Self.binaryPath, ["--backend", "sim", "--socket", socketPath, "--config", configPath],
-            output: logPath, environment: environment)
-        try waitUntilServing()
-    }
-
-    /// Polls until a connection succeeds; fails after 20 s (a daemon that never serves).
-    private func waitUntilServing() throws {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if !process.isRunning {
-                let status = process.wait()
-                stopped = true
-                throw DaemonTestError("iommufdd exited with status \(status) before serving:\n\(log)")
+        daemon = try LaunchedDaemon(
+            binary: Self.binaryPath, directoryPrefix: "iommufdd-sec", directoryMode: 0o711, config: { _ in config })
+        // A daemon that never serves fails within 20 s.
+        do {
+            try daemon.waitUntilServing(timeout: 20) { socketPath in
+                guard let client = try? RPCClient(path: socketPath) else { return false }
+                return (try? client.call("daemon.ping")) != nil
             }
-            if let client = try? RPCClient(path: socketPath), (try? client.call("daemon.ping")) != nil { return }
-            usleep(20_000)
+        } catch {
+            stopped = true
+            throw DaemonTestError("\(error)")
         }
-        throw DaemonTestError("iommufdd did not serve \(socketPath) within 20 s:\n\(log)")
     }
 
-    var log: String { readTextFile(logPath) }
+    var log: String { daemon.log }
 
     /// A connection as root (admin in the test config).
     func connect() throws -> RPCClient { try RPCClient(path: socketPath) }
@@ -209,16 +191,15 @@ final class DaemonUnderTest {
     }
 
     /// SIGTERM and wait for the exit; the directory is removed. Returns the exit status: 0 for
-    /// a clean stop (a sanitizer build of the daemon exits non-zero after a report), and keeps
-    /// the log in `finalLog`.
+    /// a clean stop (a sanitizer build of the daemon exits non-zero after a report; -1 when it
+    /// had to be killed after 60 s), and keeps the log in `finalLog`.
     @discardableResult
     func stop() -> Int32 {
         guard !stopped else { return exitStatus }
         stopped = true
-        kill(pid, SIGTERM)
-        exitStatus = process.wait()
+        exitStatus = daemon.stop() ?? -1
         finalLog = log
-        try? FileManager.default.removeItem(atPath: directory)
+        daemon.directory.remove()
         return exitStatus
     }
 

@@ -28,18 +28,6 @@ enum DaemonBinary {
     static var exists: Bool { FileManager.default.isExecutableFile(atPath: path) }
 }
 
-/// A temporary directory (mode 0755, so clients of other uids reach the socket inside).
-final class TemporaryDirectory {
-    let path: String
-    init(_ prefix: String = "iommufdd-e2e") throws {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-        guard mkdtemp(&template) != nil else { throw Errno.current }
-        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        chmod(path, 0o755)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// Test identities. Root (the tests run as root in CI) plays the admin; these uids play other
 /// clients through `test_connect_as` (thread-scoped credentials).
 enum TestUID {
@@ -110,14 +98,15 @@ struct TestConfig {
 }
 
 /// The real `iommufdd` binary, started on a temporary socket with a temporary config, on the
-/// simulator backend. Killed (SIGKILL) and reaped when released if still running.
+/// simulator backend (a `LaunchedDaemon`). Killed (SIGKILL) and reaped when released if still
+/// running.
 final class DaemonProcess {
-    let directory: TemporaryDirectory
-    let socketPath: String
-    let configPath: String
-    let logPath: String
-    private(set) var pid: pid_t = 0
-    private var exitStatus: Int32?
+    let daemon: LaunchedDaemon
+    var directory: TemporaryDirectory { daemon.directory }
+    var socketPath: String { daemon.socketPath }
+    var configPath: String { daemon.configPath }
+    var logPath: String { daemon.logPath }
+    var pid: pid_t { daemon.pid }
 
     /// Starts the daemon and waits until its socket accepts connections (unless `waitReady` is
     /// false: a test that watches NOTIFY_SOCKET itself, or expects a failed start).
@@ -128,14 +117,13 @@ final class DaemonProcess {
         guard DaemonBinary.exists else {
             throw TestFailure("the iommufdd binary is not at \(DaemonBinary.path): run `swift build` first (or set IOMMUFDD_BINARY)")
         }
-        directory = try TemporaryDirectory()
-        socketPath = directory.path + "/control.sock"
-        configPath = directory.path + "/iommufdd.toml"
-        logPath = directory.path + "/stderr.log"
-        try config.text.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let args = wrapper + [DaemonBinary.path, "--config", configPath, "--backend", "sim"]
-            + (socketFlag ? ["--socket", socketPath] : [])
-        pid = try Self.spawn(args, environment: environment, stderrPath: logPath)
+        do {
+            daemon = try LaunchedDaemon(
+                binary: DaemonBinary.path, directoryPrefix: "iommufdd-e2e", logName: "stderr.log",
+                config: { _ in config.text }, environment: environment, socketFlag: socketFlag, wrapper: wrapper)
+        } catch {
+            throw TestFailure("\(error)")
+        }
         if waitReady { try waitUntilServing() }
     }
 
@@ -143,74 +131,35 @@ final class DaemonProcess {
     /// report at exit (a leak, a race) makes its status non-zero, and so fails the test.
     deinit {
         if isRunning { expectCleanStop() }
-        if isRunning {
-            kill(pid, SIGKILL)
-            _ = waitForExit(timeout: 30)
-        }
     }
 
     /// `stop()`, recording a test issue (with the daemon's log) unless it exits 0.
     func expectCleanStop(sourceLocation: SourceLocation = #_sourceLocation) {
-        let code = stop()
-        if code != 0 {
-            Issue.record("iommufdd did not stop cleanly (\(describeExit())). Its log:\n\(log)", sourceLocation: sourceLocation)
+        if let report = daemon.uncleanStopReport() {
+            Issue.record("\(report)", sourceLocation: sourceLocation)
         }
     }
 
-    /// posix_spawn with stdin from /dev/null, stdout and stderr into `stderrPath`, and the
-    /// test's environment minus any systemd variables, plus `environment`.
-    static func spawn(_ args: [String], environment: [String: String], stderrPath: String) throws -> pid_t {
-        var env = ProcessInfo.processInfo.environment
-        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
-            env[key] = nil
-        }
-        for (k, v) in environment { env[k] = v }
-        do {
-            return try SpawnedProcess.start(args[0], Array(args.dropFirst()), output: stderrPath, environment: env).pid
-        } catch {
-            throw TestFailure("\(error)")
-        }
-    }
+    /// See `LaunchedDaemon.sanitizerVariables`: what a wrapper must pass on with `-E NAME`.
+    static var sanitizerVariables: [String] { LaunchedDaemon.sanitizerVariables }
 
-    /// The sanitizer options set in the test's environment (suppressions, exit codes), by name.
-    /// `spawn` passes them on with the rest of the environment, but `systemd-socket-activate`
-    /// gives the program it execs only TERM, PATH, USER, HOME, LISTEN_* and what `-E NAME`
-    /// names: a wrapper must be told to pass these on, or a sanitized daemon runs without them.
-    static var sanitizerVariables: [String] {
-        let environment = ProcessInfo.processInfo.environment
-        return ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS", "SWIFT_BACKTRACE"]
-            .filter { environment[$0] != nil }
-    }
-
-    var isRunning: Bool {
-        if exitStatus != nil { return false }
-        var status: Int32 = 0
-        let r = waitpid(pid, &status, WNOHANG)
-        if r == pid {
-            exitStatus = status
-            return false
-        }
-        return r == 0
-    }
+    var isRunning: Bool { daemon.isRunning }
 
     /// The daemon's stderr so far (its log), for failure messages.
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var log: String { daemon.log }
 
     /// Connects until the daemon answers `daemon.ping`, or fails if it exits or takes more than
     /// `timeout` seconds (generous: a loaded CI machine).
     func waitUntilServing(timeout: Double = 120) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            guard isRunning else {
-                throw TestFailure("iommufdd exited during start-up (\(describeExit())). Its log:\n\(log)")
+        do {
+            try daemon.waitUntilServing(timeout: timeout) { socketPath in
+                guard let client = try? RPCClient(path: socketPath),
+                      let pong = try? client.call("daemon.ping", timeout: .seconds(30)).result else { return false }
+                return pong == "pong"
             }
-            if let client = try? RPCClient(path: socketPath),
-               let pong = try? client.call("daemon.ping", timeout: .seconds(30)).result, pong == "pong" {
-                return
-            }
-            usleep(50_000)
+        } catch {
+            throw TestFailure("\(error)")
         }
-        throw TestFailure("iommufdd did not answer on \(socketPath) within \(timeout) s. Its log:\n\(log)")
     }
 
     func client() throws -> RPCClient { try RPCClient(path: socketPath) }
@@ -222,37 +171,21 @@ final class DaemonProcess {
         return RPCClient(adopting: fd)
     }
 
-    func signal(_ signo: Int32) { kill(pid, signo) }
+    func signal(_ signo: Int32) { daemon.signal(signo) }
 
-    /// Waits for the process to exit; its wait status, or nil on timeout.
+    /// Waits for the process to exit; its exit status, or nil on timeout.
     @discardableResult
-    func waitForExit(timeout: Double = 60) -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if !isRunning { return exitStatus }
-            usleep(20_000)
-        }
-        return nil
-    }
+    func waitForExit(timeout: Double = 60) -> Int32? { daemon.waitForExit(timeout: timeout) }
 
     /// SIGTERM and wait: the exit code (nil if it did not exit normally in time).
     func stop() -> Int32? {
-        guard isRunning else { return exitCode }
-        kill(pid, SIGTERM)
-        guard waitForExit() != nil else { return nil }
+        daemon.stop()
         return exitCode
     }
 
-    var exitCode: Int32? {
-        guard let s = exitStatus, s & 0x7f == 0 else { return nil }
-        return (s >> 8) & 0xff
-    }
+    var exitCode: Int32? { daemon.exitCode }
 
-    func describeExit() -> String {
-        guard let s = exitStatus else { return "still running" }
-        if s & 0x7f == 0 { return "exit code \((s >> 8) & 0xff)" }
-        return "signal \(s & 0x7f)"
-    }
+    func describeExit() -> String { daemon.describeExit() }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
