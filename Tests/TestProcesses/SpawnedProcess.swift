@@ -32,11 +32,26 @@ public struct SpawnedProcess: Sendable {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
 
+        // The child starts with no signal blocked and default dispositions, as from a shell: the
+        // test runner's threads may block or ignore signals (SIGTERM, SIGINT, SIGPIPE), which a
+        // spawned process would otherwise inherit (and a shell cannot trap a signal ignored on entry).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
         let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
         let argv = [path] + arguments
         var pid: pid_t = 0
         let rc = withCStrings(argv) { cArgv in
-            withCStrings(env) { cEnv in posix_spawn(&pid, path, &actions, nil, cArgv, cEnv) }
+            withCStrings(env) { cEnv in posix_spawn(&pid, path, &actions, &attributes, cArgv, cEnv) }
         }
         guard rc == 0 else { throw SpawnError(path: path, code: rc) }
         return SpawnedProcess(pid: pid)
