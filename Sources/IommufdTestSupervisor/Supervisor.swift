@@ -208,6 +208,20 @@ public final class Supervisor: @unchecked Sendable {
 
     /// The names of the fds in the store now, in order.
     public var storedNames: [String] { locked { store.map(\.name) } }
+
+    /// Waits until the store's names satisfy `condition` (FDSTORE/FDSTOREREMOVE datagrams are
+    /// handled by the receiver thread, after the daemon may already have answered the request
+    /// that sent them); false after `timeout` seconds.
+    public func waitForStore(timeout: TimeInterval = 30, _ condition: ([String]) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        lock.lock()
+        defer { lock.unlock() }
+        while !condition(store.map(\.name)) {
+            if Date() > deadline { return false }
+            _ = lock.wait(until: min(deadline, Date().addingTimeInterval(0.05)))
+        }
+        return true
+    }
     /// The last `STATUS=` the daemon sent.
     public var lastStatus: String? { locked { statuses.last } }
 
