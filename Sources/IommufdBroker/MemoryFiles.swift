@@ -101,37 +101,15 @@ func unmapShared(address: UInt64, length: UInt64) {
     if let p = UnsafeMutableRawPointer(bitPattern: UInt(address)) { munmap(p, Int(length)) }
 }
 
-private typealias MemfdCreate = @convention(c) (UnsafePointer<CChar>, UInt32) -> Int32
-
-/// `memfd_create(name, MFD_CLOEXEC)`: glibc has it, but Swift's Glibc module does not
-/// export it, so it is looked up once.
-private let memfdCreateFunction: MemfdCreate? = {
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memfd_create") else { return nil }
-    return unsafeBitCast(symbol, to: MemfdCreate.self)
-}()
-
-/// A new memfd holding `bytes` (for handing a dirty bitmap back to a client).
-func makeMemfd(name: String, bytes: UnsafeRawBufferPointer) throws -> Int32 {
-    guard let create = memfdCreateFunction else {
+/// A new close-on-exec memfd for an answer, with the failure in the broker's terms.
+private func createAnswerMemfd(name: String) throws -> Int32 {
+    do {
+        return try Memfd.create(name: name)
+    } catch let error where error.errno == .ENOSYS {
         throw BrokerError(.unsupported, "memfd_create is not available in this C library; ask for the bitmap as runs instead")
+    } catch {
+        throw BrokerError(.io, "memfd_create failed with \(error.errno.name) (\(error.errno.message))")
     }
-    let fd = create(name, 1 /* MFD_CLOEXEC */)
-    guard fd >= 0 else {
-        let err = Errno.current
-        throw BrokerError(.io, "memfd_create failed with \(err.name) (\(err.message))")
-    }
-    var written = 0
-    while written < bytes.count {
-        let rc = pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(written))
-        if rc < 0 {
-            let err = Errno.current
-            if err == .EINTR { continue }
-            close(fd)
-            throw BrokerError(.io, "writing the dirty bitmap to a memfd failed with \(err.name) (\(err.message))")
-        }
-        written += rc
-    }
-    return fd
 }
 
 /// A memfd holding the bitmap `words` (for handing a dirty bitmap back to a client), and the
@@ -140,14 +118,7 @@ func makeMemfd(name: String, bytes: UnsafeRawBufferPointer) throws -> Int32 {
 /// instead of 8192 (new shmem pages are what a memfd answer costs most). The pages written are
 /// zeroed in `words` afterwards, so on success `words` is all zero.
 func makeBitmapMemfd(name: String, words: UnsafeMutableBufferPointer<UInt64>) throws -> (fd: Int32, bitsSet: UInt64) {
-    guard let create = memfdCreateFunction else {
-        throw BrokerError(.unsupported, "memfd_create is not available in this C library; ask for the bitmap as runs instead")
-    }
-    let fd = create(name, 1 /* MFD_CLOEXEC */)
-    guard fd >= 0 else {
-        let err = Errno.current
-        throw BrokerError(.io, "memfd_create failed with \(err.name) (\(err.message))")
-    }
+    let fd = try createAnswerMemfd(name: name)
     func fail(_ what: String) -> BrokerError {
         let err = Errno.current
         close(fd)

@@ -158,8 +158,13 @@ struct Fixture {
 
 /// A memfd of `pages` pages (closed by the caller).
 func memfd(pages: UInt64) throws -> Int32 {
-    let zeros = [UInt8](repeating: 0, count: Int(pages * page))
-    return try zeros.withUnsafeBytes { try makeMemfd(name: "broker-test", bytes: $0) }
+    let fd = try Memfd.create(name: "broker-test")
+    guard ftruncate(fd, off_t(pages * page)) == 0 else {
+        let err = Errno.current
+        close(fd)
+        throw err
+    }
+    return fd
 }
 
 /// Asserts that `body` throws a `BrokerError` of `kind`, and returns it.
