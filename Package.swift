@@ -111,12 +111,12 @@ let package = Package(
         ),
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
         // Test-only: start child processes with posix_spawn (Foundation's Process trips ASan).
-        .target(name: "TestProcesses", path: "Tests/TestProcesses"),
+        .target(name: "TestProcesses", dependencies: ["IommufdCore"], path: "Tests/TestProcesses"),
         // Test-only C: connect as another uid (thread-scoped credentials) for the access tests.
         .target(name: "CTestIdentity", path: "Tests/CTestIdentity"),
         .testTarget(
             name: "RestartTests",
-            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdSim", "IommufdCore", "CIommufd", "IommufdTestSupervisor"]
+            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdSim", "IommufdCore", "CIommufd", "IommufdTestSupervisor", "TestProcesses"]
         ),
         .testTarget(
             name: "EndToEndTests",

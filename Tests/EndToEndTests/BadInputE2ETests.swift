@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import IommufdCore
 import IommufdRPC
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)

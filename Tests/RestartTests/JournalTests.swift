@@ -1,6 +1,7 @@
 import Foundation
 import IommufdCore
 import IommufdSim
+import TestProcesses
 import Testing
 
 @testable import IommufdBroker

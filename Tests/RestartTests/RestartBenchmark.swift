@@ -3,6 +3,7 @@ import IommufdBroker
 import IommufdCore
 import IommufdRPC
 import IommufdTestSupervisor
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)

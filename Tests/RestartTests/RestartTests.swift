@@ -3,6 +3,7 @@ import IommufdBroker
 import IommufdCore
 import IommufdRPC
 import IommufdTestSupervisor
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)
@@ -66,12 +67,6 @@ final class Client {
         for fd in fds { close(fd) }
         return try JSONValueDecoder().decode(IOASMapResult.self, from: result)
     }
-}
-
-func makeMemfd(bytes: Int) throws -> Int32 {
-    let fd = try Memfd.create(name: "restart-test-guest-ram")
-    guard ftruncate(fd, off_t(bytes)) == 0 else { throw Errno.current }
-    return fd
 }
 
 /// Everything a client can see of the daemon's objects, to compare before and after a restart.

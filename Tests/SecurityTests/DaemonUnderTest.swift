@@ -214,18 +214,6 @@ struct DaemonTestError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A memfd of `bytes` bytes, for `ioas.map`.
-func makeMemfd(bytes: Int) throws -> Int32 {
-    let fd = ifd_memfd_create("iommufdd-sec", 0)
-    guard fd >= 0 else { throw Errno.current }
-    guard ftruncate(fd, off_t(bytes)) == 0 else {
-        let e = Errno.current
-        close(fd)
-        throw e
-    }
-    return fd
-}
-
 /// What a call came back with, in the terms of the access checks.
 enum Outcome: Hashable, CustomStringConvertible {
     case ok

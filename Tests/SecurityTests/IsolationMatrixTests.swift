@@ -1,6 +1,7 @@
 import Foundation
 import IommufdCore
 import IommufdRPC
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)

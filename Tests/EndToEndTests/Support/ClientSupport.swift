@@ -11,18 +11,6 @@ import Glibc
 
 let pageSize: UInt64 = 4096
 
-/// A memfd of `bytes` bytes (guest memory a VM manager would pass).
-func makeMemfd(bytes: UInt64, name: String = "guest-ram") throws -> Int32 {
-    let fd = ifd_memfd_create(name, 0)
-    guard fd >= 0 else { throw Errno.current }
-    guard ftruncate(fd, off_t(bytes)) == 0 else {
-        let e = Errno.current
-        close(fd)
-        throw e
-    }
-    return fd
-}
-
 extension RPCClient {
     /// `call` with a generous deadline, so a wedged daemon fails the test instead of hanging it.
     @discardableResult
