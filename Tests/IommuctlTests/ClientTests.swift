@@ -149,9 +149,25 @@ struct DirtyReadTests {
         answer["dirty_pages"] = 2
         daemon.answer("dirty.read", .object(answer))
         let run = daemon.run(["dirty", "read", "2", "--iova", "0", "--length", "1M", "--max-runs", "1", "--page-size", "4K"])
-        #expect(run.output.hasSuffix("continue with --iova 0x80000 --length 0x80000"))
+        #expect(run.output.hasSuffix("""
+            cut short at 0x80000: nothing from there on was cleared or shown; read the rest with --iova 0x80000 --length 0x80000
+            """), "\(run.output)")
         #expect(daemon.params(of: "dirty.read").first??["max_runs"] == 1)
         #expect(daemon.params(of: "dirty.read").first??["page_size"] == 4096)
+    }
+
+    @Test("a failed clearing read is a warning: what was read is shown, the rest comes again")
+    func clearFailure() throws {
+        let daemon = try FakeDaemon()
+        var answer = Self.runsAnswer.objectValue ?? [:]
+        answer["clear_failures"] = [["hwpt": 7, "error": "clearing read of the dirty bitmap of HWPT 7 failed: ENOMEM"]]
+        daemon.answer("dirty.read", .object(answer))
+        let run = daemon.run(["dirty", "read", "2", "--iova", "0", "--length", "1M", "--summary"])
+        #expect(run.code == 0, "\(run.error)")
+        #expect(run.output == """
+            3 dirty pages (12 KiB) of 256 (1.172%) in 0x0-0xfffff at 4 KiB pages, cleared
+            warning: HWPT 7 was not cleared (clearing read of the dirty bitmap of HWPT 7 failed: ENOMEM); its pages stay dirty and come again in the next read
+            """)
     }
 
     /// 128 pages of 4 KiB at 0x100000: pages 0, 1 and 65 dirty.
