@@ -33,8 +33,9 @@ public struct MethodTable: Sendable {
         _ name: String, _ summary: String, access: MethodAccess, takesFD: Bool = false, returnsFDs: Bool = false,
         params: P.Type, _ body: @escaping @Sendable (Caller, P, RPCCall) throws -> R
     ) {
+        let schema = Self.schema(of: P.self, method: name)
         let spec = MethodSpec(
-            name: name, summary: summary, access: access, paramsSchema: ParamsSchema.of(P.self),
+            name: name, summary: summary, access: access, paramsSchema: schema,
             takesFD: takesFD, returnsFDs: returnsFDs,
             run: { caller, call in
                 let p = try call.decodeParams(P.self)
@@ -51,8 +52,9 @@ public struct MethodTable: Sendable {
         sendsFDs: @escaping @Sendable (P) -> Bool = { _ in true },
         _ body: @escaping @Sendable (Caller, P, RPCCall) throws -> WithFDs<R>
     ) {
+        let schema = Self.schema(of: P.self, method: name)
         let spec = MethodSpec(
-            name: name, summary: summary, access: access, paramsSchema: ParamsSchema.of(P.self),
+            name: name, summary: summary, access: access, paramsSchema: schema,
             takesFD: false, returnsFDs: true,
             run: { caller, call in
                 let p = try call.decodeParams(P.self)
@@ -70,6 +72,17 @@ public struct MethodTable: Sendable {
                 }
             })
         insert(spec)
+    }
+
+    /// The params schema of a method. A params type the recorder cannot fully describe is a
+    /// programming error: the daemon refuses to start rather than publish a schema that lacks
+    /// some of the params.
+    private static func schema<P: Decodable>(of type: P.Type, method: String) -> JSONValue {
+        do {
+            return try ParamsSchema.of(P.self)
+        } catch {
+            preconditionFailure("method \(method): \(error)")
+        }
     }
 
     private mutating func insert(_ spec: MethodSpec) {
