@@ -38,7 +38,7 @@ public struct MethodTable: Sendable {
             name: name, summary: summary, access: access, paramsSchema: schema,
             takesFD: takesFD, returnsFDs: returnsFDs,
             run: { caller, call in
-                let p = try call.decodeParams(P.self)
+                let p = try Self.decodeParams(P.self, call, schema: schema, method: name)
                 return try RPCResult.encoding(try body(caller, p, call))
             })
         insert(spec)
@@ -57,7 +57,7 @@ public struct MethodTable: Sendable {
             name: name, summary: summary, access: access, paramsSchema: schema,
             takesFD: false, returnsFDs: true,
             run: { caller, call in
-                let p = try call.decodeParams(P.self)
+                let p = try Self.decodeParams(P.self, call, schema: schema, method: name)
                 if call.isBatchMember && sendsFDs(p) {
                     throw RPCError.invalidRequest(
                         "\(name) returns file descriptors, which cannot travel in a batch; send it as a single request",
@@ -75,14 +75,21 @@ public struct MethodTable: Sendable {
     }
 
     /// The params schema of a method. A params type the recorder cannot fully describe is a
-    /// programming error: the daemon refuses to start rather than publish a schema that lacks
-    /// some of the params.
+    /// programming error: the daemon refuses to start rather than publish, and enforce, a schema
+    /// that lacks some of the params.
     private static func schema<P: Decodable>(of type: P.Type, method: String) -> JSONValue {
         do {
             return try ParamsSchema.of(P.self)
         } catch {
             preconditionFailure("method \(method): \(error)")
         }
+    }
+
+    /// Every method's params pass here: params the schema does not have are refused (-32602,
+    /// naming each and the nearest known one), then the rest is decoded.
+    private static func decodeParams<P: Decodable>(_ type: P.Type, _ call: RPCCall, schema: JSONValue, method: String) throws(RPCError) -> P {
+        try ParamsSchema.refuseUnknownParams(call.params, schema: schema, method: method)
+        return try call.decodeParams(P.self)
     }
 
     private mutating func insert(_ spec: MethodSpec) {

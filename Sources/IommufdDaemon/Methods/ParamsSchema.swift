@@ -268,3 +268,105 @@ private struct SingleRecorder: SingleValueDecodingContainer {
     func decodeNil() -> Bool { false }
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try record(T.self, into: node, path: codingPath) }
 }
+
+// MARK: Unknown params
+
+extension ParamsSchema {
+    /// A member of the params that the schema does not have.
+    struct UnknownParam: Hashable, Sendable {
+        /// Dotted path below `params` (`tolerate-missing`, `fd.index`).
+        var path: String
+        /// The member's name.
+        var name: String
+        /// Every known member of the same object, sorted.
+        var known: [String]
+        /// The object it was found in: empty for the params themselves.
+        var parent: String
+    }
+
+    /// How many unknown params an answer names (a 1 MiB request can hold 100,000 of them).
+    static let listedUnknownParams = 16
+    /// Longer names are shortened in answers and matched by this many leading characters.
+    static let nameEcho = 64
+
+    /// The members of `params` (recursively, through objects and arrays) that `schema` does not
+    /// describe, in sorted order: the first `limit`, and how many there are in all. The schemas
+    /// say `additionalProperties: false`; this is what enforces it.
+    static func unknownParams(in params: JSONValue?, schema: JSONValue, limit: Int = listedUnknownParams) -> (listed: [UnknownParam], total: Int) {
+        var listed: [UnknownParam] = []
+        var total = 0
+        func walk(_ value: JSONValue, _ schema: JSONValue, _ path: String) {
+            switch (value, schema["type"]?.stringValue) {
+            case (.object(let object), "object"):
+                let props = schema["properties"]?.objectValue ?? [:]
+                for key in object.keys.sorted() {
+                    let childPath = path.isEmpty ? key : path + "." + key
+                    if let child = props[key] {
+                        walk(object[key] ?? .null, child, childPath)
+                    } else {
+                        total += 1
+                        if listed.count < limit {
+                            listed.append(UnknownParam(path: childPath, name: key, known: props.keys.sorted(), parent: path))
+                        }
+                    }
+                }
+            case (.array(let array), "array"):
+                guard let items = schema["items"] else { return }
+                for (i, element) in array.enumerated() { walk(element, items, "\(path)[\(i)]") }
+            default:
+                break  // a type mismatch is the decoder's to report
+            }
+        }
+        if let params { walk(params, schema, "") }
+        return (listed, total)
+    }
+
+    /// The known name nearest to `name`: smallest edit distance after treating `-` as `_` and
+    /// ignoring case (so `tolerate-missing` finds `tolerate_missing`), over the first `nameEcho`
+    /// characters; ties go to the first in sorted order.
+    static func nearest(to name: String, among known: [String]) -> String? {
+        func normal(_ s: Substring) -> String { String(s.lowercased().map { $0 == "-" ? "_" : $0 }) }
+        let n = normal(name.prefix(nameEcho))
+        return known.sorted().min { editDistance(normal($0[...]), n) < editDistance(normal($1[...]), n) }
+    }
+
+    /// A client's name as an answer shows it: at most `nameEcho` characters.
+    static func echo(_ name: String) -> String {
+        name.count <= nameEcho ? name : name.prefix(nameEcho) + "… (\(name.count) characters)"
+    }
+
+    /// Refuses params the method does not take with -32602, naming each unknown param (the
+    /// first `listedUnknownParams`) and the nearest known one, before anything is decoded or
+    /// run. Params by position (a non-empty array) are refused too: every method takes its
+    /// params by name.
+    static func refuseUnknownParams(_ params: JSONValue?, schema: JSONValue, method: String) throws(RPCError) {
+        if case .array(let array)? = params, !array.isEmpty {
+            throw RPCError.invalidParams(
+                "params: \(method) takes its params by name, as a JSON object (see rpc.discover), not by position as an array")
+        }
+        let (unknown, total) = unknownParams(in: params, schema: schema)
+        guard total > 0 else { return }
+        var entries: [JSONValue] = []
+        var clauses: [String] = []
+        for u in unknown {
+            let path = u.parent.isEmpty ? echo(u.path) : u.parent + "." + echo(u.name)
+            let name = echo(u.name)
+            var entry: [String: JSONValue] = ["param": .string(path)]
+            guard let nearest = nearest(to: u.name, among: u.known) else {
+                clauses.append(u.parent.isEmpty
+                    ? "params.\(path): \(method) takes no params; omit \"\(name)\" (send {} or no params at all)"
+                    : "params.\(path): params.\(u.parent) of \(method) has no members; omit \"\(name)\"")
+                entries.append(.object(entry))
+                continue
+            }
+            entry["nearest"] = .string(u.parent.isEmpty ? nearest : u.parent + "." + nearest)
+            entries.append(.object(entry))
+            let owner = u.parent.isEmpty ? method : "params.\(u.parent) of \(method)"
+            clauses.append("params.\(path): \(owner) has no param \"\(name)\"; did you mean \"\(nearest)\"? (known: \(u.known.joined(separator: ", ")))")
+        }
+        if total > unknown.count { clauses.append("and \(total - unknown.count) more unknown params") }
+        var fields: [String: JSONValue] = ["unknown_params": .array(entries)]
+        if total > unknown.count { fields["unknown_params_total"] = .int(Int64(total)) }
+        throw RPCError.invalidParams(clauses.joined(separator: "; "), fields: fields)
+    }
+}
