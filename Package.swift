@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "CTestIdentity", "TestProcesses"]
+            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "IommufdBroker", "CTestIdentity", "TestProcesses"]
         ),
         // Isolation matrix, hostile clients and fuzz regressions, against the real iommufdd binary
         // (depending on the executable makes `swift test` build it).

@@ -20,7 +20,7 @@ public struct DirtyStatusResult: Codable, Hashable, Sendable {
     }
 }
 
-public enum DirtyReadFormat: String, Codable, Sendable, Hashable {
+public enum DirtyReadFormat: String, Codable, Sendable, Hashable, CaseIterable {
     /// Coalesced JSON runs.
     case runs
     /// The raw bitmap in a memfd sent back with the reply.
