@@ -382,10 +382,10 @@ struct StreamingTests {
         #expect(seen.all == [ReceivedFile(size: 8192, accessMode: O_RDWR, prefix: "BBB")])
     }
 
-    @Test("call refuses params that are not a JSON object or array, before connecting")
+    @Test("call refuses params that are not a JSON object, before connecting")
     func callBadJSON() throws {
         let daemon = try FakeDaemon()
-        for params in ["{not json", "42", #""s""#] {
+        for params in ["{not json", "42", #""s""#, "[1]"] {
             let run = daemon.run(["call", "daemon.info", params])
             #expect(run.code == CtlExit.usage.rawValue, "\(params)")
         }
