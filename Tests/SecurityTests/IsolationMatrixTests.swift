@@ -417,6 +417,62 @@ struct IsolationMatrixTests {
         #expect(counts?["devices_leased"]?.int64Value == 0)
     }
 
+    /// Every ∅ of another manager above is the answer an owner or object that does not exist
+    /// gets, word for word but for its name or ID: the code, `error.data` and the message.
+    @Test func anotherManagersObjectsAnswerLikeAbsentOnes() throws {
+        let daemon = try DaemonUnderTest()
+        defer { #expect(daemon.stop() == 0, "iommufdd did not stop cleanly:\n\(daemon.finalLog)") }
+        let c = try Clients(daemon)
+        let f = try c.makeFixture()
+        // The vIOMMU moves a0 onto a nest-parent HWPT (the fixture's auto HWPT goes).
+        let created = try c.a.value("viommu.create", ["device": "a0", "type": .unsigned(UInt64(VIOMMUType.selftest))])
+        let viommu = try created.id("viommu"), hwpt = try created.id("nest_parent")
+        let vdevice = try c.a.value("vdevice.create", ["viommu": .id(viommu), "device": "a0", "virtual_id": 7]).id("vdevice")
+        // Each of them is there for its owner.
+        try c.a.value("ioas.info", ["ioas": .id(f.ioas)])
+        #expect(try c.a.value("hwpt.list", ["ioas": .id(f.ioas)])["hwpts"]?.arrayValue?.contains { $0["hwpt"]?.int64Value == hwpt } == true)
+        let absentID: Int64 = 9999
+        let absentOwner = "vm-absent"
+
+        func error(_ method: String, _ params: JSONValue) -> RPCError? {
+            do {
+                try c.b.value(method, params)
+                Issue.record("\(method) \(params) as manager B succeeded")
+            } catch let e as RPCError {
+                return e
+            } catch {
+                Issue.record("\(method) \(params) as manager B: \(error)")
+            }
+            return nil
+        }
+        func compare(_ method: String, _ key: String, owner: String) {
+            compare(method, [key: .string(owner)], [key: .string(absentOwner)], owner, absentOwner)
+        }
+        func compare(_ method: String, _ key: String, id: Int64, _ extra: [String: JSONValue] = [:]) {
+            compare(method, .object(extra.merging([key: .id(id)]) { $1 }), .object(extra.merging([key: .id(absentID)]) { $1 }), "\(id)", "\(absentID)")
+        }
+        func compare(_ method: String, _ theirs: JSONValue, _ absent: JSONValue, _ present: String, _ missing: String) {
+            guard let got = error(method, theirs), let expected = error(method, absent) else { return }
+            #expect(got.name == "iommufdd.NotFound" && got.code == -32001, "\(method) on owner A's \(present): \(got)")
+            #expect(got.code == expected.code && got.data == expected.data, "\(method): \(got) vs \(expected)")
+            #expect(got.message == expected.message.replacingOccurrences(of: missing, with: present), "\(method): '\(got.message)' vs absent '\(expected.message)'")
+        }
+        compare("owner.info", "name", owner: f.owner)
+        compare("owner.release", "name", owner: f.owner)
+        compare("ioas.create", "owner", owner: f.owner)
+        compare("ioas.list", "owner", owner: f.owner)
+        compare("events.subscribe", "owner", owner: f.owner)
+        compare("ioas.info", "ioas", id: f.ioas)
+        compare("ioas.destroy", "ioas", id: f.ioas)
+        compare("dirty.status", "ioas", id: f.ioas)
+        compare("hwpt.list", "ioas", id: f.ioas)
+        compare("device.attach", "ioas", id: f.ioas, ["owner": .string(f.otherOwner), "device": "b1"])
+        compare("hwpt.destroy", "hwpt", id: hwpt)
+        compare("viommu.destroy", "viommu", id: viommu)
+        compare("vdevice.destroy", "vdevice", id: vdevice)
+        try c.tearDown(f)
+    }
+
     /// An unlisted uid is refused at accept, whatever it sends: the refusal (id null,
     /// PermissionDenied) and then end of stream.
     @Test func unlistedUIDIsRefusedForEveryMethod() throws {
