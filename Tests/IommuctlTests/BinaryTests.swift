@@ -94,7 +94,7 @@ struct BinaryTests {
     func errors() throws {
         let daemon = try FakeDaemon()
         daemon.fail("owner.info", .domain("iommufdd.NotFound", "no owner vm9"))
-        daemon.fail("owner.release", .domain("iommufdd.PermissionDenied", "owner vm1 belongs to uid 107"))
+        daemon.fail("owner.release", .domain("iommufdd.PermissionDenied", "owner.release changes state, and identity 'monitor' has the reader role"))
         let missing = try Binary.run(["owner", "info", "vm9", "--socket", daemon.socketPath])
         #expect(missing.code == 5)
         #expect(missing.error == "iommuctl: error: no owner vm9 [iommufdd.NotFound]")
