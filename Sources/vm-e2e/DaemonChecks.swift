@@ -476,10 +476,10 @@ struct DaemonChecks {
         let ioas: IOASCreateResult = try manager.call("ioas.create", IOASCreateParams(owner: "vm-m"))
         _ = try manager.call("device.attach", DeviceAttachParams(owner: "vm-m", device: "vfio1", ioas: ioas.ioas), as: DeviceAttachResult.self)
         try manager.expectError("iommufdd.PermissionDenied", "device.fd without trusted_vmm") { _ = try manager.deviceFD("vfio1") }
-        try manager.expectError("iommufdd.PermissionDenied", "another identity's IOAS") {
+        try manager.expectError("iommufdd.NotFound", "another identity's IOAS") {
             _ = try manager.call("ioas.info", IOASInfoParams(ioas: rootIOAS.ioas), as: IOASInfo.self)
         }
-        try manager.expectError("iommufdd.PermissionDenied", "releasing another identity's owner") { try manager.release("vm-root") }
+        try manager.expectError("iommufdd.NotFound", "releasing another identity's owner") { try manager.release("vm-root") }
     }
 
     /// One owner with everything (mappings, edu devices on an auto HWPT, a dirty-tracked mock

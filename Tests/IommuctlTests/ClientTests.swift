@@ -224,7 +224,7 @@ struct DirtyReadTests {
 struct ErrorTests {
     @Test("daemon errors map to their exit codes", arguments: [
         (RPCError.domain("iommufdd.NotFound", "IOAS 99 not found"), CtlExit.notFound),
-        (.domain("iommufdd.PermissionDenied", "owner vm1 belongs to another manager"), .permissionDenied),
+        (.domain("iommufdd.PermissionDenied", "owner.release changes state, and identity 'monitor' has the reader role"), .permissionDenied),
         (.domain("iommufdd.Busy", "IOAS 2 has 1 HWPT"), .busy),
         (.domain("iommufdd.QuotaExceeded", "would pin 2 GiB over the 1 GiB quota"), .quota),
         (.domain("iommufdd.PolicyRefused", "sim1 cannot track dirty pages (dirty=required)"), .unsupported),

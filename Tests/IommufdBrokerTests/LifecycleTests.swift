@@ -45,7 +45,7 @@ struct LifecycleTests {
         let vd = try f.broker.vdeviceCreate(f.a, VDeviceCreateParams(viommu: v1.viommu, device: "gpu0", virtualID: 0x100))
         expectBrokerError(.busy) { try f.broker.viommuDestroy(f.a, VIOMMUDestroyParams(viommu: v1.viommu)) }
         expectBrokerError(.busy) { try f.broker.deviceDetach(f.a, DeviceDetachParams(device: "gpu0")) }
-        expectBrokerError(.permissionDenied) { try f.broker.vdeviceDestroy(f.b, VDeviceDestroyParams(vdevice: vd.vdevice)) }
+        expectBrokerError(.notFound) { try f.broker.vdeviceDestroy(f.b, VDeviceDestroyParams(vdevice: vd.vdevice)) }
         _ = try f.broker.vdeviceDestroy(f.a, VDeviceDestroyParams(vdevice: vd.vdevice))
         #expect(try f.broker.viommuDestroy(f.a, VIOMMUDestroyParams(viommu: v1.viommu)).destroyedHWPTs.isEmpty)
         expectBrokerError(.conflict) { try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "mdev0", type: VIOMMUType.selftest)) }
@@ -69,8 +69,8 @@ struct LifecycleTests {
         // Readers see them; another manager sees none of them and may not name the owner or IOAS.
         #expect(try f.broker.viommuList(f.reader, VIOMMUListParams(ioas: ioas)).viommus.count == 2)
         #expect(try f.broker.viommuList(f.b, VIOMMUListParams()).viommus.isEmpty)
-        expectBrokerError(.permissionDenied) { try f.broker.viommuList(f.b, VIOMMUListParams(owner: "vm-1")) }
-        expectBrokerError(.permissionDenied) { try f.broker.viommuList(f.b, VIOMMUListParams(ioas: ioas)) }
+        expectBrokerError(.notFound) { try f.broker.viommuList(f.b, VIOMMUListParams(owner: "vm-1")) }
+        expectBrokerError(.notFound) { try f.broker.viommuList(f.b, VIOMMUListParams(ioas: ioas)) }
         expectBrokerError(.notFound) { try f.broker.viommuList(f.a, VIOMMUListParams(ioas: 9999)) }
 
         _ = try f.broker.vdeviceDestroy(f.a, VDeviceDestroyParams(vdevice: vd.vdevice))
@@ -157,8 +157,8 @@ struct LifecycleTests {
         #expect(log.events("a") == expected)
         #expect(log.events("reader") == expected)
         #expect(log.events("b").isEmpty)
-        // Manager B may not subscribe to A's owner.
-        expectBrokerError(.permissionDenied) { try f.broker.subscribe(f.b, EventsSubscribeParams(owner: "vm-1")) { _ in } }
+        // Manager B may not subscribe to A's owner: to B it does not exist.
+        expectBrokerError(.notFound) { try f.broker.subscribe(f.b, EventsSubscribeParams(owner: "vm-1")) { _ in } }
 
         expectBrokerError(.notFound) { try f.broker.unsubscribe(f.a, EventsUnsubscribeParams(subscription: sub.subscription)) }
         try f.broker.unsubscribe(f.reader, EventsUnsubscribeParams(subscription: sub.subscription))
