@@ -156,8 +156,12 @@ enum UserAddressCases {
         ) { ctx in
             let p = ctx.pageSize
             let device = try ctx.device(.primary)
+            // An IOVA the device's domain can use (else the attach is EADDRINUSE first).
+            let probe = try ctx.backend.allocIOAS()
+            try ctx.backend.attach(deviceID: device.id, to: probe)
+            let base = try ctx.baseIOVA(ioas: probe, length: 8 * p)
+            try ctx.backend.detach(deviceID: device.id)
             let ioas = try ctx.backend.allocIOAS()
-            let base = try ctx.baseIOVA(ioas: ioas, length: 8 * p)
             let nowhere = try ctx.inaccessibleAddress(length: p)
             _ = try ctx.backend.map(ioas: ioas, source: ctx.userSource(), length: p, iova: base, flags: [.fixedIOVA, .readWrite])
             _ = try ctx.backend.map(ioas: ioas, source: .userAddress(nowhere), length: p, iova: base + 4 * p, flags: [.fixedIOVA, .readWrite])
