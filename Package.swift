@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "IommufdSimTests", dependencies: ["IommufdSim", "IommufdCore"]),
         .testTarget(
             name: "ConformanceTests",
-            dependencies: ["IommufdConformance", "IommufdSim", "IommufdKernel", "IommufdCore"]
+            dependencies: ["IommufdConformance", "IommufdSim", "IommufdCore"]
         ),
         .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "TestProcesses"]),
         .testTarget(
