@@ -117,6 +117,31 @@ struct LifecycleE2ETests {
         #expect(daemon.stop() == 0, "\(daemon.log)")
     }
 
+    /// daemon.info on the simulator (what runs wherever there is no /dev/iommu) claims only the
+    /// features the simulator implements: none of the ioctls it has no operation for.
+    @Test func infoOnTheSimulatorAdvertisesOnlyWhatItImplements() throws {
+        let daemon = try DaemonProcess()
+        let c = try daemon.client()
+        let info = try c.call("daemon.info")
+        #expect(info["backend"] == "sim")
+        let features = try #require(info["features"]?.arrayValue)
+        var supported: [String: Bool] = [:]
+        for feature in features {
+            guard let name = feature["name"]?.stringValue, let flag = feature["supported"]?.boolValue else {
+                Issue.record("daemon.info feature entry without name and supported: \(feature)")
+                continue
+            }
+            supported[name] = flag
+        }
+        for name in ["hwptInvalidate", "faultQueue", "ioasChangeProcess", "veventq", "hwQueue"] {
+            #expect(supported[name] == false, "the simulator has no \(name), yet daemon.info says \(supported[name].map { "\($0)" } ?? "nothing")")
+        }
+        for name in ["iommufd", "vfioDeviceCdev", "hwptAlloc", "hwInfo", "dirtyTracking", "ioasMapFile", "viommu", "vdevice", "selftest"] {
+            #expect(supported[name] == true, "the simulator implements \(name), yet daemon.info says \(supported[name].map { "\($0)" } ?? "nothing")")
+        }
+        #expect(daemon.stop() == 0, "\(daemon.log)")
+    }
+
     /// The bug this suite found first: attach then release failed with "destroying IOAS 1
     /// failed: IOMMU_DESTROY returned EBUSY".
     @Test func attachThenReleaseWithoutMappings() throws {
