@@ -77,21 +77,30 @@ struct LifecycleE2ETests {
         let dmaAfterStop = try vmm.error("sim.dma", ["device": "sim-pci0", "iova": .unsigned(base), "length": .unsigned(pageSize)])
         #expect(dmaAfterStop.name == ErrorName.kernel && dmaAfterStop.data?["errno"] == "EINVAL")
 
-        // vIOMMU and vDevice: sim-pci0 moves onto the IOAS's nest parent for its IOMMU.
-        let viommu = try vmm.call("viommu.create", ["device": "sim-pci0"])
+        // vIOMMU and vDevice. sim-pci0's IOMMU answers like Intel VT-d, which has no vIOMMU in
+        // Linux 7.3: refused before anything moves. sim-pci2's answers like ARM SMMUv3: it moves
+        // onto the IOAS's nest parent for its IOMMU and gets a vIOMMU of type ARM_SMMUV3.
+        let vtd = try vmm.error("viommu.create", ["device": "sim-pci0"])
+        #expect(vtd.name == ErrorName.unsupported && vtd.message.contains("Intel VT-d"), "\(vtd)")
+        #expect(try vmm.call("ioas.info", ["ioas": .int(ioas)])["hwpts"] == [.int(hwpt)], "the refusal left no nest parent")
+        let smmu = try vmm.call("device.attach", ["owner": "vm-1", "device": "sim-pci2", "ioas": .int(ioas)])
+        let smmuHWPT = try #require(smmu["pt"]?.int)
+        #expect(smmu["hwpt_created"] == true && smmu["dirty_tracking"] == false && smmuHWPT != hwpt)
+        let viommu = try vmm.call("viommu.create", ["device": "sim-pci2"])
         let viommuID = try #require(viommu["viommu"]?.int)
-        #expect(viommu["ioas"]?.int == ioas && viommu["nest_parent_created"] == true && viommu["moved_from"]?.int == hwpt)
-        let vdev = try vmm.call("vdevice.create", ["viommu": .int(viommuID), "device": "sim-pci0", "virtual_id": 0x42])
-        #expect(vdev["virtual_id"] == 0x42 && vdev["device"] == "sim-pci0")
+        #expect(viommu["ioas"]?.int == ioas && viommu["nest_parent_created"] == true && viommu["moved_from"]?.int == smmuHWPT)
+        #expect(viommu["iommu_instance"] == "sim-iommu1")
+        let vdev = try vmm.call("vdevice.create", ["viommu": .int(viommuID), "device": "sim-pci2", "virtual_id": 0x42])
+        #expect(vdev["virtual_id"] == 0x42 && vdev["device"] == "sim-pci2")
         let full = try vmm.call("owner.info", ["name": "vm-1"])
         #expect(full["viommus"] == [.int(viommuID)] && full["vdevices"]?.arrayValue?.count == 1)
-        #expect(full["hwpts"]?.arrayValue?.count == 2 && full["devices"] == ["sim-pci0", "sim-pci1"])
+        #expect(full["hwpts"]?.arrayValue?.count == 2 && full["devices"] == ["sim-pci0", "sim-pci1", "sim-pci2"])
 
         // Release: everything goes, in a safe order, and the events say so.
         let released = try vmm.call("owner.release", ["name": "vm-1"])
         #expect(released["released"] == true && released["failures"] == [])
         #expect(released["refunded_bytes"]?.uint == 1 << 20)
-        #expect(released["destroyed"] == ["vdevice": 1, "viommu": 1, "hwpt": 2, "mapping": 1, "ioas": 1, "device": 2])
+        #expect(released["destroyed"] == ["vdevice": 1, "viommu": 1, "hwpt": 2, "mapping": 1, "ioas": 1, "device": 3])
 
         let gone = try vmm.error("owner.info", ["name": "vm-1"])
         #expect(gone.name == ErrorName.notFound)
