@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "IommufdSimTests", dependencies: ["IommufdSim", "IommufdCore"]),
         .testTarget(
             name: "ConformanceTests",
-            dependencies: ["IommufdConformance", "IommufdSim", "IommufdKernel", "IommufdCore"]
+            dependencies: ["IommufdConformance", "IommufdSim", "IommufdCore"]
         ),
         .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "TestProcesses"]),
         .testTarget(
@@ -109,7 +109,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
+        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore", "FaultInjection"]),
+        // Test-only: a backend wrapper that fails the Nth call (the fail-nth sweep).
+        .target(name: "FaultInjection", dependencies: ["IommufdCore"], path: "Tests/FaultInjection"),
         // Test-only: start child processes with posix_spawn (Foundation's Process trips ASan).
         .target(name: "TestProcesses", dependencies: ["IommufdCore"], path: "Tests/TestProcesses"),
         // Test-only C: connect as another uid (thread-scoped credentials) for the access tests.
@@ -120,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "CTestIdentity", "TestProcesses"]
+            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "IommufdBroker", "CTestIdentity", "TestProcesses"]
         ),
         // Isolation matrix, hostile clients and fuzz regressions, against the real iommufdd binary
         // (depending on the executable makes `swift test` build it).

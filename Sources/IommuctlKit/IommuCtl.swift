@@ -25,7 +25,9 @@ public struct IommuCtl: ParsableCommand {
               iommuctl owner release vm1                       # tears all of it down
 
             Every command takes --json for the daemon's answer as JSON (for scripts), and \
-            --socket (default $IOMMUFDD_SOCKET, else \(GlobalOptions.defaultSocketPath)).
+            --socket (default $IOMMUFDD_SOCKET, else \(GlobalOptions.defaultSocketPath)). \
+            These global options (--socket, --json, --compact, --timeout) go before or after \
+            the subcommand: iommuctl --socket /tmp/iommufdd.sock status.
 
             Numbers: sizes take K/M/G/T suffixes (binary: 4K = 4096) or 0x hex; IOVAs are hex \
             with 0x or decimal.
@@ -52,6 +54,13 @@ public struct IommuCtl: ParsableCommand {
             Call.self,
         ]
     )
+
+    /// The global options given before the subcommand (`iommuctl --socket PATH status`), as
+    /// with `git -C` or `virsh -c`. The root parses them wherever they are on the line, and
+    /// every subcommand's `@OptionGroup var global: GlobalOptions` inherits them: swift-argument-
+    /// parser hands an option group a parent command decoded to the same group of its
+    /// subcommand. So `iommuctl --json ioas list` and `iommuctl ioas list --json` are one command.
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     public init() {}
 

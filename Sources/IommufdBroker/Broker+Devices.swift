@@ -54,8 +54,25 @@ extension Broker {
             throw BrokerError.denied("device '\(dev.name)'\(dev.descriptor.pciAddress.map { " (\($0))" } ?? "") is not on the daemon's device allow-list; an administrator must add its name or PCI address to the config")
         }
         let bound = try kcall("binding device '\(dev.name)' to the iommufd") { try backend.bind(dev.descriptor) }
+        // The device's IOMMU capabilities decide which HWPTs it may join and whether its DMA can
+        // be dirty-tracked: without them the device is not leased (an unknown capability must
+        // never quietly become "cannot track", nor an untracked HWPT under dirty=preferred).
+        if !dev.descriptor.isMdev {
+            do {
+                dev.hwInfo = try kcall("reading the IOMMU capabilities of device '\(dev.name)' (IOMMU_GET_HW_INFO)") {
+                    try backend.hwInfo(deviceID: bound.id)
+                }
+            } catch var failure as BrokerError {
+                do {
+                    try backend.unbind(deviceID: bound.id)
+                    failure.message += " The device was unbound again; retry, or check the kernel log for its IOMMU driver."
+                } catch {
+                    failure.message += " Unbinding it again failed too (\(error)); the daemon's next start takes stock of it."
+                }
+                throw failure
+            }
+        }
         dev.bound = bound
-        dev.hwInfo = dev.descriptor.isMdev ? nil : (try? backend.hwInfo(deviceID: bound.id))
         dev.owner = owner.name
         owner.devices.insert(dev.name)
         emit(.objectCreated(owner: owner.name, kind: .device, id: bound.id))
@@ -345,12 +362,18 @@ extension Broker {
 
     /// Removes `dev` from the records of page table `pt`; with `cleanup`, destroys an auto HWPT
     /// left unused. Returns the HWPTs destroyed.
+    ///
+    /// Not one that is dirty-tracking: its bitmap holds the pages the device wrote since the last
+    /// read, which destroying it would lose. It stays (unused, still in `dirty.read`'s union)
+    /// until tracking stops on its IOAS (`dirty.stop`), the IOAS is destroyed or the owner released.
     @discardableResult
     func leave(_ dev: DeviceRecord, pt: ObjectID, cleanup: Bool) -> [ObjectID] {
         if let hwpt = hwptTable[pt] {
             hwpt.devices.remove(dev.name)
             emit(.deviceDetached(owner: hwpt.owner, device: dev.name, pt: pt))
-            if cleanup && hwpt.auto && hwpt.isUnused {
+            if cleanup && hwpt.auto && hwpt.isUnused && hwpt.tracking {
+                logger.info("unused HWPT kept until dirty tracking stops: its dirty pages are not read yet", metadata: ["hwpt": "\(pt)", "ioas": "\(hwpt.ioas)"])
+            } else if cleanup && hwpt.auto && hwpt.isUnused {
                 do {
                     try destroyHWPT(hwpt)
                     return [pt]

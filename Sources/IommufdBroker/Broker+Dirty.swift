@@ -84,6 +84,15 @@ extension Broker {
                 ioas.dirtyEnabled = false
                 emit(.dirtyTrackingStopped(owner: ioas.owner, ioas: ioas.id))
             }
+            // Daemon-made HWPTs that devices left while tracking was on were kept for their dirty
+            // pages (see `leave`): with tracking off, nothing is lost by destroying them.
+            for h in ioas.hwpts.sorted().compactMap({ hwptTable[$0] }) where h.auto && h.isUnused {
+                do {
+                    try destroyHWPT(h)
+                } catch {
+                    logger.warning("could not destroy unused HWPT after dirty.stop", metadata: ["hwpt": "\(h.id)", "error": "\(error)"])
+                }
+            }
             if !ioasTable.values.contains(where: \.dirtyEnabled) { dirtyScratch.release() }
             return dirtyStatus(ioas)
         }
@@ -91,6 +100,18 @@ extension Broker {
 
     /// `dirty.read`: the union of the tracking HWPTs' dirty bitmaps over the range, as runs or
     /// as a bitmap memfd (returned in `fds`; the result's `bitmap` indexes it).
+    ///
+    /// Nothing the kernel clears is lost, whatever the answer's size (docs/PROTOCOL.md, "dirty.read"):
+    /// - The kernel is only ever handed ranges that are mapped from end to end: on a hole, its
+    ///   read stops there without an error (io_pagetable.c `__iommu_read_and_clear_dirty`), so
+    ///   the range is read one contiguous mapped segment at a time.
+    /// - A clearing read of runs that could be cut short at `max_runs` is made in two passes: a
+    ///   `NO_CLEAR` read of the whole range finds where the answer must stop, then a clearing
+    ///   read covers only the part that is answered. Pages past `resume_iova` stay dirty in the
+    ///   kernel for the next read; pages the device dirtied between the two passes inside the
+    ///   answered part are answered too (so such an answer may hold a few more runs than asked).
+    /// - A clearing read that fails after others succeeded does not drop what was read: the
+    ///   answer carries it, with the failure in `clear_failures` (those HWPTs keep their bits).
     public func dirtyRead(_ caller: Caller, _ params: DirtyReadParams) throws -> WithFDs<DirtyReadResult> {
         let pageSize = params.pageSize ?? Self.pageSize
         guard pageSize >= 512, pageSize & (pageSize - 1) == 0 else {
@@ -99,6 +120,9 @@ extension Broker {
         try Self.checkRange(iova: params.iova, length: params.length, alignment: pageSize, "dirty.read")
         let format = params.format ?? .runs
         let clear = params.clear ?? true
+        if let maxRuns = params.maxRuns, maxRuns < 1 {
+            throw BrokerError.invalid("dirty.read: max_runs \(maxRuns) must be at least 1 (leave it out for the daemon's limit of \(config.maxDirtyRuns))")
+        }
         return try locked {
             let ioas = try ioas(caller, params.ioas, write: clear ? "dirty.read (read-and-clear)" : nil)
             guard ioas.dirtyEnabled else {
@@ -109,50 +133,151 @@ extension Broker {
             guard bitCount <= UInt64(Int.max), words <= config.maxDirtyBitmapBytes / 8 else {
                 throw BrokerError(.limitExceeded, "dirty.read: a bitmap of \(params.length / pageSize) pages is larger than the limit of \(config.maxDirtyBitmapBytes) bytes; read a smaller range or a larger page_size")
             }
+            let end = params.iova + params.length
+            let segments = try dirtySegments(ioas, iova: params.iova, end: end, pageSize: pageSize)
+            let hwpts = ioas.hwpts.sorted().compactMap { hwptTable[$0] }.filter(\.tracking)
             // The kernel only sets bits, so reading every tracking HWPT into one zeroed bitmap
-            // gives their union without a second buffer. For a memfd answer that bitmap is the
-            // memfd itself, mapped here: no copy, and its fresh pages are already zero.
+            // gives their union without a second buffer.
             let union = try dirtyScratch.zeroed(words: words)
-            for h in ioas.hwpts.sorted().compactMap({ hwptTable[$0] }) where h.tracking {
-                try kcall("reading the dirty bitmap of HWPT \(h.id)") {
-                    try backend.readDirtyBitmap(hwpt: h.id, iova: params.iova, length: params.length, pageSize: pageSize, clear: clear, into: UnsafeMutableRawBufferPointer(union))
-                }
-            }
             var result = DirtyReadResult(
                 ioas: ioas.id, iova: params.iova, length: params.length, pageSize: pageSize, cleared: clear,
                 format: format, dirtyPages: 0)
             switch format {
             case .runs:
-                let maxRuns = min(max(params.maxRuns ?? config.maxDirtyRuns, 1), config.maxDirtyRuns)
-                let coalesced = DirtyBitmap.runs(UnsafeBufferPointer(union), bitCount: Int(bitCount), base: params.iova, pageSize: pageSize, maxRuns: maxRuns)
-                // Clear what was set (the runs, all past a truncation, the last word whole), so
-                // the scratch needs no full clear next time.
-                if let start = union.baseAddress {
-                    let shift = UInt64(pageSize.trailingZeroBitCount)
-                    for run in coalesced.runs {
-                        let first = Int((run.iova - params.iova) >> shift) / 64
-                        let last = Int((run.iova - params.iova + run.length - 1) >> shift) / 64
-                        (start + first).update(repeating: 0, count: last - first + 1)
-                    }
+                let maxRuns = min(params.maxRuns ?? config.maxDirtyRuns, config.maxDirtyRuns)
+                // At most one run in two pages: below that, the answer cannot be cut short.
+                let mayTruncate = UInt64(maxRuns) < (bitCount + 1) / 2
+                let twoPass = clear && mayTruncate
+                var failures = try readDirty(hwpts, segments, base: params.iova, pageSize: pageSize, clear: clear && !twoPass, into: union)
+                var coalesced = DirtyBitmap.runs(UnsafeBufferPointer(union), bitCount: Int(bitCount), base: params.iova, pageSize: pageSize, maxRuns: maxRuns)
+                var answeredEnd = end
+                if twoPass {
+                    // Clear only what is answered: up to the first run left out, rounded up to
+                    // what the kernel accepts as a range end (the page size and the IOAS's IOVA
+                    // alignment); the bits found past it stay dirty in the kernel.
                     if let resume = coalesced.resumeIOVA {
-                        let first = Int((resume - params.iova) >> shift) / 64
-                        (start + first).update(repeating: 0, count: union.count - first)
+                        let granule = max(pageSize, try ioasAlignment(ioas))
+                        answeredEnd = min(end, (resume + granule - 1) & ~(granule - 1))
                     }
-                    union[union.count - 1] = 0
-                    dirtyScratch.markClean()
+                    let answered = segments.compactMap { s in s.start < answeredEnd ? (start: s.start, end: min(s.end, answeredEnd)) : nil }
+                    failures = try readDirty(hwpts, answered, base: params.iova, pageSize: pageSize, clear: true, into: union)
+                    let answeredBits = Int((answeredEnd - params.iova) / pageSize)
+                    coalesced = DirtyBitmap.runs(UnsafeBufferPointer(union), bitCount: answeredBits, base: params.iova, pageSize: pageSize)
+                    coalesced.resumeIOVA = answeredEnd < end ? answeredEnd : nil
                 }
+                clearScratch(union, after: coalesced, base: params.iova, pageSize: pageSize, answeredEnd: answeredEnd)
                 result.runs = coalesced.runs
                 result.dirtyPages = coalesced.dirtyPages
                 result.resumeIOVA = coalesced.resumeIOVA
+                result.clearFailures = failures.isEmpty ? nil : failures
                 return WithFDs(result: result, fds: [])
             case .bitmap:
+                let failures = try readDirty(hwpts, segments, base: params.iova, pageSize: pageSize, clear: clear, into: union)
                 let (fd, dirtyPages) = try makeBitmapMemfd(name: "iommufdd-dirty-\(ioas.id)", words: union)
                 dirtyScratch.markClean()
                 result.dirtyPages = dirtyPages
                 result.bitmap = FDRef(fd: 0)
                 result.bitmapBytes = words * 8
+                result.clearFailures = failures.isEmpty ? nil : failures
                 return WithFDs(result: result, fds: [fd])
             }
         }
+    }
+
+    /// The mapped parts of `[iova, end)`, back-to-back mappings merged: the ranges the kernel
+    /// reads without stopping at a hole. Refused, before any read, when a part does not start and
+    /// end on a multiple of `pageSize` (the kernel would round it out over the hole beside it).
+    func dirtySegments(_ ioas: IOASRecord, iova: UInt64, end: UInt64, pageSize: UInt64) throws -> [(start: UInt64, end: UInt64)] {
+        var segments: [(start: UInt64, end: UInt64)] = []
+        func add(_ start: UInt64, _ length: UInt64) {
+            let s = max(start, iova), e = min(start + length, end)
+            guard s < e else { return }
+            if let last = segments.last, last.end == s {
+                segments[segments.count - 1].end = e
+            } else {
+                segments.append((s, e))
+            }
+        }
+        if let before = ioas.mappings.floor(iova), before.key < iova { add(before.key, before.value.length) }
+        for entry in ioas.mappings.entries(from: iova, through: end - 1) { add(entry.key, entry.value.length) }
+        for s in segments where s.start % pageSize != 0 || s.end % pageSize != 0 {
+            throw BrokerError.invalid("dirty.read: the mapped part 0x\(String(s.start, radix: 16))-0x\(String(s.end - 1, radix: 16)) of IOAS \(ioas.id) does not start and end on a multiple of page_size \(pageSize), and a dirty page there would cover unmapped IOVA; read with a page_size that divides its bounds (4096 always does)")
+        }
+        return segments
+    }
+
+    /// Reads the dirty bitmap of every HWPT over every segment into `union` (bit 0 = `base`). A
+    /// non-clearing read that fails throws (nothing was cleared). A clearing one that fails is
+    /// returned as a failure instead, so the bits already read and cleared are still answered.
+    func readDirty(
+        _ hwpts: [HWPTRecord], _ segments: [(start: UInt64, end: UInt64)], base: UInt64, pageSize: UInt64, clear: Bool,
+        into union: UnsafeMutableBufferPointer<UInt64>
+    ) throws -> [DirtyClearFailure] {
+        var failures: [DirtyClearFailure] = []
+        for h in hwpts {
+            do {
+                for s in segments {
+                    try readDirtySegment(h.id, start: s.start, end: s.end, base: base, pageSize: pageSize, clear: clear, into: union)
+                }
+            } catch let error as IommuError {
+                guard clear else { throw BrokerError.kernel(error, "reading the dirty bitmap of HWPT \(h.id)") }
+                let failure = BrokerError.kernel(error, "clearing read of the dirty bitmap of HWPT \(h.id)")
+                logger.warning("dirty.read: \(failure.message); the pages it had read are answered, the rest stay dirty for the next read")
+                failures.append(DirtyClearFailure(hwpt: h.id, error: failure.message))
+            }
+        }
+        return failures
+    }
+
+    /// One kernel read of `[start, end)` into `union` at its bit offset from `base`: straight into
+    /// `union` when the offset is a whole number of words (the kernel wants u64-aligned memory
+    /// whose bit 0 is `start`), else through a scratch buffer shifted into place.
+    private func readDirtySegment(
+        _ hwpt: ObjectID, start: UInt64, end: UInt64, base: UInt64, pageSize: UInt64, clear: Bool,
+        into union: UnsafeMutableBufferPointer<UInt64>
+    ) throws {
+        let firstBit = Int((start - base) / pageSize)
+        let bits = Int((end - start) / pageSize)
+        let words = (bits + 63) / 64
+        guard let unionBase = union.baseAddress else { return }
+        if firstBit % 64 == 0 {
+            try backend.readDirtyBitmap(
+                hwpt: hwpt, iova: start, length: end - start, pageSize: pageSize, clear: clear,
+                into: UnsafeMutableRawBufferPointer(start: unionBase + firstBit / 64, count: words * 8))
+            return
+        }
+        var scratch = [UInt64](repeating: 0, count: words)
+        try scratch.withUnsafeMutableBytes {
+            try backend.readDirtyBitmap(hwpt: hwpt, iova: start, length: end - start, pageSize: pageSize, clear: clear, into: $0)
+        }
+        let shift = UInt64(firstBit % 64)
+        let first = firstBit / 64
+        for (i, word) in scratch.enumerated() where word != 0 {
+            union[first + i] |= word << shift
+            if first + i + 1 < union.count { union[first + i + 1] |= word >> (64 - shift) }
+        }
+    }
+
+    /// The IOVA alignment the kernel requires of the IOAS's ranges (`IOMMU_IOAS_IOVA_RANGES`).
+    private func ioasAlignment(_ ioas: IOASRecord) throws -> UInt64 {
+        let ranges = try kcall("reading the IOVA alignment of IOAS \(ioas.id)") { try backend.iovaRanges(ioas: ioas.id, capacity: 256) }
+        return max(ranges.alignment, 1)
+    }
+
+    /// Zeroes what a runs answer left set in the scratch (the runs, everything from the end of
+    /// the answered part, the last word whole), so it needs no full clear next time.
+    private func clearScratch(_ union: UnsafeMutableBufferPointer<UInt64>, after coalesced: DirtyBitmap.Coalesced, base: UInt64, pageSize: UInt64, answeredEnd: UInt64) {
+        guard let start = union.baseAddress else { return }
+        let shift = UInt64(pageSize.trailingZeroBitCount)
+        for run in coalesced.runs {
+            let first = Int((run.iova - base) >> shift) / 64
+            let last = Int((run.iova - base + run.length - 1) >> shift) / 64
+            (start + first).update(repeating: 0, count: last - first + 1)
+        }
+        let tailStart = min(coalesced.resumeIOVA ?? answeredEnd, answeredEnd)
+        let first = Int((tailStart - base) >> shift) / 64
+        if first < union.count { (start + first).update(repeating: 0, count: union.count - first) }
+        union[union.count - 1] = 0
+        dirtyScratch.markClean()
     }
 }

@@ -184,10 +184,7 @@ extension Broker {
     /// `vdevice.destroy`.
     public func vdeviceDestroy(_ caller: Caller, _ params: VDeviceDestroyParams) throws -> VDeviceDestroyResult {
         try locked {
-            guard let record = vdeviceTable[params.vdevice] else {
-                throw BrokerError.notFound("no vDevice \(params.vdevice); see viommu.list")
-            }
-            _ = try viommu(caller, record.viommu, write: "vdevice.destroy")
+            let record = try vdevice(caller, params.vdevice, write: "vdevice.destroy")
             try destroyVDevice(record.id)
             return VDeviceDestroyResult(vdevice: params.vdevice)
         }

@@ -11,10 +11,14 @@ import Logging
 /// params before touching the backend, and runs under one lock: requests are serialised, so each
 /// one sees and leaves a consistent state (a failed request undoes what it had done).
 ///
-/// Visibility rule: a manager acting on (or reading) another manager's owner or its objects gets
-/// `PermissionDenied`, naming the owner or object it asked for — never what is in it. A name or ID
-/// that does not exist at all is `NotFound`. Admins see and do everything; readers see
-/// everything and change nothing.
+/// Visibility rule: a manager acting on (or reading) another manager's owner or one of its
+/// objects gets `NotFound` with the very message an owner or ID that does not exist gets, so
+/// it cannot tell the two apart (nor probe which names and IDs are in use). A device leased to
+/// another manager's owner is `NotFound` too ("not leased to an owner of this identity"): the
+/// device itself is public (device.list), its owner is not. `PermissionDenied` is for what the
+/// caller may see but not do: a reader's write, a device outside the allow-list, `device.fd`
+/// without `trusted_vmm`. Admins see and do everything; readers see everything and change
+/// nothing.
 public final class Broker: @unchecked Sendable {
     public let backend: any IommuBackend
     let logger: Logger
@@ -206,13 +210,10 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
-    /// An owner the caller may read.
+    /// An owner the caller may read. Another manager's owner is answered as if it did not exist.
     func readableOwner(_ caller: Caller, _ name: String) throws -> OwnerRecord {
-        guard let owner = owners[name] else {
+        guard let owner = owners[name], canSee(caller, owner: owner.name) else {
             throw BrokerError.notFound("no owner '\(Self.echo(name))'; create it with owner.create, or see owner.list")
-        }
-        if caller.role == .manager && owner.identity != caller.identity {
-            throw BrokerError.denied("owner '\(name)' belongs to another manager identity; identity '\(caller.identity)' may only use the owners it created")
         }
         return owner
     }
@@ -227,35 +228,35 @@ public final class Broker: @unchecked Sendable {
         caller.role != .manager || owners[name]?.identity == caller.identity
     }
 
+    /// An IOAS the caller may see (and, with `write`, change). Absent and another manager's
+    /// IOAS get the same `NotFound`; a reader's write is `PermissionDenied`.
     func ioas(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> IOASRecord {
-        guard let record = ioasTable[id] else {
-            throw BrokerError.notFound("no IOAS \(id); see ioas.list")
-        }
-        try checkObject(caller, "IOAS \(id)", record.owner, what)
-        return record
+        try visibleObject(caller, ioasTable[id], \.owner, write: what, absent: "no IOAS \(id); see ioas.list")
     }
 
     func hwpt(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> HWPTRecord {
-        guard let record = hwptTable[id] else {
-            throw BrokerError.notFound("no HWPT \(id); see hwpt.list")
-        }
-        try checkObject(caller, "HWPT \(id)", record.owner, what)
-        return record
+        try visibleObject(caller, hwptTable[id], \.owner, write: what, absent: "no HWPT \(id); see hwpt.list")
     }
 
     func viommu(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> VIOMMURecord {
-        guard let record = viommuTable[id] else {
-            throw BrokerError.notFound("no vIOMMU \(id); see viommu.list")
-        }
-        try checkObject(caller, "vIOMMU \(id)", record.owner, what)
-        return record
+        try visibleObject(caller, viommuTable[id], \.owner, write: what, absent: "no vIOMMU \(id); see viommu.list")
     }
 
-    private func checkObject(_ caller: Caller, _ object: String, _ owner: String, _ what: String?) throws {
-        if let what { try requireWriter(caller, what) }
-        if caller.role == .manager && owners[owner]?.identity != caller.identity {
-            throw BrokerError.denied("\(object) belongs to an owner of another manager identity; identity '\(caller.identity)' may only use its own owners' objects")
+    func vdevice(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> VDeviceRecord {
+        try visibleObject(caller, vdeviceTable[id], \.owner, write: what, absent: "no vDevice \(id); see viommu.list")
+    }
+
+    /// `record` when it exists and the caller may see its owner, else `NotFound` with `absent`
+    /// (one message for both, so another manager's objects are indistinguishable from missing
+    /// ones); with `what`, the caller must also be a writer.
+    private func visibleObject<Record>(
+        _ caller: Caller, _ record: Record?, _ owner: KeyPath<Record, String>, write what: String?, absent: @autoclosure () -> String
+    ) throws -> Record {
+        guard let record, canSee(caller, owner: record[keyPath: owner]) else {
+            throw BrokerError.notFound(absent())
         }
+        if let what { try requireWriter(caller, what) }
+        return record
     }
 
     /// A known device by name or PCI address.
@@ -272,8 +273,8 @@ public final class Broker: @unchecked Sendable {
         guard let ownerName = record.owner, let owner = owners[ownerName] else {
             throw BrokerError(.conflict, "device '\(record.name)' is not leased to any owner; attach it with device.attach first")
         }
-        if caller.role == .manager && owner.identity != caller.identity {
-            throw BrokerError.denied("device '\(record.name)' is leased to an owner of another manager identity")
+        if !canSee(caller, owner: owner.name) {
+            throw BrokerError.notFound("device '\(record.name)' is not leased to an owner of identity '\(caller.identity)'; attach it to one of them with device.attach first (device.list names the owner of every device leased to yours)")
         }
         return (record, owner)
     }

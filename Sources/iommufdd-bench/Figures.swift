@@ -222,7 +222,7 @@ func figureControl(_ report: Report, _ options: Options) throws {
             _ = try client.call("hwpt.alloc", params: .object(["ioas": .int(Int64(attachIOAS)), "device": .string("sim1")]))
         }
         let attach = ["owner": JSONValue.string(owner), "device": .string("sim0"), "ioas": .int(Int64(attachIOAS))]
-        let detach = ["owner": JSONValue.string(owner), "device": .string("sim0")]
+        let detach = ["device": JSONValue.string("sim0")]
         var rpc = Samples()
         for i in 0..<(n / 2 + 50) {
             let t0 = now()
@@ -232,7 +232,7 @@ func figureControl(_ report: Report, _ options: Options) throws {
             if i >= 50 { rpc.add(t1 - t0) }
         }
         for device in ["sim0", "sim1"] {
-            _ = try client.call("device.release", params: .object(["owner": .string(owner), "device": .string(device)]))
+            _ = try client.call("device.release", params: .object(["device": .string(device)]))
         }
 
         // The floor: the same attach on a simulator of its own.

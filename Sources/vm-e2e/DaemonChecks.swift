@@ -57,6 +57,7 @@ struct DaemonChecks {
         run.check("map-memfd-unmap") { try mapMemfdUnmap() }
         run.check("huge-pages-option") { try hugePagesOption() }
         run.check("dirty-tracking-mock") { try dirtyTrackingMock() }
+        run.check("dirty-resume-mock") { try dirtyResumeMock() }
         run.check("viommu-vdevice-mock") { try viommuVDeviceMock() }
         run.check("vmm-dma-through-daemon") { try vmmDMAThroughDaemon() }
         run.check("two-owners-isolated") { try twoOwnersIsolated() }
@@ -294,6 +295,66 @@ struct DaemonChecks {
         try client.expectError("iommufdd.Kernel", errno: "EINVAL", "a device write after dirty.stop") { _ = try write(0, 1) }
     }
 
+    /// A dirty harvest cut short and resumed loses nothing on the real kernel: two mappings
+    /// with a hole between them (the kernel's own read stops silently at a hole), every third
+    /// page written, read with small `max_runs` (and at twice the page size, from inside the
+    /// hole) until `resume_iova` runs out. Every page comes back exactly once.
+    func dirtyResumeMock() throws {
+        let owner = "vm-resume"
+        let p = Self.page
+        let base = Self.mockIOVA
+        defer { _ = try? client.release(owner) }
+        _ = try client.call("owner.create", OwnerCreateParams(name: owner), as: OwnerInfo.self)
+        let ioas: IOASCreateResult = try client.call("ioas.create", IOASCreateParams(owner: owner, hugePages: false))
+        let low = try GuestMemory(size: 128 * p), high = try GuestMemory(size: 64 * p)
+        _ = try client.map(ioas: ioas.ioas, memory: low, iova: base)
+        _ = try client.map(ioas: ioas.ioas, memory: high, iova: base + 192 * p)
+        let attached: DeviceAttachResult = try client.call("device.attach", DeviceAttachParams(owner: owner, device: "mock0", ioas: ioas.ioas, dirty: .required))
+        _ = try client.call("dirty.start", DirtyParams(ioas: ioas.ioas), as: DirtyStatusResult.self)
+        let mapped = (0..<UInt64(128)).map { $0 } + (192..<UInt64(256)).map { $0 }
+        let end = base + 256 * p
+        func writeEveryThird() throws -> Set<UInt64> {
+            var written = Set<UInt64>()
+            for page in mapped where page % 3 == 0 {
+                _ = try client.json("sim.dma", .object(["device": .string("mock0"), "iova": .unsigned(base + page * p), "length": .unsigned(p)]))
+                written.insert(base + page * p)
+            }
+            return written
+        }
+        func harvest(from start: UInt64, pageSize: UInt64, maxRuns: Int) throws -> (pages: [UInt64], reads: Int) {
+            var pages: [UInt64] = []
+            var iova = start
+            var reads = 0
+            while reads < 1000 {
+                let r: DirtyReadResult = try client.call("dirty.read", DirtyReadParams(ioas: ioas.ioas, iova: iova, length: end - iova, pageSize: pageSize, maxRuns: maxRuns))
+                reads += 1
+                try expect(r.clearFailures == nil, "a clearing read failed: \(r)")
+                for run in r.runs ?? [] { pages += stride(from: run.iova, to: run.iova + run.length, by: Int(pageSize)).map { $0 } }
+                guard let resume = r.resumeIOVA else { break }
+                try expect(resume > iova && resume % pageSize == 0, "resume_iova 0x\(String(resume, radix: 16)) after 0x\(String(iova, radix: 16))")
+                iova = resume
+            }
+            return (pages, reads)
+        }
+        let written = try writeEveryThird()
+        let first = try harvest(from: base, pageSize: p, maxRuns: 5)
+        try expect(first.pages.count == written.count && Set(first.pages) == written,
+                   "max_runs 5 at \(p) B: \(first.pages.count) pages in \(first.reads) reads for \(written.count) written (\(written.subtracting(first.pages).count) missing)")
+        try expect(first.reads > 1, "the harvest was cut short (\(first.reads) read)")
+        // Again at twice the page size, from inside the hole: the first mapping's pages stay
+        // dirty, the second's come back once each as 2-page granules.
+        let again = try writeEveryThird()
+        let fromHole = try harvest(from: base + 160 * p, pageSize: 2 * p, maxRuns: 2)
+        let expectedGranules = Set(again.filter { $0 >= base + 192 * p }.map { $0 / (2 * p) * (2 * p) })
+        try expect(fromHole.pages.count == expectedGranules.count && Set(fromHole.pages) == expectedGranules,
+                   "max_runs 2 at \(2 * p) B from the hole: \(fromHole.pages.count) granules in \(fromHole.reads) reads, expected \(expectedGranules.count)")
+        let rest = try harvest(from: base, pageSize: p, maxRuns: 1 << 16)
+        let expectedRest = again.filter { $0 < base + 128 * p }
+        try expect(Set(rest.pages) == expectedRest && rest.pages.count == expectedRest.count,
+                   "the first mapping's pages, still dirty: \(rest.pages.count) of \(expectedRest.count)")
+        _ = attached
+    }
+
     /// vIOMMU + vDevice over a mock device: the daemon allocates the nest parent, moves the
     /// device onto it and infers the vIOMMU type from the mock IOMMU's hw_info. The emulated
     /// VT-d has no vIOMMU type and cannot nest (EOPNOTSUPP), and a refusal leaves nothing behind.
@@ -415,10 +476,10 @@ struct DaemonChecks {
         let ioas: IOASCreateResult = try manager.call("ioas.create", IOASCreateParams(owner: "vm-m"))
         _ = try manager.call("device.attach", DeviceAttachParams(owner: "vm-m", device: "vfio1", ioas: ioas.ioas), as: DeviceAttachResult.self)
         try manager.expectError("iommufdd.PermissionDenied", "device.fd without trusted_vmm") { _ = try manager.deviceFD("vfio1") }
-        try manager.expectError("iommufdd.PermissionDenied", "another identity's IOAS") {
+        try manager.expectError("iommufdd.NotFound", "another identity's IOAS") {
             _ = try manager.call("ioas.info", IOASInfoParams(ioas: rootIOAS.ioas), as: IOASInfo.self)
         }
-        try manager.expectError("iommufdd.PermissionDenied", "releasing another identity's owner") { try manager.release("vm-root") }
+        try manager.expectError("iommufdd.NotFound", "releasing another identity's owner") { try manager.release("vm-root") }
     }
 
     /// One owner with everything (mappings, edu devices on an auto HWPT, a dirty-tracked mock

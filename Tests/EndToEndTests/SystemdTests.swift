@@ -598,6 +598,73 @@ struct SystemdUnitTests {
         #expect(run.status == 0, "\(text)")
         #expect(text.contains("ok: systemd-analyze verify"))
         #expect(text.contains("ok: systemd-analyze security exposure"))
+        // Not one warning, on any systemd: a key the running systemd does not know is not
+        // installed for it (FileDescriptorStorePreserve= before 254), so nothing is tolerated.
+        #expect(!text.contains("Unknown key") && !text.contains("tolerated"), "\(text)")
+    }
+
+    /// scripts/install-units puts the FileDescriptorStorePreserve= drop-in beside the service
+    /// for systemd 254 and later only, and removes one an earlier install left for an older one.
+    @Test func preserveDropInIsInstalledFromSystemd254On() throws {
+        let root = try TemporaryDirectory("install-units")
+        let units = root.path + "/usr/local/lib/systemd/system"
+        let dropIn = units + "/iommufdd.service.d/fdstore-preserve.conf"
+        func install(_ version: String) throws -> (status: Int32, output: String, error: String) {
+            try SpawnedProcess.run(Self.repositoryRoot + "/scripts/install-units", ["--destdir", root.path, "--systemd-version", version])
+        }
+        for (version, expectDropIn) in [("254", true), ("252", false), ("255", true), ("253", false), ("1000", true)] {
+            let run = try install(version)
+            #expect(run.status == 0, "systemd \(version): \(run.error)")
+            #expect(FileManager.default.fileExists(atPath: units + "/iommufdd.service"))
+            #expect(FileManager.default.fileExists(atPath: units + "/iommufdd.socket"))
+            #expect(FileManager.default.fileExists(atPath: dropIn) == expectDropIn, "systemd \(version): \(run.output)")
+            let service = try String(contentsOfFile: units + "/iommufdd.service", encoding: .utf8)
+            #expect(!service.contains("\nFileDescriptorStorePreserve="), "the service itself must not set it")
+            if expectDropIn {
+                let text = try String(contentsOfFile: dropIn, encoding: .utf8)
+                #expect(text.split(separator: "\n").contains("FileDescriptorStorePreserve=yes"))
+            } else {
+                #expect(run.output.contains("a restart of the daemon drops every object"), "\(run.output)")
+            }
+        }
+        let bad = try install("v254")
+        #expect(bad.status == 2 && bad.error.contains("version number"), "\(bad)")
+    }
+
+    /// What each systemd reads: the units installed for 254 carry FileDescriptorStorePreserve=
+    /// through the drop-in, which `systemd-analyze verify` reads beside the unit — so this
+    /// machine's systemd, when older than 254, reports exactly that key as unknown there, and the
+    /// units installed for its own version verify without a word.
+    @Test func eachSystemdGetsWhatItKnows() throws {
+        let testBinary = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let daemon = URL(fileURLWithPath: testBinary).deletingLastPathComponent().appendingPathComponent("iommufdd").path
+        try #require(FileManager.default.isExecutableFile(atPath: daemon), "\(daemon) is missing: swift build --product iommufdd before the tests")
+        let versionText = try SpawnedProcess.run("/usr/bin/env", ["systemd-analyze", "--version"]).output
+        let local = try #require(Int(versionText.split(separator: " ").dropFirst().first ?? ""), "systemd-analyze --version: \(versionText)")
+
+        func verify(installedFor version: Int) throws -> String {
+            let root = try TemporaryDirectory("verify-units")
+            let install = try SpawnedProcess.run(
+                Self.repositoryRoot + "/scripts/install-units", ["--destdir", root.path, "--systemd-version", "\(version)"])
+            try #require(install.status == 0, "\(install.error)")
+            let units = root.path + "/usr/local/lib/systemd/system"
+            let service = units + "/iommufdd.service"
+            let text = try String(contentsOfFile: service, encoding: .utf8)
+            try text.replacingOccurrences(of: "ExecStart=/usr/local/bin/iommufdd", with: "ExecStart=\(daemon)")
+                .write(toFile: service, atomically: true, encoding: .utf8)
+            let run = try SpawnedProcess.run(
+                "/bin/sh", ["-c", "cd \"$0\" && exec systemd-analyze verify iommufdd.service iommufdd.socket", units])
+            #expect(run.status == 0, "\(run.output)\(run.error)")
+            return (run.output + run.error).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try verify(installedFor: local) == "", "systemd \(local) warns about the units installed for it")
+        let newer = try verify(installedFor: max(local, 254))
+        if local < 254 {
+            #expect(newer.contains("fdstore-preserve.conf") && newer.contains("Unknown key 'FileDescriptorStorePreserve'"), "\(newer)")
+            #expect(newer.split(separator: "\n").count == 1, "\(newer)")
+        } else {
+            #expect(newer == "", "systemd \(local): \(newer)")
+        }
     }
 
     @Test func socketUnitMatchesTheDaemonDefaults() throws {

@@ -81,13 +81,20 @@ struct BinaryTests {
         #expect(human.output.hasPrefix("iommufdd 0.1.0, backend sim, up 5m 02s, pid 42\nsocket    \(daemon.socketPath)"))
         let json = try Binary.run(["status", "--json"], environment: ["IOMMUFDD_SOCKET": daemon.socketPath])
         #expect(try JSONValue.parse(json.output) == Fixtures.daemonInfo)
+        // Global options before the subcommand, as with git -C or virsh -c.
+        let before = try Binary.run(["--socket", daemon.socketPath, "status"])
+        #expect(before.code == 0, "\(before.error)")
+        #expect(before.output == human.output)
+        let beforeJSON = try Binary.run(["--json", "--socket", daemon.socketPath, "status"])
+        #expect(beforeJSON.code == 0, "\(beforeJSON.error)")
+        #expect(try JSONValue.parse(beforeJSON.output) == Fixtures.daemonInfo)
     }
 
     @Test("daemon errors become exit statuses in the real process")
     func errors() throws {
         let daemon = try FakeDaemon()
         daemon.fail("owner.info", .domain("iommufdd.NotFound", "no owner vm9"))
-        daemon.fail("owner.release", .domain("iommufdd.PermissionDenied", "owner vm1 belongs to uid 107"))
+        daemon.fail("owner.release", .domain("iommufdd.PermissionDenied", "owner.release changes state, and identity 'monitor' has the reader role"))
         let missing = try Binary.run(["owner", "info", "vm9", "--socket", daemon.socketPath])
         #expect(missing.code == 5)
         #expect(missing.error == "iommuctl: error: no owner vm9 [iommufdd.NotFound]")

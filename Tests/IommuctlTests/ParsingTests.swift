@@ -111,6 +111,36 @@ struct ParsingTests {
         #expect(try parse(["ioas", "list", "--timeout", "0"], as: IOASList.self).global.callTimeout == nil)
     }
 
+    @Test("global options before the subcommand, as with git -C or virsh -c", arguments: [
+        ["--socket", "/tmp/s", "--compact", "--timeout", "5", "status"],
+        ["--socket=/tmp/s", "status", "--compact", "--timeout=5"],
+        ["status", "--socket", "/tmp/s", "--compact", "--timeout", "5"],
+        ["--compact", "status", "--timeout", "5", "--socket", "/tmp/s"],
+    ])
+    func globalOptionsBeforeOrAfter(args: [String]) throws {
+        let status = try parse(args, as: Status.self)
+        #expect(status.global.socketPath(environment: ["IOMMUFDD_SOCKET": "/env"]) == "/tmp/s", "\(args)")
+        #expect(status.global.jsonOutput && status.global.compact, "\(args)")
+        #expect(status.global.callTimeout == .seconds(5), "\(args)")
+    }
+
+    @Test("global options before a nested subcommand and its own options")
+    func globalOptionsBeforeNestedCommands() throws {
+        let map = try parse(["--socket", "/tmp/s", "--json", "ioas", "map", "7", "--memfd", "64M", "--iova", "4G"], as: IOASMap.self)
+        #expect(map.global.socketPath(environment: [:]) == "/tmp/s")
+        #expect(map.global.json)
+        #expect(map.ioas == 7 && map.memfd?.value == 64 << 20 && map.iova?.value == 4 << 30)
+        // Between the group and its subcommand too.
+        let list = try parse(["ioas", "--json", "list", "--socket", "/tmp/t"], as: IOASList.self)
+        #expect(list.global.json && list.global.socketPath(environment: [:]) == "/tmp/t")
+        let call = try parse(["--timeout", "0", "call", "daemon.ping"], as: Call.self)
+        #expect(call.global.callTimeout == nil)
+        // A bad value before the subcommand is a usage error naming the option.
+        let (terminal, captured) = Terminal.capturing()
+        #expect(IommuCtl.run(arguments: ["--timeout", "soon", "status"], terminal: terminal, environment: [:]) == CtlExit.usage.rawValue)
+        #expect(captured.error.contains("--timeout"), "\(captured.error)")
+    }
+
     @Test("a non-root user without a system daemon finds their own under XDG_RUNTIME_DIR")
     func userDaemon() throws {
         let options = try parse(["status"], as: Status.self).global

@@ -18,6 +18,10 @@ final class FaultyBackend: IommuBackend, @unchecked Sendable {
     private var _attachAttempts: [ObjectID] = []
     private var _hwInfoTypes: [String: UInt32] = [:]
     private var _boundNames: [ObjectID: String] = [:]
+    private var _failHWInfo: Errno?
+    private var _failClearingReadOn: Set<ObjectID> = []
+    private var _dirtyReads: [(hwpt: ObjectID, iova: UInt64, length: UInt64, clear: Bool)] = []
+    private var _beforeDirtyRead: ((_ hwpt: ObjectID, _ clear: Bool) -> Void)?
 
     init(sim: SimBackend, without: Set<Feature> = []) {
         self.sim = sim
@@ -53,7 +57,16 @@ final class FaultyBackend: IommuBackend, @unchecked Sendable {
         if let errno { throw IommuError(errno, op, detail: "injected") }
     }
     func detach(deviceID: ObjectID) throws { try sim.detach(deviceID: deviceID) }
+    /// `hwInfo` fails with `errno` (nil: works again).
+    func failHWInfo(with errno: Errno?) { lock.withLock { _failHWInfo = errno } }
+    /// Clearing dirty reads of these HWPTs fail with ENOMEM (NO_CLEAR reads work).
+    func failClearingRead(on ids: Set<ObjectID>) { lock.withLock { _failClearingReadOn = ids } }
+    /// Every dirty read made, in order.
+    var dirtyReads: [(hwpt: ObjectID, iova: UInt64, length: UInt64, clear: Bool)] { lock.withLock { _dirtyReads } }
+    /// Runs before each dirty read reaches the simulator (a device writing meanwhile).
+    func beforeDirtyRead(_ body: ((_ hwpt: ObjectID, _ clear: Bool) -> Void)?) { lock.withLock { _beforeDirtyRead = body } }
     func hwInfo(deviceID: ObjectID) throws -> HWInfo {
+        if let errno = lock.withLock({ _failHWInfo }) { throw IommuError(errno, "IOMMU_GET_HW_INFO", detail: "injected") }
         var info = try sim.hwInfo(deviceID: deviceID)
         lock.withLock {
             if let name = _boundNames[deviceID], let type = _hwInfoTypes[name] { info.type = type }
@@ -85,6 +98,12 @@ final class FaultyBackend: IommuBackend, @unchecked Sendable {
         try sim.setDirtyTracking(hwpt: hwpt, enabled: enabled)
     }
     func readDirtyBitmap(hwpt: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64, clear: Bool, into bitmap: UnsafeMutableRawBufferPointer) throws {
+        let (hook, fail) = lock.withLock {
+            _dirtyReads.append((hwpt, iova, length, clear))
+            return (_beforeDirtyRead, clear && _failClearingReadOn.contains(hwpt))
+        }
+        hook?(hwpt, clear)
+        if fail { throw IommuError(.ENOMEM, "IOMMU_HWPT_GET_DIRTY_BITMAP", detail: "injected") }
         try sim.readDirtyBitmap(hwpt: hwpt, iova: iova, length: length, pageSize: pageSize, clear: clear, into: bitmap)
     }
     func allocVIOMMU(deviceID: ObjectID, hwpt: ObjectID, type: UInt32) throws -> ObjectID {

@@ -224,58 +224,58 @@ let isolationMatrix: [MatrixRow] = {
         R.row("rpc.discover", "", "✓✓✓✓"),
         R.row("owner.create", "", "✓✓✓✗") { f, _ in p(["name": .string(f.spareOwner)]) },
         R.row("owner.list", "", "✓✓✓✓"),
-        R.row("owner.info", "", "✓✓✗✓") { f, _ in p(["name": .string(f.owner)]) },
-        R.row("owner.release", "", "✓✓✗✗") { f, _ in p(["name": .string(f.owner)]) },
-        R.row("device.list", "of owner A", "✓✓✗✓") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("owner.info", "", "✓✓∅✓") { f, _ in p(["name": .string(f.owner)]) },
+        R.row("owner.release", "", "✓✓∅✗") { f, _ in p(["name": .string(f.owner)]) },
+        R.row("device.list", "of owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("device.list", "all", "✓✓✓✓"),
         R.row("device.info", "", "✓✓✓✓") { _, _ in p(["device": "a0"]) },
-        R.row("device.attach", "", "✓✓✗✗") { f, _ in p(["owner": .string(f.owner), "device": "a1", "ioas": .id(f.ioas)]) },
-        R.row("device.detach", "", "✓✓✗✗") { _, _ in p(["device": "a0"]) },
-        R.row("device.replace", "", "✓✓✗✗") { f, c in
+        R.row("device.attach", "", "✓✓∅✗") { f, _ in p(["owner": .string(f.owner), "device": "a1", "ioas": .id(f.ioas)]) },
+        R.row("device.detach", "", "✓✓∅✗") { _, _ in p(["device": "a0"]) },
+        R.row("device.replace", "", "✓✓∅✗") { f, c in
             p(["device": "a0", "ioas": .id(try c.newIOAS(c.a, f.owner))])
         },
-        R.row("device.release", "", "✓✓✗✗") { _, _ in p(["device": "a0"]) },
-        R.row("device.fd", "", "UU✗✗") { _, _ in p(["device": "a0"]) },
-        R.row("ioas.create", "", "✓✓✗✗") { f, _ in p(["owner": .string(f.owner)]) },
-        R.row("ioas.destroy", "", "✓✓✗✗") { f, c in p(["ioas": .id(try c.newIOAS(c.a, f.owner))]) },
-        R.row("ioas.list", "of owner A", "✓✓✗✓") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("device.release", "", "✓✓∅✗") { _, _ in p(["device": "a0"]) },
+        R.row("device.fd", "", "UU∅✗") { _, _ in p(["device": "a0"]) },
+        R.row("ioas.create", "", "✓✓∅✗") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("ioas.destroy", "", "✓✓∅✗") { f, c in p(["ioas": .id(try c.newIOAS(c.a, f.owner))]) },
+        R.row("ioas.list", "of owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("ioas.list", "all", "✓✓✓✓"),
-        R.row("ioas.info", "", "✓✓✗✓") { f, _ in p(["ioas": .id(f.ioas)]) },
-        R.row("ioas.map", "", "✓✓✗✗") { f, _ in
+        R.row("ioas.info", "", "✓✓∅✓") { f, _ in p(["ioas": .id(f.ioas)]) },
+        R.row("ioas.map", "", "✓✓∅✗") { f, _ in
             CallParams(
                 params: ["ioas": .id(f.ioas), "fd": ["fd": 0], "offset": 0, "length": length, "iova": iova],
                 fds: [try makeMemfd(bytes: Int(Fixture.length))])
         },
-        R.row("ioas.unmap", "", "✓✓✗✗") { f, c in
+        R.row("ioas.unmap", "", "✓✓∅✗") { f, c in
             try c.map(c.a, ioas: f.ioas)
             return p(["ioas": .id(f.ioas), "iova": iova, "length": length])
         },
-        R.row("ioas.copy", "", "✓✓✗✗") { f, c in
+        R.row("ioas.copy", "", "✓✓∅✗") { f, c in
             try c.map(c.a, ioas: f.ioas)
             let dst = try c.newIOAS(c.a, f.owner)
             return p(["dst_ioas": .id(dst), "src_ioas": .id(f.ioas), "src_iova": iova, "length": length])
         },
-        R.row("ioas.ranges", "", "✓✓✗✓") { f, _ in p(["ioas": .id(f.ioas)]) },
-        R.row("ioas.set_option", "", "✓✓✗✗") { f, _ in p(["ioas": .id(f.ioas), "huge_pages": false]) },
-        R.row("hwpt.list", "of an IOAS", "✓✓✗✓") { f, _ in p(["ioas": .id(f.ioas)]) },
-        R.row("hwpt.list", "of owner A", "✓✓✗✓") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("ioas.ranges", "", "✓✓∅✓") { f, _ in p(["ioas": .id(f.ioas)]) },
+        R.row("ioas.set_option", "", "✓✓∅✗") { f, _ in p(["ioas": .id(f.ioas), "huge_pages": false]) },
+        R.row("hwpt.list", "of an IOAS", "✓✓∅✓") { f, _ in p(["ioas": .id(f.ioas)]) },
+        R.row("hwpt.list", "of owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("hwpt.list", "all", "✓✓✓✓"),
-        R.row("hwpt.alloc", "", "✓✓✗✗") { f, _ in p(["ioas": .id(f.ioas), "device": "a0"]) },
-        R.row("hwpt.destroy", "", "✓✓✗✗") { f, c in
+        R.row("hwpt.alloc", "", "✓✓∅✗") { f, _ in p(["ioas": .id(f.ioas), "device": "a0"]) },
+        R.row("hwpt.destroy", "", "✓✓∅✗") { f, c in
             p(["hwpt": .id(try c.a.value("hwpt.alloc", ["ioas": .id(f.ioas), "device": "a0"]).id("hwpt"))])
         },
-        R.row("dirty.start", "", "✓✓✗✗") { f, _ in p(["ioas": .id(f.ioas)]) },
-        R.row("dirty.stop", "", "✓✓✗✗") { f, c in
+        R.row("dirty.start", "", "✓✓∅✗") { f, _ in p(["ioas": .id(f.ioas)]) },
+        R.row("dirty.stop", "", "✓✓∅✗") { f, c in
             try c.a.value("dirty.start", ["ioas": .id(f.ioas)])
             return p(["ioas": .id(f.ioas)])
         },
-        R.row("dirty.status", "", "✓✓✗✓") { f, _ in p(["ioas": .id(f.ioas)]) },
-        R.row("dirty.read", "clear: false", "✓✓✗✓") { f, c in
+        R.row("dirty.status", "", "✓✓∅✓") { f, _ in p(["ioas": .id(f.ioas)]) },
+        R.row("dirty.read", "clear: false", "✓✓∅✓") { f, c in
             try c.map(c.a, ioas: f.ioas)
             try c.a.value("dirty.start", ["ioas": .id(f.ioas)])
             return p(["ioas": .id(f.ioas), "iova": iova, "length": length, "clear": false])
         },
-        R.row("dirty.read", "read and clear", "✓✓✗✗") { f, c in
+        R.row("dirty.read", "read and clear", "✓✓∅✗") { f, c in
             try c.map(c.a, ioas: f.ioas)
             try c.a.value("dirty.start", ["ioas": .id(f.ioas)])
             return p(["ioas": .id(f.ioas), "iova": iova, "length": length])
@@ -286,26 +286,26 @@ let isolationMatrix: [MatrixRow] = {
             try c.a.value("dirty.start", ["ioas": .id(f.ioas)])
             return p(["device": "a0", "iova": iova, "length": .int(0x1000)])
         },
-        R.row("viommu.create", "", "✓✓✗✗") { f, c in
+        R.row("viommu.create", "", "✓✓∅✗") { f, c in
             try c.attachV0(f)
             return p(["device": "v0"])
         },
-        R.row("viommu.destroy", "", "✓✓✗✗") { f, c in p(["viommu": .id(try c.newVIOMMU(f))]) },
-        R.row("viommu.list", "of an IOAS", "✓✓✗✓") { f, c in
+        R.row("viommu.destroy", "", "✓✓∅✗") { f, c in p(["viommu": .id(try c.newVIOMMU(f))]) },
+        R.row("viommu.list", "of an IOAS", "✓✓∅✓") { f, c in
             _ = try c.newVIOMMU(f)
             return p(["ioas": .id(f.ioas)])
         },
-        R.row("viommu.list", "of owner A", "✓✓✗✓") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("viommu.list", "of owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("viommu.list", "all", "✓✓✓✓"),
-        R.row("vdevice.create", "", "✓✓✗✗") { f, c in
+        R.row("vdevice.create", "", "✓✓∅✗") { f, c in
             p(["viommu": .id(try c.newVIOMMU(f)), "device": "v0", "virtual_id": 7])
         },
-        R.row("vdevice.destroy", "", "✓✓✗✗") { f, c in
+        R.row("vdevice.destroy", "", "✓✓∅✗") { f, c in
             let v = try c.newVIOMMU(f)
             let vdev = try c.a.value("vdevice.create", ["viommu": .id(v), "device": "v0", "virtual_id": 7]).id("vdevice")
             return p(["vdevice": .id(vdev)])
         },
-        R.row("events.subscribe", "to owner A", "✓✓✗✓") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("events.subscribe", "to owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("events.subscribe", "to all", "✓✓✓✓"),
         // A subscription is its connection's: nobody else can end it, and nobody else sees it.
         R.row("events.unsubscribe", "manager A's subscription", "∅✓∅∅") { _, c in
@@ -313,30 +313,30 @@ let isolationMatrix: [MatrixRow] = {
         },
 
         // Owner B's manager naming owner A's objects from its own owner's requests.
-        R.cell("device.attach", "B's device to A's IOAS", .other, "✗") { f, _ in
+        R.cell("device.attach", "B's device to A's IOAS", .other, "∅") { f, _ in
             p(["owner": .string(f.otherOwner), "device": "b1", "ioas": .id(f.ioas)])
         },
-        R.cell("device.attach", "B's device to A's HWPT", .other, "✗") { f, _ in
+        R.cell("device.attach", "B's device to A's HWPT", .other, "∅") { f, _ in
             p(["owner": .string(f.otherOwner), "device": "b1", "hwpt": .id(f.hwpt)])
         },
         R.cell("device.attach", "A's leased device to B's IOAS", .other, "C") { f, _ in
             p(["owner": .string(f.otherOwner), "device": "a0", "ioas": .id(f.otherIOAS)])
         },
-        R.cell("device.replace", "B's device into A's IOAS", .other, "✗") { f, _ in p(["device": "b0", "ioas": .id(f.ioas)]) },
-        R.cell("device.replace", "B's device onto A's HWPT", .other, "✗") { f, _ in p(["device": "b0", "hwpt": .id(f.hwpt)]) },
-        R.cell("hwpt.alloc", "in A's IOAS for B's device", .other, "✗") { f, _ in p(["ioas": .id(f.ioas), "device": "b0"]) },
-        R.cell("ioas.copy", "from A's IOAS into B's", .other, "✗") { f, c in
+        R.cell("device.replace", "B's device into A's IOAS", .other, "∅") { f, _ in p(["device": "b0", "ioas": .id(f.ioas)]) },
+        R.cell("device.replace", "B's device onto A's HWPT", .other, "∅") { f, _ in p(["device": "b0", "hwpt": .id(f.hwpt)]) },
+        R.cell("hwpt.alloc", "in A's IOAS for B's device", .other, "∅") { f, _ in p(["ioas": .id(f.ioas), "device": "b0"]) },
+        R.cell("ioas.copy", "from A's IOAS into B's", .other, "∅") { f, c in
             try c.map(c.a, ioas: f.ioas)
             return p(["dst_ioas": .id(f.otherIOAS), "src_ioas": .id(f.ioas), "src_iova": iova, "length": length])
         },
-        R.cell("ioas.copy", "from B's IOAS into A's", .other, "✗") { f, c in
+        R.cell("ioas.copy", "from B's IOAS into A's", .other, "∅") { f, c in
             try c.map(c.b, ioas: f.otherIOAS)
             return p(["dst_ioas": .id(f.ioas), "src_ioas": .id(f.otherIOAS), "src_iova": iova, "length": length])
         },
-        R.cell("vdevice.create", "B's device on A's vIOMMU", .other, "✗") { f, c in
+        R.cell("vdevice.create", "B's device on A's vIOMMU", .other, "∅") { f, c in
             p(["viommu": .id(try c.newVIOMMU(f)), "device": "b0", "virtual_id": 9])
         },
-        R.cell("events.subscribe", "", .other, "✗") { f, _ in p(["owner": .string(f.owner)]) },
+        R.cell("events.subscribe", "", .other, "∅") { f, _ in p(["owner": .string(f.owner)]) },
         // Even an admin cannot mix owners: a device only uses its own owner's objects.
         R.cell("device.attach", "admin: B's device to A's IOAS", .admin, "I") { f, _ in
             p(["owner": .string(f.otherOwner), "device": "b1", "ioas": .id(f.ioas)])
@@ -424,6 +424,63 @@ struct IsolationMatrixTests {
         #expect(counts?["ioas"]?.int64Value == 0)
         #expect(counts?["hwpts"]?.int64Value == 0)
         #expect(counts?["devices_leased"]?.int64Value == 0)
+    }
+
+    /// Every ∅ of another manager above is the answer an owner or object that does not exist
+    /// gets, word for word but for its name or ID: the code, `error.data` and the message.
+    @Test func anotherManagersObjectsAnswerLikeAbsentOnes() throws {
+        let daemon = try DaemonUnderTest()
+        defer { #expect(daemon.stop() == 0, "iommufdd did not stop cleanly:\n\(daemon.finalLog)") }
+        let c = try Clients(daemon)
+        let f = try c.makeFixture()
+        // The vIOMMU moves v0 (behind the SMMUv3-like smmu0) onto a nest-parent HWPT.
+        try c.attachV0(f)
+        let created = try c.a.value("viommu.create", ["device": "v0"])
+        let viommu = try created.id("viommu"), hwpt = try created.id("nest_parent")
+        let vdevice = try c.a.value("vdevice.create", ["viommu": .id(viommu), "device": "v0", "virtual_id": 7]).id("vdevice")
+        // Each of them is there for its owner.
+        try c.a.value("ioas.info", ["ioas": .id(f.ioas)])
+        #expect(try c.a.value("hwpt.list", ["ioas": .id(f.ioas)])["hwpts"]?.arrayValue?.contains { $0["hwpt"]?.int64Value == hwpt } == true)
+        let absentID: Int64 = 9999
+        let absentOwner = "vm-absent"
+
+        func error(_ method: String, _ params: JSONValue) -> RPCError? {
+            do {
+                try c.b.value(method, params)
+                Issue.record("\(method) \(params) as manager B succeeded")
+            } catch let e as RPCError {
+                return e
+            } catch {
+                Issue.record("\(method) \(params) as manager B: \(error)")
+            }
+            return nil
+        }
+        func compare(_ method: String, _ key: String, owner: String) {
+            compare(method, [key: .string(owner)], [key: .string(absentOwner)], owner, absentOwner)
+        }
+        func compare(_ method: String, _ key: String, id: Int64, _ extra: [String: JSONValue] = [:]) {
+            compare(method, .object(extra.merging([key: .id(id)]) { $1 }), .object(extra.merging([key: .id(absentID)]) { $1 }), "\(id)", "\(absentID)")
+        }
+        func compare(_ method: String, _ theirs: JSONValue, _ absent: JSONValue, _ present: String, _ missing: String) {
+            guard let got = error(method, theirs), let expected = error(method, absent) else { return }
+            #expect(got.name == "iommufdd.NotFound" && got.code == -32001, "\(method) on owner A's \(present): \(got)")
+            #expect(got.code == expected.code && got.data == expected.data, "\(method): \(got) vs \(expected)")
+            #expect(got.message == expected.message.replacingOccurrences(of: missing, with: present), "\(method): '\(got.message)' vs absent '\(expected.message)'")
+        }
+        compare("owner.info", "name", owner: f.owner)
+        compare("owner.release", "name", owner: f.owner)
+        compare("ioas.create", "owner", owner: f.owner)
+        compare("ioas.list", "owner", owner: f.owner)
+        compare("events.subscribe", "owner", owner: f.owner)
+        compare("ioas.info", "ioas", id: f.ioas)
+        compare("ioas.destroy", "ioas", id: f.ioas)
+        compare("dirty.status", "ioas", id: f.ioas)
+        compare("hwpt.list", "ioas", id: f.ioas)
+        compare("device.attach", "ioas", id: f.ioas, ["owner": .string(f.otherOwner), "device": "b1"])
+        compare("hwpt.destroy", "hwpt", id: hwpt)
+        compare("viommu.destroy", "viommu", id: viommu)
+        compare("vdevice.destroy", "vdevice", id: vdevice)
+        try c.tearDown(f)
     }
 
     /// An unlisted uid is refused at accept, whatever it sends: the refusal (id null,

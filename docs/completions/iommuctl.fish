@@ -20,7 +20,7 @@ function __iommuctl_parse_tokens -S
     set -l unparsed_tokens (__iommuctl_tokens -pc)
     switch $unparsed_tokens[1]
     case 'iommuctl'
-        __iommuctl_parse_subcommand 0 'version' 'h/help'
+        __iommuctl_parse_subcommand 0 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'status'
             __iommuctl_parse_subcommand 0 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
@@ -175,6 +175,10 @@ function __iommuctl_custom_completion
 end
 
 complete -c 'iommuctl' -f
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl" socket' -l 'socket' -d 'The daemon\'s control socket. (default: $IOMMUFDD_SOCKET, else /run/iommufdd/control.sock; for a non-root user without it, $XDG_RUNTIME_DIR/iommufdd/control.sock)' -rF
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl" json' -l 'json' -d 'Print the daemon\'s answer as JSON (keys sorted) instead of a table.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl" compact' -l 'compact' -d 'With --json: print the JSON on one line. Implies --json.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl" timeout' -l 'timeout' -d 'Seconds to wait for each answer of the daemon (0: wait forever).' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl" version' -l 'version' -d 'Show the version.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'status' -d 'Show the daemon\'s version, backend, kernel features and object counts.'

@@ -7,7 +7,8 @@ struct Call: DaemonCommand {
         abstract: "Call any JSON-RPC method with raw JSON params and print the answer.",
         discussion: """
             For methods without a command of their own, and for trying the protocol. Params \
-            are one JSON object or array; files given with --fd are opened and sent with \
+            are one JSON object (the daemon takes params by name, and refuses a name it does \
+            not know); files given with --fd are opened and sent with \
             SCM_RIGHTS in that order, so params name them {"fd": 0}, {"fd": 1}... The answer \
             is always printed as JSON; file descriptors the daemon sends back are counted and \
             closed.
@@ -15,13 +16,13 @@ struct Call: DaemonCommand {
             Examples:
               iommuctl call daemon.ping
               iommuctl call rpc.discover --compact | jq '.methods[].name'
-              iommuctl call ioas.map '{"ioas": 1, "fd": {"fd": 0}, "length": 2097152, "iova": 0}' --fd /dev/hugepages/ram
+              iommuctl call ioas.map '{"ioas": 1, "fd": {"fd": 0}, "offset": 0, "length": 2097152, "iova": 0}' --fd /dev/hugepages/ram
             """)
 
     @Argument(help: "The method, e.g. daemon.info.")
     var method: String
 
-    @Argument(help: "The params as JSON (an object or an array).")
+    @Argument(help: "The params as a JSON object.")
     var params: String?
 
     @Option(name: .customLong("fd"), help: ArgumentHelp("Open this file (read-write, or read-only if that is refused) and send its descriptor. Repeatable.", valueName: "file"), completion: .file())
@@ -37,8 +38,8 @@ struct Call: DaemonCommand {
             } catch {
                 throw CtlError(.usage, "the params are not JSON: \(error)")
             }
-            guard value?.objectValue != nil || value?.arrayValue != nil else {
-                throw CtlError(.usage, "params must be a JSON object or array, not \(value?.typeName ?? "nothing")")
+            guard value?.objectValue != nil else {
+                throw CtlError(.usage, "params must be a JSON object of named params, not \(value?.typeName ?? "nothing") (the daemon takes no params by position; see rpc.discover for each method's names)")
             }
         }
         var fds: [Int32] = []

@@ -99,6 +99,13 @@ struct DirtyRead: DaemonCommand {
             By default the read clears what it reports (the next read shows only new writes); \
             --no-clear leaves the bits set (IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR).
 
+            With --max-runs (or past the daemon's limit of runs) the answer can be cut short: \
+            the summary then says where it stopped. Every dirty page before that point was \
+            shown (and cleared), none after it was cleared: read on from there with the \
+            --iova and --length it prints, until it no longer says "cut short". A warning \
+            names an HWPT whose clearing read failed: what was read is shown, and its pages \
+            stay dirty for the next read. Nothing is lost either way.
+
             Examples:
               $ iommuctl dirty read 1 --iova 0 --length 1G
               IOVA      LAST      PAGES   SIZE
@@ -206,7 +213,13 @@ struct DirtyRead: DaemonCommand {
         line += " in \(Units.hexRange(iova: r.iova, length: r.length)) at \(Units.bytes(r.pageSize)) pages"
         line += r.cleared ? ", cleared" : ", not cleared"
         if let resume = r.resumeIOVA {
-            line += "\nmore runs than fit in one answer: continue with --iova \(Units.hex(resume)) --length \(Units.hex(r.iova &+ r.length &- resume))"
+            let rest = "--iova \(Units.hex(resume)) --length \(Units.hex(r.iova &+ r.length &- resume))"
+            line += r.cleared
+                ? "\ncut short at \(Units.hex(resume)): nothing from there on was cleared or shown; read the rest with \(rest)"
+                : "\ncut short at \(Units.hex(resume)): nothing from there on was shown; read the rest with \(rest)"
+        }
+        for failure in r.clearFailures ?? [] {
+            line += "\nwarning: HWPT \(failure.hwpt) was not cleared (\(failure.error)); its pages stay dirty and come again in the next read"
         }
         return line
     }

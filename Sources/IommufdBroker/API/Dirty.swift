@@ -20,7 +20,7 @@ public struct DirtyStatusResult: Codable, Hashable, Sendable {
     }
 }
 
-public enum DirtyReadFormat: String, Codable, Sendable, Hashable {
+public enum DirtyReadFormat: String, Codable, Sendable, Hashable, CaseIterable {
     /// Coalesced JSON runs.
     case runs
     /// The raw bitmap in a memfd sent back with the reply.
@@ -66,16 +66,32 @@ public struct DirtyReadResult: Codable, Hashable, Sendable {
     public var dirtyPages: UInt64
     /// For `runs`.
     public var runs: [DirtyRun]?
-    /// For `runs` when `max_runs` was reached: read again from here.
+    /// For `runs` cut short at `max_runs`: read again from here. Every dirty page before it was
+    /// answered (and, with `clear`, cleared); none after it was cleared.
     public var resumeIOVA: UInt64?
     /// For `bitmap`: the memfd with the bitmap (bit `(addr - iova) / page_size` of u64 words).
     public var bitmap: FDRef?
     public var bitmapBytes: Int?
+    /// HWPTs whose clearing read failed. The answer still holds what was read; their pages that
+    /// were not cleared stay dirty and come again in the next read.
+    public var clearFailures: [DirtyClearFailure]?
     enum CodingKeys: String, CodingKey {
         case ioas, iova, length, cleared, format, runs, bitmap
         case pageSize = "page_size"
         case dirtyPages = "dirty_pages"
         case resumeIOVA = "resume_iova"
         case bitmapBytes = "bitmap_bytes"
+        case clearFailures = "clear_failures"
+    }
+}
+
+/// One HWPT whose clearing dirty read failed (see `DirtyReadResult.clearFailures`).
+public struct DirtyClearFailure: Codable, Hashable, Sendable {
+    public var hwpt: ObjectID
+    /// What failed, with the kernel's errno.
+    public var error: String
+    public init(hwpt: ObjectID, error: String) {
+        self.hwpt = hwpt
+        self.error = error
     }
 }

@@ -24,6 +24,20 @@ enum DirtyCases {
         return Setup(ioas: ioas, hwpt: hwpt, iova: iova, length: length)
     }
 
+    /// A tracking HWPT over two 8-page mappings with an 8-page hole between them: pages 0-7 and
+    /// 16-23 of `iova` are mapped, 8-15 are not.
+    static func holeSetUp(_ ctx: ConformanceContext) throws -> Setup {
+        let p = ctx.pageSize
+        let ioas = try ctx.backend.allocIOAS()
+        try ctx.backend.setOption(.hugePages, objectID: ioas, value: 0)
+        let hwpt = try ctx.backend.allocHWPT(deviceID: try ctx.device(.primary).id, ptID: ioas, flags: .dirtyTracking)
+        let iova = try ctx.baseIOVA(ioas: ioas, length: 24 * p)
+        try ctx.mapFixed(ioas: ioas, iova: iova, length: 8 * p)
+        try ctx.mapFixed(ioas: ioas, iova: iova + 16 * p, length: 8 * p, offset: 8 * p)
+        try ctx.backend.setDirtyTracking(hwpt: hwpt, enabled: true)
+        return Setup(ioas: ioas, hwpt: hwpt, iova: iova, length: 24 * p)
+    }
+
     /// A u64 word with the given bits set.
     static func word(_ bits: [UInt64]) -> UInt64 {
         var value: UInt64 = 0
@@ -189,6 +203,41 @@ enum DirtyCases {
             try ctx.expectErrno(.EINVAL, "IOMMU_TEST_OP_DIRTY with tracking off") {
                 try ctx.backend.simulateDeviceWrite(hwpt: s.hwpt, iova: s.iova, length: p, pageSize: p)
             }
+        },
+
+        // __iommu_read_and_clear_dirty: iopt_for_each_contig_area stops at the first hole and
+        // returns -EINVAL, but iommu_read_and_clear_dirty does not pass iova_bitmap_for_each's
+        // return value on: the ioctl succeeds with the bits read (and cleared) before the hole.
+        ConformanceCase(
+            "dirty.read.stops-silently-at-a-hole",
+            "A dirty-bitmap read over two mappings with a hole between them succeeds, reports and clears only what lies before the hole, and leaves the pages after it dirty.",
+            requires: [.dirtyDevice]
+        ) { ctx in
+            let p = ctx.pageSize
+            let h = try holeSetUp(ctx)
+            try ctx.deviceWrite(hwpt: h.hwpt, iova: h.iova + 2 * p, length: p, pageSize: p)
+            try ctx.deviceWrite(hwpt: h.hwpt, iova: h.iova + 18 * p, length: p, pageSize: p)
+            let across = try ctx.dirtyBitmap(hwpt: h.hwpt, iova: h.iova, length: 24 * p, pageSize: p, clear: true)
+            try ctx.expectEqual(bits(across), [2], "dirty pages of a clearing read across the hole (page 18 lies after it)")
+            let after = try ctx.dirtyBitmap(hwpt: h.hwpt, iova: h.iova + 16 * p, length: 8 * p, pageSize: p, clear: false)
+            try ctx.expectEqual(bits(after), [2], "the mapping after the hole, read on its own: page 18 is still dirty")
+            let before = try ctx.dirtyBitmap(hwpt: h.hwpt, iova: h.iova, length: 8 * p, pageSize: p, clear: false)
+            try ctx.expectEqual(bits(before), [], "the mapping before the hole: page 2 was cleared by the read across the hole")
+        },
+
+        // The same walk from an IOVA with no area: nothing is read, and the ioctl still succeeds.
+        ConformanceCase(
+            "dirty.read.starting-in-a-hole-reports-nothing",
+            "A dirty-bitmap read whose range starts in a hole succeeds and reports nothing, not even the dirty pages of a mapping later in the range, which stay dirty.",
+            requires: [.dirtyDevice]
+        ) { ctx in
+            let p = ctx.pageSize
+            let h = try holeSetUp(ctx)
+            try ctx.deviceWrite(hwpt: h.hwpt, iova: h.iova + 18 * p, length: p, pageSize: p)
+            let fromHole = try ctx.dirtyBitmap(hwpt: h.hwpt, iova: h.iova + 8 * p, length: 16 * p, pageSize: p, clear: true)
+            try ctx.expectEqual(bits(fromHole), [], "dirty pages of a clearing read that starts in the hole")
+            let after = try ctx.dirtyBitmap(hwpt: h.hwpt, iova: h.iova + 16 * p, length: 8 * p, pageSize: p, clear: true)
+            try ctx.expectEqual(bits(after), [2], "the mapping after the hole, read on its own: page 18 is still dirty")
         },
 
         // iopt_set_dirty_tracking: "Clear dirty bits from PTEs to ensure a clean snapshot".

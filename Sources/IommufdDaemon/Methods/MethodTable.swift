@@ -33,11 +33,12 @@ public struct MethodTable: Sendable {
         _ name: String, _ summary: String, access: MethodAccess, takesFD: Bool = false, returnsFDs: Bool = false,
         params: P.Type, _ body: @escaping @Sendable (Caller, P, RPCCall) throws -> R
     ) {
+        let schema = Self.schema(of: P.self, method: name)
         let spec = MethodSpec(
-            name: name, summary: summary, access: access, paramsSchema: ParamsSchema.of(P.self),
+            name: name, summary: summary, access: access, paramsSchema: schema,
             takesFD: takesFD, returnsFDs: returnsFDs,
             run: { caller, call in
-                let p = try call.decodeParams(P.self)
+                let p = try Self.decodeParams(P.self, call, schema: schema, method: name)
                 return try RPCResult.encoding(try body(caller, p, call))
             })
         insert(spec)
@@ -51,11 +52,12 @@ public struct MethodTable: Sendable {
         sendsFDs: @escaping @Sendable (P) -> Bool = { _ in true },
         _ body: @escaping @Sendable (Caller, P, RPCCall) throws -> WithFDs<R>
     ) {
+        let schema = Self.schema(of: P.self, method: name)
         let spec = MethodSpec(
-            name: name, summary: summary, access: access, paramsSchema: ParamsSchema.of(P.self),
+            name: name, summary: summary, access: access, paramsSchema: schema,
             takesFD: false, returnsFDs: true,
             run: { caller, call in
-                let p = try call.decodeParams(P.self)
+                let p = try Self.decodeParams(P.self, call, schema: schema, method: name)
                 if call.isBatchMember && sendsFDs(p) {
                     throw RPCError.invalidRequest(
                         "\(name) returns file descriptors, which cannot travel in a batch; send it as a single request",
@@ -70,6 +72,24 @@ public struct MethodTable: Sendable {
                 }
             })
         insert(spec)
+    }
+
+    /// The params schema of a method. A params type the recorder cannot fully describe is a
+    /// programming error: the daemon refuses to start rather than publish, and enforce, a schema
+    /// that lacks some of the params.
+    private static func schema<P: Decodable>(of type: P.Type, method: String) -> JSONValue {
+        do {
+            return try ParamsSchema.of(P.self)
+        } catch {
+            preconditionFailure("method \(method): \(error)")
+        }
+    }
+
+    /// Every method's params pass here: params the schema does not have are refused (-32602,
+    /// naming each and the nearest known one), then the rest is decoded.
+    private static func decodeParams<P: Decodable>(_ type: P.Type, _ call: RPCCall, schema: JSONValue, method: String) throws(RPCError) -> P {
+        try ParamsSchema.refuseUnknownParams(call.params, schema: schema, method: method)
+        return try call.decodeParams(P.self)
     }
 
     private mutating func insert(_ spec: MethodSpec) {
