@@ -61,8 +61,8 @@ final class SweepWorld {
     /// second, and an mdev-like device.
     static let topology = SimTopology(
         iommus: [
-            .init(name: "iommu0", dirtyTracking: true, nesting: true),
-            .init(name: "iommu1", dirtyTracking: true, nesting: true),
+            .selftestMock(name: "iommu0", dirtyTracking: true, nesting: true),
+            .selftestMock(name: "iommu1", dirtyTracking: true, nesting: true),
         ],
         devices: [
             .init(name: "d0", iommu: "iommu0", pciAddress: "0000:00:02.0"),
