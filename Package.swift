@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "SecurityTests",
             dependencies: [
-                "iommufdd", "fuzz-rpc", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "CIommufd",
+                "iommufdd", "fuzz-rpc", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "IommufdChannel", "CIommufd",
                 "TestProcesses",
             ]
         ),

@@ -342,6 +342,13 @@ public enum ChannelWire {
         public var done: UInt32
         public var name: String
         public var message: String
+        public init(errno: Int32, index: UInt32, done: UInt32, name: String, message: String) {
+            self.errno = errno
+            self.index = index
+            self.done = done
+            self.name = name
+            self.message = message
+        }
     }
 
     public static func decodeError(_ payload: UnsafeRawBufferPointer) -> ErrorReply? {
