@@ -44,6 +44,12 @@ let package = Package(
             name: "IommufdBroker",
             dependencies: ["IommufdCore", .product(name: "Logging", package: "swift-log")]
         ),
+        // The VMM channel (owner.delegate): its binary wire format and the server that runs it
+        // on the broker (docs/vmm-channel.md).
+        .target(
+            name: "IommufdChannel",
+            dependencies: ["IommufdCore", "IommufdBroker", "CIommufd", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "IommufdRPC",
             dependencies: ["IommufdCore", "CIommufd", .product(name: "Logging", package: "swift-log")]
@@ -51,7 +57,7 @@ let package = Package(
         .target(
             name: "IommufdDaemon",
             dependencies: [
-                "IommufdCore", "IommufdKernel", "IommufdSim", "IommufdBroker", "IommufdRPC",
+                "IommufdCore", "IommufdKernel", "IommufdSim", "IommufdBroker", "IommufdRPC", "IommufdChannel",
                 "CSystemd", "CIommufd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -118,18 +124,18 @@ let package = Package(
         .target(name: "CTestIdentity", path: "Tests/CTestIdentity"),
         .testTarget(
             name: "RestartTests",
-            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdSim", "IommufdCore", "CIommufd", "IommufdTestSupervisor", "TestProcesses"]
+            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdChannel", "IommufdSim", "IommufdCore", "CIommufd", "IommufdTestSupervisor", "TestProcesses"]
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "IommufdBroker", "CTestIdentity", "TestProcesses"]
+            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "IommufdBroker", "IommufdChannel", "CTestIdentity", "TestProcesses"]
         ),
         // Isolation matrix, hostile clients and fuzz regressions, against the real iommufdd binary
         // (depending on the executable makes `swift test` build it).
         .testTarget(
             name: "SecurityTests",
             dependencies: [
-                "iommufdd", "fuzz-rpc", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "CIommufd",
+                "iommufdd", "fuzz-rpc", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "IommufdChannel", "CIommufd",
                 "TestProcesses",
             ]
         ),

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import IommufdCore
 
 extension Broker {
@@ -112,7 +115,11 @@ extension Broker {
     ///   answered part are answered too (so such an answer may hold a few more runs than asked).
     /// - A clearing read that fails after others succeeded does not drop what was read: the
     ///   answer carries it, with the failure in `clear_failures` (those HWPTs keep their bits).
-    public func dirtyRead(_ caller: Caller, _ params: DirtyReadParams) throws -> WithFDs<DirtyReadResult> {
+    ///
+    /// With `into` (the VMM channel's bitmap memfd, supplied once and reused), a `bitmap` read
+    /// writes the whole bitmap at offset 0 of that file instead of answering a new memfd; the
+    /// file must be a regular file at least `bitmap_bytes` long.
+    public func dirtyRead(_ caller: Caller, _ params: DirtyReadParams, into bitmapFD: Int32? = nil) throws -> WithFDs<DirtyReadResult> {
         let pageSize = params.pageSize ?? Self.pageSize
         guard pageSize >= 512, pageSize & (pageSize - 1) == 0 else {
             throw BrokerError.invalid("dirty.read: page_size \(pageSize) must be a power of two of at least 512 (usually 4096)")
@@ -172,7 +179,17 @@ extension Broker {
                 result.clearFailures = failures.isEmpty ? nil : failures
                 return WithFDs(result: result, fds: [])
             case .bitmap:
+                if let bitmapFD {
+                    // Checked before the (possibly clearing) read, so a bad file loses no bit.
+                    try Self.checkBitmapFile(bitmapFD, bytes: UInt64(words) * 8)
+                }
                 let failures = try readDirty(hwpts, segments, base: params.iova, pageSize: pageSize, clear: clear, into: union)
+                if let bitmapFD {
+                    result.dirtyPages = try Self.writeBitmap(UnsafeBufferPointer(union), to: bitmapFD)
+                    result.bitmapBytes = words * 8
+                    result.clearFailures = failures.isEmpty ? nil : failures
+                    return WithFDs(result: result, fds: [])
+                }
                 let (fd, dirtyPages) = try makeBitmapMemfd(name: "iommufdd-dirty-\(ioas.id)", words: union)
                 dirtyScratch.markClean()
                 result.dirtyPages = dirtyPages
@@ -182,6 +199,41 @@ extension Broker {
                 return WithFDs(result: result, fds: [fd])
             }
         }
+    }
+
+    /// Refuses a bitmap file that is not a regular file of at least `bytes` bytes.
+    static func checkBitmapFile(_ fd: Int32, bytes: UInt64) throws {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let err = Errno.current
+            throw BrokerError.invalid("the dirty bitmap file cannot be used: fstat failed with \(err.name) (\(err.message))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw BrokerError.invalid("the dirty bitmap file is \(MemoryFileTable.kind(of: st.st_mode)), not a regular file; supply a memfd")
+        }
+        guard UInt64(max(st.st_size, 0)) >= bytes else {
+            throw BrokerError.invalid("the dirty bitmap memfd is \(st.st_size) bytes, and this read needs \(bytes) (one bit per page); grow it (ftruncate) or read a smaller range")
+        }
+    }
+
+    /// Writes `words` at offset 0 of `fd`; returns the bits set.
+    static func writeBitmap(_ words: UnsafeBufferPointer<UInt64>, to fd: Int32) throws -> UInt64 {
+        var bits: UInt64 = 0
+        for w in words { bits &+= UInt64(w.nonzeroBitCount) }
+        guard let base = words.baseAddress else { return 0 }
+        let raw = UnsafeRawPointer(base)
+        let total = words.count * 8
+        var offset = 0
+        while offset < total {
+            let rc = pwrite(fd, raw + offset, total - offset, off_t(offset))
+            if rc < 0 {
+                if errno == EINTR { continue }
+                let err = Errno.current
+                throw BrokerError(.io, "writing the dirty bitmap into the supplied memfd failed with \(err.name) (\(err.message)); the pages read were cleared and are lost unless read with clear off")
+            }
+            offset += rc
+        }
+        return bits
     }
 
     /// The mapped parts of `[iova, end)`, back-to-back mappings merged: the ranges the kernel

@@ -37,6 +37,11 @@ public final class Broker: @unchecked Sendable {
     /// PCI address (lower case) → device name.
     var devicesByPCI: [String: String] = [:]
     var nestParents: [NestParentKey: ObjectID] = [:]
+    /// Delegated channels (`owner.delegate`) by channel ID → the owner each acts as.
+    var channels: [UInt64: String] = [:]
+    var nextChannelID: UInt64 = 1
+    /// Channels the fd store gave back at a restart, for the daemon to serve again.
+    var recoveredChannels: [RecoveredChannel] = []
     var files = MemoryFileTable()
     /// The object journal in systemd's fd store (Journal/), nil without an fd store.
     var journal: ObjectJournal?
@@ -63,6 +68,12 @@ public final class Broker: @unchecked Sendable {
     }
 
     // MARK: Serialisation
+
+    /// Reads under the lock, without the journal commit and event delivery of `locked`: for
+    /// look-ups that change nothing (the caller a channel acts as).
+    func readLocked<T>(_ body: () throws -> T) rethrows -> T {
+        try lock.withLock(body)
+    }
 
     /// Runs `body` under the lock, then delivers the events it queued, in order, outside the
     /// lock. A handler must not make a call that changes state synchronously (it would wait for
@@ -225,7 +236,8 @@ public final class Broker: @unchecked Sendable {
     }
 
     func canSee(_ caller: Caller, owner name: String) -> Bool {
-        caller.role != .manager || owners[name]?.identity == caller.identity
+        if let scope = caller.scopeOwner { return name == scope && owners[name] != nil }
+        return caller.role != .manager || owners[name]?.identity == caller.identity
     }
 
     /// An IOAS the caller may see (and, with `write`, change). Absent and another manager's

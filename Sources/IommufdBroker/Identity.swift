@@ -35,6 +35,9 @@ public struct Caller: Hashable, Sendable, Codable {
     public var trustedVMM: Bool
     /// Pinned-byte limit for each owner this identity creates; nil = unlimited.
     public var quotaBytes: UInt64?
+    /// The one owner a delegated channel acts as (`owner.delegate`): every other owner, and
+    /// every object of another owner, is answered as absent, whatever the identity's role.
+    public var scopeOwner: String?
 
     public init(uid: UInt32, gid: UInt32, pid: Int32, role: Role, identity: String, trustedVMM: Bool = false, quotaBytes: UInt64? = nil) {
         self.uid = uid
@@ -50,6 +53,7 @@ public struct Caller: Hashable, Sendable, Codable {
         case uid, gid, pid, role, identity
         case trustedVMM = "trusted_vmm"
         case quotaBytes = "quota_bytes"
+        case scopeOwner = "scope_owner"
     }
 }
 

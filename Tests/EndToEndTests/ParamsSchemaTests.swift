@@ -19,6 +19,8 @@ struct ParamsSchemaTests {
         "owner.list": NoParams(),
         "owner.info": OwnerInfoParams(name: "vm1"),
         "owner.release": OwnerReleaseParams(name: "vm1"),
+        "owner.delegate": OwnerDelegateParams(name: "vm1"),
+        "owner.revoke_channels": OwnerRevokeChannelsParams(name: "vm1"),
         "device.list": DeviceListParams(owner: "vm1"),
         "device.info": DeviceInfoParams(device: "sim-pci0"),
         "device.attach": DeviceAttachParams(owner: "vm1", device: "sim-pci0", ioas: 1, hwpt: 2, dirty: .off),

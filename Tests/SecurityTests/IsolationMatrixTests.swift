@@ -226,6 +226,8 @@ let isolationMatrix: [MatrixRow] = {
         R.row("owner.list", "", "✓✓✓✓"),
         R.row("owner.info", "", "✓✓∅✓") { f, _ in p(["name": .string(f.owner)]) },
         R.row("owner.release", "", "✓✓∅✗") { f, _ in p(["name": .string(f.owner)]) },
+        R.row("owner.delegate", "", "✓✓∅✗") { f, _ in p(["name": .string(f.owner)]) },
+        R.row("owner.revoke_channels", "", "✓✓∅✗") { f, _ in p(["name": .string(f.owner)]) },
         R.row("device.list", "of owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("device.list", "all", "✓✓✓✓"),
         R.row("device.info", "", "✓✓✓✓") { _, _ in p(["device": "a0"]) },

@@ -16,10 +16,11 @@ public struct SpawnedProcess: Sendable {
 
     /// Starts `path` with `arguments`; stdin is /dev/null, stdout goes to `output` and stderr
     /// to `errorOutput`, or to `output` too when nil (both appended, created 0644).
-    /// `environment` replaces the current one when given.
+    /// `environment` replaces the current one when given. `inherit` maps fds of this process to
+    /// the fd numbers the child gets them under (open in the child, close-on-exec cleared).
     public static func start(
         _ path: String, _ arguments: [String], output: String, errorOutput: String? = nil,
-        environment: [String: String]? = nil
+        environment: [String: String]? = nil, inherit: [(from: Int32, to: Int32)] = []
     ) throws -> SpawnedProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -31,6 +32,7 @@ public struct SpawnedProcess: Sendable {
         } else {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        for fd in inherit { posix_spawn_file_actions_adddup2(&actions, fd.from, fd.to) }
 
         // The child starts with no signal blocked and default dispositions, as from a shell: the
         // test runner's threads may block or ignore signals (SIGTERM, SIGINT, SIGPIPE), which a
@@ -59,14 +61,14 @@ public struct SpawnedProcess: Sendable {
 
     /// Runs to completion; returns the exit status (or 128 + signal), stdout and stderr.
     public static func run(
-        _ path: String, _ arguments: [String], environment: [String: String]? = nil
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil, inherit: [(from: Int32, to: Int32)] = []
     ) throws -> (status: Int32, output: String, error: String) {
         let base = "/tmp/spawned-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         defer {
             unlink(base + ".out")
             unlink(base + ".err")
         }
-        let child = try start(path, arguments, output: base + ".out", errorOutput: base + ".err", environment: environment)
+        let child = try start(path, arguments, output: base + ".out", errorOutput: base + ".err", environment: environment, inherit: inherit)
         let status = child.wait()
         return (status, readTextFile(base + ".out"), readTextFile(base + ".err"))
     }

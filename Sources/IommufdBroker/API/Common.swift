@@ -19,6 +19,10 @@ public struct NoParams: Codable, Hashable, Sendable {
 public struct WithFDs<Result: Encodable & Sendable>: Sendable {
     public var result: Result
     public var fds: [Int32]
+    public init(result: Result, fds: [Int32]) {
+        self.result = result
+        self.fds = fds
+    }
 }
 
 /// The kinds of objects the broker tracks.

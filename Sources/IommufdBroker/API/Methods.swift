@@ -6,6 +6,8 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     case ownerList = "owner.list"
     case ownerInfo = "owner.info"
     case ownerRelease = "owner.release"
+    case ownerDelegate = "owner.delegate"
+    case ownerRevokeChannels = "owner.revoke_channels"
     case deviceList = "device.list"
     case deviceInfo = "device.info"
     case deviceAttach = "device.attach"
@@ -52,7 +54,7 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     public var takesFD: Bool { self == .ioasMap }
 
     /// May send file descriptors back with the reply.
-    public var returnsFDs: Bool { self == .deviceFD || self == .dirtyRead }
+    public var returnsFDs: Bool { self == .deviceFD || self == .dirtyRead || self == .ownerDelegate }
 
     /// One line for `rpc.discover` and `iommuctl --help`.
     public var summary: String {
@@ -60,7 +62,9 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .ownerCreate: "Create an owner (e.g. a VM's UUID) of the calling manager identity"
         case .ownerList: "List the owners the caller may see"
         case .ownerInfo: "An owner's objects, devices, pinned bytes and quota"
-        case .ownerRelease: "Tear down everything of an owner in a safe order"
+        case .ownerRelease: "Tear down everything of an owner in a safe order (its channels close)"
+        case .ownerDelegate: "A VMM channel acting as this owner only: one end of a SOCK_SEQPACKET pair (docs/vmm-channel.md)"
+        case .ownerRevokeChannels: "Close every channel of an owner"
         case .deviceList: "Devices with allow-list, lease, attachment and capabilities"
         case .deviceInfo: "One device by name or PCI address"
         case .deviceAttach: "Lease and attach a device to an IOAS (auto-domain policy) or an HWPT"

@@ -68,3 +68,30 @@ public struct OwnerReleaseResult: Codable, Hashable, Sendable {
         case refundedBytes = "refunded_bytes"
     }
 }
+
+public typealias OwnerDelegateParams = OwnerNameParams
+public typealias OwnerRevokeChannelsParams = OwnerNameParams
+
+/// `owner.delegate`: the channel's ID and its fd (one end of a connected `SOCK_SEQPACKET`
+/// socket pair, sent with the answer by SCM_RIGHTS). Whoever holds the fd acts as this owner
+/// and only this owner, over the binary protocol of docs/vmm-channel.md.
+public struct OwnerDelegateResult: Codable, Hashable, Sendable {
+    public var name: String
+    public var channel: UInt64
+    public var fd: FDRef
+    public init(name: String, channel: UInt64, fd: FDRef) {
+        self.name = name
+        self.channel = channel
+        self.fd = fd
+    }
+}
+
+/// `owner.revoke_channels`: how many channels were closed.
+public struct OwnerRevokeChannelsResult: Codable, Hashable, Sendable {
+    public var name: String
+    public var revoked: Int
+    public init(name: String, revoked: Int) {
+        self.name = name
+        self.revoked = revoked
+    }
+}

@@ -16,6 +16,8 @@ public struct JournalRecovery: Codable, Sendable, Equatable {
     public var owners = 0, ioas = 0, hwpts = 0, mappings = 0, devices = 0, viommus = 0, vdevices = 0
     /// Memory files and device fds taken back from the fd store.
     public var memoryFiles = 0, deviceFDs = 0
+    /// Delegated channels taken back from the fd store and served again.
+    public var channels = 0
     /// Bytes the kernel had mapped outside every journaled mapping (a request cut off before
     /// its journal write), unmapped at start.
     public var unjournaledBytesUnmapped: UInt64 = 0
@@ -28,6 +30,7 @@ public struct JournalRecovery: Codable, Sendable, Equatable {
         case tornBytes = "torn_bytes"
         case memoryFiles = "memory_files"
         case deviceFDs = "device_fds"
+        case channels
         case unjournaledBytesUnmapped = "unjournaled_bytes_unmapped"
     }
     public init() {}
@@ -61,9 +64,12 @@ extension Broker {
             var journals: [(generation: UInt64, name: String, fd: Int32)] = []
             var memory: [MemoryFileTable.Key: (name: String, fd: Int32)] = [:]
             var deviceFDs: [ObjectID: (name: String, fd: Int32)] = [:]
+            var channelFDs: [UInt64: (name: String, fd: Int32)] = [:]
             var unused: [(name: String, fd: Int32)] = []
             for (name, fd) in storedFDs {
-                if let g = StoredFDName.parseJournal(name) {
+                if let id = StoredFDName.parseChannel(name), channelFDs[id] == nil {
+                    channelFDs[id] = (name, fd)
+                } else if let g = StoredFDName.parseJournal(name) {
                     journals.append((g, name, fd))
                 } else if let key = StoredFDName.parseMemory(name), memory[.init(device: key.device, inode: key.inode)] == nil {
                     memory[.init(device: key.device, inode: key.inode)] = (name, fd)
@@ -113,6 +119,7 @@ extension Broker {
                 report.records = contents.records
                 report.problems += contents.problems
                 rebuild(from: contents, memory: &memory, deviceFDs: &deviceFDs, journal: journal, report: &report)
+                adoptChannels(contents.state.channels ?? [], stored: &channelFDs, report: &report)
                 journal.lastState = journalState()
                 journal.storedDevices = Set(deviceFDs.keys).intersection(Set(devices.values.compactMap { $0.bound?.fd != nil ? $0.bound?.id : nil }))
             } else {
@@ -129,6 +136,7 @@ extension Broker {
 
             // What nothing refers to: memory files no mapping uses, fds of devices not bound.
             for (_, file) in memory { unused.append(file) }
+            for (_, channel) in channelFDs { unused.append(channel) }
             for (id, device) in deviceFDs where !journal.storedDevices.contains(id) { unused.append(device) }
             for (name, fd) in unused {
                 report.problems.append("fd store entry \(name) is not referenced by the journal; released")
@@ -143,6 +151,27 @@ extension Broker {
             }
             return report
         }
+    }
+
+    /// Takes back the delegated channels the journal records and the fd store holds, for the
+    /// daemon to serve again (`takeRecoveredChannels`); what is taken leaves `stored`. A channel
+    /// of an owner that is gone, or whose fd the store lost, is dropped and reported.
+    private func adoptChannels(_ recorded: [JournalState.Channel], stored: inout [UInt64: (name: String, fd: Int32)], report: inout JournalRecovery) {
+        for channel in recorded {
+            guard let fd = stored[channel.id]?.fd else {
+                report.problems.append("channel \(channel.id) of owner '\(channel.owner)' is not in the fd store; its VMM saw it close and needs a new one (owner.delegate)")
+                continue
+            }
+            guard owners[channel.owner] != nil else {
+                report.problems.append("channel \(channel.id) names owner '\(channel.owner)', which the journal does not have; closed")
+                continue  // left in `stored`: released with the other unused fds
+            }
+            stored[channel.id] = nil
+            channels[channel.id] = channel.owner
+            recoveredChannels.append(RecoveredChannel(id: channel.id, owner: channel.owner, fd: fd))
+            report.channels += 1
+        }
+        nextChannelID = (channels.keys.max() ?? 0) + 1
     }
 
     /// Fills the tables from the journal's contents and checks each object against the backend.

@@ -18,6 +18,13 @@ public enum StoredFDName {
     /// A bound device's VFIO cdev, by device ID.
     public static func device(_ id: UInt32) -> String { "device.\(id)" }
 
+    /// The daemon's end of a delegated channel (`owner.delegate`), by channel ID; the journal's
+    /// state says which owner it acts as.
+    public static func channel(_ id: UInt64) -> String { "channel.\(id)" }
+
+    public static func parseChannel(_ name: String) -> UInt64? {
+        name.hasPrefix("channel.") ? UInt64(name.dropFirst(8)) : nil
+    }
     public static func parseJournal(_ name: String) -> UInt64? {
         name.hasPrefix("journal.") ? UInt64(name.dropFirst(8)) : nil
     }

@@ -72,6 +72,13 @@ struct JournalState: Codable, Equatable {
     var viommus: [VIOMMU] = []
     var vdevices: [VDevice] = []
     var nestParents: [NestParent] = []
+    /// Delegated channels whose daemon end is in the fd store (`channel.<id>`), and the owner
+    /// each acts as. Absent (nil) when there are none, so a journal without channels reads the same.
+    struct Channel: Codable, Equatable {
+        var id: UInt64
+        var owner: String
+    }
+    var channels: [Channel]?
 }
 
 extension Broker {
@@ -100,6 +107,7 @@ extension Broker {
         }
         s.nestParents = nestParents.map { .init(ioas: $0.key.ioas, iommuInstance: $0.key.iommuInstance, hwpt: $0.value) }
             .sorted { ($0.ioas, $0.iommuInstance) < ($1.ioas, $1.iommuInstance) }
+        s.channels = channels.isEmpty ? nil : channels.sorted { $0.key < $1.key }.map { .init(id: $0.key, owner: $0.value) }
         return s
     }
 

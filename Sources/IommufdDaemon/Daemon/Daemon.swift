@@ -117,6 +117,10 @@ public final class Daemon: @unchecked Sendable {
             throw DaemonStartError(description: "iommufdd: cannot listen on \(socketPath): \(error)", exitCode: 71)
         }
         service.server = server
+        // Channels the fd store gave back: their VMMs carry on over the same fd.
+        for channel in broker.takeRecoveredChannels() {
+            service.channels.serve(id: channel.id, owner: channel.owner, fd: channel.fd)
+        }
         status.fdStore = fdStore
         status.recovery = recovery
         if let recovery, !(recovery.journal.problems.isEmpty && recovery.backendProblems.isEmpty) {

@@ -1,5 +1,6 @@
 import Foundation
 import IommufdBroker
+import IommufdChannel
 import IommufdCore
 import IommufdRPC
 import Logging
@@ -14,6 +15,8 @@ public enum IommufddVersion {
 public final class DaemonService: RPCHandler, @unchecked Sendable {
     public let broker: Broker
     public let backend: any IommuBackend
+    /// The VMM channels (`owner.delegate`, docs/vmm-channel.md).
+    public let channels: ChannelServer
     public internal(set) var table: MethodTable
     let logger: Logger
     let started = Date()
@@ -32,7 +35,9 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
         self.backend = backend
         self.status = status
         self.logger = logger
-        self.table = MethodTable.broker(broker)
+        let channels = ChannelServer(broker: broker, logger: logger)
+        self.channels = channels
+        self.table = MethodTable.broker(broker, channels: channels)
         addDaemonMethods()
     }
 

@@ -1,5 +1,6 @@
 import Glibc
 import IommufdBroker
+import IommufdChannel
 import IommufdCore
 import IommufdRPC
 
@@ -104,7 +105,7 @@ public struct MethodTable: Sendable {
 extension MethodTable {
     /// The broker's methods. Each row names the `BrokerMethod` so the summary and the
     /// fd flags come from the broker's own table.
-    static func broker(_ broker: Broker) -> MethodTable {
+    static func broker(_ broker: Broker, channels: ChannelServer) -> MethodTable {
         var t = MethodTable()
         func access(_ m: BrokerMethod) -> MethodAccess { m.changesState ? .write : .read }
         func add<P: Decodable & Sendable, R: Encodable & Sendable>(
@@ -115,7 +116,21 @@ extension MethodTable {
         add(.ownerCreate, OwnerCreateParams.self, broker.ownerCreate)
         add(.ownerList, NoParams.self, broker.ownerList)
         add(.ownerInfo, OwnerInfoParams.self, broker.ownerInfo)
-        add(.ownerRelease, OwnerReleaseParams.self, broker.ownerRelease)
+        // owner.release closes the owner's channels too (after the release: a VMM mid-request
+        // gets its answer, then end of file).
+        add(.ownerRelease, OwnerReleaseParams.self) { c, p in
+            let result = try broker.ownerRelease(c, p)
+            channels.revoke(owner: p.name)
+            return result
+        }
+        t.addWithFDs(BrokerMethod.ownerDelegate.rawValue, BrokerMethod.ownerDelegate.summary, access: .write, params: OwnerDelegateParams.self) { c, p, _ in
+            let (id, fd) = try channels.delegate(c, owner: p.name)
+            return WithFDs(result: OwnerDelegateResult(name: p.name, channel: id, fd: FDRef(fd: 0)), fds: [fd])
+        }
+        add(.ownerRevokeChannels, OwnerRevokeChannelsParams.self) { c, p in
+            let ids = try broker.channelsToRevoke(c, owner: p.name)
+            return OwnerRevokeChannelsResult(name: p.name, revoked: channels.revoke(ids: ids))
+        }
         add(.deviceList, DeviceListParams.self, broker.deviceList)
         add(.deviceInfo, DeviceInfoParams.self, broker.deviceInfo)
         add(.deviceAttach, DeviceAttachParams.self, broker.deviceAttach)

@@ -1,0 +1,471 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CIommufd
+import Dispatch
+import Foundation
+import IommufdBroker
+import IommufdCore
+import Logging
+
+/// Serves the VMM channels (docs/vmm-channel.md): the daemon's ends of the socket pairs that
+/// `owner.delegate` hands out. Each channel is served on its own serial queue, one request at a
+/// time, in order; every request calls the same `Broker` method the JSON-RPC method of the same
+/// name calls, with a caller scoped to the channel's owner, so policies, quotas and the journal
+/// are those of the control plane. (The broker still serialises all owners under one lock: the
+/// channel saves the JSON and the connection's thread hops, not the wait for another owner.)
+public final class ChannelServer: @unchecked Sendable {
+    let broker: Broker
+    let logger: Logger
+    private let lock = NSLock()
+    private var channels: [UInt64: Channel] = [:]
+    /// Counters for `daemon.metrics`.
+    private var served: UInt64 = 0
+    private var refused: UInt64 = 0
+
+    public init(broker: Broker, logger: Logger) {
+        self.broker = broker
+        self.logger = logger
+    }
+
+    /// `owner.delegate`: a new connected `SOCK_SEQPACKET` pair; the broker records the channel
+    /// (checking the caller may change `owner`) and keeps the daemon's end in the fd store; the
+    /// daemon serves that end. Returns the channel ID and the other end, which the caller owns.
+    public func delegate(_ caller: Caller, owner: String) throws -> (id: UInt64, fd: Int32) {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            let err = Errno.current
+            throw BrokerError(.io, "socketpair(AF_UNIX, SOCK_SEQPACKET) failed with \(err.name) (\(err.message)); the daemon may be out of file descriptors (LimitNOFILE)")
+        }
+        let (mine, theirs) = (pair[0], pair[1])
+        let id: UInt64
+        do {
+            id = try broker.channelOpen(caller, owner: owner, daemonEnd: mine)
+        } catch {
+            close(mine)
+            close(theirs)
+            throw error
+        }
+        serve(id: id, owner: owner, fd: mine)
+        return (id, theirs)
+    }
+
+    /// Serves `fd` (the daemon's end) as channel `id` of `owner`: a new channel, or one the fd
+    /// store gave back at a restart.
+    public func serve(id: UInt64, owner: String, fd: Int32) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        let channel = Channel(id: id, owner: owner, fd: fd, server: self)
+        lock.withLock { channels[id] = channel }
+        channel.start()
+    }
+
+    /// `owner.revoke_channels` and `owner.release`: closes every channel of `owner`. Returns how
+    /// many were closed. The holder's next read sees end of file.
+    @discardableResult
+    public func revoke(ids: [UInt64]) -> Int {
+        let doomed = lock.withLock { ids.compactMap { channels[$0] } }
+        for channel in doomed { channel.close(reason: "revoked") }
+        return doomed.count
+    }
+
+    /// Closes every channel acting as `owner` (after `owner.release`).
+    @discardableResult
+    public func revoke(owner: String) -> Int {
+        let doomed = lock.withLock { channels.values.filter { $0.owner == owner } }
+        for channel in doomed { channel.close(reason: "owner released") }
+        return doomed.count
+    }
+
+    public var openChannels: Int { lock.withLock { channels.count } }
+    public var counters: (requests: UInt64, refused: UInt64) { lock.withLock { (served, refused) } }
+
+    func count(refused wasRefused: Bool) {
+        lock.withLock {
+            served += 1
+            if wasRefused { refused += 1 }
+        }
+    }
+
+    func closed(_ channel: Channel, reason: String) {
+        lock.withLock { if channels[channel.id] === channel { channels[channel.id] = nil } }
+        broker.channelClosed(channel.id)
+        logger.info("channel closed", metadata: ["channel": "\(channel.id)", "owner": "\(channel.owner)", "reason": "\(reason)"])
+    }
+}
+
+/// One channel: its socket, its memory registrations and bitmap memfd, its serial queue.
+final class Channel: @unchecked Sendable {
+    let id: UInt64
+    let owner: String
+    let fd: Int32
+    unowned let server: ChannelServer
+    let queue: DispatchQueue
+    private var source: DispatchSourceRead?
+    // Confined to `queue`.
+    private var memory: [UInt32: Int32] = [:]
+    private var bitmap: Int32 = -1
+    private var closed = false
+    private let buffer: UnsafeMutableRawBufferPointer
+
+    /// A reply the VMM does not read within this long closes the channel.
+    static let sendTimeoutMilliseconds: Int32 = 10_000
+
+    init(id: UInt64, owner: String, fd: Int32, server: ChannelServer) {
+        self.id = id
+        self.owner = owner
+        self.fd = fd
+        self.server = server
+        queue = DispatchQueue(label: "iommufdd.channel.\(id)")
+        buffer = .allocate(byteCount: ChannelWire.maxRequestBytes + 1, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    func start() {
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        source.setEventHandler { [self] in readable() }
+        source.setCancelHandler { [self] in finish() }
+        queue.sync { self.source = source }
+        source.activate()
+    }
+
+    /// Closes the channel (from any thread): the read source is cancelled on the queue and the
+    /// socket closed once it is.
+    func close(reason: String) {
+        queue.async { [self] in
+            guard !closed else { return }
+            closed = true
+            server.closed(self, reason: reason)
+            source?.cancel()
+        }
+    }
+
+    /// After the read source is cancelled: the fds this channel holds are closed.
+    private func finish() {
+        for (_, f) in memory { Glibc.close(f) }
+        memory = [:]
+        if bitmap >= 0 { Glibc.close(bitmap) }
+        bitmap = -1
+        Glibc.close(fd)
+        source = nil
+    }
+
+    private func readable() {
+        while !closed {
+            var fds = [Int32](repeating: -1, count: 1)
+            var nfds: UInt32 = 0
+            var truncated: Int32 = 0
+            // MSG_TRUNC: a packet larger than the buffer returns its real length.
+            let n = fds.withUnsafeMutableBufferPointer { f in
+                ciommufd_recv_with_fds(fd, buffer.baseAddress, buffer.count, f.baseAddress, 1, &nfds, &truncated, Int32(MSG_TRUNC | MSG_DONTWAIT))
+            }
+            if n < 0 {
+                let err = Errno.current
+                if err == .EINTR { continue }
+                if err == .EAGAIN { return }
+                close(reason: "receive failed: \(err.name)")
+                return
+            }
+            let received = Array(fds.prefix(Int(nfds)))
+            if n == 0 && received.isEmpty && truncated == 0 {
+                close(reason: "the VMM closed its end")
+                return
+            }
+            handle(count: n, fds: received, fdsTruncated: truncated)
+        }
+    }
+
+    private func handle(count n: Int, fds: [Int32], fdsTruncated: Int32) {
+        var owned = fds  // closed at the end unless a handler takes one
+        defer { for f in owned where f >= 0 { Glibc.close(f) } }
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<min(n, buffer.count)])
+        let peek = try? ChannelWire.header(bytes)
+        let id = peek?.id ?? 0
+        let op = peek?.op ?? 0
+        if fdsTruncated != 0 {
+            let why = fdsTruncated == CIOMMUFD_FDS_LOST
+                ? "the daemon could not receive its fd (its fd limit); the request was not run"
+                : "a request carries at most one fd; more came with it, and all were closed"
+            reply(ChannelWire.errorReply(id: id, op: op, errno: ChannelWire.EBADMSG, name: ChannelWire.ErrorName.badMessage, message: why), refused: true)
+            return
+        }
+        if n > buffer.count - 1 {
+            reply(ChannelWire.errorReply(id: id, op: op, errno: ChannelWire.EMSGSIZE, name: ChannelWire.ErrorName.badMessage,
+                message: "a message of \(n) bytes is larger than the largest request (\(ChannelWire.maxRequestBytes) bytes: \(ChannelWire.maxEntries) entries); split the batch"), refused: true)
+            return
+        }
+        let request: ChannelWire.Request
+        do {
+            (_, request) = try ChannelWire.decode(bytes, fdCount: fds.count)
+        } catch {
+            reply(ChannelWire.errorReply(id: id, op: op, errno: error.errno, name: error.name, message: error.message), refused: true)
+            return
+        }
+        guard let caller = server.broker.channelCaller(self.id) else {
+            reply(ChannelWire.errorReply(id: id, op: op, errno: ChannelWire.EPIPE, name: ChannelWire.ErrorName.ownerGone,
+                message: "owner '\(owner)' of this channel is gone (released); the channel is closed"), refused: true)
+            close(reason: "owner gone")
+            return
+        }
+        do {
+            let (payload, fd) = try run(request, caller: caller, fds: &owned)
+            reply(ChannelWire.reply(id: id, op: op, payload: payload), fd: fd)
+        } catch let failure as Failure {
+            reply(ChannelWire.errorReply(id: id, op: op, errno: failure.errno, name: failure.name, message: failure.message, index: failure.index, done: failure.done), refused: true)
+        } catch {
+            let f = Failure(error)
+            reply(ChannelWire.errorReply(id: id, op: op, errno: f.errno, name: f.name, message: f.message), refused: true)
+        }
+    }
+
+    /// Sends one reply (and `fd`, closed after sending). A VMM that does not read its replies
+    /// for `sendTimeoutMilliseconds` loses the channel.
+    private func reply(_ message: [UInt8], fd: Int32 = -1, refused: Bool = false) {
+        server.count(refused: refused)
+        defer { if fd >= 0 { Glibc.close(fd) } }
+        var fds = fd >= 0 ? [fd] : []
+        while !closed {
+            let rc = message.withUnsafeBytes { m in
+                fds.withUnsafeMutableBufferPointer { f in
+                    ciommufd_send_with_fds(self.fd, m.baseAddress, m.count, f.baseAddress, UInt32(f.count), Int32(MSG_DONTWAIT))
+                }
+            }
+            if rc >= 0 { return }
+            let err = Errno.current
+            if err == .EINTR { continue }
+            if err == .EAGAIN {
+                var p = pollfd(fd: self.fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&p, 1, Self.sendTimeoutMilliseconds) > 0 { continue }
+                close(reason: "the VMM did not read its replies for \(Self.sendTimeoutMilliseconds / 1000) s")
+                return
+            }
+            close(reason: "send failed: \(err.name)")
+            return
+        }
+    }
+
+    // MARK: Ops
+
+    /// A failed request as the wire says it.
+    struct Failure: Error {
+        var errno: Int32
+        var name: String
+        var message: String
+        var index: UInt32 = 0
+        var done: UInt32 = 0
+
+        init(errno: Int32, name: String, message: String, index: UInt32 = 0, done: UInt32 = 0) {
+            self.errno = errno
+            self.name = name
+            self.message = message
+            self.index = index
+            self.done = done
+        }
+
+        /// A broker error: its wire name, and the kernel's errno for a kernel failure, else the
+        /// errno of its kind (docs/vmm-channel.md, "Errors").
+        init(_ error: any Error, index: UInt32 = 0, done: UInt32 = 0) {
+            if let b = error as? BrokerError {
+                self.init(errno: b.kernel?.errno.rawValue ?? Self.errno(of: b.kind), name: b.wireName, message: b.message, index: index, done: done)
+            } else if let k = error as? IommuError {
+                self.init(errno: k.errno.rawValue, name: BrokerError.Kind.kernel.wireName, message: "\(k)", index: index, done: done)
+            } else if let f = error as? Failure {
+                self = f
+                self.index = index
+                self.done = done
+            } else {
+                self.init(errno: EIO, name: BrokerError.Kind.io.wireName, message: "\(error)", index: index, done: done)
+            }
+        }
+
+        static func errno(of kind: BrokerError.Kind) -> Int32 {
+            switch kind {
+            case .notFound: ENOENT
+            case .permissionDenied: EACCES
+            case .busy: EBUSY
+            case .quotaExceeded: EDQUOT
+            case .unsupported: EOPNOTSUPP
+            case .kernel: EIO
+            case .invalidParams: EINVAL
+            case .conflict: EEXIST
+            case .policyRefused: EPERM
+            case .limitExceeded: E2BIG
+            case .io: EIO
+            }
+        }
+    }
+
+    private func run(_ request: ChannelWire.Request, caller: Caller, fds: inout [Int32]) throws -> (payload: [UInt8], fd: Int32) {
+        let broker = server.broker
+        var w = ChannelWire.Writer(reserving: 64)
+        switch request {
+        case .hello:
+            w.u16(ChannelWire.versionMajor); w.u16(ChannelWire.versionMinor)
+            w.u32(UInt32(ChannelWire.maxEntries)); w.u64(Broker.pageSize)
+            w.u32(ChannelWire.maxMemorySlots); w.u32(0)
+            w.u64(id)
+            w.fixed(owner, ChannelWire.ownerNameBytes)
+            return (w.bytes, -1)
+
+        case .memRegister(let index):
+            let file = fds[0]
+            var st = stat()
+            guard fstat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                throw Failure(errno: ChannelWire.EBADF, name: ChannelWire.ErrorName.badFD,
+                    message: "MEM_REGISTER: the fd is \(st.st_mode == 0 ? "unusable" : MemoryFileKind.describe(st.st_mode)), not a regular file; register a memfd (or a hugetlbfs/tmpfs file) backing guest memory")
+            }
+            guard memory[index] == nil else {
+                throw Failure(errno: EEXIST, name: BrokerError.Kind.conflict.wireName,
+                    message: "MEM_REGISTER: memory index \(index) is already registered on this channel; unregister it first (MEM_UNREGISTER) or use another index")
+            }
+            memory[index] = file
+            fds[0] = -1  // kept
+            w.u32(index); w.u32(0); w.u64(UInt64(max(st.st_size, 0)))
+            return (w.bytes, -1)
+
+        case .memUnregister(let index):
+            guard let file = memory.removeValue(forKey: index) else { throw notRegistered(index, "MEM_UNREGISTER") }
+            Glibc.close(file)  // mappings keep the broker's own reference
+            return ([], -1)
+
+        case .map(let entries):
+            var iovas: [UInt64] = []
+            var pinned: UInt64 = 0
+            for (i, e) in entries.enumerated() {
+                do {
+                    guard let file = memory[e.memIndex] else { throw notRegistered(e.memIndex, "MAP entry \(i)") }
+                    let params = IOASMapParams(
+                        ioas: e.ioas, fd: FDRef(fd: 0), offset: e.offset, length: e.length,
+                        iova: e.flags & ChannelWire.mapFixedIOVA != 0 ? e.iova : nil,
+                        readable: e.flags & ChannelWire.mapRead != 0, writeable: e.flags & ChannelWire.mapWrite != 0)
+                    let r = try broker.ioasMap(caller, params, fd: file)
+                    iovas.append(r.iova)
+                    pinned = r.ownerPinnedBytes
+                } catch {
+                    let undo = undoMaps(zip(entries, iovas).map { ($0.0.ioas, $0.1, $0.0.length) }, caller: caller)
+                    var f = Failure(error, index: UInt32(i), done: UInt32(undo.failed))
+                    f.message = "MAP entry \(i): \(f.message)" + undo.note
+                    throw f
+                }
+            }
+            w.u32(UInt32(iovas.count)); w.u32(0); w.u64(pinned)
+            for iova in iovas { w.u64(iova) }
+            return (w.bytes, -1)
+
+        case .unmap(let entries):
+            var bytes: [UInt64] = []
+            var pinned: UInt64 = 0
+            for (i, e) in entries.enumerated() {
+                do {
+                    let all = e.flags & ChannelWire.unmapAll != 0
+                    let tolerate: Bool? = e.flags & ChannelWire.unmapTolerateMissing != 0 ? true : e.flags & ChannelWire.unmapRequirePresent != 0 ? false : nil
+                    let r = try broker.ioasUnmap(caller, IOASUnmapParams(
+                        ioas: e.ioas, iova: all ? nil : e.iova, length: all ? nil : e.length, all: all ? true : nil, tolerateMissing: tolerate))
+                    bytes.append(r.unmappedBytes)
+                    pinned = r.ownerPinnedBytes
+                } catch {
+                    var f = Failure(error, index: UInt32(i), done: UInt32(i))
+                    f.message = "UNMAP entry \(i): \(f.message)" + (i > 0 ? " (entries 0 to \(i - 1) were unmapped)" : "")
+                    throw f
+                }
+            }
+            w.u32(UInt32(bytes.count)); w.u32(0); w.u64(pinned)
+            for b in bytes { w.u64(b) }
+            return (w.bytes, -1)
+
+        case .copy(let entries):
+            var iovas: [UInt64] = []
+            var pinned: UInt64 = 0
+            for (i, e) in entries.enumerated() {
+                do {
+                    let r = try broker.ioasCopy(caller, IOASCopyParams(
+                        dstIOAS: e.dstIOAS, srcIOAS: e.srcIOAS, srcIOVA: e.srcIOVA, length: e.length,
+                        dstIOVA: e.flags & ChannelWire.mapFixedIOVA != 0 ? e.dstIOVA : nil,
+                        readable: e.flags & ChannelWire.mapRead != 0, writeable: e.flags & ChannelWire.mapWrite != 0))
+                    iovas.append(r.dstIOVA)
+                    pinned = r.ownerPinnedBytes
+                } catch {
+                    let undo = undoMaps(zip(entries, iovas).map { ($0.0.dstIOAS, $0.1, $0.0.length) }, caller: caller)
+                    var f = Failure(error, index: UInt32(i), done: UInt32(undo.failed))
+                    f.message = "COPY entry \(i): \(f.message)" + undo.note
+                    throw f
+                }
+            }
+            w.u32(UInt32(iovas.count)); w.u32(0); w.u64(pinned)
+            for iova in iovas { w.u64(iova) }
+            return (w.bytes, -1)
+
+        case .dirtyBitmapSet:
+            let file = fds[0]
+            var st = stat()
+            let mode = fcntl(file, F_GETFL)
+            guard fstat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, mode >= 0, (mode & O_ACCMODE) != O_RDONLY else {
+                throw Failure(errno: ChannelWire.EBADF, name: ChannelWire.ErrorName.badFD,
+                    message: "DIRTY_BITMAP_SET: the fd must be a memfd (a regular file) open for writing; this one is \((st.st_mode & S_IFMT) == S_IFREG ? "read-only" : MemoryFileKind.describe(st.st_mode))")
+            }
+            if bitmap >= 0 { Glibc.close(bitmap) }
+            bitmap = file
+            fds[0] = -1
+            w.u64(UInt64(max(st.st_size, 0)))
+            return (w.bytes, -1)
+
+        case .dirtyRead(let d):
+            guard bitmap >= 0 else {
+                throw Failure(errno: ChannelWire.ESTALE, name: ChannelWire.ErrorName.noBitmap,
+                    message: "DIRTY_READ: no bitmap memfd is set on this channel (never, or not since the daemon restarted); send one with DIRTY_BITMAP_SET and retry")
+            }
+            let params = DirtyReadParams(
+                ioas: d.ioas, iova: d.iova, length: d.length, pageSize: d.pageSize == 0 ? nil : d.pageSize,
+                clear: d.flags & ChannelWire.dirtyNoClear == 0, format: .bitmap)
+            let out = try broker.dirtyRead(caller, params, into: bitmap)
+            for f in out.fds { Glibc.close(f) }
+            w.u64(out.result.dirtyPages); w.u64(UInt64(out.result.bitmapBytes ?? 0))
+            w.u32(UInt32(out.result.clearFailures?.count ?? 0)); w.u32(0)
+            return (w.bytes, -1)
+
+        case .deviceFD(let name):
+            let out = try broker.deviceFD(caller, DeviceFDParams(device: name))
+            w.u32(out.result.deviceID); w.u32(0)
+            return (w.bytes, out.fds.first ?? -1)
+        }
+    }
+
+    private func notRegistered(_ index: UInt32, _ what: String) -> Failure {
+        Failure(errno: ChannelWire.ESTALE, name: ChannelWire.ErrorName.notRegistered,
+            message: "\(what): memory index \(index) is not registered on this channel (never, or not since the daemon restarted); register it (MEM_REGISTER) and retry")
+    }
+
+    /// Undoes the mappings a failed MAP or COPY batch made (all or nothing), through the same
+    /// broker unmap as `ioas.unmap`. Returns how many could not be undone, and a note saying so.
+    private func undoMaps(_ done: [(ioas: UInt32, iova: UInt64, length: UInt64)], caller: Caller) -> (failed: Int, note: String) {
+        guard !done.isEmpty else { return (0, "") }
+        var failed: [String] = []
+        for m in done.reversed() {
+            do {
+                _ = try server.broker.ioasUnmap(caller, IOASUnmapParams(ioas: m.ioas, iova: m.iova, length: m.length, tolerateMissing: false))
+            } catch {
+                failed.append("IOAS \(m.ioas) at 0x\(String(m.iova, radix: 16)): \(error)")
+            }
+        }
+        if failed.isEmpty {
+            return (0, " (the \(done.count) entries before it were unmapped again: nothing of the batch stays)")
+        }
+        return (failed.count, " (undoing the entries before it failed for \(failed.count): \(failed.joined(separator: "; ")); those stay mapped, unmap them)")
+    }
+}
+
+/// What a non-regular file is, in words.
+enum MemoryFileKind {
+    static func describe(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFSOCK: "a socket"
+        case S_IFIFO: "a pipe"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFDIR: "a directory"
+        case S_IFREG: "a regular file"
+        default: "a file of type 0o\(String(mode & S_IFMT, radix: 8))"
+        }
+    }
+}

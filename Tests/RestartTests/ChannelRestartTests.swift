@@ -1,0 +1,76 @@
+import Foundation
+import IommufdBroker
+import IommufdChannel
+import IommufdCore
+import IommufdRPC
+import IommufdTestSupervisor
+import TestProcesses
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("A VMM channel across a restart", .serialized)
+struct ChannelRestartTests {
+    @Test("SIGKILL: the VMM's channel fd goes on working; it registers its memfd again (ESTALE says when), and a revoke after the restart closes it")
+    func channelSurvivesRestart() throws {
+        let config = NSTemporaryDirectory() + "iommufdd-channel-restart-\(getpid()).toml"
+        try "[daemon]\nbackend = \"sim\"\nlog_level = \"warning\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config])
+        defer { sup.shutdown() }
+        try sup.start()
+        try sup.waitReady(count: 1)
+
+        let c = try Client(path: sup.controlPath)
+        _ = try c.raw("owner.create", OwnerCreateParams(name: "vm-1"))
+        _ = try c.raw("owner.create", OwnerCreateParams(name: "vm-2"))
+        let ioas = try c.call("ioas.create", IOASCreateParams(owner: "vm-1"), as: IOASCreateResult.self).ioas
+        let (result, fds) = try c.rpc.call("owner.delegate", params: ["name": "vm-1"], timeout: .seconds(60))
+        let channelID = try #require(result["channel"]?.uint64Value)
+        #expect(fds.count == 1)
+        let ch = ChannelClient(adopting: try #require(fds.first))
+        let (other, otherFDs) = try c.rpc.call("owner.delegate", params: ["name": "vm-2"], timeout: .seconds(60))
+        let ch2 = ChannelClient(adopting: try #require(otherFDs.first))
+        #expect(sup.waitForStore { $0.contains(StoredFDName.channel(channelID)) })
+
+        let ram = try makeMemfd(bytes: 1 << 20)
+        defer { close(ram) }
+        try ch.register(index: 1, memfd: ram)
+        _ = try ch.map([.init(ioas: ioas, memIndex: 1, offset: 0, length: 0x4000, iova: 0x10_0000)])
+
+        sup.kill9()
+        try sup.start()
+        try sup.waitReady(count: 2)
+
+        // The same fd, served by the new daemon, still acting as vm-1.
+        let hello = try ch.hello()
+        #expect(hello.owner == "vm-1" && hello.channel == channelID)
+        #expect(try ch2.hello().owner == "vm-2" && other["channel"]?.uint64Value == (try ch2.hello()).channel)
+        // Registrations lived in the old process: the index answers ESTALE until registered again.
+        do {
+            _ = try ch.map([.init(ioas: ioas, memIndex: 1, offset: 0x4000, length: 0x4000, iova: 0x20_0000)])
+            Issue.record("a map with an index registered before the restart succeeded")
+        } catch let f as ChannelClient.Failure {
+            #expect(f.reply.errno == ChannelWire.ESTALE && f.reply.name == ChannelWire.ErrorName.notRegistered)
+        }
+        try ch.register(index: 1, memfd: ram)
+        _ = try ch.map([.init(ioas: ioas, memIndex: 1, offset: 0x4000, length: 0x4000, iova: 0x20_0000)])
+        try c.reconnect()
+        let info = try c.call("ioas.info", IOASInfoParams(ioas: ioas), as: IOASInfo.self)
+        #expect(info.mappings.map(\.iova) == [0x10_0000, 0x20_0000] && info.pinnedBytes == 0x8000)
+        let recovery = try c.raw("daemon.info", NoParams())["recovery"]?["journal"]
+        #expect(recovery?["channels"]?.int64Value == 2)
+        #expect((recovery?["problems"]?.arrayValue ?? []).isEmpty, "\(recovery?["problems"] ?? .null)")
+
+        // Revoked after the restart: closed for the VMM, and gone from the fd store.
+        let revoked = try c.raw("owner.revoke_channels", OwnerNameParams(name: "vm-1"))
+        #expect(revoked["revoked"]?.int64Value == 1)
+        #expect(ch.isClosedByDaemon())
+        #expect(sup.waitForStore { !$0.contains(StoredFDName.channel(channelID)) })
+        // The VMM hanging up drops its channel from the store too.
+        ch2.close()
+        #expect(sup.waitForStore { !$0.contains { $0.hasPrefix("channel.") } })
+    }
+}

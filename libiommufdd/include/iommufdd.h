@@ -1,0 +1,132 @@
+/* libiommufdd: the C client of iommufdd's VMM channel (docs/vmm-channel.md).
+ *
+ * A VM manager asks iommufdd for a channel with the JSON-RPC method `owner.delegate` and passes
+ * the fd it gets to the VMM, as libvirt passes fds to QEMU. The VMM adopts it here and makes the
+ * calls of its hot path over it: map, unmap and copy (batches of up to 256 in one message), dirty
+ * bitmap reads into a memfd it supplied once, and its devices' fds. Whoever holds the channel acts
+ * as that owner and only that owner.
+ *
+ * Errors: a call returns -1 (NULL for iommufdd_channel_adopt) and sets errno; the daemon's error
+ * name ("iommufdd.NotFound", ...), its message, and for a batch the entry that failed are in
+ * iommufdd_last_error(). Transport failures set errno too (EPIPE: the daemon closed the channel,
+ * e.g. revoked; ETIMEDOUT: no answer within the timeout) with name "iommufdd.Transport".
+ *
+ * Not thread-safe: one call at a time per channel (open more channels for more threads).
+ * The wire structs below are the ones on the wire (little-endian hosts only). */
+#ifndef IOMMUFDD_H
+#define IOMMUFDD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IOMMUFDD_CHANNEL_VERSION_MAJOR 1
+#define IOMMUFDD_MAX_ENTRIES 256
+#define IOMMUFDD_MAX_MEMORY_SLOTS 512
+
+/* MAP and COPY entry flags. */
+#define IOMMUFDD_MAP_READ 0x1u
+#define IOMMUFDD_MAP_WRITE 0x2u
+#define IOMMUFDD_MAP_FIXED_IOVA 0x4u
+/* UNMAP entry flags (neither TOLERATE_MISSING nor REQUIRE_PRESENT: the owner's policy). */
+#define IOMMUFDD_UNMAP_TOLERATE_MISSING 0x1u
+#define IOMMUFDD_UNMAP_REQUIRE_PRESENT 0x2u
+#define IOMMUFDD_UNMAP_ALL 0x4u
+/* DIRTY_READ flags. */
+#define IOMMUFDD_DIRTY_NO_CLEAR 0x1u
+
+struct iommufdd_channel;
+
+struct iommufdd_error {
+    int err;              /* the errno (also in errno after the failed call) */
+    uint32_t index;       /* for a batch: the entry that failed */
+    uint32_t done;        /* for a batch: entries whose effect stays (UNMAP: those before index) */
+    char name[32];        /* the daemon's error name, e.g. "iommufdd.QuotaExceeded" */
+    char message[1025];   /* what failed, why, and what to do */
+};
+
+/* MAP: `iova` is where to map with IOMMUFDD_MAP_FIXED_IOVA (else 0; the answer fills it in). */
+struct iommufdd_map {
+    uint32_t ioas;
+    uint32_t mem_index;   /* a memfd registered with iommufdd_mem_register */
+    uint64_t offset;      /* into that memfd */
+    uint64_t length;
+    uint64_t iova;
+    uint32_t flags;
+    uint32_t reserved;    /* 0 */
+};
+
+struct iommufdd_unmap {
+    uint32_t ioas;
+    uint32_t flags;
+    uint64_t iova;
+    uint64_t length;
+};
+
+/* COPY: map the pages behind [src_iova, +length) of src_ioas into dst_ioas (same owner). */
+struct iommufdd_copy {
+    uint32_t dst_ioas;
+    uint32_t src_ioas;
+    uint64_t src_iova;
+    uint64_t length;
+    uint64_t dst_iova;    /* with IOMMUFDD_MAP_FIXED_IOVA; else 0, filled in */
+    uint32_t flags;
+    uint32_t reserved;
+};
+
+struct iommufdd_dirty_result {
+    uint64_t dirty_pages;
+    uint64_t bitmap_bytes;    /* bytes written at offset 0 of the bitmap memfd */
+    uint32_t clear_failures;  /* HWPTs whose clearing read failed (their pages stay dirty) */
+};
+
+/* Adopts a channel fd (from owner.delegate): the library owns it from now on, even on failure.
+ * Says HELLO and checks the protocol version. NULL with errno (and *err filled when given). */
+struct iommufdd_channel *iommufdd_channel_adopt(int fd, struct iommufdd_error *err);
+/* Closes the channel and every fd the library keeps for it. */
+void iommufdd_channel_close(struct iommufdd_channel *ch);
+
+int iommufdd_channel_fd(const struct iommufdd_channel *ch);
+/* The owner this channel acts as, and its ID. */
+const char *iommufdd_channel_owner(const struct iommufdd_channel *ch);
+uint64_t iommufdd_channel_id(const struct iommufdd_channel *ch);
+/* The daemon's page size: offsets, lengths and IOVAs are multiples of it. */
+uint64_t iommufdd_channel_page_size(const struct iommufdd_channel *ch);
+/* How long a call waits for its answer (default 30000 ms; < 0: forever). */
+void iommufdd_channel_set_timeout(struct iommufdd_channel *ch, int milliseconds);
+/* The last failure on this channel. */
+const struct iommufdd_error *iommufdd_last_error(const struct iommufdd_channel *ch);
+
+/* Registers `memfd` (guest RAM) under `index`; the library keeps a duplicate, so that after a
+ * daemon restart (the daemon answers ESTALE for an index it does not know) it registers it again
+ * and retries the call, once, without the caller seeing it. */
+int iommufdd_mem_register(struct iommufdd_channel *ch, uint32_t index, int memfd);
+int iommufdd_mem_unregister(struct iommufdd_channel *ch, uint32_t index);
+
+/* All or nothing: on failure no entry stays mapped (unless undoing failed: see done). Fills in
+ * each entry's iova, and *pinned (may be NULL) with the owner's pinned bytes after. */
+int iommufdd_map(struct iommufdd_channel *ch, struct iommufdd_map *entries, unsigned count, uint64_t *pinned);
+/* In order; stops at the first failure (entries before it stay unmapped). unmapped[i] (may be
+ * NULL) gets each entry's bytes. */
+int iommufdd_unmap(struct iommufdd_channel *ch, const struct iommufdd_unmap *entries, unsigned count,
+                   uint64_t *unmapped, uint64_t *pinned);
+int iommufdd_copy(struct iommufdd_channel *ch, struct iommufdd_copy *entries, unsigned count, uint64_t *pinned);
+
+/* Sets the memfd DIRTY_READ writes bitmaps into (bit n of 64-bit little-endian words = page n
+ * of the range); kept by the library for a restart, like the memory. */
+int iommufdd_dirty_bitmap_set(struct iommufdd_channel *ch, int memfd);
+int iommufdd_dirty_read(struct iommufdd_channel *ch, uint32_t ioas, uint64_t iova, uint64_t length,
+                        uint64_t page_size, uint32_t flags, struct iommufdd_dirty_result *out);
+
+/* A device leased to this channel's owner: its bound VFIO cdev fd (>= 0, the caller owns it), or
+ * -1. Under the daemon's trusted_vmm rule, as device.fd on the control plane. */
+int iommufdd_device_fd(struct iommufdd_channel *ch, const char *device, uint32_t *device_id);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
