@@ -119,6 +119,20 @@ final class SystemdChecks {
         throw CheckFailure(description: "iommufdd.service did not come back with a new main process within \(Int(seconds)) s: \(last)")
     }
 
+    /// Polls until the service reaches `final`, failing if it shows a state not in `passing`.
+    func waitForState(_ passing: Set<String>, final: String, seconds: Double = 60) throws -> [String: String] {
+        let deadline = Date().addingTimeInterval(seconds)
+        var last: [String: String] = [:]
+        while Date() < deadline {
+            last = try show(Self.service, ["ActiveState", "SubState", "MainPID", "TriggeredBy"])
+            let state = last["ActiveState"] ?? ""
+            if state == final { return last }
+            try expect(passing.contains(state), "iommufdd.service went \(state) on its way to \(final): \(last)")
+            usleep(100_000)
+        }
+        throw CheckFailure(description: "iommufdd.service did not become \(final) within \(Int(seconds)) s: \(last)")
+    }
+
     func reconnect() throws {
         client?.rpc.close()
         client = try DaemonClient(path: Self.socketPath)
@@ -169,9 +183,11 @@ final class SystemdChecks {
         client = try DaemonClient(path: Self.socketPath)
         let (pong, _) = try connected().json("daemon.ping")
         print("      daemon.ping on the first connection: \(pong)")
-        let after = try show(Self.service, ["ActiveState", "SubState", "MainPID", "TriggeredBy"])
+        // The daemon serves as soon as it listens; systemd counts it active once it has read
+        // READY=1 from the notify socket, which can be a moment after the answer.
+        let after = try waitForState(["activating", "active"], final: "active")
         print("      then iommufdd.service: \(after)")
-        try expect(after["ActiveState"] == "active" && (Int32(after["MainPID"] ?? "") ?? 0) > 0, "the connection did not start iommufdd.service: \(after)")
+        try expect((Int32(after["MainPID"] ?? "") ?? 0) > 0 && after["TriggeredBy"] == Self.socketUnit, "the connection did not start iommufdd.service: \(after)")
     }
 
     /// Type=notify: systemd counts the service active only after READY=1, and shows STATUS=.
