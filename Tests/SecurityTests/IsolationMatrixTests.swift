@@ -280,6 +280,8 @@ let isolationMatrix: [MatrixRow] = {
             try c.a.value("dirty.start", ["ioas": .id(f.ioas)])
             return p(["device": "a0", "iova": iova, "length": .int(0x1000)])
         },
+        // Test hook that stalls the whole daemon (the watchdog test): admins only.
+        R.row("test.stall_main_queue", "", "✓✗✗✗") { _, _ in p(["seconds": 0.01]) },
         R.row("viommu.create", "", "✓✓∅✗") { _, _ in p(["device": "a0", "type": selftest]) },
         R.row("viommu.destroy", "", "✓✓∅✗") { _, c in p(["viommu": .id(try c.newVIOMMU(c.a, device: "a0"))]) },
         R.row("viommu.list", "of an IOAS", "✓✓∅✓") { f, c in
