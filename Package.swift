@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "IommufdSimTests", dependencies: ["IommufdSim", "IommufdCore"]),
         .testTarget(
             name: "ConformanceTests",
-            dependencies: ["IommufdConformance", "IommufdSim", "IommufdKernel", "IommufdCore"]
+            dependencies: ["IommufdConformance", "IommufdSim", "IommufdCore"]
         ),
         .testTarget(name: "IommufdRPCTests", dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "TestProcesses"]),
         .testTarget(
@@ -104,7 +104,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore"]),
+        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore", "FaultInjection"]),
+        // Test-only: a backend wrapper that fails the Nth call (the fail-nth sweep).
+        .target(name: "FaultInjection", dependencies: ["IommufdCore"], path: "Tests/FaultInjection"),
         // Test-only: start child processes with posix_spawn (Foundation's Process trips ASan).
         .target(name: "TestProcesses", dependencies: ["IommufdCore"], path: "Tests/TestProcesses"),
         // Test-only C: connect as another uid (thread-scoped credentials) for the access tests.

@@ -362,12 +362,18 @@ extension Broker {
 
     /// Removes `dev` from the records of page table `pt`; with `cleanup`, destroys an auto HWPT
     /// left unused. Returns the HWPTs destroyed.
+    ///
+    /// Not one that is dirty-tracking: its bitmap holds the pages the device wrote since the last
+    /// read, which destroying it would lose. It stays (unused, still in `dirty.read`'s union)
+    /// until tracking stops on its IOAS (`dirty.stop`), the IOAS is destroyed or the owner released.
     @discardableResult
     func leave(_ dev: DeviceRecord, pt: ObjectID, cleanup: Bool) -> [ObjectID] {
         if let hwpt = hwptTable[pt] {
             hwpt.devices.remove(dev.name)
             emit(.deviceDetached(owner: hwpt.owner, device: dev.name, pt: pt))
-            if cleanup && hwpt.auto && hwpt.isUnused {
+            if cleanup && hwpt.auto && hwpt.isUnused && hwpt.tracking {
+                logger.info("unused HWPT kept until dirty tracking stops: its dirty pages are not read yet", metadata: ["hwpt": "\(pt)", "ioas": "\(hwpt.ioas)"])
+            } else if cleanup && hwpt.auto && hwpt.isUnused {
                 do {
                     try destroyHWPT(hwpt)
                     return [pt]

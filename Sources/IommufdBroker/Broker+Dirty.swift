@@ -84,6 +84,15 @@ extension Broker {
                 ioas.dirtyEnabled = false
                 emit(.dirtyTrackingStopped(owner: ioas.owner, ioas: ioas.id))
             }
+            // Daemon-made HWPTs that devices left while tracking was on were kept for their dirty
+            // pages (see `leave`): with tracking off, nothing is lost by destroying them.
+            for h in ioas.hwpts.sorted().compactMap({ hwptTable[$0] }) where h.auto && h.isUnused {
+                do {
+                    try destroyHWPT(h)
+                } catch {
+                    logger.warning("could not destroy unused HWPT after dirty.stop", metadata: ["hwpt": "\(h.id)", "error": "\(error)"])
+                }
+            }
             if !ioasTable.values.contains(where: \.dirtyEnabled) { dirtyScratch.release() }
             return dirtyStatus(ioas)
         }

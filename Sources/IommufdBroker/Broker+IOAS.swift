@@ -28,6 +28,12 @@ extension Broker {
     public func ioasDestroy(_ caller: Caller, _ params: IOASDestroyParams) throws -> IOASDestroyResult {
         try locked {
             let ioas = try ioas(caller, params.ioas, write: "ioas.destroy")
+            // An HWPT the daemon created is destroyed when its last user leaves; if the kernel
+            // refused that then (the request that left still succeeded), it is retried here,
+            // or the IOAS could never be destroyed.
+            for id in ioas.hwpts.sorted() {
+                if let hwpt = hwptTable[id], hwpt.auto, hwpt.isUnused { try destroyHWPT(hwpt) }
+            }
             guard ioas.hwpts.isEmpty && ioas.directDevices.isEmpty else {
                 throw BrokerError(.busy, "IOAS \(ioas.id) is in use by HWPTs \(ioas.hwpts.sorted()) and devices \(ioas.directDevices.sorted()); detach its devices and destroy its HWPTs first")
             }

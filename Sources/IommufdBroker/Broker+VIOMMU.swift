@@ -19,6 +19,11 @@ extension Broker {
             let key = NestParentKey(ioas: ioas.id, iommuInstance: dev.descriptor.iommuInstance ?? "device:\(dev.name)")
             // Decide the type before touching anything: a refusal must leave no nest parent behind
             // and the device where it was.
+            if params.type == nil, dev.hwInfo?.type == HWInfoType.intelVTd {
+                throw BrokerError(
+                    .unsupported,
+                    "device '\(dev.name)' is behind an Intel VT-d IOMMU (\(dev.descriptor.iommuInstance ?? "unnamed")), which has no vIOMMU in Linux 7.3 (its driver has no viommu ops: IOMMU_VIOMMU_ALLOC is EOPNOTSUPP); VT-d nests through a nested HWPT on a nest-parent HWPT instead, which iommufdd does not offer yet. Give the VM a vIOMMU for a device behind an ARM SMMUv3 IOMMU, or emulate the VT-d vIOMMU in the VMM")
+            }
             guard let type = params.type ?? Self.viommuType(for: dev.hwInfo) ?? config.defaultVIOMMUType else {
                 throw BrokerError.invalid("viommu.create: no vIOMMU type is known for the IOMMU of device '\(dev.name)' (hw_info type \(dev.hwInfo?.type ?? 0)); pass 'type' (enum iommu_viommu_type)")
             }

@@ -28,6 +28,8 @@ public final class ConformanceContext {
     public let pageSize: UInt64
     let memory: ConformanceMemory
     let roles: [DeviceRole: BoundDevice]
+    /// Mappings made for this case (`inaccessibleAddress`, `readOnlyAddress`), unmapped with it.
+    private var scratch: [(address: UnsafeMutableRawPointer, size: Int)] = []
 
     init(caseID: String, backend: ConformanceBackend, memory: ConformanceMemory, roles: [DeviceRole: BoundDevice]) {
         self.caseID = caseID
@@ -61,6 +63,32 @@ public final class ConformanceContext {
 
     /// Bytes of memory available from `source(offset: 0)`.
     public var memorySize: UInt64 { memory.size }
+
+    /// The address of `length` bytes (whole pages) of this process's address space reserved
+    /// with `PROT_NONE` until the case ends: no page can be pinned there (EFAULT once a domain
+    /// needs the pages).
+    public func inaccessibleAddress(length: UInt64) throws -> UInt64 {
+        try scratchMapping(length: length, protection: PROT_NONE, flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: -1, what: "reserve address space")
+    }
+
+    /// The fixture's shared-memory file mapped a second time, read-only, until the case ends:
+    /// pages that can be pinned for reading but not for writing.
+    public func readOnlyAddress(length: UInt64) throws -> UInt64 {
+        try scratchMapping(length: length, protection: PROT_READ, flags: MAP_SHARED, fd: memory.fd, what: "map the fixture file read-only")
+    }
+
+    private func scratchMapping(length: UInt64, protection: Int32, flags: Int32, fd: Int32, what: String) throws -> UInt64 {
+        let size = Int((length + pageSize - 1) & ~(pageSize - 1))
+        guard let mapped = mmap(nil, size, protection, flags, fd, 0), mapped != MAP_FAILED else {
+            throw ConformanceSkip("cannot \(what) (\(size) bytes) in the test process: \(Errno.current)")
+        }
+        scratch.append((mapped, size))
+        return UInt64(UInt(bitPattern: mapped))
+    }
+
+    deinit {
+        for (address, size) in scratch { munmap(address, size) }
+    }
 
     // MARK: IOVA helpers
 

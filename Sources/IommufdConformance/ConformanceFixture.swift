@@ -13,14 +13,37 @@ public struct ConformanceFixture: Sendable {
     }
 
     public func run(_ testCase: ConformanceCase) -> ConformanceOutcome {
+        run(testCase, recorder: nil)
+    }
+
+    /// Runs `testCase` as `run` does and returns, with the outcome, the features of the calls
+    /// its body made that succeeded (not those of the fixture's own set-up).
+    public func runRecordingFeatures(_ testCase: ConformanceCase) -> (outcome: ConformanceOutcome, exercised: Set<Feature>) {
+        let recorder = RecorderSlot()
+        let outcome = run(testCase, recorder: recorder)
+        return (outcome, recorder.value?.exercised ?? [])
+    }
+
+    /// Where `run` leaves the recording backend it made for the case.
+    private final class RecorderSlot {
+        var value: FeatureRecordingBackend?
+    }
+
+    private func run(_ testCase: ConformanceCase, recorder: RecorderSlot?) -> ConformanceOutcome {
         do {
-            let backend = try makeBackend()
+            var backend = try makeBackend()
+            if let recorder {
+                let recording = FeatureRecordingBackend(backend)
+                recorder.value = recording
+                backend = recording
+            }
             if testCase.requirements.contains(.mapFile) && !backend.features.contains(.ioasMapFile) {
                 return .skipped("needs \(ConformanceRequirement.mapFile)")
             }
             let roles = try resolveRoles(backend, testCase.requirements)
             let memory = try ConformanceMemory()
             let context = ConformanceContext(caseID: testCase.id, backend: backend, memory: memory, roles: roles)
+            recorder?.value?.startRecording()
             try testCase.body(context)
             return .passed
         } catch let skip as ConformanceSkip {
@@ -74,7 +97,9 @@ public struct ConformanceFixture: Sendable {
                 return true
             }
             guard let primary else {
-                let missing = requirements.intersection(Self.deviceRequirements).subtracting([.nesting, .nonNestingDevice])
+                var missing = requirements.intersection(Self.deviceRequirements).subtracting([.nesting, .nonNestingDevice])
+                // Only nesting asked for: what is missing is a device to ask the IOMMU with.
+                if missing.isEmpty { missing = [.device] }
                 throw ConformanceSkip("needs " + missing.map(\.description).sorted().joined(separator: ", ") + "; the backend's devices do not provide it")
             }
             roles[.primary] = primary.device

@@ -4,6 +4,7 @@
 public enum ConformanceSuite {
     public static let all: [ConformanceCase] =
         ObjectCases.all + IOASCases.all + OptionCases.all + HWPTCases.all + DirtyCases.all + VIOMMUCases.all
+        + UserAddressCases.all
 
     /// The cases whose ID contains `substring` (all when it is nil or empty).
     public static func cases(matching substring: String?) -> [ConformanceCase] {

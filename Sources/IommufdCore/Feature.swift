@@ -1,5 +1,7 @@
 /// An iommufd capability the daemon depends on, with the first Linux version that has it.
-/// The kernel backend probes each (an unknown ioctl answers ENOTTY); the simulator has them all.
+/// The kernel backend probes each (an unknown ioctl answers ENOTTY); the simulator advertises
+/// only those it implements (`SimBackend.implementedFeatures`), each exercised on it by a
+/// conformance case.
 public enum Feature: String, CaseIterable, Hashable, Sendable, Codable {
     case iommufd            // /dev/iommu itself, IOMMU_IOAS_ALLOC ...      6.2
     case vfioDeviceCdev     // VFIO_DEVICE_BIND_IOMMUFD on /dev/vfio/devices 6.6

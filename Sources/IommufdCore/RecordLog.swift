@@ -124,6 +124,53 @@ public final class RecordLog: @unchecked Sendable {
     }
 }
 
+/// What a log is and which format version it is written in, as its 8-byte header spells them:
+/// six ASCII letters for the kind (`IFDJRN`: the broker's object journal, `IFDSIM`: the
+/// simulator's iommufd) and two ASCII digits for the format version (`01`). A reader adopts
+/// every version up to its own and refuses a newer one before touching anything, so a daemon
+/// rolled back after an upgrade leaves the newer daemon's logs as they are.
+public struct RecordLogFormat: Hashable, Sendable, CustomStringConvertible {
+    public let kind: String
+    public let version: Int
+
+    public init(kind: String, version: Int) {
+        precondition(kind.utf8.count == 6 && kind.utf8.allSatisfy { $0 >= 0x41 && $0 <= 0x5a }, "a log kind is six capital letters")
+        precondition((1...99).contains(version), "a log format version is 1 to 99")
+        self.kind = kind
+        self.version = version
+    }
+
+    /// Parses a header; nil when it is not six capital letters and two digits.
+    public init?(magic: UInt64) {
+        let bytes = (0..<8).map { UInt8(truncatingIfNeeded: magic >> (8 * UInt64($0))) }
+        guard bytes[0..<6].allSatisfy({ $0 >= 0x41 && $0 <= 0x5a }), bytes[6...].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        let version = Int(bytes[6] - 0x30) * 10 + Int(bytes[7] - 0x30)
+        guard version >= 1 else { return nil }
+        kind = String(decoding: bytes[0..<6], as: UTF8.self)
+        self.version = version
+    }
+
+    /// The header as the log stores it (little endian: the kind's first letter comes first).
+    public var magic: UInt64 {
+        var v: UInt64 = 0
+        for (i, b) in Array(kind.utf8).enumerated() { v |= UInt64(b) << (8 * UInt64(i)) }
+        v |= UInt64(0x30 + version / 10) << 48
+        v |= UInt64(0x30 + version % 10) << 56
+        return v
+    }
+
+    public var description: String { "\(kind) format version \(version)" }
+
+    /// The format of the log in `fd`, read from its header (the file offset is left alone);
+    /// nil when `fd` is shorter than a header or its header is not a log format.
+    public static func of(_ fd: Int32) -> RecordLogFormat? {
+        var magic: UInt64 = 0
+        let n = withUnsafeMutableBytes(of: &magic) { pread(fd, $0.baseAddress, 8, 0) }
+        guard n == 8 else { return nil }
+        return RecordLogFormat(magic: UInt64(littleEndian: magic))
+    }
+}
+
 /// Little-endian encoding of fixed-size fields.
 public struct ByteWriter {
     public var bytes: [UInt8] = []

@@ -306,6 +306,20 @@ struct IOPageTable {
             reserved = snapshot
             throw error
         }
+        // iopt_fill_domain: the first domain pins the pages of every area (later ones find
+        // them pinned); user memory that cannot be pinned fails the add.
+        if domains.isEmpty {
+            var pinnable = true
+            var regions: [UserMemory.Region]?
+            areas.forEach { area in
+                pinnable = SimBackend.pinnable([(area.pages, 0, area.length)], regions: &regions)
+                return pinnable
+            }
+            if !pinnable {
+                reserved = snapshot
+                throw .EFAULT
+            }
+        }
         iovaAlignment = newAlignment
         domains.append((hwpt, minPageSize))
     }

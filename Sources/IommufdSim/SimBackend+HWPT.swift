@@ -37,6 +37,10 @@ extension SimBackend {
         if flags.contains(.faultIDValid) && flags.contains(.nestParent) { throw Errno.EOPNOTSUPP }
         // The driver's domain_alloc_paging_flags refuses a nest parent it cannot nest.
         if flags.contains(.nestParent) && !iommu.nesting { throw Errno.EOPNOTSUPP }
+        // arm_smmu_domain_finalise: a nest parent is a stage-2 domain, which has no dirty ops.
+        if flags.contains(.nestParent) && flags.contains(.dirtyTracking) && iommu.nestParentCannotTrackDirty {
+            throw Errno.EOPNOTSUPP
+        }
         let id = try allocateID()
         let hwpt = SimHWPT(ioas: ioasID, iommu: iommu, flags: flags, autoDomain: false)
         try ioas.table.addDomain(hwpt: id, minPageSize: iommu.minPageSize, aperture: iommu.aperture)
@@ -198,7 +202,8 @@ extension SimBackend {
         try locked("IOMMU_VIOMMU_ALLOC") {
             if type == VIOMMUType.default { throw Errno.EOPNOTSUPP }
             let device = try physicalDevice(deviceID)
-            // No viommu ops, or get_viommu_size() == 0 for this type.
+            // No viommu ops (Intel VT-d: empty viommuTypes), or get_viommu_size() == 0 for
+            // this type.
             guard let iommu = device.iommu, iommu.nesting, iommu.viommuTypes.contains(type) else {
                 throw Errno.EOPNOTSUPP
             }

@@ -36,11 +36,38 @@ extension SimBackend {
                 let file = try sharedFile(for: fd)
                 pages = SimPages(backing: .file(file, offset: offset), writable: flags.contains(.writeable))
             }
-            return try ioas.table.insert(
+            let mapped = try ioas.table.insert(
                 slices: [(pages, 0, length)], totalLength: length,
                 fixedIOVA: flags.contains(.fixedIOVA) ? iova : nil,
                 readable: flags.contains(.readable), writeable: flags.contains(.writeable))
+            // iopt_map_pages → iopt_fill_domains_pages: with a domain the pages are pinned now
+            // (pfn_reader_user_pin); memory that cannot be pinned undoes the area.
+            if !ioas.table.domains.isEmpty, !Self.pinnable([(pages, 0, length)]) {
+                _ = ioas.table.unmap(start: mapped, last: mapped + (length - 1))
+                throw IommuError(
+                    .EFAULT, operation,
+                    detail: "user address 0x\(String(pages.sourceAddress(at: 0), radix: 16))+0x\(String(length, radix: 16)) is not "
+                        + (pages.writable ? "readable and writable" : "readable") + " memory of this process")
+            }
+            return mapped
         }
+    }
+
+    /// Whether the user memory behind `slices` can be pinned (file slices always can here).
+    /// `regions` caches this process's map across calls (read at the first user slice).
+    static func pinnable(_ slices: [(pages: SimPages, offset: UInt64, length: UInt64)], regions: inout [UserMemory.Region]?) -> Bool {
+        slices.allSatisfy { slice in
+            guard case .user = slice.pages.backing else { return true }
+            if regions == nil { regions = UserMemory.regions() }
+            return UserMemory.isPinnable(
+                address: slice.pages.sourceAddress(at: slice.offset), length: slice.length, write: slice.pages.writable,
+                in: regions ?? [])
+        }
+    }
+
+    static func pinnable(_ slices: [(pages: SimPages, offset: UInt64, length: UInt64)]) -> Bool {
+        var regions: [UserMemory.Region]?
+        return pinnable(slices, regions: &regions)
     }
 
     /// `iommufd_ioas_unmap`: [0, UINT64_MAX] unmaps everything (and succeeds on an empty IOAS);
@@ -106,10 +133,17 @@ extension SimBackend {
             let source = try ioas(src)
             let slices = try source.table.slices(iova: srcIOVA, length: length)
             let destination = try ioas(dst)
-            return try destination.table.insert(
+            let copied = try destination.table.insert(
                 slices: slices, totalLength: length,
                 fixedIOVA: flags.contains(.fixedIOVA) ? dstIOVA : nil,
                 readable: flags.contains(.readable), writeable: flags.contains(.writeable))
+            // Pages already pinned for a domain of the source stay pinned; otherwise filling
+            // the destination's domains pins them now.
+            if !destination.table.domains.isEmpty, source.table.domains.isEmpty, !Self.pinnable(slices) {
+                _ = destination.table.unmap(start: copied, last: copied + (length - 1))
+                throw IommuError(.EFAULT, "IOMMU_IOAS_COPY", detail: "the source's user memory is not pinnable memory of this process")
+            }
+            return copied
         }
     }
 

@@ -19,7 +19,27 @@ import IommufdCore
 /// `IOMMU_IOAS_MAP_FILE` gets its fd from `resolveFile` (the broker's memfds, from the fd store).
 public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @unchecked Sendable {
     public static let fdStoreName = "sim-iommufd"
-    static let magic: UInt64 = 0x3130_4d49_5344_4649  // "IFDSIM01"
+    /// The format this simulator writes: a change to the operations that an older daemon would
+    /// misread takes the next version (and keeps replaying every earlier one).
+    public static let format = RecordLogFormat(kind: "IFDSIM", version: 1)
+    static let magic: UInt64 = format.magic  // "IFDSIM01"
+
+    /// Refuses a log written in a newer format than this simulator's, naming both versions,
+    /// before anything is read or changed: the fd store keeps it for the newer daemon.
+    public static func checkFormat(of fd: Int32) throws(FormatTooNew) {
+        if let found = RecordLogFormat.of(fd), found.kind == format.kind, found.version > format.version {
+            throw FormatTooNew(found: found, known: format)
+        }
+    }
+
+    /// A persisted simulator log of a newer format than this daemon knows.
+    public struct FormatTooNew: Error, CustomStringConvertible {
+        public var found: RecordLogFormat
+        public var known: RecordLogFormat
+        public var description: String {
+            "the simulator's iommufd log in the fd store is in format version \(found.version), newer than this daemon's version \(known.version) (a newer iommufdd wrote it); this daemon cannot replay it and leaves the fd store untouched: start the newer iommufdd again (do not clear the fd store: that would drop every device and mapping)"
+        }
+    }
 
     /// The simulator itself (for what the `IommuBackend` protocol does not cover, e.g. DMA).
     public let sim: SimBackend
@@ -50,6 +70,9 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
     /// over an empty placeholder file and reported).
     public init(_ sim: SimBackend, adopting fd: Int32, resolveFile: (UInt64, UInt64) -> Int32?, report: inout ReplayReport) throws(IommuError) {
         self.sim = sim
+        if let found = RecordLogFormat.of(fd), found.kind == Self.format.kind, found.version > Self.format.version {
+            throw IommuError(.EINVAL, "replay", detail: FormatTooNew(found: found, known: Self.format).description)
+        }
         var records: [RecordLog.Record] = []
         var torn = 0
         log = try RecordLog(adopting: fd, magic: Self.magic, records: &records, tornBytes: &torn)
@@ -73,8 +96,8 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
     public func fdsToStore() -> [(name: String, fd: Int32)] { [(Self.fdStoreName, log.fd)] }
 
     public func adoptBoundDevice(_ descriptor: DeviceDescriptor, id: ObjectID, fd: Int32?, objects: [String: ObjectID]) throws -> BoundDevice {
-        // The replay bound it again; check it is the same device under the same ID.
-        _ = try sim.hwInfo(deviceID: id)
+        // The replay bound it again; check it is the same device under the same ID (by name:
+        // GET_HW_INFO would refuse an mdev-like device, an access rather than a device object).
         guard sim.boundID(of: descriptor.name) == id else {
             throw IommuError(.ENOENT, "VFIO_DEVICE_BIND_IOMMUFD", detail: "simulated device \(descriptor.name) is not bound as device \(id)")
         }

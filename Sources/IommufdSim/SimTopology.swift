@@ -1,14 +1,19 @@
 import IommufdCore
 
 /// The simulated hardware behind a `SimBackend`: physical IOMMU instances and the devices behind
-/// them. The daemon's config file supplies one; `SimTopology.default` is the built-in demo.
+/// them. The daemon's config file supplies one; `SimTopology.default` is the one the library's
+/// tests and the conformance suite run on.
+///
+/// An instance behaves like one real IOMMU driver, named by its `hwInfoType`: build it with
+/// `IOMMU.intelVTd`, `IOMMU.armSMMUv3` or `IOMMU.selftestMock` to get that driver's geometry,
+/// reserved regions and vIOMMU types.
 public struct SimTopology: Codable, Sendable, Hashable {
     /// A simulated physical IOMMU instance (what `dmar0` / `smmu3.0x...` is on real hardware).
     public struct IOMMU: Codable, Sendable, Hashable {
         public var name: String
         /// Whether domains of this IOMMU can track dirty IOPTEs (`IOMMU_CAP_DIRTY_TRACKING`).
         public var dirtyTracking: Bool
-        /// Whether it can allocate nest-parent HWPTs and vIOMMUs.
+        /// Whether it can allocate nest-parent HWPTs; vIOMMUs too when `viommuTypes` is not empty.
         public var nesting: Bool
         /// Supported IOPTE sizes in bytes (the domain's `pgsize_bitmap`); each a power of two.
         public var pageSizes: [UInt64]
@@ -20,6 +25,7 @@ public struct SimTopology: Codable, Sendable, Hashable {
         /// `enum iommu_hw_info_type` reported by `IOMMU_GET_HW_INFO`.
         public var hwInfoType: UInt32
         /// `enum iommu_viommu_type` values `IOMMU_VIOMMU_ALLOC` accepts (only when `nesting`).
+        /// Empty: the driver has no viommu ops (Intel VT-d), and every type is EOPNOTSUPP.
         public var viommuTypes: [UInt32]
         /// IOMMUs naming the same group accept each other's domains when the capabilities
         /// match, as Intel VT-d units do (`paging_domain_compatible`). nil: a domain only ever
@@ -32,7 +38,7 @@ public struct SimTopology: Codable, Sendable, Hashable {
             aperture: IOVARange = IOVARange(start: 0, last: (1 << 48) - 1),
             reservedRanges: [IOVARange] = [SimTopology.x86MSIWindow],
             hwInfoType: UInt32 = HWInfoType.intelVTd,
-            viommuTypes: [UInt32] = [VIOMMUType.selftest],
+            viommuTypes: [UInt32] = [],
             domainGroup: String? = nil
         ) {
             self.name = name
@@ -74,6 +80,55 @@ public struct SimTopology: Codable, Sendable, Hashable {
 
         /// The smallest IOPTE size: the IOVA alignment a domain of this IOMMU imposes on an IOAS.
         public var minPageSize: UInt64 { pageSizes.min() ?? 4096 }
+
+        /// Intel VT-d as drivers/iommu/intel drives it on Linux 7.3: hw_info type INTEL_VTD,
+        /// 4 KiB / 2 MiB / 1 GiB IOPTEs, a 48-bit aperture, the x86 MSI window reserved.
+        /// `dirtyTracking`: second-stage A/D bits (`intel_dirty_ops`, ecap SSADS), nest parents
+        /// included. `nesting`: nest-parent HWPTs, but never a vIOMMU: `intel_iommu_ops` has
+        /// no `viommu_init`, so `IOMMU_VIOMMU_ALLOC` is EOPNOTSUPP. VT-d nests by allocating a
+        /// nested HWPT (`IOMMU_HWPT_DATA_VTD_S1`) directly on the nest parent instead.
+        public static func intelVTd(
+            name: String, dirtyTracking: Bool, nesting: Bool, domainGroup: String? = nil
+        ) -> IOMMU {
+            IOMMU(
+                name: name, dirtyTracking: dirtyTracking, nesting: nesting,
+                pageSizes: [4096, 2 << 20, 1 << 30], aperture: IOVARange(start: 0, last: (1 << 48) - 1),
+                reservedRanges: [SimTopology.x86MSIWindow], hwInfoType: HWInfoType.intelVTd, viommuTypes: [],
+                domainGroup: domainGroup)
+        }
+
+        /// ARM SMMUv3 as drivers/iommu/arm/arm-smmu-v3 drives it on Linux 7.3: hw_info type
+        /// ARM_SMMUV3, 4 KiB / 2 MiB / 1 GiB IOPTEs, a 48-bit aperture, the software MSI window
+        /// (`MSI_IOVA_BASE` 0x8000000, 1 MiB) reserved, a domain never shared with another
+        /// instance. `nesting` (`ARM_SMMU_FEAT_NESTING`): stage-2 nest-parent HWPTs and vIOMMUs
+        /// of type ARM_SMMUV3 over them (`arm_vsmmu_init`). `dirtyTracking` (HTTU,
+        /// `ARM_SMMU_FEAT_HD`): stage-1 domains only; a nest parent with dirty tracking is
+        /// EOPNOTSUPP (`arm_smmu_domain_finalise`).
+        public static func armSMMUv3(name: String, dirtyTracking: Bool, nesting: Bool) -> IOMMU {
+            IOMMU(
+                name: name, dirtyTracking: dirtyTracking, nesting: nesting,
+                pageSizes: [4096, 2 << 20, 1 << 30], aperture: IOVARange(start: 0, last: (1 << 48) - 1),
+                reservedRanges: [SimTopology.armSoftwareMSIWindow], hwInfoType: HWInfoType.armSMMUv3,
+                viommuTypes: [VIOMMUType.armSMMUv3])
+        }
+
+        /// The kernel selftest's mock IOMMU (CONFIG_IOMMUFD_TEST), which the conformance suite
+        /// uses on the real kernel for dirty tracking and nesting: hw_info type and vIOMMU type
+        /// of the selftest. The geometry is the caller's.
+        public static func selftestMock(
+            name: String, dirtyTracking: Bool, nesting: Bool,
+            pageSizes: [UInt64] = [4096, 2 << 20, 1 << 30],
+            aperture: IOVARange = IOVARange(start: 0, last: (1 << 48) - 1),
+            reservedRanges: [IOVARange] = []
+        ) -> IOMMU {
+            IOMMU(
+                name: name, dirtyTracking: dirtyTracking, nesting: nesting, pageSizes: pageSizes, aperture: aperture,
+                reservedRanges: reservedRanges, hwInfoType: HWInfoType.selftest, viommuTypes: [VIOMMUType.selftest])
+        }
+
+        /// Stage-2 page tables cannot track dirty IOPTEs on this driver (ARM SMMUv3), so a nest
+        /// parent with dirty tracking is refused.
+        var nestParentCannotTrackDirty: Bool { hwInfoType == HWInfoType.armSMMUv3 }
     }
 
     /// A simulated device. `iommu == nil` makes it mdev-like: no HWPT, DMA through an access.
@@ -111,19 +166,25 @@ public struct SimTopology: Codable, Sendable, Hashable {
     /// The x86 interrupt (MSI) window every Intel/AMD IOMMU reserves.
     public static let x86MSIWindow = IOVARange(start: 0xfee0_0000, last: 0xfeef_ffff)
 
-    /// Two IOMMU instances (one dirty-capable with nesting, one without either), two PCI
-    /// devices on the first (the second cannot track dirty pages), one on the second, and one
-    /// mdev-like device.
+    /// The window ARM SMMUv3 reserves for software-managed MSIs (`MSI_IOVA_BASE`,
+    /// `MSI_IOVA_LENGTH`, `IOMMU_RESV_SW_MSI`).
+    public static let armSoftwareMSIWindow = IOVARange(start: 0x800_0000, last: 0x80f_ffff)
+
+    /// What the conformance suite runs on in the test VM, in miniature: a selftest mock IOMMU
+    /// (dirty tracking, nesting, the selftest vIOMMU type) with two devices, the second unable
+    /// to track dirty pages (`MOCK_FLAGS_DEVICE_NO_DIRTY`); an Intel VT-d unit without dirty
+    /// tracking or nesting (QEMU's) with one device; and one mdev-like device.
     public static let `default` = SimTopology(
         iommus: [
-            IOMMU(name: "dmar0", dirtyTracking: true, nesting: true),
+            // With the x86 MSI window, so the reserved-range cases meet one on the primary device.
+            .selftestMock(name: "mock0", dirtyTracking: true, nesting: true, reservedRanges: [x86MSIWindow]),
             IOMMU(
                 name: "dmar1", dirtyTracking: false, nesting: false,
                 pageSizes: [4096, 2 << 20], aperture: IOVARange(start: 0, last: (1 << 39) - 1)),
         ],
         devices: [
-            Device(name: "sim0", iommu: "dmar0", pciAddress: "0000:00:02.0"),
-            Device(name: "sim1", iommu: "dmar0", pciAddress: "0000:00:03.0", dirtyTracking: false),
+            Device(name: "sim0", iommu: "mock0", pciAddress: "0000:00:02.0"),
+            Device(name: "sim1", iommu: "mock0", pciAddress: "0000:00:03.0", dirtyTracking: false),
             Device(name: "sim2", iommu: "dmar1", pciAddress: "0000:00:04.0"),
             Device(name: "mdev0", iommu: nil),
         ])

@@ -62,7 +62,7 @@ final class FuzzDaemon: @unchecked Sendable {
         [policy]
         dirty_tracking = "preferred"
         [devices]
-        allow = ["sim-pci0", "sim-pci1", "sim-mdev0", "0000:00:03.0"]
+        allow = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-mdev0", "0000:00:03.0"]
         [[access]]
         user = 0
         role = "admin"
@@ -73,6 +73,8 @@ final class FuzzDaemon: @unchecked Sendable {
         nesting = true
         [[sim.iommu]]
         name = "sim-iommu1"
+        driver = "arm-smmuv3"
+        nesting = true
         [[sim.device]]
         name = "sim-pci0"
         iommu = "sim-iommu0"

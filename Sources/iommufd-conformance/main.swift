@@ -6,7 +6,8 @@ import IommufdKernel
 import IommufdSim
 
 /// Runs the iommufd conformance suite against a backend and prints one line per case, then
-/// `N passed, N failed, N skipped`. Exits non-zero when any case failed.
+/// `N passed, N failed, N skipped`. Exits non-zero when any case failed or was skipped without
+/// being on the expected-skip list (`--expected-skips`).
 struct IommufdConformanceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iommufd-conformance",
@@ -28,8 +29,15 @@ struct IommufdConformanceCommand: ParsableCommand {
 
     @Flag(help: ArgumentHelp(
         "With --backend kernel: also offer the kernel's selftest mock devices (IOMMU_TEST_CMD).",
-        discussion: "Needs a CONFIG_IOMMUFD_TEST kernel such as the test VM's. Without it, only real VFIO devices are used and the cases that need dirty tracking, nesting or the test hooks are skipped."))
+        discussion: "Needs a CONFIG_IOMMUFD_TEST kernel such as the test VM's. Without it, only real VFIO devices are used and the cases that need dirty tracking, nesting or the test hooks are skipped (list them with --expected-skips, or the run fails)."))
     var mockDevices = false
+
+    @Option(
+        help: ArgumentHelp(
+            "A file of the cases this backend may skip, one `CASE-ID REASON` a line ('#' comments).",
+            discussion: "A case that is skipped and not listed fails the run, and so does a listed case that runs after all. Without this option no case may be skipped.",
+            valueName: "file"))
+    var expectedSkips: String?
 
     func run() throws {
         let cases = ConformanceSuite.cases(matching: filter)
@@ -46,12 +54,28 @@ struct IommufdConformanceCommand: ParsableCommand {
         if mockDevices && backend != .kernel {
             throw ValidationError("--mock-devices applies to --backend kernel only")
         }
+        let skips = try expectedSkips.map(loadExpectedSkips) ?? ExpectedSkips()
         let fixture = try makeFixture(backend, mockDevices: mockDevices)
         // Unbuffered, so progress shows while a slow backend (the test VM) runs.
-        let summary = ConformanceRunner(fixture: fixture).run(cases) { line in
+        let summary = ConformanceRunner(fixture: fixture, expectedSkips: skips).run(cases) { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
         if !summary.succeeded { throw ExitCode.failure }
+    }
+}
+
+/// Reads and checks the expected-skip list at `path`.
+func loadExpectedSkips(_ path: String) throws -> ExpectedSkips {
+    let text: String
+    do {
+        text = try String(contentsOfFile: path, encoding: .utf8)
+    } catch {
+        throw ValidationError("cannot read the expected-skip list \(path): \(error.localizedDescription)")
+    }
+    do {
+        return try ExpectedSkips(parsing: text, source: path, knownIDs: Set(ConformanceSuite.all.map(\.id)))
+    } catch {
+        throw ValidationError("expected-skip list \(error.description)")
     }
 }
 

@@ -384,10 +384,10 @@ struct DaemonChecks {
         }
         _ = try client.call("vdevice.destroy", VDeviceDestroyParams(vdevice: vdev.vdevice), as: VDeviceDestroyResult.self)
         _ = try client.call("viommu.destroy", VIOMMUDestroyParams(viommu: viommu.viommu), as: VIOMMUDestroyResult.self)
-        // The emulated VT-d: Linux 7.3 has no vIOMMU type for VT-d (the daemon says so before
-        // touching the kernel), and with a type named anyway the kernel refuses the nest parent.
+        // The emulated VT-d: Linux 7.3 has no vIOMMU for VT-d (the daemon says so, Unsupported,
+        // before touching the kernel), and with a type named anyway the kernel refuses the nest parent.
         _ = try client.call("device.attach", DeviceAttachParams(owner: owner, device: "vfio0", ioas: ioas.ioas), as: DeviceAttachResult.self)
-        try client.expectError("iommufdd.InvalidParams", "viommu.create on the emulated VT-d") {
+        try client.expectError("iommufdd.Unsupported", "viommu.create on the emulated VT-d") {
             _ = try client.call("viommu.create", VIOMMUCreateParams(device: "vfio0"), as: VIOMMUCreateResult.self)
         }
         try client.expectError("iommufdd.Kernel", errno: "EOPNOTSUPP", "viommu.create on the emulated VT-d with type ARM SMMUv3") {

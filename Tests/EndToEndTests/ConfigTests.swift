@@ -95,7 +95,7 @@ struct ConfigDefaultsTests {
             "max_fds_per_message", "idle_timeout_sec", "partial_message_timeout_sec", "max_output_buffer_bytes",
             "dirty_tracking", "huge_pages", "unmap_tolerate_missing", "owner_pinned_bytes_quota", "allow", "user",
             "group", "role", "trusted_vmm", "pinned_bytes_quota", "allow_mock_devices", "mock_devices", "no_dirty",
-            "name", "nesting", "iommu", "pci_address", "mdev", "test_hooks",
+            "name", "driver", "nesting", "iommu", "pci_address", "mdev", "test_hooks",
         ]
         for key in keys {
             #expect(text.contains("\(key) =") || text.contains("\(key) "), "example file lacks \(key)")
@@ -443,6 +443,30 @@ struct ConfigErrorTests {
         #expect(try issue("[daemon]\nbackend = \"qemu\"\n").reason == #""qemu" is not one of "auto", "kernel", "sim""#)
         #expect(try issue("[policy]\ndirty_tracking = \"on\"\n").reason.contains(#""preferred""#))
         #expect(try issue("[daemon]\nlog_level = \"verbose\"\n").reason.contains(#""debug""#))
+        #expect(
+            try issue("[[sim.iommu]]\nname = \"amd0\"\ndriver = \"amd-vi\"\n").reason
+                == #""amd-vi" is not one of "intel-vtd", "arm-smmuv3""#)
+    }
+
+    /// `[[sim.iommu]] driver` picks the kernel driver an instance answers like; without it, an
+    /// instance is Intel VT-d (what it was before the key existed).
+    @Test func simIOMMUDriver() throws {
+        let c = try parse(
+            """
+            [[sim.iommu]]
+            name = "smmu0"
+            driver = "arm-smmuv3"
+            nesting = true
+            [[sim.iommu]]
+            name = "dmar0"
+            dirty_tracking = true
+            """
+        ).get()
+        #expect(
+            c.sim.iommus == [
+                SimIOMMU(name: "smmu0", driver: .armSMMUv3, dirtyTracking: false, nesting: true),
+                SimIOMMU(name: "dmar0", driver: .intelVTd, dirtyTracking: true, nesting: false),
+            ])
     }
 
     @Test func allowListEntries() throws {

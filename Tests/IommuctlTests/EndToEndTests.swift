@@ -106,9 +106,13 @@ struct EndToEndTests {
         expectOK(try daemon.ctl(["dirty", "status", "\(ioas)"]), "dirty status")
         expectOK(try daemon.ctl(["dirty", "stop", "\(ioas)"]), "dirty stop")
 
-        let viommu = try daemon.json(["viommu", "create", "sim-pci0"])
+        // A vIOMMU needs the SMMUv3-like IOMMU (sim-iommu1): the VT-d-like one has none.
+        let vtd = try daemon.ctl(["viommu", "create", "sim-pci0"])
+        #expect(vtd.code == 8 && vtd.error.contains("Intel VT-d"), "\(vtd)")
+        expectOK(try daemon.ctl(["device", "attach", "sim-pci2", "--owner", "vm1", "--ioas", "\(ioas)"]), "attach sim-pci2")
+        let viommu = try daemon.json(["viommu", "create", "sim-pci2"])
         let viommuID = try #require(viommu["viommu"]?.int64Value)
-        let vdev = try daemon.ctl(["vdevice", "create", "--viommu", "\(viommuID)", "--device", "sim-pci0", "--virtual-id", "0x10"])
+        let vdev = try daemon.ctl(["vdevice", "create", "--viommu", "\(viommuID)", "--device", "sim-pci2", "--virtual-id", "0x10"])
         expectOK(vdev, "vdevice create")
         let vdevID = try #require(try daemon.json(["owner", "info", "vm1"])["vdevices"]?.arrayValue?.first?.int64Value)
         let viommus = try daemon.ctl(["viommu", "list"])
@@ -116,6 +120,7 @@ struct EndToEndTests {
         #expect(viommus.output.contains("vm1"))
         expectOK(try daemon.ctl(["vdevice", "destroy", "\(vdevID)"]), "vdevice destroy")
         expectOK(try daemon.ctl(["viommu", "destroy", "\(viommuID)"]), "viommu destroy")
+        expectOK(try daemon.ctl(["device", "release", "sim-pci2"]), "device release sim-pci2")
 
         expectOK(try daemon.ctl(["device", "attach", "sim-pci1", "--owner", "vm1", "--ioas", "\(ioas)"]), "attach sim-pci1")
         let alloc = try daemon.json(["hwpt", "alloc", "--ioas", "\(ioas)", "--device", "sim-pci1", "--dirty-tracking"])

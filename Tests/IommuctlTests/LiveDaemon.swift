@@ -16,7 +16,8 @@ final class LiveDaemon {
     var socketPath: String { daemon.socketPath }
     var logPath: String { daemon.logPath }
 
-    /// Simulated devices of the daemon's default topology, all on the allow-list here.
+    /// Simulated devices of the daemon's default topology (`DaemonConfig.Sim.defaultDevices`,
+    /// used here as it is: the walkthrough shows that topology), all on the allow-list here.
     static let devices = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-mdev0"]
 
     /// `config` is appended to a base config: root is admin (64 MiB quota), uid 65534 is a
@@ -51,35 +52,6 @@ final class LiveDaemon {
             [sim]
             test_hooks = true
 
-            # The default topology, spelled out: sim-pci2 is behind the IOMMU without dirty
-            # tracking and must not claim it.
-            [[sim.iommu]]
-            name = "sim-iommu0"
-            dirty_tracking = true
-            nesting = true
-
-            [[sim.iommu]]
-            name = "sim-iommu1"
-
-            [[sim.device]]
-            name = "sim-pci0"
-            iommu = "sim-iommu0"
-            pci_address = "0000:00:02.0"
-
-            [[sim.device]]
-            name = "sim-pci1"
-            iommu = "sim-iommu0"
-            pci_address = "0000:00:03.0"
-
-            [[sim.device]]
-            name = "sim-pci2"
-            iommu = "sim-iommu1"
-            pci_address = "0000:00:04.0"
-            dirty_tracking = false
-
-            [[sim.device]]
-            name = "sim-mdev0"
-            mdev = true
             \(extraConfig)
             """
         }

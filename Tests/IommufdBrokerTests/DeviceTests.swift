@@ -54,12 +54,12 @@ struct DeviceTests {
     @Test func autoDomainReusesAllocatesAndFallsBackForMdevs() throws {
         let f = try Fixture()
         let ioas = try f.ownerWithIOAS()
-        // sim0 and sim1 share dmar0: with dirty off they share one HWPT.
+        // sim0 and sim1 share mock0: with dirty off they share one HWPT.
         let r0 = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "sim0", ioas: ioas, dirty: .off))
         #expect(r0.hwptCreated && !r0.dirtyTracking && r0.pt != ioas)
         let r1 = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "sim1", ioas: ioas, dirty: .off))
         #expect(!r1.hwptCreated && r1.pt == r0.pt)
-        // sim2 is behind dmar1: the kernel refuses dmar0's HWPT (EINVAL), so a new one.
+        // sim2 is behind dmar1: the kernel refuses mock0's HWPT (EINVAL), so a new one.
         let r2 = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "sim2", ioas: ioas, dirty: .off))
         #expect(r2.hwptCreated && r2.pt != r0.pt)
         #expect(f.backend.attachAttempts.suffix(2) == [r0.pt, r2.pt])
@@ -99,7 +99,7 @@ struct DeviceTests {
     @Test func einvalFromAttachMeansTryTheNextHWPT() throws {
         let f = try Fixture()
         let ioas = try f.ownerWithIOAS()
-        // Two dirty-off HWPTs on dmar0: an explicit one and sim0's automatic one.
+        // Two dirty-off HWPTs on mock0: an explicit one and sim0's automatic one.
         let explicit = try f.broker.hwptAlloc(f.a, HWPTAllocParams(ioas: ioas, device: "sim0")).hwpt
         let r0 = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "sim0", ioas: ioas, dirty: .off))
         #expect(r0.pt == explicit && !r0.hwptCreated)  // reused the explicit HWPT

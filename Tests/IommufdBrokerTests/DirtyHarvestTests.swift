@@ -166,6 +166,30 @@ struct DirtyHarvestTests {
         #expect(pages(next) == [7] && next.clearFailures == nil)
     }
 
+    /// A device that leaves its daemon-made HWPT while tracking is on (detach, or replace onto
+    /// another IOAS) does not take its unread dirty pages with it: the HWPT is kept, still read,
+    /// until `dirty.stop` destroys it.
+    @Test(arguments: ["detach", "replace"])
+    func aDeviceLeavingKeepsItsDirtyPages(how: String) throws {
+        let f = try Fixture()
+        let (ioas, hwpt) = try setUp(f, parts: [(0, 64)])
+        try write(f, hwpt, pages: [3, 9])
+        if how == "detach" {
+            let detached = try f.broker.deviceDetach(f.b, DeviceDetachParams(device: "sim0"))
+            #expect(detached.destroyedHWPTs == [])
+        } else {
+            let other = try f.broker.ioasCreate(f.b, IOASCreateParams(owner: "vm-1", hugePages: false)).ioas
+            _ = try f.broker.deviceReplace(f.b, DeviceReplaceParams(device: "sim0", ioas: other))
+        }
+        let status = try f.broker.dirtyStatus(f.b, DirtyParams(ioas: ioas))
+        #expect(status.trackingHWPTs == [hwpt], "the emptied HWPT is kept and still tracked")
+        let r = try f.broker.dirtyRead(f.b, DirtyReadParams(ioas: ioas, iova: Self.base, length: 64 * page)).result
+        #expect(pages(r) == [3, 9], "the pages written before the device left")
+        _ = try f.broker.dirtyStop(f.b, DirtyParams(ioas: ioas))
+        #expect(!f.sim.inventory().hwpts.contains { $0.id == hwpt }, "dirty.stop destroyed the kept HWPT")
+        #expect(try f.broker.ioasInfo(f.b, IOASInfoParams(ioas: ioas)).hwpts == [])
+    }
+
     /// `max_runs` below 1 is refused, not quietly raised to 1.
     @Test func maxRunsBelowOneIsRefused() throws {
         let f = try Fixture()

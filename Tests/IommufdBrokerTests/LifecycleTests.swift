@@ -5,16 +5,17 @@ import Testing
 
 @testable import IommufdBroker
 
-/// Two dirty-capable devices on one nesting IOMMU, one on another, one mdev.
+/// Two dirty-capable devices on one nesting IOMMU, one on another, one mdev. The IOMMUs are
+/// the kernel selftest's mock, the one driver with both vIOMMUs and dirty-tracking nest parents.
 let nestingTopology = SimTopology(
     iommus: [
-        .init(name: "smmu0", dirtyTracking: true, nesting: true),
-        .init(name: "smmu1", dirtyTracking: true, nesting: true),
+        .selftestMock(name: "mock0", dirtyTracking: true, nesting: true),
+        .selftestMock(name: "mock1", dirtyTracking: true, nesting: true),
     ],
     devices: [
-        .init(name: "gpu0", iommu: "smmu0", pciAddress: "0000:01:00.0"),
-        .init(name: "nic0", iommu: "smmu0", pciAddress: "0000:02:00.0"),
-        .init(name: "nvme0", iommu: "smmu1", pciAddress: "0000:03:00.0"),
+        .init(name: "gpu0", iommu: "mock0", pciAddress: "0000:01:00.0"),
+        .init(name: "nic0", iommu: "mock0", pciAddress: "0000:02:00.0"),
+        .init(name: "nvme0", iommu: "mock1", pciAddress: "0000:03:00.0"),
         .init(name: "mdev0", iommu: nil),
     ])
 
@@ -29,7 +30,7 @@ struct LifecycleTests {
         _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "nvme0", ioas: ioas))
 
         let v1 = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "gpu0", type: VIOMMUType.selftest))
-        #expect(v1.nestParentCreated && v1.movedFrom == gpu.pt && v1.iommuInstance == "smmu0")
+        #expect(v1.nestParentCreated && v1.movedFrom == gpu.pt && v1.iommuInstance == "mock0")
         let v2 = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "nic0", type: VIOMMUType.selftest))
         #expect(!v2.nestParentCreated && v2.nestParent == v1.nestParent && v2.viommu != v1.viommu)
         // The old automatic HWPT went with its last device.
@@ -63,9 +64,9 @@ struct LifecycleTests {
 
         let all = try f.broker.viommuList(f.a, VIOMMUListParams(owner: "vm-1")).viommus
         #expect(all.map(\.viommu) == [v1.viommu, v2.viommu])
-        #expect(all[0].nestParent == v1.nestParent && all[0].iommuInstance == "smmu0" && all[0].device == "gpu0" && all[0].ioas == ioas)
+        #expect(all[0].nestParent == v1.nestParent && all[0].iommuInstance == "mock0" && all[0].device == "gpu0" && all[0].ioas == ioas)
         #expect(all[0].vdevices.map(\.vdevice) == [vd.vdevice] && all[0].vdevices.first?.virtualID == 0x100)
-        #expect(all[1].nestParent == v2.nestParent && all[1].iommuInstance == "smmu1" && all[1].vdevices.isEmpty)
+        #expect(all[1].nestParent == v2.nestParent && all[1].iommuInstance == "mock1" && all[1].vdevices.isEmpty)
         // Readers see them; another manager sees none of them and may not name the owner or IOAS.
         #expect(try f.broker.viommuList(f.reader, VIOMMUListParams(ioas: ioas)).viommus.count == 2)
         #expect(try f.broker.viommuList(f.b, VIOMMUListParams()).viommus.isEmpty)
@@ -78,8 +79,13 @@ struct LifecycleTests {
         #expect(try f.broker.viommuList(f.a, VIOMMUListParams()).viommus.map(\.viommu) == [v2.viommu])
     }
 
+    /// A driver whose hw_info names no vIOMMU type the broker knows (here AMD's, which has no
+    /// `enum iommu_viommu_type` in Linux 7.3): the caller must pass `type`.
     @Test func viommuCreateWithoutATypeItCanInferIsInvalid() throws {
-        let f = try Fixture(topology: nestingTopology)
+        let topology = SimTopology(
+            iommus: [.init(name: "amd0", dirtyTracking: true, nesting: true, hwInfoType: HWInfoType.amd)],
+            devices: [.init(name: "gpu0", iommu: "amd0")])
+        let f = try Fixture(topology: topology)
         let ioas = try f.ownerWithIOAS()
         _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "gpu0", ioas: ioas))
         let e = expectBrokerError(.invalidParams) { try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "gpu0")) }
@@ -89,6 +95,26 @@ struct LifecycleTests {
         #expect(try f.broker.hwptList(f.a, HWPTListParams(ioas: ioas)).hwpts.count == 1)
         let released = try f.broker.ownerRelease(f.a, OwnerReleaseParams(name: "vm-1"))
         #expect(released.failures.isEmpty && released.released)
+    }
+
+    /// Intel VT-d has no vIOMMU in Linux 7.3: refused as Unsupported, saying so, before a nest
+    /// parent is allocated or the device moves.
+    @Test func viommuCreateOnIntelVTdIsUnsupported() throws {
+        let topology = SimTopology(
+            iommus: [.intelVTd(name: "dmar0", dirtyTracking: true, nesting: true)],
+            devices: [.init(name: "gpu0", iommu: "dmar0")])
+        let f = try Fixture(topology: topology)
+        let ioas = try f.ownerWithIOAS()
+        let attached = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "gpu0", ioas: ioas))
+        let e = expectBrokerError(.unsupported) { try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "gpu0")) }
+        #expect(e?.message.contains("Intel VT-d") == true && e?.message.contains("gpu0") == true)
+        #expect(try f.broker.hwptList(f.a, HWPTListParams(ioas: ioas)).hwpts.map(\.hwpt) == [attached.pt])
+        // Naming a type does not help: the kernel's answer (EOPNOTSUPP) comes back, nothing left behind.
+        let kernel = expectBrokerError(.kernel) {
+            try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "gpu0", type: VIOMMUType.armSMMUv3))
+        }
+        #expect(kernel?.message.contains("EOPNOTSUPP") == true)
+        #expect(try f.broker.hwptList(f.a, HWPTListParams(ioas: ioas)).hwpts.map(\.hwpt) == [attached.pt])
     }
 
     @Test func ownerReleaseLeavesNothingBehind() throws {
@@ -109,9 +135,9 @@ struct LifecycleTests {
         let vd = try f.broker.vdeviceCreate(f.a, VDeviceCreateParams(viommu: v.viommu, device: "gpu0", virtualID: 7))
         let info = try f.broker.ownerInfo(f.a, OwnerInfoParams(name: "vm-1"))
         let kernelObjects = info.ioas + info.hwpts + info.viommus + info.vdevices
-        // gpu0's first HWPT went when it moved to the nest parent: the nest parent, nvme0's
-        // automatic HWPT and the explicit one are left.
-        #expect(v.movedFrom == gpu.pt && info.hwpts.count == 3 && info.hwpts.contains(v.nestParent))
+        // gpu0's first HWPT stays after it moved to the nest parent: dirty tracking is on and its
+        // bitmap is unread. With the nest parent, nvme0's automatic HWPT and the explicit one: 4.
+        #expect(v.movedFrom == gpu.pt && info.hwpts.count == 4 && info.hwpts.contains(v.nestParent) && info.hwpts.contains(gpu.pt))
         #expect(info.pinnedBytes == 24 * page)
         let deviceIDs = try ["gpu0", "nvme0", "mdev0"].map { try f.deviceID($0) }
 

@@ -104,6 +104,39 @@ struct SimTopologyTests {
     }
 }
 
+@Suite("Instances answer like their drivers")
+struct SimDriverTests {
+    /// arm_smmu_domain_finalise: dirty tracking (HTTU) is for stage-1 domains; a nest parent is
+    /// stage 2, so NEST_PARENT | DIRTY_TRACKING is EOPNOTSUPP. Intel VT-d tracks dirty pages on
+    /// its second stage, nest parents included.
+    @Test func dirtyNestParentOnlyWhereTheDriverHasOne() throws {
+        let backend = try SimBackend(topology: SimTopology(
+            iommus: [
+                .armSMMUv3(name: "smmu0", dirtyTracking: true, nesting: true),
+                .intelVTd(name: "dmar0", dirtyTracking: true, nesting: true),
+            ],
+            devices: [.init(name: "arm", iommu: "smmu0"), .init(name: "x86", iommu: "dmar0")]))
+        let devices = try backend.discoverDevices().map { try backend.bind($0) }
+        let ioas = try backend.allocIOAS()
+        _ = try backend.allocHWPT(deviceID: devices[0].id, ptID: ioas, flags: [.dirtyTracking])
+        _ = try backend.allocHWPT(deviceID: devices[0].id, ptID: ioas, flags: [.nestParent])
+        let refused = #expect(throws: IommuError.self) {
+            try backend.allocHWPT(deviceID: devices[0].id, ptID: ioas, flags: [.nestParent, .dirtyTracking])
+        }
+        #expect(refused?.errno == .EOPNOTSUPP)
+        _ = try backend.allocHWPT(deviceID: devices[1].id, ptID: ioas, flags: [.nestParent, .dirtyTracking])
+    }
+
+    /// The vIOMMU types each driver's get_viommu_size accepts: none on VT-d, ARM_SMMUV3 on
+    /// SMMUv3, the selftest's on the mock.
+    @Test func viommuTypesFollowTheDriver() {
+        #expect(SimTopology.IOMMU.intelVTd(name: "d", dirtyTracking: true, nesting: true).viommuTypes.isEmpty)
+        #expect(SimTopology.IOMMU.armSMMUv3(name: "s", dirtyTracking: false, nesting: true).viommuTypes == [VIOMMUType.armSMMUv3])
+        #expect(SimTopology.IOMMU.selftestMock(name: "m", dirtyTracking: true, nesting: true).viommuTypes == [VIOMMUType.selftest])
+        #expect(SimTopology.default.iommus.allSatisfy { $0.hwInfoType != HWInfoType.intelVTd || $0.viommuTypes.isEmpty })
+    }
+}
+
 @Suite("Domain sharing across IOMMU instances")
 struct DomainGroupTests {
     func topology(group: String?) -> SimTopology {

@@ -118,8 +118,10 @@ struct RestartTests {
         let auto = try c.map(b, memfd: ram, offset: 0, length: 256 * page)
         let attached = try c.call("device.attach", DeviceAttachParams(owner: "vm-1", device: "sim-pci0", ioas: a), as: DeviceAttachResult.self)
         _ = try c.raw("device.attach", DeviceAttachParams(owner: "vm-1", device: "sim-pci1", ioas: b))
-        let viommu = try c.call("viommu.create", VIOMMUCreateParams(device: "sim-pci1"), as: VIOMMUCreateResult.self)
-        let vdev = try c.call("vdevice.create", VDeviceCreateParams(viommu: viommu.viommu, device: "sim-pci1", virtualID: 0x42), as: VDeviceCreateResult.self)
+        // The vIOMMU is on the SMMUv3-like IOMMU (VT-d has none), which tracks no dirty pages.
+        _ = try c.raw("device.attach", DeviceAttachParams(owner: "vm-1", device: "sim-pci2", ioas: b, dirty: .off))
+        let viommu = try c.call("viommu.create", VIOMMUCreateParams(device: "sim-pci2"), as: VIOMMUCreateResult.self)
+        let vdev = try c.call("vdevice.create", VDeviceCreateParams(viommu: viommu.viommu, device: "sim-pci2", virtualID: 0x42), as: VDeviceCreateResult.self)
         _ = try c.raw("dirty.start", IOASParams(ioas: a))
         // The device writes two ranges; one is read with clear (the simulator must keep that too).
         _ = try c.raw("sim.dma", SimDMA(device: "sim-pci0", iova: 0x10_0000, length: 3 * page, page_size: page))

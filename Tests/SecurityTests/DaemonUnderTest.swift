@@ -46,7 +46,7 @@ final class DaemonUnderTest {
         dirty_tracking = "off"
 
         [devices]
-        allow = ["a0", "a1", "a2", "b0", "b1", "c0"]
+        allow = ["a0", "a1", "a2", "b0", "b1", "c0", "v0"]
 
         [[access]]
         user = 0
@@ -80,6 +80,12 @@ final class DaemonUnderTest {
         dirty_tracking = true
         nesting = true
 
+        # vIOMMUs: Intel VT-d (nest0) has none, an ARM SMMUv3 has.
+        [[sim.iommu]]
+        name = "smmu0"
+        driver = "arm-smmuv3"
+        nesting = true
+
         [[sim.device]]
         name = "a0"
         iommu = "nest0"
@@ -98,6 +104,9 @@ final class DaemonUnderTest {
         [[sim.device]]
         name = "c0"
         iommu = "nest0"
+        [[sim.device]]
+        name = "v0"
+        iommu = "smmu0"
         [[sim.device]]
         name = "out0"
         iommu = "nest0"

@@ -148,8 +148,15 @@ final class Clients {
         try client.value("ioas.create", ["owner": .string(owner)]).id("ioas")
     }
 
-    func newVIOMMU(_ client: RPCClient, device: String) throws -> Int64 {
-        try client.value("viommu.create", ["device": .string(device), "type": .unsigned(UInt64(VIOMMUType.selftest))]).id("viommu")
+    /// Attaches v0 (behind the SMMUv3-like smmu0) to owner A's IOAS, so it can have a vIOMMU.
+    func attachV0(_ f: Fixture) throws {
+        try a.value("device.attach", ["owner": .string(f.owner), "device": "v0", "ioas": .id(f.ioas)])
+    }
+
+    /// A vIOMMU of owner A's for v0 (attached first).
+    func newVIOMMU(_ f: Fixture) throws -> Int64 {
+        try attachV0(f)
+        return try a.value("viommu.create", ["device": "v0"]).id("viommu")
     }
 }
 
@@ -209,7 +216,6 @@ private func p(_ object: [String: JSONValue]) -> CallParams { CallParams(params:
 let isolationMatrix: [MatrixRow] = {
     typealias R = MatrixRow
     let iova = JSONValue.int(Fixture.iova), length = JSONValue.int(Fixture.length)
-    let selftest = JSONValue.unsigned(UInt64(VIOMMUType.selftest))
     return [
         //     method                 variant            admin owner other reader
         R.row("daemon.ping", "", "✓✓✓✓"),
@@ -282,20 +288,23 @@ let isolationMatrix: [MatrixRow] = {
         },
         // Test hook that stalls the whole daemon (the watchdog test): admins only.
         R.row("test.stall_main_queue", "", "✓✗✗✗") { _, _ in p(["seconds": 0.01]) },
-        R.row("viommu.create", "", "✓✓∅✗") { _, _ in p(["device": "a0", "type": selftest]) },
-        R.row("viommu.destroy", "", "✓✓∅✗") { _, c in p(["viommu": .id(try c.newVIOMMU(c.a, device: "a0"))]) },
+        R.row("viommu.create", "", "✓✓∅✗") { f, c in
+            try c.attachV0(f)
+            return p(["device": "v0"])
+        },
+        R.row("viommu.destroy", "", "✓✓∅✗") { f, c in p(["viommu": .id(try c.newVIOMMU(f))]) },
         R.row("viommu.list", "of an IOAS", "✓✓∅✓") { f, c in
-            _ = try c.newVIOMMU(c.a, device: "a0")
+            _ = try c.newVIOMMU(f)
             return p(["ioas": .id(f.ioas)])
         },
         R.row("viommu.list", "of owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("viommu.list", "all", "✓✓✓✓"),
-        R.row("vdevice.create", "", "✓✓∅✗") { _, c in
-            p(["viommu": .id(try c.newVIOMMU(c.a, device: "a0")), "device": "a0", "virtual_id": 7])
+        R.row("vdevice.create", "", "✓✓∅✗") { f, c in
+            p(["viommu": .id(try c.newVIOMMU(f)), "device": "v0", "virtual_id": 7])
         },
-        R.row("vdevice.destroy", "", "✓✓∅✗") { _, c in
-            let v = try c.newVIOMMU(c.a, device: "a0")
-            let vdev = try c.a.value("vdevice.create", ["viommu": .id(v), "device": "a0", "virtual_id": 7]).id("vdevice")
+        R.row("vdevice.destroy", "", "✓✓∅✗") { f, c in
+            let v = try c.newVIOMMU(f)
+            let vdev = try c.a.value("vdevice.create", ["viommu": .id(v), "device": "v0", "virtual_id": 7]).id("vdevice")
             return p(["vdevice": .id(vdev)])
         },
         R.row("events.subscribe", "to owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
@@ -326,16 +335,16 @@ let isolationMatrix: [MatrixRow] = {
             try c.map(c.b, ioas: f.otherIOAS)
             return p(["dst_ioas": .id(f.ioas), "src_ioas": .id(f.otherIOAS), "src_iova": iova, "length": length])
         },
-        R.cell("vdevice.create", "B's device on A's vIOMMU", .other, "∅") { _, c in
-            p(["viommu": .id(try c.newVIOMMU(c.a, device: "a0")), "device": "b0", "virtual_id": 9])
+        R.cell("vdevice.create", "B's device on A's vIOMMU", .other, "∅") { f, c in
+            p(["viommu": .id(try c.newVIOMMU(f)), "device": "b0", "virtual_id": 9])
         },
         R.cell("events.subscribe", "", .other, "∅") { f, _ in p(["owner": .string(f.owner)]) },
         // Even an admin cannot mix owners: a device only uses its own owner's objects.
         R.cell("device.attach", "admin: B's device to A's IOAS", .admin, "I") { f, _ in
             p(["owner": .string(f.otherOwner), "device": "b1", "ioas": .id(f.ioas)])
         },
-        R.cell("vdevice.create", "admin: B's device on A's vIOMMU", .admin, "I") { _, c in
-            p(["viommu": .id(try c.newVIOMMU(c.a, device: "a0")), "device": "b0", "virtual_id": 9])
+        R.cell("vdevice.create", "admin: B's device on A's vIOMMU", .admin, "I") { f, c in
+            p(["viommu": .id(try c.newVIOMMU(f)), "device": "b0", "virtual_id": 9])
         },
         R.cell("ioas.copy", "admin: across owners", .admin, "I") { f, c in
             try c.map(c.a, ioas: f.ioas)
@@ -426,10 +435,11 @@ struct IsolationMatrixTests {
         defer { #expect(daemon.stop() == 0, "iommufdd did not stop cleanly:\n\(daemon.finalLog)") }
         let c = try Clients(daemon)
         let f = try c.makeFixture()
-        // The vIOMMU moves a0 onto a nest-parent HWPT (the fixture's auto HWPT goes).
-        let created = try c.a.value("viommu.create", ["device": "a0", "type": .unsigned(UInt64(VIOMMUType.selftest))])
+        // The vIOMMU moves v0 (behind the SMMUv3-like smmu0) onto a nest-parent HWPT.
+        try c.attachV0(f)
+        let created = try c.a.value("viommu.create", ["device": "v0"])
         let viommu = try created.id("viommu"), hwpt = try created.id("nest_parent")
-        let vdevice = try c.a.value("vdevice.create", ["viommu": .id(viommu), "device": "a0", "virtual_id": 7]).id("vdevice")
+        let vdevice = try c.a.value("vdevice.create", ["viommu": .id(viommu), "device": "v0", "virtual_id": 7]).id("vdevice")
         // Each of them is there for its owner.
         try c.a.value("ioas.info", ["ioas": .id(f.ioas)])
         #expect(try c.a.value("hwpt.list", ["ioas": .id(f.ioas)])["hwpts"]?.arrayValue?.contains { $0["hwpt"]?.int64Value == hwpt } == true)
@@ -508,7 +518,7 @@ struct IsolationMatrixTests {
         #expect(ioasB == [f.otherIOAS])
         let hwptOwnersB = Set(try c.b.value("hwpt.list")["hwpts"]?.arrayValue?.compactMap { $0["owner"]?.stringValue } ?? [])
         #expect(hwptOwnersB == [f.otherOwner])
-        let viommuA = try c.newVIOMMU(c.a, device: "a0")
+        let viommuA = try c.newVIOMMU(f)
         let viommusB = try c.b.value("viommu.list")["viommus"]?.arrayValue ?? []
         #expect(!viommusB.contains { $0["owner"]?.stringValue == f.owner }, "manager B sees owner A's vIOMMU: \(viommusB)")
         let viommusReader = try c.reader.value("viommu.list")["viommus"]?.arrayValue?.compactMap { $0["viommu"]?.int64Value } ?? []

@@ -4,7 +4,8 @@ import IommufdCore
 /// device's physical IOMMU instance, over the IOAS's nest-parent HWPT for that instance.
 public struct VIOMMUCreateParams: Codable, Hashable, Sendable {
     public var device: String
-    /// `enum iommu_viommu_type`; default from config.
+    /// `enum iommu_viommu_type`; by default the type the device's hw_info names (ARM SMMUv3,
+    /// the selftest mock). An Intel VT-d device has none: refused as Unsupported.
     public var type: UInt32?
     public init(device: String, type: UInt32? = nil) {
         self.device = device

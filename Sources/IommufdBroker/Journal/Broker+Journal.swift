@@ -33,6 +33,19 @@ public struct JournalRecovery: Codable, Sendable, Equatable {
     public init() {}
 }
 
+/// The fd store holds an object journal in a newer format than this daemon knows: it refuses to
+/// start rather than lose what it cannot read, and leaves the fd store as it is.
+public struct JournalFormatTooNew: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The journal's fd-store name (`journal.N`).
+    public var name: String
+    public var found: RecordLogFormat
+    public var known: RecordLogFormat
+
+    public var description: String {
+        "the object journal \(name) in the fd store is in journal format version \(found.version), newer than this daemon's version \(known.version): a newer iommufdd wrote it, and this one cannot take over its objects. Nothing was taken, closed or removed from the fd store (the devices keep their DMA); start the newer iommufdd again. Do not clear the fd store: that would release every device and mapping."
+    }
+}
+
 extension Broker {
     // MARK: Start
 
@@ -61,6 +74,16 @@ extension Broker {
                 }
             }
             journals.sort { $0.generation > $1.generation }
+            // A journal of a newer format than this daemon's (a newer iommufdd ran before, and
+            // this is a rollback) is refused before anything is taken, closed or removed: the fd
+            // store keeps every fd, so the newer daemon started again finds all of it.
+            for candidate in journals {
+                if let found = RecordLogFormat.of(candidate.fd), found.kind == ObjectJournal.format.kind,
+                    found.version > ObjectJournal.format.version
+                {
+                    throw JournalFormatTooNew(name: candidate.name, found: found, known: ObjectJournal.format)
+                }
+            }
             files.store = store
 
             // The newest readable generation wins; older ones are what a compaction left behind.
@@ -211,10 +234,14 @@ extension Broker {
                 } else {
                     bound = BoundDevice(descriptor: d.descriptor, id: id, fd: fd)
                 }
-                // IOMMU_GET_HW_INFO on the device ID: answers only for a device still bound.
-                let info = try backend.hwInfo(deviceID: id)
-                if let known = d.hwInfo, known.type != info.type {
-                    report.problems.append("device '\(d.descriptor.name)': GET_HW_INFO type \(info.type) differs from the journal's \(known.type)")
+                // IOMMU_GET_HW_INFO on the device ID: answers only for a device still bound. An
+                // mdev-like device is an iommufd access, not a device object: it has no hw_info
+                // (ENOENT, as at lease) and adoptBoundDevice alone checks it.
+                if !d.descriptor.isMdev {
+                    let info = try backend.hwInfo(deviceID: id)
+                    if let known = d.hwInfo, known.type != info.type {
+                        report.problems.append("device '\(d.descriptor.name)': GET_HW_INFO type \(info.type) differs from the journal's \(known.type)")
+                    }
                 }
                 record.bound = bound
                 if fd != nil { report.deviceFDs += 1 }

@@ -18,7 +18,11 @@ import IommufdCore
 /// written to a new memfd stored as the next generation (`journal.N+1`), then `journal.N` is
 /// removed from the store, so a crash at any point leaves at least one complete journal.
 final class ObjectJournal {
-    static let magic: UInt64 = 0x3130_4e52_4a44_4649  // "IFDJRN01"
+    /// The format this daemon writes. A change to the records or to `JournalState` that an
+    /// older daemon would misread takes the next version, keeps reading every earlier one, and
+    /// adds a golden journal of the new version under Tests/Fixtures/ (JournalFormatTests).
+    static let format = RecordLogFormat(kind: "IFDJRN", version: 1)
+    static let magic: UInt64 = format.magic  // "IFDJRN01"
     enum RecordType: UInt8 {
         case state = 1, map, unmap, clear
     }

@@ -229,6 +229,7 @@ struct ConfigDecoder {
         var iommuNames: Set<String> = []
         for var t in iommuTables ?? [] {
             let name = t.string("name", &self)
+            let driver = t.enumValue("driver", SimIOMMUDriver.self, &self) ?? .intelVTd
             let dirty = t.bool("dirty_tracking", &self) ?? false
             let nesting = t.bool("nesting", &self) ?? false
             t.finish(&self)
@@ -241,7 +242,7 @@ struct ConfigDecoder {
             } else if !iommuNames.insert(name).inserted {
                 fail(t.path("name"), "IOMMU \"\(name)\" is defined twice")
             } else {
-                s.iommus.append(SimIOMMU(name: name, dirtyTracking: dirty, nesting: nesting))
+                s.iommus.append(SimIOMMU(name: name, driver: driver, dirtyTracking: dirty, nesting: nesting))
             }
         }
         var deviceNames: Set<String> = []

@@ -42,7 +42,7 @@ public enum ConfigSchema {
         ("kernel", "The kernel backend."),
         ("kernel.mock_devices", "The kernel's selftest mock devices to create (also written mock_devices = [{ name = \"mock0\" }, ...] in [kernel]). CONFIG_IOMMUFD_TEST kernels only, and only with allow_mock_devices."),
         ("sim", "The simulator (backend \"sim\", or \"auto\" without /dev/iommu)."),
-        ("sim.iommu", "A simulated physical IOMMU instance. If the file defines no [[sim.iommu]] and no [[sim.device]], two are built in: sim-iommu0 (dirty tracking, nesting) and sim-iommu1 (neither)."),
+        ("sim.iommu", "A simulated physical IOMMU instance. If the file defines no [[sim.iommu]] and no [[sim.device]], two are built in: sim-iommu0, an Intel VT-d with dirty tracking and nesting, and sim-iommu1, an ARM SMMUv3 with nesting and vIOMMUs but no dirty tracking."),
         ("sim.device", "A simulated device. Built in when none is defined: sim-pci0 and sim-pci1 behind sim-iommu0, sim-pci2 behind sim-iommu1, and the mdev-like sim-mdev0."),
     ]
 
@@ -106,8 +106,10 @@ public enum ConfigSchema {
         ConfigKey("sim", "device", "array of tables", nil, "four built-in devices",
                   "The simulated devices, as [[sim.device]] entries (below)."),
         ConfigKey("sim.iommu", "name", "string (letters, digits, -, _, .)", nil, "none: required", "Unique name."),
+        ConfigKey("sim.iommu", "driver", "\"intel-vtd\" or \"arm-smmuv3\"", nil, "\"intel-vtd\"",
+                  "The Linux 7.3 IOMMU driver it answers like. \"intel-vtd\": hw_info type INTEL_VTD, the x86 MSI window reserved; nesting gives nest-parent HWPTs but never a vIOMMU (IOMMU_VIOMMU_ALLOC is EOPNOTSUPP). \"arm-smmuv3\": hw_info type ARM_SMMUV3, the MSI window 0x8000000-0x80fffff reserved; nesting gives nest-parent HWPTs and vIOMMUs of type ARM_SMMUV3; dirty tracking never on a nest parent."),
         ConfigKey("sim.iommu", "dirty_tracking", "boolean", nil, "false", "It can allocate HWPTs with dirty tracking."),
-        ConfigKey("sim.iommu", "nesting", "boolean", nil, "false", "It can allocate nest-parent HWPTs and vIOMMUs."),
+        ConfigKey("sim.iommu", "nesting", "boolean", nil, "false", "It can allocate nest-parent HWPTs, and vIOMMUs where its driver has them."),
         ConfigKey("sim.device", "name", "string (letters, digits, -, _, .)", nil, "none: required", "Unique name: what clients call the device."),
         ConfigKey("sim.device", "iommu", "string", nil, "none: required unless mdev", "The [[sim.iommu]] it sits behind (not for mdev-like devices)."),
         ConfigKey("sim.device", "pci_address", "string (\"dddd:bb:dd.f\")", nil, "unset", "Its PCI address (not for mdev-like devices)."),

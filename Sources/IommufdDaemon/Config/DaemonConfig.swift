@@ -122,9 +122,11 @@ public struct DaemonConfig: Sendable, Equatable {
         public init() {}
 
         /// Used when the file defines neither `[[sim.iommu]]` nor `[[sim.device]]`.
+        /// One Intel VT-d unit with dirty tracking and nest parents (no vIOMMU: VT-d has none),
+        /// one ARM SMMUv3 with nesting and vIOMMUs but no dirty tracking (no HTTU).
         public static let defaultIOMMUs: [SimIOMMU] = [
-            SimIOMMU(name: "sim-iommu0", dirtyTracking: true, nesting: true),
-            SimIOMMU(name: "sim-iommu1", dirtyTracking: false, nesting: false),
+            SimIOMMU(name: "sim-iommu0", driver: .intelVTd, dirtyTracking: true, nesting: true),
+            SimIOMMU(name: "sim-iommu1", driver: .armSMMUv3, dirtyTracking: false, nesting: true),
         ]
         public static let defaultDevices: [SimDevice] = [
             SimDevice(name: "sim-pci0", iommu: "sim-iommu0", pciAddress: "0000:00:02.0"),
@@ -291,15 +293,28 @@ public struct MockDevice: Sendable, Equatable {
 /// `[[sim.iommu]]`: a simulated physical IOMMU instance.
 public struct SimIOMMU: Sendable, Equatable {
     public var name: String
+    /// `driver`: the kernel IOMMU driver it behaves like.
+    public var driver: SimIOMMUDriver
     /// It can allocate HWPTs with `IOMMU_HWPT_ALLOC_DIRTY_TRACKING`.
     public var dirtyTracking: Bool
-    /// It can allocate nest-parent HWPTs and vIOMMUs.
+    /// It can allocate nest-parent HWPTs, and vIOMMUs where its driver has them (ARM SMMUv3).
     public var nesting: Bool
-    public init(name: String, dirtyTracking: Bool = false, nesting: Bool = false) {
+    public init(name: String, driver: SimIOMMUDriver = .intelVTd, dirtyTracking: Bool = false, nesting: Bool = false) {
         self.name = name
+        self.driver = driver
         self.dirtyTracking = dirtyTracking
         self.nesting = nesting
     }
+}
+
+/// `[[sim.iommu]] driver`: which Linux 7.3 IOMMU driver a simulated instance answers like
+/// (hw_info type, reserved regions, what nesting means).
+public enum SimIOMMUDriver: String, Sendable, CaseIterable, Equatable {
+    /// drivers/iommu/intel: nest-parent HWPTs but no vIOMMU (IOMMU_VIOMMU_ALLOC is EOPNOTSUPP).
+    case intelVTd = "intel-vtd"
+    /// drivers/iommu/arm/arm-smmu-v3: nest-parent HWPTs and vIOMMUs of type ARM_SMMUV3; dirty
+    /// tracking never on a nest parent.
+    case armSMMUv3 = "arm-smmuv3"
 }
 
 /// `[[sim.device]]`: a simulated device.

@@ -49,7 +49,12 @@ public enum BackendFactory {
     /// The simulator's topology from the `[sim]` section of the config.
     public static func simTopology(_ sim: DaemonConfig.Sim) -> SimTopology {
         SimTopology(
-            iommus: sim.iommus.map { SimTopology.IOMMU(name: $0.name, dirtyTracking: $0.dirtyTracking, nesting: $0.nesting) },
+            iommus: sim.iommus.map { iommu in
+                switch iommu.driver {
+                case .intelVTd: .intelVTd(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
+                case .armSMMUv3: .armSMMUv3(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
+                }
+            },
             devices: sim.devices.map {
                 SimTopology.Device(
                     name: $0.name, iommu: $0.mdev ? nil : $0.iommu, pciAddress: $0.pciAddress,
@@ -99,9 +104,9 @@ enum BrokerSettings {
                 tolerateMissing: config.policy.unmapTolerateMissing,
                 dirty: DirtyPolicy(rawValue: config.policy.dirtyTracking.rawValue) ?? .off,
                 hugePages: config.policy.hugePages),
-            // The simulator's IOMMUs speak the kernel selftest's vIOMMU type; on real hardware
-            // the broker infers the type from GET_HW_INFO (ARM SMMUv3, the selftest mock).
-            defaultVIOMMUType: backend == .sim ? VIOMMUType.selftest : nil)
+            // The broker infers the vIOMMU type from GET_HW_INFO (ARM SMMUv3, the selftest mock),
+            // on the simulator as on real hardware.
+            defaultVIOMMUType: nil)
     }
 }
 

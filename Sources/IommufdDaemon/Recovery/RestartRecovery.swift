@@ -41,6 +41,11 @@ enum RestartRecovery {
                     throw BackendFactory.OpenError(description: "cannot create the simulator's iommufd memfd: \(error)")
                 }
             }
+            do {
+                try PersistentSimBackend.checkFormat(of: log.fd)
+            } catch {
+                throw BackendFactory.OpenError(description: "\(log.name): \(error)")
+            }
             var notes: [String] = []
             for extra in logs.dropFirst() {
                 notes.append("the fd store held a second \(extra.name) (fd \(extra.fd)); ignored")

@@ -92,9 +92,4 @@ enum ErrorName {
 /// Whether `fd` is open in this process.
 func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) >= 0 }
 
-/// Number of fds open in this process (to check none leak from a reply).
-func openFDCount() -> Int {
-    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
-}
-
 let runningAsRoot = getuid() == 0
