@@ -7,7 +7,9 @@ import Foundation
 //                           (iommufdd is taken from beside this binary, or $IOMMUFDD)
 //   vm-e2e restart          iommufdd --backend kernel under a guest-side systemd-like
 //                           supervisor: state built, SIGKILL, restart from the fd store
-let usage = "usage: vm-e2e kernel-backend | daemon | restart"
+//   vm-e2e systemd          iommufdd as scripts/install installed it, under the real systemd
+//                           (PID 1 of the guest's systemd boot), driven with systemctl
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | systemd"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -26,6 +28,8 @@ case "daemon":
     if !DaemonChecks.runAll(run: run) { exit(1) }
 case "restart":
     if !RestartChecks.runAll(run: run) { exit(1) }
+case "systemd":
+    if !SystemdChecks.runAll(run: run) { exit(1) }
 default:
     FileHandle.standardError.write(Data("vm-e2e: unknown suite '\(suite)'\n\(usage)\n".utf8))
     exit(2)
