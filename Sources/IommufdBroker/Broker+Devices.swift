@@ -34,11 +34,7 @@ extension Broker {
             owner: visible ? dev.owner : nil,
             deviceID: visible ? dev.bound?.id : nil,
             ioas: visible ? dev.ioas : nil, pt: visible ? dev.pt : nil,
-            capabilities: dev.hwInfo.map {
-                DeviceCapabilities(
-                    hwInfoType: $0.type, dirtyTracking: $0.capabilities.contains(.dirtyTracking),
-                    pasid: $0.maxPasidLog2 > 0)
-            })
+            capabilities: dev.hwInfo.map(DeviceCapabilities.init))
     }
 
     // MARK: Leases

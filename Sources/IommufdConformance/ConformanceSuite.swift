@@ -3,7 +3,7 @@
 /// selftest it is derived from.
 public enum ConformanceSuite {
     public static let all: [ConformanceCase] =
-        ObjectCases.all + IOASCases.all + OptionCases.all + HWPTCases.all + DirtyCases.all + VIOMMUCases.all
+        ObjectCases.all + HWInfoCases.all + IOASCases.all + OptionCases.all + HWPTCases.all + DirtyCases.all + VIOMMUCases.all
         + UserAddressCases.all
 
     /// The cases whose ID contains `substring` (all when it is nil or empty).

@@ -51,7 +51,7 @@ public final class FeatureRecordingBackend: IommuBackend, IommuTestHooks, @unche
         try note(.vfioDeviceCdev) { try base.replace(deviceID: deviceID, with: ptID) }
     }
     public func detach(deviceID: ObjectID) throws { try note(.vfioDeviceCdev) { try base.detach(deviceID: deviceID) } }
-    public func hwInfo(deviceID: ObjectID) throws -> HWInfo { try note(.hwInfo) { try base.hwInfo(deviceID: deviceID) } }
+    public func hwInfo(deviceID: ObjectID, request: HWInfoRequest) throws -> HWInfo { try note(.hwInfo) { try base.hwInfo(deviceID: deviceID, request: request) } }
     public func destroy(_ id: ObjectID) throws { try note(.iommufd) { try base.destroy(id) } }
     public func allocIOAS() throws -> ObjectID { try note(.iommufd) { try base.allocIOAS() } }
 

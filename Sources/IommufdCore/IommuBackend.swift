@@ -44,8 +44,9 @@ public protocol IommuBackend: AnyObject, Sendable {
     /// `VFIO_DEVICE_DETACH_IOMMUFD_PT`.
     func detach(deviceID: ObjectID) throws
 
-    /// `IOMMU_GET_HW_INFO` for a bound device.
-    func hwInfo(deviceID: ObjectID) throws -> HWInfo
+    /// `IOMMU_GET_HW_INFO` for a bound device: the driver's default (or `request.dataType`)
+    /// vendor data into a buffer of `request.dataLength` bytes, and the capabilities.
+    func hwInfo(deviceID: ObjectID, request: HWInfoRequest) throws -> HWInfo
 
     // MARK: Objects
 
@@ -118,4 +119,12 @@ public protocol IommuTestHooks: IommuBackend {
     /// `IOMMU_TEST_OP_DIRTY`: a device wrote the pages of `[iova, iova+length)` (at `pageSize`
     /// granularity) through `hwpt`, which must have dirty tracking enabled (else EINVAL).
     func simulateDeviceWrite(hwpt: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64) throws
+}
+
+extension IommuBackend {
+    /// `IOMMU_GET_HW_INFO` of the driver's default type into a buffer big enough for every 7.3
+    /// vendor struct.
+    public func hwInfo(deviceID: ObjectID) throws -> HWInfo {
+        try hwInfo(deviceID: deviceID, request: HWInfoRequest())
+    }
 }

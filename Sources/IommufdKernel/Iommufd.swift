@@ -208,19 +208,38 @@ public final class Iommufd: Sendable {
         return cmd.out_hwpt_id
     }
 
-    /// `IOMMU_GET_HW_INFO`: the IOMMU type and capabilities behind `deviceID` (the
-    /// driver-specific data blob is not requested).
-    public func hwInfo(deviceID: ObjectID) throws -> HWInfo {
+    /// `IOMMU_GET_HW_INFO`: the IOMMU type, capabilities, PASID width and the driver's vendor data
+    /// (`request.dataLength` bytes offered; `data` holds what the kernel filled, `dataLength` the
+    /// driver's full length). `request.dataType` sets `IOMMU_HW_INFO_FLAG_INPUT_TYPE`.
+    public func hwInfo(deviceID: ObjectID, request: HWInfoRequest = HWInfoRequest()) throws -> HWInfo {
+        let operation = "IOMMU_GET_HW_INFO"
+        guard request.dataLength <= HWInfoRequest.maxDataLength else {
+            throw IommuError(.EINVAL, operation, detail: "a vendor data buffer of \(request.dataLength) bytes is more than the \(HWInfoRequest.maxDataLength) offered at most")
+        }
+        var buffer = [UInt8](repeating: 0, count: Int(request.dataLength))
         var cmd = ifd_hw_info()
         cmd.size = UInt32(MemoryLayout<ifd_hw_info>.size)
         cmd.dev_id = deviceID
-        try ioctl(IFD_IOMMU_GET_HW_INFO, &cmd).orThrow("IOMMU_GET_HW_INFO", detail: "device \(deviceID)")
+        cmd.data_len = request.dataLength
+        if let type = request.dataType {
+            cmd.flags = Self.hwInfoFlagInputType
+            cmd.out_data_type = type
+        }
+        try buffer.withUnsafeMutableBytes { raw in
+            cmd.data_uptr = UInt64(UInt(bitPattern: raw.baseAddress))
+            try ioctl(IFD_IOMMU_GET_HW_INFO, &cmd).orThrow(operation, detail: "device \(deviceID)\(request.dataType.map { " data type \($0)" } ?? "")")
+        }
         return HWInfo(
             type: cmd.out_data_type,
             capabilities: HWCapabilities(rawValue: cmd.out_capabilities),
-            maxPasidLog2: cmd.out_max_pasid_log2
+            maxPasidLog2: cmd.out_max_pasid_log2,
+            data: Array(buffer.prefix(Int(min(cmd.data_len, request.dataLength)))),
+            dataLength: cmd.data_len
         )
     }
+
+    /// `IOMMU_HW_INFO_FLAG_INPUT_TYPE` (7.3 uAPI, `enum iommufd_hw_info_flags`).
+    static let hwInfoFlagInputType: UInt32 = 1 << 0
 
     /// `IOMMU_HWPT_SET_DIRTY_TRACKING`.
     public func setDirtyTracking(hwpt: ObjectID, enabled: Bool) throws {

@@ -192,8 +192,8 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
         }
     }
 
-    public func hwInfo(deviceID: ObjectID) throws -> HWInfo {
-        try iommufd.hwInfo(deviceID: deviceID)
+    public func hwInfo(deviceID: ObjectID, request: HWInfoRequest) throws -> HWInfo {
+        try iommufd.hwInfo(deviceID: deviceID, request: request)
     }
 
     private enum Binding {

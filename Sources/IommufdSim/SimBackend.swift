@@ -210,11 +210,27 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
         }
     }
 
-    public func hwInfo(deviceID: ObjectID) throws -> HWInfo {
+    /// `iommufd_get_hw_info`: ENOENT for anything but a device (an access included); the
+    /// driver's `hw_info` refuses an input type other than DEFAULT or its own with EOPNOTSUPP; a
+    /// driver without one answers type NONE and no data whatever was asked. The data is copied
+    /// up to the buffer offered, `dataLength` is the driver's. No simulated device has ATS or
+    /// PASID enabled: `IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED`, `out_max_pasid_log2` 0, as for the
+    /// selftest's mock devices and QEMU's emulated PCI devices.
+    public func hwInfo(deviceID: ObjectID, request: HWInfoRequest) throws -> HWInfo {
         try locked("IOMMU_GET_HW_INFO") {
+            guard request.dataLength <= HWInfoRequest.maxDataLength else { throw Errno.EINVAL }
             let device = try physicalDevice(deviceID)
             let type = device.iommu?.hwInfoType ?? HWInfoType.none
-            return HWInfo(type: type, capabilities: device.dirtyCapable ? .dirtyTracking : [])
+            var data: [UInt8] = []
+            if type != HWInfoType.none {
+                if let wanted = request.dataType, wanted != HWInfoType.none, wanted != type { throw Errno.EOPNOTSUPP }
+                data = device.iommu?.vendorData?.bytes ?? []
+            }
+            var capabilities: HWCapabilities = .pciATSNotSupported
+            if device.dirtyCapable { capabilities.insert(.dirtyTracking) }
+            return HWInfo(
+                type: type, capabilities: capabilities, maxPasidLog2: 0,
+                data: Array(data.prefix(Int(request.dataLength))), dataLength: UInt32(data.count))
         }
     }
 

@@ -235,7 +235,7 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         try logged(.detach, { try sim.detach(deviceID: deviceID) }) { w, _ in w.u32(deviceID) }
     }
 
-    public func hwInfo(deviceID: ObjectID) throws -> HWInfo { try sim.hwInfo(deviceID: deviceID) }
+    public func hwInfo(deviceID: ObjectID, request: HWInfoRequest) throws -> HWInfo { try sim.hwInfo(deviceID: deviceID, request: request) }
 
     public func destroy(_ id: ObjectID) throws {
         try logged(.destroy, { try sim.destroy(id) }) { w, _ in w.u32(id) }

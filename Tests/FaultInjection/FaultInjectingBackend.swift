@@ -187,7 +187,7 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
         try run(.replace, "\(deviceID) → \(ptID)") { try inner.replace(deviceID: deviceID, with: ptID) }
     }
     public func detach(deviceID: ObjectID) throws { try run(.detach, "\(deviceID)") { try inner.detach(deviceID: deviceID) } }
-    public func hwInfo(deviceID: ObjectID) throws -> HWInfo { try run(.hwInfo, "\(deviceID)") { try inner.hwInfo(deviceID: deviceID) } }
+    public func hwInfo(deviceID: ObjectID, request: HWInfoRequest) throws -> HWInfo { try run(.hwInfo, "\(deviceID)") { try inner.hwInfo(deviceID: deviceID, request: request) } }
     public func destroy(_ id: ObjectID) throws { try run(.destroy, "\(id)") { try inner.destroy(id) } }
     public func allocIOAS() throws -> ObjectID { try run(.allocIOAS, "") { try inner.allocIOAS() } }
     public func map(ioas: ObjectID, source: MemorySource, length: UInt64, iova: UInt64, flags: MapFlags) throws -> UInt64 {

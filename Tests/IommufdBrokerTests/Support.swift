@@ -65,9 +65,9 @@ final class FaultyBackend: IommuBackend, @unchecked Sendable {
     var dirtyReads: [(hwpt: ObjectID, iova: UInt64, length: UInt64, clear: Bool)] { lock.withLock { _dirtyReads } }
     /// Runs before each dirty read reaches the simulator (a device writing meanwhile).
     func beforeDirtyRead(_ body: ((_ hwpt: ObjectID, _ clear: Bool) -> Void)?) { lock.withLock { _beforeDirtyRead = body } }
-    func hwInfo(deviceID: ObjectID) throws -> HWInfo {
+    func hwInfo(deviceID: ObjectID, request: HWInfoRequest) throws -> HWInfo {
         if let errno = lock.withLock({ _failHWInfo }) { throw IommuError(errno, "IOMMU_GET_HW_INFO", detail: "injected") }
-        var info = try sim.hwInfo(deviceID: deviceID)
+        var info = try sim.hwInfo(deviceID: deviceID, request: request)
         lock.withLock {
             if let name = _boundNames[deviceID], let type = _hwInfoTypes[name] { info.type = type }
         }

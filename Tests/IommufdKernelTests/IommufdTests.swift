@@ -143,3 +143,69 @@ import Glibc
         #expect(kernel.closed == [fd])
     }
 }
+
+/// `IOMMU_GET_HW_INFO` as `iommufd_get_hw_info` answers it: the driver's struct copied into the
+/// buffer up to `data_len`, `data_len` set to the driver's length.
+@Suite struct IommufdHWInfoTests {
+    static let vtd = HWInfoVendorData.intelVTd(.init(flags: 0, capReg: 0x00d2_0084_0673_0462, ecapReg: 0x0000_0000_00f0_101e))
+
+    /// A VT-d driver: answers type 1 (refuses any other requested type), 24 bytes of data.
+    static func kernel(seen: LockedBox<[(flags: UInt32, type: UInt32, length: UInt32)]>) -> FakeKernel {
+        FakeKernel { request, argument in
+            guard request == IFD_IOMMU_GET_HW_INFO else { return nil }
+            var failure: Errno?
+            withArgument(argument, as: ifd_hw_info.self) { cmd in
+                seen.mutate { $0.append((cmd.flags, cmd.out_data_type, cmd.data_len)) }
+                if cmd.flags & 1 != 0, cmd.out_data_type != 0, cmd.out_data_type != HWInfoType.intelVTd {
+                    failure = .EOPNOTSUPP
+                    return
+                }
+                let data = vtd.bytes
+                let copy = min(Int(cmd.data_len), data.count)
+                if copy > 0, let to = UnsafeMutableRawPointer(bitPattern: UInt(cmd.data_uptr)) {
+                    data.withUnsafeBytes { to.copyMemory(from: $0.baseAddress!, byteCount: copy) }
+                }
+                cmd.data_len = UInt32(data.count)
+                cmd.out_data_type = HWInfoType.intelVTd
+                cmd.out_max_pasid_log2 = 20
+                cmd.out_capabilities = HWCapabilities([.dirtyTracking, .pciPasidExec]).rawValue
+            }
+            return failure
+        }
+    }
+
+    @Test func vendorDataAndCapabilities() throws {
+        let seen = LockedBox<[(flags: UInt32, type: UInt32, length: UInt32)]>([])
+        let iommufd = try Iommufd(syscalls: Self.kernel(seen: seen).syscalls)
+        let info = try iommufd.hwInfo(deviceID: 3)
+        #expect(info.type == HWInfoType.intelVTd && info.dataLength == 24 && info.data == Self.vtd.bytes)
+        #expect(info.vendor == Self.vtd)
+        #expect(info.maxPasidLog2 == 20 && info.capabilities == [.dirtyTracking, .pciPasidExec])
+        // The default: no input type, a buffer bigger than every 7.3 struct.
+        #expect(seen.value.last?.flags == 0 && seen.value.last?.length == HWInfoRequest.defaultDataLength)
+
+        let short = try iommufd.hwInfo(deviceID: 3, request: HWInfoRequest(dataLength: 8))
+        #expect(short.data == Array(Self.vtd.bytes.prefix(8)) && short.dataLength == 24 && short.vendor == nil)
+        let none = try iommufd.hwInfo(deviceID: 3, request: HWInfoRequest(dataLength: 0))
+        #expect(none.data.isEmpty && none.dataLength == 24)
+
+        _ = try iommufd.hwInfo(deviceID: 3, request: HWInfoRequest(dataType: HWInfoType.intelVTd))
+        #expect(seen.value.last?.flags == 1 && seen.value.last?.type == HWInfoType.intelVTd)
+        let refused = try #require(throws: IommuError.self) {
+            try iommufd.hwInfo(deviceID: 3, request: HWInfoRequest(dataType: HWInfoType.armSMMUv3))
+        }
+        #expect(refused.errno == .EOPNOTSUPP && refused.operation == "IOMMU_GET_HW_INFO")
+        #expect(refused.detail == "device 3 data type 2")
+    }
+
+    @Test func bufferBeyondTheLimitIsRefusedBeforeTheKernel() throws {
+        let seen = LockedBox<[(flags: UInt32, type: UInt32, length: UInt32)]>([])
+        let kernel = Self.kernel(seen: seen)
+        let iommufd = try Iommufd(syscalls: kernel.syscalls)
+        let error = try #require(throws: IommuError.self) {
+            try iommufd.hwInfo(deviceID: 3, request: HWInfoRequest(dataLength: HWInfoRequest.maxDataLength + 1))
+        }
+        #expect(error.errno == .EINVAL)
+        #expect(kernel.requests.isEmpty)
+    }
+}

@@ -77,7 +77,23 @@ struct DeviceCommand: ParsableCommand {
 struct DeviceInfoCommand: DaemonCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Show one device: IOMMU instance, group, lease, attachment, capabilities.")
+        abstract: "Show one device: IOMMU instance, group, lease, attachment, capabilities.",
+        discussion: """
+            Calls device.info. For a bound device, the capabilities and the vendor data are \
+            what IOMMU_GET_HW_INFO answered: PASID width, ATS, and the IOMMU driver's registers \
+            (VT-d CAP/ECAP, SMMUv3 IDR0-5/IIDR/AIDR, ...), which a VMM compares with its vIOMMU \
+            model before creating one. --json has them decoded (capabilities.vendor) and raw.
+
+            Example:
+              $ iommuctl device info sim-pci0
+              ...
+              capabilities  dirty-tracking (Intel VT-d)
+              pasid         no
+              ats           not supported (IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED)
+              vendor data   intel_vtd, 24 bytes
+              cap_reg       0x9ff078c206f0466
+              ecap_reg      0x1eb9824f0505e
+            """)
 
     @Argument(help: "Device name or PCI address.")
     var device: String
@@ -103,6 +119,11 @@ struct DeviceInfoCommand: DaemonCommand {
         f.add("device id", d.deviceID.map { "\($0) (bound)" } ?? "not bound")
         f.add("attached", Devices.attachment(d).isEmpty ? "no" : Devices.attachment(d))
         f.addIfPresent("capabilities", d.capabilities.map(Words.capabilities))
+        if let c = d.capabilities {
+            f.add("pasid", Words.pasid(c))
+            if let ats = c.ats { f.add("ats", ats ? "may be used" : "not supported (IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED)") }
+            for (key, value) in Words.vendorData(c.vendor) { f.add(key, value) }
+        }
         return f.render()
     }
 }

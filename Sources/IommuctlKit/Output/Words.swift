@@ -63,6 +63,47 @@ public enum Words {
         return words.joined(separator: ", ") + " (\(hwInfoType(c.hwInfoType)))"
     }
 
+    /// `20 bits (exec, priv)`, or `no`.
+    public static func pasid(_ c: DeviceCapabilities) -> String {
+        guard let width = c.pasidWidth ?? (c.pasid ? nil : 0), width > 0 else { return c.pasid ? "yes" : "no" }
+        var extras: [String] = []
+        if c.pasidExec == true { extras.append("exec") }
+        if c.pasidPriv == true { extras.append("priv") }
+        return "\(width) bits" + (extras.isEmpty ? "" : " (\(extras.joined(separator: ", ")))")
+    }
+
+    /// The IOMMU driver's vendor data as `key, value` lines: the type and length, then the
+    /// fields of its struct in hex.
+    public static func vendorData(_ v: DeviceVendorInfo?) -> [(String, String)] {
+        guard let v else { return [("vendor data", "none")] }
+        var lines = [("vendor data", "\(v.type), \(v.dataLength) bytes")]
+        func flags(_ f: UInt32) { if f != 0 { lines.append(("flags", Units.hex(UInt64(f)))) } }
+        if let x = v.intelVTd {
+            flags(x.flags)
+            lines.append(("cap_reg", Units.hex(x.capReg)))
+            lines.append(("ecap_reg", Units.hex(x.ecapReg)))
+        } else if let x = v.armSMMUv3 {
+            flags(x.flags)
+            for (i, r) in x.idr.enumerated() { lines.append(("idr\(i)", Units.hex(UInt64(r)))) }
+            lines.append(("iidr", Units.hex(UInt64(x.iidr))))
+            lines.append(("aidr", Units.hex(UInt64(x.aidr))))
+        } else if let x = v.tegra241CMDQV {
+            flags(x.flags)
+            lines.append(("version", String(x.version)))
+            lines.append(("log2 vcmdqs", String(x.log2vcmdqs)))
+            lines.append(("log2 vsids", String(x.log2vsids)))
+        } else if let x = v.amd {
+            lines.append(("efr", Units.hex(x.efr)))
+            lines.append(("efr2", Units.hex(x.efr2)))
+        } else if let x = v.selftest {
+            flags(x.flags)
+            lines.append(("test_reg", Units.hex(UInt64(x.testReg))))
+        } else if !v.data.isEmpty {
+            lines.append(("data", v.data))
+        }
+        return lines
+    }
+
     /// A feature name as the daemon reports it (`dirtyTracking`, `dirty_tracking`) in words.
     public static func feature(_ name: String) -> String {
         let known: [String: String] = [

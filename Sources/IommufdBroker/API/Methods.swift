@@ -66,7 +66,7 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .ownerDelegate: "A VMM channel acting as this owner only: one end of a SOCK_SEQPACKET pair (docs/vmm-channel.md)"
         case .ownerRevokeChannels: "Close every channel of an owner"
         case .deviceList: "Devices with allow-list, lease, attachment and capabilities"
-        case .deviceInfo: "One device by name or PCI address"
+        case .deviceInfo: "One device by name or PCI address; a bound one with its IOMMU capabilities and vendor hw_info (VT-d CAP/ECAP, SMMUv3 IDRs, ...)"
         case .deviceAttach: "Lease and attach a device to an IOAS (auto-domain policy) or an HWPT"
         case .deviceDetach: "Detach a device (an HWPT the daemon created goes with its last device)"
         case .deviceReplace: "Move an attached device to another IOAS or HWPT without a DMA gap"

@@ -270,6 +270,9 @@ extension Broker {
                     let info = try backend.hwInfo(deviceID: id)
                     if let known = d.hwInfo, known.type != info.type {
                         report.problems.append("device '\(d.descriptor.name)': GET_HW_INFO type \(info.type) differs from the journal's \(known.type)")
+                    } else {
+                        // The kernel's answer now: a journal of format 01 holds no vendor data.
+                        record.hwInfo = info
                     }
                 }
                 record.bound = bound
