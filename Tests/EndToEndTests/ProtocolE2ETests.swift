@@ -239,5 +239,32 @@ final class ProtocolE2ETests {
         #expect(text.contains("# TYPE") && text.contains("iommufdd_"))
     }
 
+    /// After N calls of a method its latency histogram counts N (and method_calls_total agrees),
+    /// and every histogram in the text is a valid Prometheus histogram.
+    @Test func latencyHistogramsCountEveryCallAndAreValidPrometheus() throws {
+        let c = try daemon.client()
+        let n = 7
+        let pingKey = "iommufdd_request_duration_seconds{method=\"daemon.ping\"}"
+        // The harness pinged the daemon to see it up: count from what is there.
+        let first = try PromHistograms(try #require(try c.call("daemon.metrics")["text"]?.stringValue))
+        let already = first.series[pingKey]?.count ?? 0
+        for _ in 0..<n { #expect(try c.call("daemon.ping") == "pong") }
+        _ = try? c.call("owner.info", ["name": "no-such-owner"])  // an error is timed too
+        let text = try #require(try c.call("daemon.metrics")["text"]?.stringValue)
+        let histograms = try PromHistograms(text)
+        #expect(histograms.families.contains("iommufdd_request_duration_seconds"))
+        #expect(histograms.families.contains("iommufdd_broker_lock_wait_seconds"))
+        let ping = try #require(histograms.series[pingKey])
+        #expect(ping.count == already + Double(n))
+        #expect(ping.sum > 0)
+        let info = try #require(histograms.series["iommufdd_request_duration_seconds{method=\"owner.info\"}"])
+        #expect(info.count == 1)
+        #expect(text.contains("iommufdd_method_calls_total{method=\"daemon.ping\"} \(Int(already) + n)\n"))
+        #expect(histograms.series["iommufdd_request_duration_seconds{method=\"daemon.metrics\"}"]?.count == 1,
+                "the first daemon.metrics call; the one answering is timed after its text is made")
+        let lock = try #require(histograms.series["iommufdd_broker_lock_wait_seconds"])
+        #expect(lock.count >= 1, "owner.info took the broker lock")
+    }
+
     deinit { daemon.expectCleanStop() }
 }

@@ -158,6 +158,12 @@ struct EndToEndTests {
         let metrics = try daemon.ctl(["metrics"])
         expectOK(metrics, "metrics")
         #expect(metrics.output.contains("iommufdd_"))
+        // What the README's textfile-collector timer writes: the histograms, the last sample whole.
+        #expect(metrics.output.contains("# TYPE iommufdd_request_duration_seconds histogram\n"))
+        #expect(metrics.output.contains("iommufdd_request_duration_seconds_count{method=\"ioas.unmap\"} 2\n"))
+        #expect(metrics.output.contains("# TYPE iommufdd_broker_lock_wait_seconds histogram\n"))
+        #expect(metrics.output.contains("iommufdd_broker_lock_wait_seconds_bucket{le=\"+Inf\"} "))
+        #expect(metrics.output.split(separator: "\n").last?.hasPrefix("iommufdd_broker_lock_wait_seconds_count ") == true)
         expectOK(try daemon.ctl(["call", "daemon.ping"]), "call")
         expectOK(try daemon.ctl(["owner", "list"]), "owner list")
 

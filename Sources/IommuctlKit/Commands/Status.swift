@@ -138,8 +138,12 @@ struct Metrics: DaemonCommand {
         abstract: "Print the daemon's metrics in the Prometheus text format.",
         discussion: """
             Calls daemon.metrics: object counts, pinned bytes, requests and errors by code, \
-            connections. Handy with grep:
+            connections, a latency histogram per method \
+            (iommufdd_request_duration_seconds) and the time requests waited for the \
+            broker's lock (iommufdd_broker_lock_wait_seconds); buckets from 10 microseconds to 10 seconds. \
+            Handy with grep:
               iommuctl metrics | grep '^iommufdd_pinned'
+              iommuctl metrics | grep '^iommufdd_request_duration_seconds_count'
             """)
 
     @OptionGroup var global: GlobalOptions

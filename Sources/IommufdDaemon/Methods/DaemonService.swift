@@ -28,7 +28,9 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
     private let lock = NSLock()
     private var callers: [UInt64: Caller] = [:]          // connection id → resolved identity
     private var subscriptions: [UInt64: Set<UInt64>] = [:]  // connection id → subscription ids
-    private var callsByMethod: [String: UInt64] = [:]
+    /// Per method: how long `handle` took to run it (from after the access check to the result
+    /// or error), for `daemon.metrics`' `iommufdd_request_duration_seconds`.
+    private var latencyByMethod: [String: LatencyHistogram] = [:]
 
     init(broker: Broker, backend: any IommuBackend, status: DaemonStatus, logger: Logger) {
         self.broker = broker
@@ -73,7 +75,11 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
                 "\(call.method) changes state, and \(caller.identity) is a reader: ask an admin to give this identity the manager role in the config",
                 code: BrokerError.Kind.permissionDenied.rpcCode)
         }
-        lock.withLock { callsByMethod[spec.name, default: 0] += 1 }
+        let start = monotonicNanoseconds()
+        defer {
+            let elapsed = monotonicNanoseconds() &- start
+            lock.withLock { latencyByMethod[spec.name, default: LatencyHistogram()].record(elapsed) }
+        }
         do {
             return try spec.run(caller, call)
         } catch let error as BrokerError {
@@ -107,7 +113,10 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
     /// Forget resolved identities (after a config reload changed roles).
     func forgetCallers() { lock.withLock { callers.removeAll() } }
 
-    func methodCallCounts() -> [String: UInt64] { lock.withLock { callsByMethod } }
+    func methodCallCounts() -> [String: UInt64] { lock.withLock { latencyByMethod.mapValues(\.count) } }
+
+    /// The latency histogram of each method called so far.
+    func methodLatencies() -> [String: LatencyHistogram] { lock.withLock { latencyByMethod } }
 
     // MARK: daemon.*, rpc.*, events.*
 
@@ -118,7 +127,7 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
         table.add("daemon.info", "Version, backend, kernel features, object counts, uptime", access: .read, params: NoParams.self) {
             [unowned self] _, _, _ in self.info()
         }
-        table.add("daemon.metrics", "Prometheus text exposition of the daemon's counters", access: .read, params: NoParams.self) {
+        table.add("daemon.metrics", "Prometheus text exposition of the daemon's counters and latency histograms", access: .read, params: NoParams.self) {
             [unowned self] _, _, _ in MetricsResult(text: Metrics.exposition(self))
         }
         table.add("rpc.discover", "OpenRPC document of every method", access: .read, params: NoParams.self) {

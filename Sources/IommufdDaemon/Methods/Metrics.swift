@@ -2,7 +2,8 @@ import IommufdBroker
 import IommufdCore
 import IommufdRPC
 
-/// `daemon.metrics`: the Prometheus text exposition format (version 0.0.4).
+/// `daemon.metrics`: the Prometheus text exposition format (version 0.0.4). The histograms'
+/// buckets are `LatencyHistogram`'s fixed bounds, 10 µs to 10 s.
 enum Metrics {
     static func exposition(_ service: DaemonService) -> String {
         var out = ""
@@ -47,6 +48,15 @@ enum Metrics {
         }
         metric("method_calls_total", "counter", "Calls by method.",
                service.methodCallCounts().sorted { $0.key < $1.key }.map { ("{method=\"\($0.key)\"}", "\($0.value)") })
+        let latencies = service.methodLatencies().sorted { $0.key < $1.key }
+        out += "# HELP iommufdd_request_duration_seconds Time the daemon took to run a request, by method (from dispatch to its result, broker lock wait included; not reading or writing the socket).\n"
+        out += "# TYPE iommufdd_request_duration_seconds histogram\n"
+        for (method, h) in latencies {
+            out += h.exposition(name: "iommufdd_request_duration_seconds", labels: "method=\"\(method)\"")
+        }
+        out += "# HELP iommufdd_broker_lock_wait_seconds Time each acquisition of the broker's lock waited for another request to release it.\n"
+        out += "# TYPE iommufdd_broker_lock_wait_seconds histogram\n"
+        out += service.broker.lockWaitHistogram().exposition(name: "iommufdd_broker_lock_wait_seconds", labels: "")
         return out
     }
 }
