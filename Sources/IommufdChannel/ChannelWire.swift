@@ -311,6 +311,52 @@ public enum ChannelWire {
         return s
     }
 
+    // MARK: Requests
+
+    /// The request message for `request` with `id`: the inverse of `decode` (decoding what this
+    /// writes gives back `id` and `request`, and every message `decode` accepts is what this
+    /// writes for its result; the fuzz target checks both).
+    public static func encode(id: UInt64, _ request: Request) -> [UInt8] {
+        var p = Writer(reserving: 64)
+        let op: Op
+        switch request {
+        case .hello:
+            op = .hello
+        case .memRegister(let index), .memUnregister(let index):
+            if case .memRegister = request { op = .memRegister } else { op = .memUnregister }
+            p.u32(index); p.u32(0)
+        case .map(let entries):
+            op = .map
+            p.u32(UInt32(entries.count)); p.u32(0)
+            for e in entries {
+                p.u32(e.ioas); p.u32(e.memIndex); p.u64(e.offset); p.u64(e.length); p.u64(e.iova); p.u32(e.flags); p.u32(0)
+            }
+        case .unmap(let entries):
+            op = .unmap
+            p.u32(UInt32(entries.count)); p.u32(0)
+            for e in entries { p.u32(e.ioas); p.u32(e.flags); p.u64(e.iova); p.u64(e.length) }
+        case .copy(let entries):
+            op = .copy
+            p.u32(UInt32(entries.count)); p.u32(0)
+            for e in entries {
+                p.u32(e.dstIOAS); p.u32(e.srcIOAS); p.u64(e.srcIOVA); p.u64(e.length); p.u64(e.dstIOVA); p.u32(e.flags); p.u32(0)
+            }
+        case .dirtyBitmapSet:
+            op = .dirtyBitmapSet
+            p.u32(0); p.u32(0)
+        case .dirtyRead(let d):
+            op = .dirtyRead
+            p.u32(d.ioas); p.u32(d.flags); p.u64(d.iova); p.u64(d.length); p.u64(d.pageSize)
+        case .deviceFD(let name):
+            op = .deviceFD
+            p.fixed(name, deviceNameBytes)
+        }
+        var w = Writer(reserving: headerSize + p.bytes.count)
+        w.u64(id); w.u16(op.rawValue); w.u16(0); w.u32(UInt32(p.bytes.count))
+        w.bytes.append(contentsOf: p.bytes)
+        return w.bytes
+    }
+
     // MARK: Replies
 
     /// A reply message: the header (REPLY, the request's id and op) and `payload`.
