@@ -125,6 +125,24 @@ int iommufdd_dirty_read(struct iommufdd_channel *ch, uint32_t ioas, uint64_t iov
  * -1. Under the daemon's trusted_vmm rule, as device.fd on the control plane. */
 int iommufdd_device_fd(struct iommufdd_channel *ch, const char *device, uint32_t *device_id);
 
+/* Confinement (docs/SECURITY.md, "Device fds"). A bound VFIO device fd can re-attach its
+ * device to any IOAS or HWPT of the daemon's iommufd, another VM's included, and hot-reset devices
+ * of other owners on the same bus. After it has its device fds, a VMM calls iommufd_confine() on
+ * itself: a seccomp filter makes these ioctls fail with EPERM, on any fd, for this process and
+ * every process it starts (inherited across fork and exec; it cannot be removed).
+ * Sets PR_SET_NO_NEW_PRIVS. Returns 0, or -1 with errno (*err filled when given; name
+ * "iommufdd.Confine"), in which case nothing was confined. The exec wrapper
+ * `iommufdd-confine -- CMD...` does the same for a VMM that cannot be changed. */
+#define IOMMUFDD_DENIED_IOCTLS 4
+struct iommufdd_denied_ioctl {
+    unsigned long request;
+    const char *name;
+};
+/* The ioctls the filter denies: VFIO_DEVICE_PCI_HOT_RESET, VFIO_DEVICE_BIND_IOMMUFD,
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+extern const struct iommufdd_denied_ioctl iommufdd_denied_ioctls[IOMMUFDD_DENIED_IOCTLS];
+int iommufdd_confine(struct iommufdd_error *err);
+
 #ifdef __cplusplus
 }
 #endif
