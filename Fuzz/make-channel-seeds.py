@@ -10,7 +10,7 @@ def msg(op, payload=b'', flags=0, size=None, id=None):
     return struct.pack('<QHHI', i, op, flags, len(payload) if size is None else size) + payload
 def rec(m, fds=0):
     return struct.pack('<BH', fds, len(m)) + m
-HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV = range(1, 10)
+HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV, RESET = range(1, 11)
 R, W, FIX = 1, 2, 4
 def idx(i, res=0): return struct.pack('<II', i, res)
 def mapb(entries, count=None, res=0):
@@ -37,6 +37,9 @@ seeds = {
  'unmap-flags': [rec(msg(UNMAP, unmapb([(1, 1, 0x500000, P), (1, 0, 0x500000, P), (1, 2, 0x500000, P)])))],
  'unmap-bad-flags': [rec(msg(UNMAP, unmapb([(1, 3, 0, P)]))), rec(msg(UNMAP, unmapb([(1, 4, 0x1000, 0)]))), rec(msg(UNMAP, unmapb([(1, 8, 0, P)])))],
  'device-fd': [rec(msg(DEV, dev('sim-pci0'))), rec(msg(DEV, dev('0000:00:02.0'))), rec(msg(DEV, dev('sim-pci1'))), rec(msg(DEV, dev('nope')))],
+ 'hot-reset': [rec(msg(RESET, dev('sim-pci0'))), rec(msg(RESET, dev('0000:00:03.0'))), rec(msg(RESET, dev('sim-pci2'))), rec(msg(RESET, dev('sim-pci3'))),
+    rec(msg(RESET, dev('sim-mdev0'))), rec(msg(RESET, dev('nope'))), rec(msg(RESET, b'y' * 64)),
+    rec(msg(RESET, dev('sim-pci0')), 1), rec(msg(RESET, dev('sim-pci0', 60)))],
  'device-bad-names': [rec(msg(DEV, b'x' * 64)), rec(msg(DEV, dev(b'\xff\xfe'))), rec(msg(DEV, b'ab\0c' + b'\0' * 60)), rec(msg(DEV, dev(b''))), rec(msg(DEV, dev('sim-pci0', 63)))],
  'stale': [rec(msg(DREAD, dread(1, 0, 0, 16*P))), rec(msg(MAP, mapb([(1, 9, 0, P, 0, R)]))), rec(msg(UNREG, idx(9))), rec(msg(REG, idx(512)), 1)],
  'bad-fds': [rec(msg(HELLO), 1), rec(msg(REG, idx(0)), 0), rec(msg(REG, idx(0)), 2), rec(msg(REG, idx(0)), 3), rec(msg(BSET, idx(0)), 2), rec(msg(MAP, mapb([(1, 0, 0, P, 0, R)])), 1)],

@@ -428,6 +428,11 @@ final class Channel: @unchecked Sendable {
             let out = try broker.deviceFD(caller, DeviceFDParams(device: name))
             w.u32(out.result.deviceID); w.u32(0)
             return (w.bytes, out.fds.first ?? -1)
+
+        case .hotReset(let name):
+            let reset = try broker.deviceHotReset(caller, device: name)
+            w.u32(UInt32(reset.count)); w.u32(0)
+            return (w.bytes, -1)
         }
     }
 

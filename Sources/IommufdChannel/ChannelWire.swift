@@ -28,6 +28,7 @@ public enum ChannelWire {
         case dirtyBitmapSet = 7
         case dirtyRead = 8
         case deviceFD = 9
+        case hotReset = 10
 
         public var name: String {
             switch self {
@@ -40,6 +41,7 @@ public enum ChannelWire {
             case .dirtyBitmapSet: "DIRTY_BITMAP_SET"
             case .dirtyRead: "DIRTY_READ"
             case .deviceFD: "DEVICE_FD"
+            case .hotReset: "HOT_RESET"
             }
         }
 
@@ -119,6 +121,9 @@ public enum ChannelWire {
         case dirtyBitmapSet
         case dirtyRead(DirtyRead)
         case deviceFD(String)
+        /// `VFIO_DEVICE_PCI_HOT_RESET` done by the daemon once it has checked every device the
+        /// reset touches is the channel owner's.
+        case hotReset(String)
     }
 
     /// A request the decoder refuses: the errno, the daemon's error name and what to fix.
@@ -292,11 +297,11 @@ public enum ChannelWire {
                 throw bad("DIRTY_READ: unknown flags 0x\(String(d.flags, radix: 16)) (NO_CLEAR=1)")
             }
             return (header, .dirtyRead(d))
-        case .deviceFD:
+        case .deviceFD, .hotReset:
             try fixed(deviceNameBytes)
-            let name = try fixedString(UnsafeRawBufferPointer(rebasing: payload[0..<deviceNameBytes]), "DEVICE_FD: the device name")
-            guard !name.isEmpty else { throw bad("DEVICE_FD: the device name is empty") }
-            return (header, .deviceFD(name))
+            let name = try fixedString(UnsafeRawBufferPointer(rebasing: payload[0..<deviceNameBytes]), "\(op.name): the device name")
+            guard !name.isEmpty else { throw bad("\(op.name): the device name is empty") }
+            return (header, op == .deviceFD ? .deviceFD(name) : .hotReset(name))
         }
     }
 
@@ -349,6 +354,9 @@ public enum ChannelWire {
             p.u32(d.ioas); p.u32(d.flags); p.u64(d.iova); p.u64(d.length); p.u64(d.pageSize)
         case .deviceFD(let name):
             op = .deviceFD
+            p.fixed(name, deviceNameBytes)
+        case .hotReset(let name):
+            op = .hotReset
             p.fixed(name, deviceNameBytes)
         }
         var w = Writer(reserving: headerSize + p.bytes.count)

@@ -10,7 +10,8 @@
 //      dropped, no reserved byte ignored), and
 //   2. to the real daemon (`Daemon` on the simulator backend, in this process) on a channel
 //      delegated for owner `fz`, which has two IOAS, a dirty-tracked one with device sim-pci0
-//      attached: the answer must come (a hang is a failure), echo the request's id and op (0
+//      attached, and devices on two PCI buses (one all its own, one shared with a device nobody
+//      leased, for HOT_RESET): the answer must come (a hang is a failure), echo the request's id and op (0
 //      and 0 for a message shorter than the header), carry a well-formed error payload with a
 //      known error name, or a payload of the size its op answers with (and the device fd for
 //      DEVICE_FD, no fd otherwise). A message the decoder refuses must be refused by the daemon
@@ -93,7 +94,11 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         guard ioas == Self.expectedIOAS else {
             die("the simulator gave owner \(Self.owner) IOAS \(ioas), not \(Self.expectedIOAS) as the seeds in Fuzz/corpus/channel expect; change them in Fuzz/make-channel-seeds.py and run it")
         }
-        _ = try admin.call("device.attach", params: ["owner": .string(Self.owner), "device": "sim-pci0", "ioas": .uint(UInt64(ioas[0]))])
+        // Bus 00 (sim-pci0, sim-pci1) is all fz's: a hot reset there runs. On bus 01 sim-pci3 is
+        // nobody's: a hot reset of sim-pci2 is refused. sim-mdev0 has no hot reset.
+        for (device, target) in [("sim-pci0", ioas[0]), ("sim-pci1", ioas[1]), ("sim-pci2", ioas[1]), ("sim-mdev0", ioas[1])] {
+            _ = try admin.call("device.attach", params: ["owner": .string(Self.owner), "device": .string(device), "ioas": .uint(UInt64(target))])
+        }
         _ = try admin.call("dirty.start", params: ["ioas": .uint(UInt64(ioas[0]))])
     }
 
@@ -102,7 +107,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         [policy]
         dirty_tracking = "preferred"
         [devices]
-        allow = ["sim-pci0", "sim-pci1"]
+        allow = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-pci3", "sim-mdev0"]
         [[access]]
         user = \(uid)
         role = "admin"
@@ -118,6 +123,17 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         name = "sim-pci1"
         iommu = "sim-iommu0"
         pci_address = "0000:00:03.0"
+        [[sim.device]]
+        name = "sim-pci2"
+        iommu = "sim-iommu0"
+        pci_address = "0000:01:00.0"
+        [[sim.device]]
+        name = "sim-pci3"
+        iommu = "sim-iommu0"
+        pci_address = "0000:01:00.1"
+        [[sim.device]]
+        name = "sim-mdev0"
+        mdev = true
         """
     }
 
@@ -234,6 +250,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         case .dirtyBitmapSet: want = 8
         case .dirtyRead: want = 24
         case .deviceFD: want = 8
+        case .hotReset: want = 8
         }
         guard reply.payload.count == want else { die("\(request) answered \(reply.payload.count) payload bytes, not \(want)") }
         let isDevice: Bool = if case .deviceFD = request { true } else { false }
