@@ -7,7 +7,10 @@ import Foundation
 //                           (iommufdd is taken from beside this binary, or $IOMMUFDD)
 //   vm-e2e restart          iommufdd --backend kernel under a guest-side systemd-like
 //                           supervisor: state built, SIGKILL, restart from the fd store
-let usage = "usage: vm-e2e kernel-backend | daemon | restart"
+//   vm-e2e mini-vmm         libiommufdd's example VMM (mini-vmm, beside this binary or
+//                           $MINI_VMM) on a delegated channel: maps, takes the edu device,
+//                           confines itself, DMAs, and cannot attach its device elsewhere
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | mini-vmm"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -26,6 +29,8 @@ case "daemon":
     if !DaemonChecks.runAll(run: run) { exit(1) }
 case "restart":
     if !RestartChecks.runAll(run: run) { exit(1) }
+case "mini-vmm":
+    if !MiniVMMChecks.runAll(run: run) { exit(1) }
 default:
     FileHandle.standardError.write(Data("vm-e2e: unknown suite '\(suite)'\n\(usage)\n".utf8))
     exit(2)
