@@ -10,7 +10,8 @@ import PackageDescription
 //   IommufdConformance  one conformance suite, run against any backend
 //   IommufdBroker       owners, roles, leases, policies (auto-domains, dirty, huge pages, quotas)
 //   IommufdRPC          JSON-RPC 2.0 framing, codec and the Unix-socket server
-//   IommufdDaemon       config, systemd integration, method table: the daemon as a library
+//   IommufdDaemon       config (and its schema), systemd integration, method table, command line
+//                       and man pages: the daemon as a library
 //   IommuctlKit         iommuctl's commands, output formatting and exit codes (testable)
 //   iommufdd / iommuctl / iommufd-conformance   thin executables
 let package = Package(
@@ -61,16 +62,10 @@ let package = Package(
                 "CSystemd", "CIommufd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
-            ]
-        ),
-        .executableTarget(
-            name: "iommufdd",
-            dependencies: [
-                "IommufdDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(name: "iommufdd", dependencies: ["IommufdDaemon"]),
         .target(
             name: "IommuctlKit",
             dependencies: [

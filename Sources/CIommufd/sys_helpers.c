@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int ifd_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
 
@@ -23,3 +25,8 @@ void *ifd_mmap_shared(int fd, size_t length, off_t offset) {
 }
 
 int ifd_munmap(void *addr, size_t length) { return munmap(addr, length); }
+
+int ifd_kcmp_file(int fd1, int fd2) {
+    pid_t self = getpid();
+    return (int)syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, fd1, fd2);
+}

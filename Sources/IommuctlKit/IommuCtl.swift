@@ -36,7 +36,7 @@ public struct IommuCtl: ParsableCommand {
             \(CtlExit.table)
 
             Shell completions: iommuctl --generate-completion-script bash|zsh|fish. \
-            A man page: scripts/install-cli-docs (see its --help).
+            A man page: man iommuctl (scripts/install installs it with the completions).
             """,
         version: version,
         subcommands: [

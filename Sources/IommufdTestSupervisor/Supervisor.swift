@@ -8,18 +8,27 @@ import Glibc
 
 /// systemd's side of the service protocol, as documented in sd_notify(3), sd_listen_fds(3) and
 /// systemd.service(5), for running iommufdd the way systemd does — in the restart tests on the
-/// host, and in the test VM, which has no systemd:
+/// host, and in the test VM's busybox boot. It models the systemd of `systemdVersion` running the
+/// units as scripts/install-units installs them for it, and was corrected against the real one
+/// (systemd 252 as PID 1 of the test VM, `vm-e2e systemd`):
 ///
 /// - a `NOTIFY_SOCKET` datagram socket receiving `READY=1`, `STATUS=`, `FDSTORE=1` (+ `FDNAME=`,
 ///   `FDPOLL=`) with the fds in SCM_RIGHTS, and `FDSTOREREMOVE=1` (+ `FDNAME=`);
-/// - the fd store: the fds received with `FDSTORE=1`, kept in arrival order under their names
-///   (systemd's default name is "stored"), closed on `FDSTOREREMOVE=1`, held while the
-///   daemon is dead (FileDescriptorStorePreserve=yes) — so the iommufd, the bound device fds
-///   and the memfds outlive it;
-/// - socket activation: the listening control socket first, then the stored fds, passed as fds
+/// - the fd store: the fds received with `FDSTORE=1`, in arrival order, under their names (systemd's default name
+///   is "stored"); an fd that is the same open file as one already stored is closed and not
+///   added (systemd's same_fd check in service_add_fd_store); closed on `FDSTOREREMOVE=1`;
+///   beyond `fdStoreMax` closed;
+/// - the store is held while the daemon is dead and a restart is pending: after SIGKILL (a crash,
+///   `systemctl kill -s KILL`, a watchdog kill: Restart=on-failure) and across `restart()`
+///   (`systemctl restart`). `stop()` (`systemctl stop`) closes it, unless the units keep it:
+///   FileDescriptorStorePreserve=yes, installed for systemd >= 254 only;
+/// - socket activation: the listening control socket first, then the stored fds newest first
+///   (as systemd 252 lists them), passed as fds
 ///   3, 4, ... with `LISTEN_FDS`, `LISTEN_FDNAMES` (colon-separated) and `LISTEN_PID` set to the
-///   daemon's pid (set by a `/bin/sh` that execs the daemon, so the pid is the daemon's), and
-///   `$FDSTORE` = FileDescriptorStoreMax= (systemd >= 254).
+///   daemon's pid (set by a `/bin/sh` that execs the daemon, so the pid is the daemon's);
+/// - `$FDSTORE` = FileDescriptorStoreMax=: set by systemd itself from 254 on (when non-zero);
+///   before 254 systemd sets none and the unit's drop-in fdstore-variable.conf does
+///   (Environment=FDSTORE=N), so the daemon sees it either way.
 public final class Supervisor: @unchecked Sendable {
     public let daemonPath: String
     public let arguments: [String]
@@ -30,6 +39,10 @@ public final class Supervisor: @unchecked Sendable {
     /// The daemon's stdout and stderr, appended; nil: inherited from this process.
     public let logPath: String?
     public let fdStoreMax: Int
+    /// The systemd modelled (see the type's documentation).
+    public let systemdVersion: Int
+    /// FileDescriptorStorePreserve=yes: the drop-in scripts/install-units installs from 254 on.
+    public var preservesStoreOnStop: Bool { systemdVersion >= 254 }
     private let ownsDirectory: Bool
     private let controlFD: Int32
     private let notifyFD: Int32
@@ -41,10 +54,14 @@ public final class Supervisor: @unchecked Sendable {
     private var receiver: Thread?
     private var stopped = false
 
-    public init(daemonPath: String, arguments: [String], directory: String? = nil, logPath: String? = nil, fdStoreMax: Int = 4096) throws {
+    public init(
+        daemonPath: String, arguments: [String], directory: String? = nil, logPath: String? = nil, fdStoreMax: Int = 4096,
+        systemdVersion: Int = 252
+    ) throws {
         self.daemonPath = daemonPath
         self.arguments = arguments
         self.fdStoreMax = fdStoreMax
+        self.systemdVersion = systemdVersion
         self.logPath = logPath
         if let directory {
             self.directory = directory
@@ -91,7 +108,9 @@ public final class Supervisor: @unchecked Sendable {
     /// `LISTEN_FDNAMES` it got.
     @discardableResult
     public func start() throws -> (pid: pid_t, fdNames: [String]) {
-        let passed: [(name: String, fd: Int32)] = locked { [("control", controlFD)] + store }
+        // systemd 252 passes the stored fds newest first (its list is built by prepending; seen
+        // in the test VM as LISTEN_FDNAMES=control:mem.1.1025:device.2:mem.1.1024:iommufd:journal.1).
+        let passed: [(name: String, fd: Int32)] = locked { [("control", controlFD)] + store.reversed() }
         // Copies out of the way of the 3, 4, ... targets, so no dup2 overwrites a source: at the
         // top of the fd table, away from the numbers other tests in this process pick.
         var limit = rlimit()
@@ -117,7 +136,11 @@ public final class Supervisor: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "FDSTORE", "WATCHDOG_USEC", "WATCHDOG_PID"] { env[key] = nil }
         env["NOTIFY_SOCKET"] = notifyPath
-        env["FDSTORE"] = String(fdStoreMax)
+        if systemdVersion >= 254 {
+            if fdStoreMax > 0 { env["FDSTORE"] = String(fdStoreMax) }  // systemd's own
+        } else {
+            env["FDSTORE"] = String(fdStoreMax)  // the unit's fdstore-variable.conf
+        }
         env["LISTEN_FDS"] = String(passed.count)
         env["LISTEN_FDNAMES"] = passed.map(\.name).joined(separator: ":")
         // LISTEN_PID must be the daemon's pid: the shell sets it to its own and execs the daemon.
@@ -173,8 +196,30 @@ public final class Supervisor: @unchecked Sendable {
         locked { pid = 0 }
     }
 
-    /// SIGTERM and reap (SIGKILL after 30 s); the exit code, nil if it did not exit by itself.
+    /// `systemctl stop`: SIGTERM and reap (SIGKILL after 30 s); the exit code, nil if it did not
+    /// exit by itself. The fd store is closed, and with it every object, unless the units keep it
+    /// (`preservesStoreOnStop`, systemd >= 254).
     public func stop() -> Int32? {
+        let status = terminate()
+        if !preservesStoreOnStop {
+            locked {
+                for entry in store { close(entry.fd) }
+                store.removeAll()
+            }
+        }
+        return status
+    }
+
+    /// `systemctl restart`: SIGTERM, reap, start again with the store kept (systemd keeps it
+    /// while the restart job is pending, on every version). The exit code of the old daemon.
+    @discardableResult
+    public func restart() throws -> (status: Int32?, pid: pid_t, fdNames: [String]) {
+        let status = terminate()
+        let (pid, names) = try start()
+        return (status, pid, names)
+    }
+
+    private func terminate() -> Int32? {
         let child = daemonPID
         guard child > 0 else { return nil }
         kill(child, SIGTERM)
@@ -267,7 +312,9 @@ public final class Supervisor: @unchecked Sendable {
             let name = fields["FDNAME"] ?? "stored"
             for fd in fds {
                 if store.count >= fdStoreMax {
-                    close(fd)  // systemd: "Too many stored file descriptors, refusing"
+                    close(fd)  // systemd: "Cannot store more fds than FileDescriptorStoreMax="
+                } else if store.contains(where: { Self.sameFile($0.fd, fd) }) {
+                    close(fd)  // systemd: already included (same_fd), kept under its first name
                 } else {
                     store.append((name, fd))
                 }
@@ -284,6 +331,18 @@ public final class Supervisor: @unchecked Sendable {
             readyCount += 1
             lock.broadcast()
         }
+    }
+
+    /// systemd's same_fd(): the same open file description (kcmp KCMP_FILE; where kcmp is not
+    /// available, the same inode with the same flags and offset).
+    static func sameFile(_ a: Int32, _ b: Int32) -> Bool {
+        if a == b { return true }
+        var sa = stat(), sb = stat()
+        guard fstat(a, &sa) == 0, fstat(b, &sb) == 0 else { return false }
+        guard sa.st_dev == sb.st_dev, sa.st_ino == sb.st_ino, (sa.st_mode & S_IFMT) == (sb.st_mode & S_IFMT) else { return false }
+        let r = ifd_kcmp_file(a, b)
+        if r >= 0 { return r == 0 }
+        return fcntl(a, F_GETFL) == fcntl(b, F_GETFL) && lseek(a, 0, SEEK_CUR) == lseek(b, 0, SEEK_CUR)
     }
 
     // MARK: Sockets

@@ -24,13 +24,8 @@ final class RestartChecks {
     static let mib = DaemonChecks.mib
     static let page = DaemonChecks.page
 
-    // The state built before the kill.
-    var ioas: ObjectID = 0
-    var tracked: ObjectID = 0
-    var memory: GuestMemory?
-    var vmmDeviceFD: Int32 = -1
-    var before: [String: JSONValue] = [:]
-    var bitmapBefore: JSONValue?
+    /// The state built before the kill.
+    let state = VMState(owner: RestartChecks.owner)
 
     init(run: CheckRunner, supervisor: Supervisor) {
         self.run = run
@@ -71,8 +66,8 @@ final class RestartChecks {
         run.check("sigkill-fds-stay-in-store") { try killAndInspectStore() }
         run.check("dma-while-daemon-dead") { try dmaWhileDead() }
         run.check("restart-ready") { try restart() }
-        run.check("same-objects-same-ids") { try sameObjects() }
-        run.check("dirty-bitmap-survives") { try dirtyBitmapSurvives() }
+        run.check("same-objects-same-ids") { try state.expectSameObjects(try connected()) }
+        run.check("dirty-bitmap-survives") { try state.expectDirtyBitmapSame(try connected()) }
         run.check("recovery-clean") { try recoveryClean() }
         run.check("dma-after-restart") { try dmaAfterRestart() }
         run.check("owner-release") { try ownerRelease() }
@@ -83,7 +78,7 @@ final class RestartChecks {
             let status = supervisor.stop()
             try expect(status == 0, "iommufdd exited with \(status.map(String.init) ?? "a signal or SIGKILL after 30 s") on SIGTERM, not 0")
         }
-        if vmmDeviceFD >= 0 { close(vmmDeviceFD) }
+        state.closeVMMDevice()
     }
 
     // MARK: Before the kill
@@ -105,50 +100,7 @@ final class RestartChecks {
     }
 
     func buildState() throws {
-        let c = try connected()
-        let p = Self.page
-        _ = try c.call("owner.create", OwnerCreateParams(name: Self.owner), as: OwnerInfo.self)
-        // The edu side: IOAS, memfd mapping, vfio0 attached, a VMM holding its device fd.
-        ioas = try c.call("ioas.create", IOASCreateParams(owner: Self.owner, hugePages: false), as: IOASCreateResult.self).ioas
-        let memory = try GuestMemory(size: Self.mib)
-        self.memory = memory
-        _ = try c.map(ioas: ioas, memory: memory, iova: DaemonChecks.iova)
-        _ = try c.call("device.attach", DeviceAttachParams(owner: Self.owner, device: "vfio0", ioas: ioas), as: DeviceAttachResult.self)
-        let (_, fd) = try c.deviceFD("vfio0")
-        vmmDeviceFD = fd
-        try DaemonChecks.expectRoundTrip(try EduDevice(fd: fd), memory, iova: DaemonChecks.iova, seed: 0x61)
-        // The mock side: dirty tracking on, one page dirtied by the device (sim.dma).
-        tracked = try c.call("ioas.create", IOASCreateParams(owner: Self.owner, hugePages: false), as: IOASCreateResult.self).ioas
-        let trackedMemory = try GuestMemory(size: 64 * p)
-        _ = try c.map(ioas: tracked, memory: trackedMemory, iova: DaemonChecks.mockIOVA)
-        let attached: DeviceAttachResult = try c.call("device.attach", DeviceAttachParams(owner: Self.owner, device: "mock0", ioas: tracked, dirty: .required))
-        try expect(attached.dirtyTracking, "mock0 attach: \(attached)")
-        _ = try c.call("dirty.start", DirtyParams(ioas: tracked), as: DirtyStatusResult.self)
-        _ = try c.json("sim.dma", .object(["device": .string("mock0"), "iova": .unsigned(DaemonChecks.mockIOVA + 7 * p), "length": .unsigned(p)]))
-        let bitmap = try dirtyPeek(c)
-        try expect(bitmap["dirty_pages"]?.int64Value == 1, "dirty.read NO_CLEAR before the kill: \(bitmap)")
-        bitmapBefore = bitmap
-        before = try snapshot(c)
-        for (key, value) in before.sorted(by: { $0.key < $1.key }) { print("      before: \(key) = \(value)") }
-        // trackedMemory closes here: the daemon's memfd (and its fd-store copy) keep the pages.
-    }
-
-    func dirtyPeek(_ c: DaemonClient) throws -> JSONValue {
-        try c.json("dirty.read", try JSONValueEncoder().encode(DirtyReadParams(ioas: tracked, iova: DaemonChecks.mockIOVA, length: 64 * Self.page, clear: false))).result
-    }
-
-    /// What a client sees of the owner's objects.
-    func snapshot(_ c: DaemonClient) throws -> [String: JSONValue] {
-        let encoder = JSONValueEncoder()
-        var s: [String: JSONValue] = [:]
-        s["owner.info"] = try c.json("owner.info", try encoder.encode(OwnerInfoParams(name: Self.owner))).result
-        s["ioas.list"] = try c.json("ioas.list", try encoder.encode(IOASListParams())).result
-        s["ioas.info edu"] = try c.json("ioas.info", try encoder.encode(IOASInfoParams(ioas: ioas))).result
-        s["ioas.info tracked"] = try c.json("ioas.info", try encoder.encode(IOASInfoParams(ioas: tracked))).result
-        s["hwpt.list"] = try c.json("hwpt.list", try encoder.encode(HWPTListParams(owner: Self.owner))).result
-        s["device.list"] = try c.json("device.list", try encoder.encode(DeviceListParams())).result
-        s["dirty.status"] = try c.json("dirty.status", try encoder.encode(DirtyParams(ioas: tracked))).result
-        return s
+        try state.build(try connected())
     }
 
     // MARK: The kill
@@ -169,8 +121,8 @@ final class RestartChecks {
 
     /// No daemon runs, but the iommufd is open in the supervisor: the mapping is still there.
     func dmaWhileDead() throws {
-        guard let memory, vmmDeviceFD >= 0 else { throw CheckFailure(description: "no state from build-state") }
-        try DaemonChecks.expectRoundTrip(try EduDevice(fd: vmmDeviceFD), memory, iova: DaemonChecks.iova, seed: 0x62)
+        let (edu, memory) = try state.vmmEdu()
+        try DaemonChecks.expectRoundTrip(edu, memory, iova: DaemonChecks.iova, seed: 0x62)
     }
 
     // MARK: After the restart
@@ -181,21 +133,6 @@ final class RestartChecks {
         try supervisor.waitReady(count: 2)
         print("      READY=1 after \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         client = try DaemonClient(path: supervisor.controlPath)
-    }
-
-    func sameObjects() throws {
-        let after = try snapshot(try connected())
-        try expect(!before.isEmpty, "no snapshot from before the kill")
-        for key in before.keys.sorted() {
-            try expect(after[key] == before[key], "\(key) changed across the restart:\n        before \(before[key].map { "\($0)" } ?? "-")\n        after  \(after[key].map { "\($0)" } ?? "-")")
-        }
-        print("      \(before.count) views identical: \(before.keys.sorted().joined(separator: ", "))")
-    }
-
-    func dirtyBitmapSurvives() throws {
-        let bitmap = try dirtyPeek(try connected())
-        try expect(bitmap == bitmapBefore, "dirty.read NO_CLEAR: before \(bitmapBefore.map { "\($0)" } ?? "-"), after \(bitmap)")
-        try expect(bitmap["dirty_pages"]?.int64Value == 1, "dirty pages after the restart: \(bitmap)")
     }
 
     func recoveryClean() throws {
@@ -212,14 +149,14 @@ final class RestartChecks {
     /// The VMM's device fd from before the kill, and one the new daemon hands out, both DMA
     /// into the memfd through the surviving mapping; unmapped through the new daemon, blocked.
     func dmaAfterRestart() throws {
-        guard let memory, vmmDeviceFD >= 0 else { throw CheckFailure(description: "no state from build-state") }
+        let (vmmEdu, memory) = try state.vmmEdu()
         let c = try connected()
-        try DaemonChecks.expectRoundTrip(try EduDevice(fd: vmmDeviceFD), memory, iova: DaemonChecks.iova, seed: 0x63)
+        try DaemonChecks.expectRoundTrip(vmmEdu, memory, iova: DaemonChecks.iova, seed: 0x63)
         let (_, fd) = try c.deviceFD("vfio0")
         defer { close(fd) }
         let edu = try EduDevice(fd: fd)
         try DaemonChecks.expectRoundTrip(edu, memory, iova: DaemonChecks.iova, seed: 0x64)
-        let unmapped: IOASUnmapResult = try c.call("ioas.unmap", IOASUnmapParams(ioas: ioas, iova: DaemonChecks.iova, length: Self.mib))
+        let unmapped: IOASUnmapResult = try c.call("ioas.unmap", IOASUnmapParams(ioas: state.ioas, iova: DaemonChecks.iova, length: Self.mib))
         try expect(unmapped.unmappedBytes == Self.mib, "unmap of the mapping from before the restart: \(unmapped)")
         try DaemonChecks.expectBlocked(edu, memory, iova: DaemonChecks.iova, offset: 0x2000)
     }
@@ -250,12 +187,7 @@ final class RestartChecks {
     }
 
     func ownerRelease() throws {
-        // The VM is gone first: its VMM's dup of the edu cdev closes. (While any dup of a bound
-        // cdev is open the device stays bound in the kernel, and binding it again is EINVAL.)
-        if vmmDeviceFD >= 0 {
-            close(vmmDeviceFD)
-            vmmDeviceFD = -1
-        }
+        state.closeVMMDevice()
         let c = try connected()
         try c.release(Self.owner)
         let (info, _) = try c.json("daemon.info")

@@ -56,9 +56,11 @@ struct ParamsSchemaTests {
         "events.subscribe": EventsSubscribeParams(owner: "vm1"),
         "events.unsubscribe": EventsUnsubscribeParams(subscription: 1),
         "sim.dma": SimDMAParams(device: "sim-pci0", iova: 0, length: 4096, pageSize: 4096),
+        "test.stall_main_queue": StallMainQueueParams(seconds: 1),
     ]
 
-    /// Every method the daemon serves (test hooks on, so `sim.dma` too), by `rpc.discover`.
+    /// Every method the daemon serves (test hooks on, so `sim.dma` and `test.stall_main_queue` too),
+    /// by `rpc.discover`.
     static func discoveredMethods() throws -> [(name: String, params: [JSONValue])] {
         let daemon = try DaemonProcess()
         let document = try daemon.client().call("rpc.discover")

@@ -4,7 +4,8 @@ import Testing
 
 /// README.md's Protocol section lists every method in one line per family
 /// (`` `owner.create|list|info|release` ``); this test compares that list with what the running
-/// daemon serves (`rpc.discover`, with the test-only `sim.dma`), so the two cannot drift.
+/// daemon serves (`rpc.discover`, with the test-only `sim.dma` and `test.stall_main_queue`), so the
+/// two cannot drift.
 @Suite("README's method list is the daemon's")
 struct ReadmeMethodListTests {
     static var readmePath: String {

@@ -604,11 +604,15 @@ struct SystemdUnitTests {
     }
 
     /// scripts/install-units puts the FileDescriptorStorePreserve= drop-in beside the service
-    /// for systemd 254 and later only, and removes one an earlier install left for an older one.
+    /// for systemd 254 and later only, and for older ones the drop-in that passes $FDSTORE (with
+    /// the service's FileDescriptorStoreMax=), removing the other kind an earlier install left.
     @Test func preserveDropInIsInstalledFromSystemd254On() throws {
         let root = try TemporaryDirectory("install-units")
         let units = root.path + "/usr/local/lib/systemd/system"
         let dropIn = units + "/iommufdd.service.d/fdstore-preserve.conf"
+        let variable = units + "/iommufdd.service.d/fdstore-variable.conf"
+        let shipped = try String(contentsOfFile: Self.repositoryRoot + "/systemd/iommufdd.service", encoding: .utf8)
+        let storeMax = try #require(shipped.split(separator: "\n").first { $0.hasPrefix("FileDescriptorStoreMax=") }?.split(separator: "=").last)
         func install(_ version: String) throws -> (status: Int32, output: String, error: String) {
             try SpawnedProcess.run(Self.repositoryRoot + "/scripts/install-units", ["--destdir", root.path, "--systemd-version", version])
         }
@@ -618,13 +622,16 @@ struct SystemdUnitTests {
             #expect(FileManager.default.fileExists(atPath: units + "/iommufdd.service"))
             #expect(FileManager.default.fileExists(atPath: units + "/iommufdd.socket"))
             #expect(FileManager.default.fileExists(atPath: dropIn) == expectDropIn, "systemd \(version): \(run.output)")
+            #expect(FileManager.default.fileExists(atPath: variable) == !expectDropIn, "systemd \(version): \(run.output)")
             let service = try String(contentsOfFile: units + "/iommufdd.service", encoding: .utf8)
             #expect(!service.contains("\nFileDescriptorStorePreserve="), "the service itself must not set it")
             if expectDropIn {
                 let text = try String(contentsOfFile: dropIn, encoding: .utf8)
                 #expect(text.split(separator: "\n").contains("FileDescriptorStorePreserve=yes"))
             } else {
-                #expect(run.output.contains("a restart of the daemon drops every object"), "\(run.output)")
+                let text = try String(contentsOfFile: variable, encoding: .utf8)
+                #expect(text.split(separator: "\n").contains("Environment=FDSTORE=\(storeMax)"), "\(text)")
+                #expect(run.output.contains("a restart keeps every object") && run.output.contains("a stop does not"), "\(run.output)")
             }
         }
         let bad = try install("v254")

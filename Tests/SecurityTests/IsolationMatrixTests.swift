@@ -288,6 +288,8 @@ let isolationMatrix: [MatrixRow] = {
             try c.a.value("dirty.start", ["ioas": .id(f.ioas)])
             return p(["device": "a0", "iova": iova, "length": .int(0x1000)])
         },
+        // Test hook that stalls the whole daemon (the watchdog test): admins only.
+        R.row("test.stall_main_queue", "", "✓✗✗✗") { _, _ in p(["seconds": 0.01]) },
         R.row("viommu.create", "", "✓✓∅✗") { f, c in
             try c.attachV0(f)
             return p(["device": "v0"])

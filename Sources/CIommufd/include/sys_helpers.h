@@ -23,4 +23,8 @@ void *ifd_mmap_shared(int fd, size_t length, off_t offset);
 
 int ifd_munmap(void *addr, size_t length);
 
+/* kcmp(2) KCMP_FILE on two fds of this process: 0 when they are the same open file description,
+ * 1 or 2 when not (ordering), -1 with errno when kcmp is unavailable (ENOSYS, EPERM). */
+int ifd_kcmp_file(int fd1, int fd2);
+
 #endif

@@ -16,6 +16,9 @@ struct ConfigDecoder {
     /// Resolves user and group names; replaceable so tests do not depend on /etc/passwd.
     let names: NameResolver
     private(set) var issues: [ConfigIssue] = []
+    /// Every key a table reader looked up, as `table.key` (`[n]` of arrays of tables left out,
+    /// top-level tables as their name): what the decoder knows, for the schema tests.
+    var consulted: Set<String> = []
 
     init(file: String, source: String, names: NameResolver) {
         self.file = file
@@ -396,6 +399,8 @@ struct TableReader {
 
     /// Reports the keys nobody read, with the nearest known key when one is close (a typo).
     mutating func finish(_ d: inout ConfigDecoder) {
+        let prefix = components.filter { !$0.hasPrefix("[") }.joined(separator: ".")
+        d.consulted.formUnion(known.map { prefix.isEmpty ? $0 : prefix + "." + $0 })
         for key in table.keys where !known.contains(key) {
             var reason = "unknown key `\(key)`"
             if let guess = known.min(by: { editDistance($0, key) < editDistance($1, key) }),

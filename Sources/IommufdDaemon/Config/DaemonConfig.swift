@@ -104,8 +104,8 @@ public struct DaemonConfig: Sendable, Equatable {
         /// `mock_devices`
         public var mockDevices: [MockDevice] = []
         /// `test_hooks`: serve `sim.dma` on the kernel backend: a mock device "writes" pages
-        /// (`IOMMU_TEST_OP_DIRTY`), for end-to-end tests of dirty tracking. Needs
-        /// `allow_mock_devices`; test-only.
+        /// (`IOMMU_TEST_OP_DIRTY`), for end-to-end tests of dirty tracking; and
+        /// `test.stall_main_queue`, for the watchdog test. Needs `allow_mock_devices`; test-only.
         public var testHooks = false
         public init() {}
     }
@@ -117,7 +117,8 @@ public struct DaemonConfig: Sendable, Equatable {
         /// `[[sim.device]]`
         public var devices: [SimDevice] = Sim.defaultDevices
         /// `test_hooks`: serve `sim.dma` (a simulated device write, for end-to-end tests of
-        /// dirty tracking). Test-only; has no effect on the kernel backend.
+        /// dirty tracking) and `test.stall_main_queue` (the watchdog test). Test-only; has no
+        /// effect on the kernel backend.
         public var testHooks = false
         public init() {}
 

@@ -8,8 +8,9 @@ import Logging
 /// Why the daemon could not start: printed as is, then the process exits with `exitCode`.
 public struct DaemonStartError: Error, CustomStringConvertible {
     public var description: String
-    /// sysexits(3): 78 = EX_CONFIG for a bad config, 69 = EX_UNAVAILABLE for a missing backend,
-    /// 71 = EX_OSERR for a socket that cannot be made.
+    /// `DaemonExitCode` (sysexits(3)): 78 = EX_CONFIG for a bad config, 69 = EX_UNAVAILABLE for a
+    /// missing backend, 70 = EX_SOFTWARE for a broker that cannot start, 71 = EX_OSERR for a
+    /// socket that cannot be made.
     public var exitCode: Int32
 }
 
@@ -32,7 +33,7 @@ public final class Daemon: @unchecked Sendable {
         switch DaemonConfig.load(overrides: overrides) {
         case .success(let c): loaded = c
         case .failure(let e):
-            throw DaemonStartError(description: "iommufdd: refusing to start with this configuration:\n\(e)", exitCode: 78)
+            throw DaemonStartError(description: "iommufdd: refusing to start with this configuration:\n\(e)", exitCode: DaemonExitCode.config.rawValue)
         }
         var initial = loaded
         if overrides.socketPath == nil, getuid() != 0, initial.daemon.socketPath == DaemonConfig.defaults.daemon.socketPath {
@@ -50,7 +51,7 @@ public final class Daemon: @unchecked Sendable {
         do {
             activation = try SocketActivation.inherited()
         } catch {
-            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: 71)
+            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: DaemonExitCode.osError.rawValue)
         }
         // Restart recovery (Recovery/): the fd store gives back the iommufd, the journal, memory
         // files and device fds; the backend and the broker take them over before READY.
@@ -63,7 +64,7 @@ public final class Daemon: @unchecked Sendable {
         do {
             (backend, restOfStore, backendNotes, _) = try RestartRecovery.openBackend(initial, stored: stored, useStore: storeState.limit != nil, logger: logger)
         } catch {
-            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: 69)
+            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: DaemonExitCode.unavailable.rawValue)
         }
         let broker: Broker
         var fdStore: SystemdFDStore?
@@ -89,7 +90,7 @@ public final class Daemon: @unchecked Sendable {
                 logger.warning("fds were passed besides the control socket but there is no fd store to keep using; they are ignored", metadata: ["fds": "\(stored.map(\.name))"])
             }
         } catch {
-            throw DaemonStartError(description: "iommufdd: cannot start the broker: \(error)", exitCode: 70)
+            throw DaemonStartError(description: "iommufdd: cannot start the broker: \(error)", exitCode: DaemonExitCode.software.rawValue)
         }
 
         let listen: RPCListenAddress
@@ -106,7 +107,7 @@ public final class Daemon: @unchecked Sendable {
         } catch let error as DaemonStartError {
             throw error
         } catch {
-            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: 71)
+            throw DaemonStartError(description: "iommufdd: \(error)", exitCode: DaemonExitCode.osError.rawValue)
         }
         let status = DaemonStatus(socketPath: socketPath, configFile: overrides.configPath ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : nil))
         let service = DaemonService(broker: broker, backend: backend, status: status, logger: logger)
@@ -114,7 +115,7 @@ public final class Daemon: @unchecked Sendable {
         do {
             server = try RPCServer(listen: listen, limits: Daemon.limits(initial), logger: logger, handler: service)
         } catch {
-            throw DaemonStartError(description: "iommufdd: cannot listen on \(socketPath): \(error)", exitCode: 71)
+            throw DaemonStartError(description: "iommufdd: cannot listen on \(socketPath): \(error)", exitCode: DaemonExitCode.osError.rawValue)
         }
         service.server = server
         // Channels the fd store gave back: their VMMs carry on over the same fd.
@@ -128,11 +129,13 @@ public final class Daemon: @unchecked Sendable {
         }
         if backend.kind == .sim, initial.sim.testHooks {
             service.addTestHooks()
-            status.warn("[sim] test_hooks is on: sim.dma is served (test-only)")
+            service.addWatchdogStallHook()
+            status.warn("[sim] test_hooks is on: sim.dma and test.stall_main_queue are served (test-only)")
         }
         if backend.kind == .kernel, initial.kernel.testHooks {
             service.addTestHooks()
-            status.warn("[kernel] test_hooks is on: sim.dma marks pages written by the selftest mock devices (IOMMU_TEST_OP_DIRTY; test-only)")
+            service.addWatchdogStallHook()
+            status.warn("[kernel] test_hooks is on: sim.dma marks pages written by the selftest mock devices (IOMMU_TEST_OP_DIRTY), test.stall_main_queue stalls the main queue (test-only)")
         }
         if fdStore != nil {
             status.restartKeepsObjects = true
@@ -247,7 +250,7 @@ public final class Daemon: @unchecked Sendable {
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         } catch {
-            throw DaemonStartError(description: "iommufdd: cannot create the socket directory \(dir): \(error.localizedDescription); pass --socket PATH in a writable directory", exitCode: 71)
+            throw DaemonStartError(description: "iommufdd: cannot create the socket directory \(dir): \(error.localizedDescription); pass --socket PATH in a writable directory", exitCode: DaemonExitCode.osError.rawValue)
         }
     }
 

@@ -6,7 +6,9 @@ import Logging
 /// systemd's fd store (sd_notify(3) `FDSTORE=1`), as the broker's `FileDescriptorStore`.
 ///
 /// In use only when the service manager offers it: `NOTIFY_SOCKET` is set and `$FDSTORE` (set
-/// by systemd >= 254 to `FileDescriptorStoreMax=` when that is non-zero) is a positive number.
+/// by systemd >= 254 to `FileDescriptorStoreMax=` when that is non-zero; for systemd 252 and 253,
+/// which keep the store but do not say so, by the unit's drop-in fdstore-variable.conf that
+/// scripts/install-units writes) is a positive number.
 /// systemd does not answer `FDSTORE=1` messages; an fd beyond the limit is dropped with a line
 /// in its log. So the store counts what it holds and warns before the limit is reached.
 final class SystemdFDStore: FileDescriptorStore, @unchecked Sendable {
@@ -31,7 +33,7 @@ final class SystemdFDStore: FileDescriptorStore, @unchecked Sendable {
             return (nil, "not started by systemd (NOTIFY_SOCKET is unset)")
         }
         guard let text = environment["FDSTORE"] else {
-            return (nil, "the service manager offers no fd store ($FDSTORE is unset: FileDescriptorStoreMax= is 0, or systemd is older than 254)")
+            return (nil, "the service manager offers no fd store ($FDSTORE is unset: FileDescriptorStoreMax= is 0, or systemd is older than 254 and the unit lacks the drop-in iommufdd.service.d/fdstore-variable.conf; install the units with scripts/install)")
         }
         guard let limit = Int(text), limit > 0 else {
             return (nil, "the fd store is disabled ($FDSTORE=\(text))")

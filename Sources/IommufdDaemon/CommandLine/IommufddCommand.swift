@@ -1,14 +1,14 @@
 import ArgumentParser
 import Foundation
-import IommufdDaemon
 import Logging
 
 extension Backend: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-@main
-struct IommufddCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// iommufdd's command line. Its definitions make `--help` and, with `DaemonManPages`,
+/// iommufdd(8), so the two cannot disagree; `Sources/iommufdd/main.swift` runs it.
+public struct IommufddCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "iommufdd",
         abstract: "Own the host's shared iommufd and serve IOAS, devices, HWPTs, vIOMMUs and dirty tracking to VM managers.",
         discussion: """
@@ -20,8 +20,7 @@ struct IommufddCommand: ParsableCommand {
             config (the old one stays in force when the new one is invalid), SIGTERM finishes \
             in-flight requests and exits. Talk to it with iommuctl.
 
-            Exit codes: 0 stopped cleanly, 78 bad configuration, 69 backend unavailable, \
-            71 socket could not be created.
+            Exit codes: \(DaemonExitCode.allCases.map { "\($0.rawValue) \($0.shortMeaning)" }.joined(separator: ", ")).
             """)
 
     @Option(name: .long, help: ArgumentHelp("Config file (TOML).", discussion: "Default: \(DaemonConfig.defaultPath) if it exists, else built-in defaults.", valueName: "path"))
@@ -36,7 +35,9 @@ struct IommufddCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", discussion: "Default: info.", valueName: "level"))
     var logLevel: Logger.Level?
 
-    mutating func run() throws {
+    public init() {}
+
+    public mutating func run() throws {
         let overrides = ConfigOverrides(configPath: config, socketPath: socket, backend: backend, logLevel: logLevel)
         do {
             let daemon = try Daemon(overrides: overrides)
@@ -44,6 +45,19 @@ struct IommufddCommand: ParsableCommand {
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(error.exitCode)
+        }
+    }
+}
+
+extension DaemonExitCode {
+    /// The few words `--help` gives each code.
+    var shortMeaning: String {
+        switch self {
+        case .stopped: "stopped cleanly"
+        case .unavailable: "backend unavailable"
+        case .software: "broker could not start"
+        case .osError: "socket could not be created"
+        case .config: "bad configuration"
         }
     }
 }
