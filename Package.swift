@@ -130,8 +130,17 @@ let package = Package(
         .testTarget(
             name: "SecurityTests",
             dependencies: [
-                "iommufdd", "fuzz-rpc", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "IommufdChannel", "CIommufd",
+                "iommufdd", "fuzz-rpc", "fuzz-channel", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "IommufdChannel", "CIommufd",
                 "TestProcesses",
+            ]
+        ),
+        // libFuzzer target over the VMM channel: its decoder, and the daemon serving a channel
+        // (scripts/fuzz --target channel); a plain build replays inputs like fuzz-rpc.
+        .executableTarget(
+            name: "fuzz-channel",
+            dependencies: [
+                "IommufdDaemon", "IommufdChannel", "IommufdBroker", "IommufdRPC", "IommufdCore", "CIommufd",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // libFuzzer target over the control socket (scripts/fuzz builds it with -sanitize=fuzzer);

@@ -194,6 +194,14 @@ public final class ChannelClient {
         return (r.payload.withUnsafeBytes { b in var rd = ChannelWire.Reader(b); return rd.u32() }, r.fd)
     }
 
+    /// HOT_RESET: how many devices the daemon reset (the device included).
+    public func hotReset(_ name: String) throws -> UInt32 {
+        var w = ChannelWire.Writer()
+        w.fixed(name, ChannelWire.deviceNameBytes)
+        let r = try call(.hotReset, w.bytes)
+        return r.payload.withUnsafeBytes { b in var rd = ChannelWire.Reader(b); return rd.u32() }
+    }
+
     private static func counted(_ r: Reply) -> (iovas: [UInt64], pinned: UInt64) {
         r.payload.withUnsafeBytes { b in
             var rd = ChannelWire.Reader(b)

@@ -334,7 +334,7 @@ final class Channel: @unchecked Sendable {
             var pinned: UInt64 = 0
             for (i, e) in entries.enumerated() {
                 do {
-                    guard let file = memory[e.memIndex] else { throw notRegistered(e.memIndex, "MAP entry \(i)") }
+                    guard let file = memory[e.memIndex] else { throw notRegistered(e.memIndex, nil) }
                     let params = IOASMapParams(
                         ioas: e.ioas, fd: FDRef(fd: 0), offset: e.offset, length: e.length,
                         iova: e.flags & ChannelWire.mapFixedIOVA != 0 ? e.iova : nil,
@@ -428,12 +428,18 @@ final class Channel: @unchecked Sendable {
             let out = try broker.deviceFD(caller, DeviceFDParams(device: name))
             w.u32(out.result.deviceID); w.u32(0)
             return (w.bytes, out.fds.first ?? -1)
+
+        case .hotReset(let name):
+            let reset = try broker.deviceHotReset(caller, device: name)
+            w.u32(UInt32(reset.count)); w.u32(0)
+            return (w.bytes, -1)
         }
     }
 
-    private func notRegistered(_ index: UInt32, _ what: String) -> Failure {
+    /// `what` prefixes the message (a MAP entry's failure gets its own prefix from the batch).
+    private func notRegistered(_ index: UInt32, _ what: String?) -> Failure {
         Failure(errno: ChannelWire.ESTALE, name: ChannelWire.ErrorName.notRegistered,
-            message: "\(what): memory index \(index) is not registered on this channel (never, or not since the daemon restarted); register it (MEM_REGISTER) and retry")
+            message: (what.map { "\($0): " } ?? "") + "memory index \(index) is not registered on this channel (never, or not since the daemon restarted); register it (MEM_REGISTER) and retry")
     }
 
     /// Undoes the mappings a failed MAP or COPY batch made (all or nothing), through the same

@@ -28,6 +28,7 @@ public enum ChannelWire {
         case dirtyBitmapSet = 7
         case dirtyRead = 8
         case deviceFD = 9
+        case hotReset = 10
 
         public var name: String {
             switch self {
@@ -40,6 +41,7 @@ public enum ChannelWire {
             case .dirtyBitmapSet: "DIRTY_BITMAP_SET"
             case .dirtyRead: "DIRTY_READ"
             case .deviceFD: "DEVICE_FD"
+            case .hotReset: "HOT_RESET"
             }
         }
 
@@ -119,6 +121,9 @@ public enum ChannelWire {
         case dirtyBitmapSet
         case dirtyRead(DirtyRead)
         case deviceFD(String)
+        /// `VFIO_DEVICE_PCI_HOT_RESET` done by the daemon once it has checked every device the
+        /// reset touches is the channel owner's.
+        case hotReset(String)
     }
 
     /// A request the decoder refuses: the errno, the daemon's error name and what to fix.
@@ -292,11 +297,11 @@ public enum ChannelWire {
                 throw bad("DIRTY_READ: unknown flags 0x\(String(d.flags, radix: 16)) (NO_CLEAR=1)")
             }
             return (header, .dirtyRead(d))
-        case .deviceFD:
+        case .deviceFD, .hotReset:
             try fixed(deviceNameBytes)
-            let name = try fixedString(UnsafeRawBufferPointer(rebasing: payload[0..<deviceNameBytes]), "DEVICE_FD: the device name")
-            guard !name.isEmpty else { throw bad("DEVICE_FD: the device name is empty") }
-            return (header, .deviceFD(name))
+            let name = try fixedString(UnsafeRawBufferPointer(rebasing: payload[0..<deviceNameBytes]), "\(op.name): the device name")
+            guard !name.isEmpty else { throw bad("\(op.name): the device name is empty") }
+            return (header, op == .deviceFD ? .deviceFD(name) : .hotReset(name))
         }
     }
 
@@ -309,6 +314,55 @@ public enum ChannelWire {
         let bytes = Array(field[..<end])
         guard let s = String(validating: bytes, as: UTF8.self) else { throw bad("\(what) is not valid UTF-8") }
         return s
+    }
+
+    // MARK: Requests
+
+    /// The request message for `request` with `id`: the inverse of `decode` (decoding what this
+    /// writes gives back `id` and `request`, and every message `decode` accepts is what this
+    /// writes for its result; the fuzz target checks both).
+    public static func encode(id: UInt64, _ request: Request) -> [UInt8] {
+        var p = Writer(reserving: 64)
+        let op: Op
+        switch request {
+        case .hello:
+            op = .hello
+        case .memRegister(let index), .memUnregister(let index):
+            if case .memRegister = request { op = .memRegister } else { op = .memUnregister }
+            p.u32(index); p.u32(0)
+        case .map(let entries):
+            op = .map
+            p.u32(UInt32(entries.count)); p.u32(0)
+            for e in entries {
+                p.u32(e.ioas); p.u32(e.memIndex); p.u64(e.offset); p.u64(e.length); p.u64(e.iova); p.u32(e.flags); p.u32(0)
+            }
+        case .unmap(let entries):
+            op = .unmap
+            p.u32(UInt32(entries.count)); p.u32(0)
+            for e in entries { p.u32(e.ioas); p.u32(e.flags); p.u64(e.iova); p.u64(e.length) }
+        case .copy(let entries):
+            op = .copy
+            p.u32(UInt32(entries.count)); p.u32(0)
+            for e in entries {
+                p.u32(e.dstIOAS); p.u32(e.srcIOAS); p.u64(e.srcIOVA); p.u64(e.length); p.u64(e.dstIOVA); p.u32(e.flags); p.u32(0)
+            }
+        case .dirtyBitmapSet:
+            op = .dirtyBitmapSet
+            p.u32(0); p.u32(0)
+        case .dirtyRead(let d):
+            op = .dirtyRead
+            p.u32(d.ioas); p.u32(d.flags); p.u64(d.iova); p.u64(d.length); p.u64(d.pageSize)
+        case .deviceFD(let name):
+            op = .deviceFD
+            p.fixed(name, deviceNameBytes)
+        case .hotReset(let name):
+            op = .hotReset
+            p.fixed(name, deviceNameBytes)
+        }
+        var w = Writer(reserving: headerSize + p.bytes.count)
+        w.u64(id); w.u16(op.rawValue); w.u16(0); w.u32(UInt32(p.bytes.count))
+        w.bytes.append(contentsOf: p.bytes)
+        return w.bytes
     }
 
     // MARK: Replies

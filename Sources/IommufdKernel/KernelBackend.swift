@@ -384,3 +384,27 @@ extension KernelBackend: RestartableBackend {
         }
     }
 }
+
+// MARK: PCI hot reset (the VMM channel's HOT_RESET)
+
+extension KernelBackend: PCIHotResetBackend {
+    public func hotResetTargets(deviceID: ObjectID) throws -> [HotResetTarget] {
+        switch try lookup(deviceID, "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO") {
+        case .vfio(let device):
+            return try device.hotResetInfo().map { d in
+                HotResetTarget(pciAddress: HotResetTarget.address(segment: d.segment, bus: d.bus, devfn: d.devfn),
+                               deviceID: d.devid > 0 ? ObjectID(d.devid) : nil)
+            }
+        case .mock:
+            throw IommuError(.ENOTTY, "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO", detail: "device \(deviceID) is an iommufd selftest mock, not a PCI device")
+        }
+    }
+
+    public func hotReset(deviceID: ObjectID) throws {
+        switch try lookup(deviceID, "VFIO_DEVICE_PCI_HOT_RESET") {
+        case .vfio(let device): try device.hotReset()
+        case .mock:
+            throw IommuError(.ENOTTY, "VFIO_DEVICE_PCI_HOT_RESET", detail: "device \(deviceID) is an iommufd selftest mock, not a PCI device")
+        }
+    }
+}

@@ -33,6 +33,8 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     var lowestFreeHint: ObjectID = 1
     /// Device name → its bound ID.
     var boundByName: [String: ObjectID] = [:]
+    /// Hot resets run (`VFIO_DEVICE_PCI_HOT_RESET` that succeeded), for tests.
+    var hotResets = 0
     /// `ictx->account_mode == IOPT_PAGES_ACCOUNT_MM`.
     var accountModeMM = false
     /// The files behind mappings, by identity: one dup per regular file, shared by its mappings.

@@ -173,8 +173,55 @@ struct ChannelE2ETests {
         #expect(dirty?.name == "iommufdd.NotFound")
         let device = Self.failure { _ = try ch.deviceFD("sim-pci1") }
         #expect(device?.name == "iommufdd.NotFound")
+        let reset = Self.failure { _ = try ch.hotReset("sim-pci1") }
+        #expect(reset?.name == "iommufdd.NotFound" && reset?.message == device?.message.replacingOccurrences(of: "device.fd", with: "hot reset"), "\(String(describing: reset))")
         // Owner B is untouched.
         #expect(try mgr.call("ioas.info", ["ioas": .int(b)])["mapping_count"] == 1)
+    }
+
+    @Test("HOT_RESET runs only when every device on the bus is the channel owner's; otherwise it is refused and names what is in the way")
+    func hotReset() throws {
+        // The simulator's default topology: sim-pci0, sim-pci1 and sim-pci2 on PCI bus 0000:00
+        // (one secondary bus reset covers all three); sim-mdev0 is not PCI.
+        let daemon = try DaemonProcess()
+        let mgr = try daemon.client()
+        _ = try mgr.call("owner.create", ["name": "vm-a"])
+        _ = try mgr.call("owner.create", ["name": "vm-b"])
+        let a = try #require(try mgr.call("ioas.create", ["owner": "vm-a"])["ioas"]?.int)
+        let b = try #require(try mgr.call("ioas.create", ["owner": "vm-b"])["ioas"]?.int)
+        _ = try mgr.call("device.attach", ["owner": "vm-a", "device": "sim-pci0", "ioas": .int(a)])
+        _ = try mgr.call("device.attach", ["owner": "vm-b", "device": "sim-pci1", "ioas": .int(b)])
+        let (ch, _) = try Self.delegate(mgr, "vm-a")
+
+        // sim-pci1 is another owner's and sim-pci2 nobody's: refused, EPERM, nothing reset;
+        // the other owner is not named (device.list shows that a device is leased, not to whom).
+        let refused = Self.failure { _ = try ch.hotReset("sim-pci0") }
+        #expect(refused?.name == "iommufdd.PolicyRefused" && refused?.errno == EPERM, "\(String(describing: refused))")
+        #expect(refused?.message.contains("sim-pci1 (0000:00:03.0, leased to another owner)") == true, "\(String(describing: refused))")
+        #expect(refused?.message.contains("sim-pci2 (0000:00:04.0, not leased)") == true, "\(String(describing: refused))")
+        #expect(refused?.message.contains("vm-b") == false)
+        // Another owner's device is absent to the channel.
+        #expect(Self.failure { _ = try ch.hotReset("sim-pci1") }?.name == "iommufdd.NotFound")
+
+        // Once the whole bus is vm-a's, the reset runs: three devices.
+        _ = try mgr.call("device.release", ["device": "sim-pci1"])
+        _ = try mgr.call("device.attach", ["owner": "vm-a", "device": "sim-pci1", "ioas": .int(a)])
+        _ = try mgr.call("device.attach", ["owner": "vm-a", "device": "sim-pci2", "ioas": .int(a)])
+        #expect(try ch.hotReset("sim-pci0") == 3)
+        #expect(try ch.hotReset("0000:00:04.0") == 3)
+        // A device the reset leaves attached where it was (the reset is of the device's state).
+        let info = try mgr.call("device.info", ["device": "sim-pci0"])
+        #expect(info["owner"]?.stringValue == "vm-a" && info["ioas"]?.int == a, "\(info)")
+
+        // Not PCI: no hot reset, and the answer says what to do instead.
+        _ = try mgr.call("device.attach", ["owner": "vm-a", "device": "sim-mdev0", "ioas": .int(a)])
+        let mdev = Self.failure { _ = try ch.hotReset("sim-mdev0") }
+        #expect(mdev?.name == "iommufdd.Unsupported" && mdev?.errno == EOPNOTSUPP, "\(String(describing: mdev))")
+        #expect(mdev?.message.contains("VFIO_DEVICE_RESET") == true)
+        // A device nobody leased, and one that does not exist.
+        _ = try mgr.call("device.release", ["device": "sim-pci2"])
+        #expect(Self.failure { _ = try ch.hotReset("sim-pci2") }?.name == "iommufdd.Conflict")
+        #expect(Self.failure { _ = try ch.hotReset("sim-pci9") }?.name == "iommufdd.NotFound")
     }
 
     @Test("owner.revoke_channels closes every channel of the owner and no other")

@@ -92,5 +92,12 @@ struct LibIommufddTests {
         #expect(build.status == 0, "\(build.output)\(build.error)")
         let run = try SpawnedProcess.run(prefix.path + "/example", [])
         #expect(run.status == 0, "the example linked against the installed library failed: \(run.output)\(run.error)")
+        // The shipped example VMM builds the same way (it runs in the test VM: vm-e2e mini-vmm).
+        let vmm = try SpawnedProcess.run("/bin/sh", ["-c", "cc -Wall -Werror -o \(prefix.path)/mini-vmm \(Self.library)/examples/mini-vmm.c $(pkg-config --cflags --libs iommufdd) -Wl,-rpath,\(prefix.path)/lib"], environment: env)
+        #expect(vmm.status == 0, "\(vmm.output)\(vmm.error)")
+        let usage = try SpawnedProcess.run(prefix.path + "/mini-vmm", [])
+        #expect(usage.status == 2 && usage.error.contains("usage: "), "\(usage.output)\(usage.error)")
+        // The wrapper is installed beside it.
+        #expect(FileManager.default.isExecutableFile(atPath: prefix.path + "/bin/iommufdd-confine"))
     }
 }

@@ -63,6 +63,7 @@ struct ChannelIsolationTests {
         }
         // B's leased device and A's own (whose fd the simulator does not have).
         #expect(Self.errorOf { _ = try ch.deviceFD("b0") }?.name == "iommufdd.NotFound")
+        #expect(Self.errorOf { _ = try ch.hotReset("b0") }?.name == "iommufdd.NotFound")
         #expect(Self.errorOf { _ = try ch.deviceFD("a0") }?.name == "iommufdd.Unsupported")
         // COPY into B's IOAS from A's.
         _ = try ch.map([.init(ioas: a, memIndex: 0, offset: 0, length: len, iova: iova)])

@@ -125,6 +125,33 @@ int iommufdd_dirty_read(struct iommufdd_channel *ch, uint32_t ioas, uint64_t iov
  * -1. Under the daemon's trusted_vmm rule, as device.fd on the control plane. */
 int iommufdd_device_fd(struct iommufdd_channel *ch, const char *device, uint32_t *device_id);
 
+/* A PCI hot reset (bus or slot reset) of a device leased to this channel's owner, done by the
+ * daemon after it checked that every device the reset touches is leased to the same owner
+ * (EPERM, "iommufdd.PolicyRefused", naming the others, when not). For a VMM confined by
+ * iommufdd_confine, which may not call VFIO_DEVICE_PCI_HOT_RESET itself. *reset_count (may be
+ * NULL): how many devices were reset, the device included. EOPNOTSUPP when the device has no
+ * hot reset (no bus or slot reset covers it, or not PCI): use VFIO_DEVICE_RESET on its fd. */
+int iommufdd_device_hot_reset(struct iommufdd_channel *ch, const char *device, uint32_t *reset_count);
+
+/* Confinement (docs/SECURITY.md, "Device fds"). A bound VFIO device fd can re-attach its
+ * device to any IOAS or HWPT of the daemon's iommufd, another VM's included, and hot-reset devices
+ * of other owners on the same bus. After it has its device fds, a VMM calls iommufd_confine() on
+ * itself: a seccomp filter makes these ioctls fail with EPERM, on any fd, for this process and
+ * every process it starts (inherited across fork and exec; it cannot be removed). Hot resets go
+ * through the daemon instead (iommufdd_device_hot_reset), which checks every device they touch.
+ * Sets PR_SET_NO_NEW_PRIVS. Returns 0, or -1 with errno (*err filled when given; name
+ * "iommufdd.Confine"), in which case nothing was confined. The exec wrapper
+ * `iommufdd-confine -- CMD...` does the same for a VMM that cannot be changed. */
+#define IOMMUFDD_DENIED_IOCTLS 4
+struct iommufdd_denied_ioctl {
+    unsigned long request;
+    const char *name;
+};
+/* The ioctls the filter denies: VFIO_DEVICE_PCI_HOT_RESET, VFIO_DEVICE_BIND_IOMMUFD,
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+extern const struct iommufdd_denied_ioctl iommufdd_denied_ioctls[IOMMUFDD_DENIED_IOCTLS];
+int iommufdd_confine(struct iommufdd_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,7 +15,7 @@
 
 enum {
     OP_HELLO = 1, OP_MEM_REGISTER, OP_MEM_UNREGISTER, OP_MAP, OP_UNMAP, OP_COPY,
-    OP_DIRTY_BITMAP_SET, OP_DIRTY_READ, OP_DEVICE_FD,
+    OP_DIRTY_BITMAP_SET, OP_DIRTY_READ, OP_DEVICE_FD, OP_HOT_RESET,
 };
 #define FLAG_REPLY 0x1
 #define FLAG_ERROR 0x2
@@ -403,4 +403,17 @@ int iommufdd_device_fd(struct iommufdd_channel *ch, const char *device, uint32_t
     }
     if (device_id) *device_id = get32(ch->in + HEADER_SIZE);
     return fd;
+}
+
+int iommufdd_device_hot_reset(struct iommufdd_channel *ch, const char *device, uint32_t *reset_count) {
+    size_t len = device ? strlen(device) : 0;
+    if (len == 0 || len > 63) return fail(ch, EINVAL, "iommufdd.InvalidParams", "a device name has 1 to 63 bytes");
+    unsigned char *p = ch->out + HEADER_SIZE;
+    memset(p, 0, 64);
+    memcpy(p, device, len);
+    ssize_t n = transact(ch, OP_HOT_RESET, 64, -1, NULL);
+    if (n < 0) return -1;
+    if (n != 8) return fail(ch, EPROTO, "iommufdd.Transport", "a HOT_RESET answer of %zd bytes, not 8", n);
+    if (reset_count) *reset_count = get32(ch->in + HEADER_SIZE);
+    return 0;
 }

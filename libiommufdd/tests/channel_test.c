@@ -123,6 +123,14 @@ int main(int argc, char **argv) {
     CHECK(strcmp(iommufdd_last_error(ch)->name, "iommufdd.Unsupported") == 0, "%s", last(ch));
     CHECK(iommufdd_device_fd(ch, "sim-pci1", &device_id) == -1 && errno == ENOENT, "errno %d", errno);
 
+    /* Hot reset: sim-pci0 shares PCI bus 00 with sim-pci1 (another owner's) and sim-pci2
+     * (nobody's), so the daemon refuses it and says why; nobody else's device is absent. */
+    uint32_t reset = 99;
+    CHECK(iommufdd_device_hot_reset(ch, "sim-pci0", &reset) == -1 && errno == EPERM && reset == 99, "errno %d", errno);
+    CHECK(strcmp(iommufdd_last_error(ch)->name, "iommufdd.PolicyRefused") == 0 && strstr(iommufdd_last_error(ch)->message, "sim-pci1 (0000:00:03.0, leased to another owner)"), "%s", last(ch));
+    CHECK(iommufdd_device_hot_reset(ch, "sim-pci1", &reset) == -1 && errno == ENOENT, "errno %d", errno);
+    CHECK(iommufdd_device_hot_reset(ch, "", &reset) == -1 && errno == EINVAL, "an empty name");
+
     /* What stays mapped for the manager to see: 0x1000000 and the auto IOVA in IOAS, the copy. */
     printf("auto_iova=0x%" PRIx64 "\n", maps[3].iova);
     iommufdd_channel_close(ch);

@@ -79,6 +79,8 @@ static const unsigned long IFD_IOMMU_TEST_CMD = IFD_IO(IFD_IOMMUFD_TYPE, IFD_CMD
 static const unsigned long IFD_VFIO_DEVICE_BIND_IOMMUFD = IFD_IO(IFD_VFIO_TYPE, IFD_VFIO_BASE + 18);
 static const unsigned long IFD_VFIO_DEVICE_ATTACH_IOMMUFD_PT = IFD_IO(IFD_VFIO_TYPE, IFD_VFIO_BASE + 19);
 static const unsigned long IFD_VFIO_DEVICE_DETACH_IOMMUFD_PT = IFD_IO(IFD_VFIO_TYPE, IFD_VFIO_BASE + 20);
+static const unsigned long IFD_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO = IFD_IO(IFD_VFIO_TYPE, IFD_VFIO_BASE + 12);
+static const unsigned long IFD_VFIO_DEVICE_PCI_HOT_RESET = IFD_IO(IFD_VFIO_TYPE, IFD_VFIO_BASE + 13);
 
 /* ---- flags and enums ---- */
 enum {
@@ -368,5 +370,29 @@ struct ifd_vfio_device_detach_iommufd_pt {
     uint32_t pasid;
 };
 _Static_assert(sizeof(struct ifd_vfio_device_detach_iommufd_pt) == 12, "vfio_device_detach_iommufd_pt");
+
+/* VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: a 12-byte header, then `count` of these. */
+struct ifd_vfio_pci_dependent_device {
+    int32_t devid;       /* union with group_id; VFIO_PCI_DEVID_OWNED 0, NOT_OWNED -1 */
+    uint16_t segment;
+    uint8_t bus;
+    uint8_t devfn;
+};
+_Static_assert(sizeof(struct ifd_vfio_pci_dependent_device) == 8, "vfio_pci_dependent_device");
+struct ifd_vfio_pci_hot_reset_info {
+    uint32_t argsz;
+    uint32_t flags;      /* IFD_VFIO_PCI_HOT_RESET_FLAG_DEV_ID | _DEV_ID_OWNED */
+    uint32_t count;
+};
+_Static_assert(sizeof(struct ifd_vfio_pci_hot_reset_info) == 12, "vfio_pci_hot_reset_info");
+#define IFD_VFIO_PCI_HOT_RESET_FLAG_DEV_ID (1u << 0)
+#define IFD_VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED (1u << 1)
+/* VFIO_DEVICE_PCI_HOT_RESET: header then `count` group fds (0 for a cdev: iommufd ownership). */
+struct ifd_vfio_pci_hot_reset {
+    uint32_t argsz;
+    uint32_t flags;
+    uint32_t count;
+};
+_Static_assert(sizeof(struct ifd_vfio_pci_hot_reset) == 12, "vfio_pci_hot_reset");
 
 #endif

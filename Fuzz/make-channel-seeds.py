@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+# Writes the seed corpus of the channel fuzz target (Fuzz/corpus/channel): run from the repository root.
+# Record format and the daemon the seeds talk to: Sources/fuzz-channel/FuzzChannel.swift.
+import struct, os
+out = 'Fuzz/corpus/channel'
+nid = [0]
+def msg(op, payload=b'', flags=0, size=None, id=None):
+    nid[0] += 1
+    i = nid[0] if id is None else id
+    return struct.pack('<QHHI', i, op, flags, len(payload) if size is None else size) + payload
+def rec(m, fds=0):
+    return struct.pack('<BH', fds, len(m)) + m
+HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV, RESET = range(1, 11)
+R, W, FIX = 1, 2, 4
+def idx(i, res=0): return struct.pack('<II', i, res)
+def mapb(entries, count=None, res=0):
+    return struct.pack('<II', len(entries) if count is None else count, res) + b''.join(
+        struct.pack('<IIQQQII', *e) if len(e) == 7 else struct.pack('<IIQQQI', *e) + b'\0\0\0\0' for e in entries)
+def unmapb(entries, count=None):
+    return struct.pack('<II', len(entries) if count is None else count, 0) + b''.join(struct.pack('<IIQQ', *e) for e in entries)
+def copyb(entries):
+    return struct.pack('<II', len(entries), 0) + b''.join(struct.pack('<IIQQQI', *e) + b'\0\0\0\0' for e in entries)
+def dread(ioas, flags, iova, length, ps=0): return struct.pack('<IIQQQ', ioas, flags, iova, length, ps)
+def dev(name, pad=64): b = name if isinstance(name, bytes) else name.encode(); return b + b'\0' * (pad - len(b))
+P = 4096
+seeds = {
+ 'hello': [rec(msg(HELLO))],
+ 'map-dirty-unmap': [rec(msg(REG, idx(0)), 1), rec(msg(MAP, mapb([(1, 0, 0, 16*P, 0x100000, R|W|FIX)]))),
+    rec(msg(BSET, idx(0)), 1), rec(msg(DREAD, dread(1, 0, 0x100000, 16*P))), rec(msg(DREAD, dread(1, 1, 0x100000, 16*P, 2*P))),
+    rec(msg(UNMAP, unmapb([(1, 2, 0x100000, 16*P)]))), rec(msg(UNREG, idx(0)))],
+ 'map-auto-copy': [rec(msg(REG, idx(7)), 1), rec(msg(MAP, mapb([(2, 7, 0, 4*P, 0, R|W), (2, 7, 4*P, 4*P, 0, R)]))),
+    rec(msg(MAP, mapb([(1, 7, 0, 8*P, 0x200000, R|W|FIX)]))), rec(msg(COPY, copyb([(2, 1, 0x200000, 8*P, 0x400000, R|W|FIX), (2, 1, 0x200000, 8*P, 0, R)])))],
+ 'map-batch-64': [rec(msg(REG, idx(1)), 1), rec(msg(MAP, mapb([(1, 1, i*P, P, 0x1000000 + i*P, R|W|FIX) for i in range(64)]))),
+    rec(msg(UNMAP, unmapb([(1, 4, 0, 0)])))],
+ 'map-batch-undo': [rec(msg(REG, idx(2)), 1), rec(msg(MAP, mapb([(1, 2, 0, P, 0x300000, R|W|FIX), (1, 2, P, P, 0x301000, R|W|FIX), (1, 2, 0, P, 0x300000, R|W|FIX)])))],
+ 'map-batch-256': [rec(msg(REG, idx(3)), 1), rec(msg(MAP, mapb([(2, 3, (i % 64)*P, P, 0x2000000 + i*P, R|FIX) for i in range(256)])))],
+ 'unmap-flags': [rec(msg(UNMAP, unmapb([(1, 1, 0x500000, P), (1, 0, 0x500000, P), (1, 2, 0x500000, P)])))],
+ 'unmap-bad-flags': [rec(msg(UNMAP, unmapb([(1, 3, 0, P)]))), rec(msg(UNMAP, unmapb([(1, 4, 0x1000, 0)]))), rec(msg(UNMAP, unmapb([(1, 8, 0, P)])))],
+ 'device-fd': [rec(msg(DEV, dev('sim-pci0'))), rec(msg(DEV, dev('0000:00:02.0'))), rec(msg(DEV, dev('sim-pci1'))), rec(msg(DEV, dev('nope')))],
+ 'hot-reset': [rec(msg(RESET, dev('sim-pci0'))), rec(msg(RESET, dev('0000:00:03.0'))), rec(msg(RESET, dev('sim-pci2'))), rec(msg(RESET, dev('sim-pci3'))),
+    rec(msg(RESET, dev('sim-mdev0'))), rec(msg(RESET, dev('nope'))), rec(msg(RESET, b'y' * 64)),
+    rec(msg(RESET, dev('sim-pci0')), 1), rec(msg(RESET, dev('sim-pci0', 60)))],
+ 'device-bad-names': [rec(msg(DEV, b'x' * 64)), rec(msg(DEV, dev(b'\xff\xfe'))), rec(msg(DEV, b'ab\0c' + b'\0' * 60)), rec(msg(DEV, dev(b''))), rec(msg(DEV, dev('sim-pci0', 63)))],
+ 'stale': [rec(msg(DREAD, dread(1, 0, 0, 16*P))), rec(msg(MAP, mapb([(1, 9, 0, P, 0, R)]))), rec(msg(UNREG, idx(9))), rec(msg(REG, idx(512)), 1)],
+ 'bad-fds': [rec(msg(HELLO), 1), rec(msg(REG, idx(0)), 0), rec(msg(REG, idx(0)), 2), rec(msg(REG, idx(0)), 3), rec(msg(BSET, idx(0)), 2), rec(msg(MAP, mapb([(1, 0, 0, P, 0, R)])), 1)],
+ 'bad-headers': [rec(b'\x01\x02\x03\x04\x05'), rec(msg(HELLO, size=4)), rec(msg(HELLO, flags=1)), rec(msg(99)), rec(msg(0)),
+    rec(msg(HELLO, b'\0' * 8)), rec(msg(REG, idx(0, 1)), 1), rec(b'\0' * 16)],
+ 'bad-batches': [rec(msg(MAP, mapb([], count=0))), rec(msg(MAP, mapb([(1, 0, 0, P, 0, R)], count=257))), rec(msg(MAP, mapb([(1, 0, 0, P, 0, R)], res=1))),
+    rec(msg(MAP, mapb([(1, 0, 0, P, 0, R, 5)]))), rec(msg(MAP, mapb([(1, 0, 0, P, 0x1000, R)]))), rec(msg(MAP, mapb([(1, 0, 0, P, 0, 8)]))),
+    rec(msg(COPY, copyb([(1, 2, 0, P, 0x1000, R)]))), rec(msg(MAP, mapb([(1, 0, 0, P, 0, R)])[:-3]))],
+ 'too-large': [rec(msg(MAP, mapb([(1, 0, 0, P, 0, R)] * 256) + b'\0'))],
+ 'dirty-bad': [rec(msg(BSET, idx(0)), 1), rec(msg(DREAD, dread(1, 2, 0, 16*P))), rec(msg(DREAD, dread(1, 0, 0, 1 << 40))), rec(msg(DREAD, dread(2, 0, 0, 16*P))),
+    rec(msg(DREAD, dread(77, 0, 0, 16*P))), rec(msg(BSET, struct.pack('<II', 1, 0)), 1)],
+ 'empty-message': [rec(b''), rec(msg(HELLO))],
+ 'map-misaligned': [rec(msg(REG, idx(4)), 1), rec(msg(MAP, mapb([(1, 4, 1, P, 0, R)]))), rec(msg(MAP, mapb([(1, 4, 0, 0, 0, R)]))),
+    rec(msg(MAP, mapb([(1, 4, 0, 1 << 30, 0, R)]))), rec(msg(MAP, mapb([(3, 4, 0, P, 0, R)]))), rec(msg(REG, idx(4)), 1)],
+}
+for name, recs in seeds.items():
+    open(os.path.join(out, name), 'wb').write(b''.join(recs))
+print(len(seeds))
