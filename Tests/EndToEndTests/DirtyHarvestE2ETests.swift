@@ -197,14 +197,14 @@ struct DirtyHarvestE2ETests {
         var rng = SplitMix64(seed: 77)
         let pages = ((0..<Self.first.pages).map { Self.first.start / pageSize + $0 } + (0..<Self.second.pages).map { Self.second.start / pageSize + $0 })
         let order = pages.shuffled(using: &rng)
-        let done = LockedFlag()
-        let failure = LockedFlag()
+        let done = Locked(false)
+        let failure = Locked(false)
         let job = Unchecked((h, writer))
         let thread = Thread {
-            defer { done.set() }
+            defer { done.withLock { $0 = true } }
             let (h, writer) = job.value
             for page in order {
-                do { try h.dma(writer, page: page) } catch { failure.set(); return }
+                do { try h.dma(writer, page: page) } catch { failure.withLock { $0 = true }; return }
             }
         }
         thread.start()
@@ -219,12 +219,12 @@ struct DirtyHarvestE2ETests {
             }
         }
         var harvests = 0
-        while !done.isSet {
+        while !done.withLock({ $0 }) {
             try harvest(maxRuns: 3)
             harvests += 1
         }
         try harvest(maxRuns: 3)
-        #expect(!failure.isSet, "the writer's sim.dma calls succeeded")
+        #expect(!failure.withLock { $0 }, "the writer's sim.dma calls succeeded")
         #expect(reported.count == pages.count, "\(reported.count) pages reported over \(harvests + 1) harvests for \(pages.count) written once each")
         expectSame(reported, Set(pages.map { $0 * pageSize }), "the pages reported over \(harvests + 1) harvests")
     }
@@ -251,17 +251,4 @@ struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-}
-
-/// Hands a value to another thread that alone uses it from then on.
-struct Unchecked<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
-final class LockedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
 }

@@ -354,7 +354,3 @@ private func prlimitCommand(_ arguments: [String]) throws -> String {
     return output
 }
 
-private struct Unchecked<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

@@ -12,3 +12,10 @@ public func makeMemfd<Size: BinaryInteger>(bytes: Size, name: String = "test-gue
     }
     return fd
 }
+
+/// Hands a value that is not `Sendable` (a client, a harness) to another thread, which alone uses
+/// it from then on.
+public struct Unchecked<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+}
