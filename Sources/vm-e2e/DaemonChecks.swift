@@ -26,27 +26,9 @@ struct DaemonChecks {
     static let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
 
     static func runAll(run: CheckRunner) -> Bool {
-        let directory = FileManager.default.currentDirectoryPath
-        let daemon: DaemonProcess
-        let client: DaemonClient
-        do {
-            daemon = try DaemonProcess(executable: DaemonProcess.executablePath(), directory: directory)
-            client = try daemon.connect()
-        } catch {
-            print("FAIL  \(run.suite): the daemon did not start: \(error)")
-            return false
+        DaemonProcess.withDaemon(run: run) { daemon, client, _ in
+            DaemonChecks(daemon: daemon, client: client, run: run).runChecks()
         }
-        let checks = DaemonChecks(daemon: daemon, client: client, run: run)
-        checks.runChecks()
-        run.check("stop-on-sigterm") {
-            client.rpc.close()
-            let status = daemon.stop()
-            try expect(status == 0, "iommufdd exited with \(status.map(String.init) ?? "SIGKILL after 30 s") on SIGTERM, not 0")
-        }
-        print("--- iommufdd log")
-        print(daemon.logTail())
-        print("---")
-        return true
     }
 
     func runChecks() {

@@ -190,3 +190,31 @@ final class DaemonClient {
         return result
     }
 }
+
+extension DaemonProcess {
+    /// A suite against one `iommufdd --backend kernel` started in the current directory: runs
+    /// `checks`, then the `stop-on-sigterm` check (exit 0 on SIGTERM), and prints the daemon's log.
+    /// False when the daemon did not start.
+    static func withDaemon(run: CheckRunner, _ checks: (DaemonProcess, DaemonClient, String) -> Void) -> Bool {
+        let directory = FileManager.default.currentDirectoryPath
+        let daemon: DaemonProcess
+        let client: DaemonClient
+        do {
+            daemon = try DaemonProcess(executable: DaemonProcess.executablePath(), directory: directory)
+            client = try daemon.connect()
+        } catch {
+            print("FAIL  \(run.suite): the daemon did not start: \(error)")
+            return false
+        }
+        checks(daemon, client, directory)
+        run.check("stop-on-sigterm") {
+            client.rpc.close()
+            let status = daemon.stop()
+            try expect(status == 0, "iommufdd exited with \(status.map(String.init) ?? "SIGKILL after 30 s") on SIGTERM, not 0")
+        }
+        print("--- iommufdd log")
+        print(daemon.logTail())
+        print("---")
+        return true
+    }
+}

@@ -20,26 +20,9 @@ enum MiniVMMChecks {
     static let other = "vm-other"
 
     static func runAll(run: CheckRunner) -> Bool {
-        let directory = FileManager.default.currentDirectoryPath
-        let daemon: DaemonProcess
-        let client: DaemonClient
-        do {
-            daemon = try DaemonProcess(executable: DaemonProcess.executablePath(), directory: directory)
-            client = try daemon.connect()
-        } catch {
-            print("FAIL  \(run.suite): the daemon did not start: \(error)")
-            return false
+        DaemonProcess.withDaemon(run: run) { _, client, directory in
+            run.check("confined-vmm-dma") { try confinedVMM(client: client, directory: directory) }
         }
-        run.check("confined-vmm-dma") { try confinedVMM(client: client, directory: directory) }
-        run.check("stop-on-sigterm") {
-            client.rpc.close()
-            let status = daemon.stop()
-            try expect(status == 0, "iommufdd exited with \(status.map(String.init) ?? "SIGKILL after 30 s") on SIGTERM, not 0")
-        }
-        print("--- iommufdd log")
-        print(daemon.logTail())
-        print("---")
-        return true
     }
 
     /// The example next to this binary (the guest installs both in /usr/bin), or $MINI_VMM.
