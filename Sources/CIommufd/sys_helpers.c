@@ -1,6 +1,7 @@
 #include "sys_helpers.h"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -9,6 +10,10 @@
 int ifd_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
 
 int ifd_open(const char *path, int flags) { return open(path, flags); }
+
+int ifd_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
 
 int ifd_memfd_create(const char *name, unsigned int flags) {
     return memfd_create(name, flags | MFD_CLOEXEC);

@@ -50,8 +50,19 @@ public final class ChannelClient {
 
     /// Receives one packet; nil at end of file (the daemon closed the channel). `timeout` in ms.
     public func receive(timeoutMilliseconds: Int32 = 60_000) throws -> Reply? {
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, timeoutMilliseconds) > 0 else { throw Closed(description: "no answer on the channel within \(timeoutMilliseconds) ms") }
+        // A signal (libFuzzer's alarm, a profiler's timer) interrupts poll with EINTR: that is
+        // not the end of the wait; only the deadline is.
+        let deadline = monotonicNanoseconds() + UInt64(max(timeoutMilliseconds, 0)) * 1_000_000
+        while true {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let now = monotonicNanoseconds()
+            let left = now < deadline ? Int32((deadline - now + 999_999) / 1_000_000) : 0
+            let rc = poll(&p, 1, left)
+            if rc > 0 { break }
+            if rc < 0 && errno == EINTR { continue }
+            if rc < 0 { throw Closed(description: "waiting for an answer on the channel failed: \(Errno.current)") }
+            throw Closed(description: "no answer on the channel within \(timeoutMilliseconds) ms")
+        }
         var fds: [Int32] = [-1]
         var nfds: UInt32 = 0
         var truncated: Int32 = 0
@@ -60,6 +71,7 @@ public final class ChannelClient {
                 ciommufd_recv_with_fds(fd, b.baseAddress, b.count, f.baseAddress, 1, &nfds, &truncated, 0)
             }
         }
+        if n < 0 && errno == EINTR { return try receive(timeoutMilliseconds: timeoutMilliseconds) }
         if n < 0 {
             if errno == ECONNRESET { return nil }
             throw Closed(description: "receiving on the channel failed: \(Errno.current)")

@@ -2,14 +2,13 @@
 import Glibc
 #endif
 import CIommufd
-import Dispatch
 import Foundation
 import IommufdBroker
 import IommufdCore
 import Logging
 
 /// Serves the VMM channels (docs/vmm-channel.md): the daemon's ends of the socket pairs that
-/// `owner.delegate` hands out. Each channel is served on its own serial queue, one request at a
+/// `owner.delegate` hands out. Each channel is served by a thread of its own, one request at a
 /// time, in order; every request calls the same `Broker` method the JSON-RPC method of the same
 /// name calls, with a caller scoped to the channel's owner, so policies, quotas and the journal
 /// are those of the control plane. (The broker still serialises all owners under one lock: the
@@ -94,18 +93,30 @@ public final class ChannelServer: @unchecked Sendable {
     }
 }
 
-/// One channel: its socket, its memory registrations and bitmap memfd, its serial queue.
+/// One channel: its socket, its memory registrations and bitmap memfd, and the thread that
+/// serves it.
+///
+/// Each channel has a thread of its own that waits in `poll(2)` on the socket and on an eventfd
+/// that `close(reason:)` signals, rather than a Dispatch read source. Channels are opened and
+/// closed all the time (every VMM start, every `owner.revoke_channels`) and the lowest free fd
+/// number is reused at once, which is the pattern that leaves libdispatch's epoll backend with a
+/// stale registration for the reused number, so the new source never fires
+/// (swift-corelibs-libdispatch#833, open). The thread also answers on the thread that read the
+/// request, with no hop.
 final class Channel: @unchecked Sendable {
     let id: UInt64
     let owner: String
     let fd: Int32
     unowned let server: ChannelServer
-    let queue: DispatchQueue
-    private var source: DispatchSourceRead?
-    // Confined to `queue`.
+    /// Signalled by `close(reason:)` to wake the serving thread; closed by it when it ends.
+    private let wake: Int32
+    /// Guards `closeReason` and `finished`, which any thread may read or set.
+    private let state = NSLock()
+    private var closeReason: String?
+    private var finished = false
+    // Confined to the serving thread.
     private var memory: [UInt32: Int32] = [:]
     private var bitmap: Int32 = -1
-    private var closed = false
     private let buffer: UnsafeMutableRawBufferPointer
 
     /// A reply the VMM does not read within this long closes the channel.
@@ -116,41 +127,82 @@ final class Channel: @unchecked Sendable {
         self.owner = owner
         self.fd = fd
         self.server = server
-        queue = DispatchQueue(label: "iommufdd.channel.\(id)")
+        wake = ifd_eventfd()
         buffer = .allocate(byteCount: ChannelWire.maxRequestBytes + 1, alignment: 16)
     }
 
     deinit { buffer.deallocate() }
 
+    /// Starts the serving thread. A channel whose eventfd could not be made (the daemon is out
+    /// of fds) is closed at once: the holder reads end of file, as after a revoke.
     func start() {
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        source.setEventHandler { [self] in readable() }
-        source.setCancelHandler { [self] in finish() }
-        queue.sync { self.source = source }
-        source.activate()
+        guard wake >= 0 else {
+            close(reason: "the daemon could not create the channel's eventfd (\(Errno.current.name)); it may be out of file descriptors (LimitNOFILE)")
+            server.closed(self, reason: "no eventfd")
+            finish()
+            return
+        }
+        let thread = Thread { [self] in serve() }
+        thread.name = "iommufdd.channel.\(id)"
+        thread.stackSize = 1 << 20
+        thread.start()
     }
 
-    /// Closes the channel (from any thread): the read source is cancelled on the queue and the
-    /// socket closed once it is.
+    /// True once `close(reason:)` was called (from any thread).
+    private var closed: Bool { state.withLock { closeReason != nil } }
+
+    /// Closes the channel (from any thread): the serving thread wakes, tells the server, closes
+    /// every fd the channel holds and ends. The first reason given is the one logged.
     func close(reason: String) {
-        queue.async { [self] in
-            guard !closed else { return }
-            closed = true
-            server.closed(self, reason: reason)
-            source?.cancel()
+        state.withLock {
+            if closeReason == nil { closeReason = reason }
+            // The eventfd is closed only with `finished` set under this lock, so this never
+            // writes to a number that has since been reused.
+            if !finished && wake >= 0 {
+                var one: UInt64 = 1
+                _ = Glibc.write(wake, &one, 8)
+            }
         }
     }
 
-    /// After the read source is cancelled: the fds this channel holds are closed.
+    /// The serving thread: waits for a request or a close, handles requests in order.
+    private func serve() {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        while !closed {
+            fds[0].revents = 0
+            fds[1].revents = 0
+            let rc = poll(&fds, 2, -1)
+            if rc < 0 {
+                let err = Errno.current
+                if err == .EINTR { continue }
+                close(reason: "poll failed: \(err.name)")
+                break
+            }
+            if fds[0].revents & Int16(POLLNVAL) != 0 {
+                close(reason: "the channel's socket is no longer open (POLLNVAL)")
+                break
+            }
+            if fds[0].revents != 0 { readable() }
+        }
+        let reason = state.withLock { closeReason ?? "closed" }
+        server.closed(self, reason: reason)
+        finish()
+    }
+
+    /// After the serving thread stops: the fds this channel holds are closed.
     private func finish() {
         for (_, f) in memory { Glibc.close(f) }
         memory = [:]
         if bitmap >= 0 { Glibc.close(bitmap) }
         bitmap = -1
         Glibc.close(fd)
-        source = nil
+        state.withLock {
+            finished = true
+            if wake >= 0 { Glibc.close(wake) }
+        }
     }
 
+    /// Reads every request that is waiting (the socket is non-blocking) and answers each.
     private func readable() {
         while !closed {
             var fds = [Int32](repeating: -1, count: 1)
@@ -235,13 +287,25 @@ final class Channel: @unchecked Sendable {
             let err = Errno.current
             if err == .EINTR { continue }
             if err == .EAGAIN {
-                var p = pollfd(fd: self.fd, events: Int16(POLLOUT), revents: 0)
-                if poll(&p, 1, Self.sendTimeoutMilliseconds) > 0 { continue }
+                if Self.waitWritable(self.fd, milliseconds: Self.sendTimeoutMilliseconds) { continue }
                 close(reason: "the VMM did not read its replies for \(Self.sendTimeoutMilliseconds / 1000) s")
                 return
             }
             close(reason: "send failed: \(err.name)")
             return
+        }
+    }
+
+    /// Waits up to `milliseconds` for `fd` to take a write; a signal does not cut the wait short.
+    static func waitWritable(_ fd: Int32, milliseconds: Int32) -> Bool {
+        let deadline = monotonicNanoseconds() + UInt64(milliseconds) * 1_000_000
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return false }
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let rc = poll(&p, 1, Int32((deadline - now + 999_999) / 1_000_000))
+            if rc > 0 { return true }
+            if rc == 0 || errno != EINTR { return false }
         }
     }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -66,3 +67,18 @@ int test_connect_as(const char *path, uid_t uid, gid_t gid) {
     if (r.fd < 0) errno = r.error;
     return r.fd;
 }
+
+static void test_noop_handler(int sig) { (void)sig; }
+
+int test_install_interrupting_sigusr2(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = test_noop_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: interrupted calls fail with EINTR */
+    return sigaction(SIGUSR2, &sa, NULL);
+}
+
+int test_interrupt_thread(unsigned long thread) { return pthread_kill((pthread_t)thread, SIGUSR2); }
+
+unsigned long test_current_thread(void) { return (unsigned long)pthread_self(); }

@@ -341,12 +341,13 @@ struct ChannelE2ETests {
         #expect(try ch.hello().owner == "vm-1")
         #expect(Self.fdCount(daemon.pid) == before, "the daemon holds \(Self.fdCount(daemon.pid)) fds, \(before) before")
         #expect(daemon.isRunning)
-        // Closing the VMM's end: the daemon forgets the channel and closes its end.
+        // Closing the VMM's end: the daemon forgets the channel and closes its end and the
+        // eventfd its serving thread waits on.
         ch.close()
         _ = try mgr.call("daemon.ping")
         var closedEnd = false
         for _ in 0..<600 where !closedEnd {
-            closedEnd = Self.fdCount(daemon.pid) == before - 1
+            closedEnd = Self.fdCount(daemon.pid) == before - 2
             if !closedEnd { usleep(100_000) }
         }
         #expect(closedEnd, "the daemon still holds the channel's end")

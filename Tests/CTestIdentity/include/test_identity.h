@@ -11,4 +11,13 @@
  * thread ends with the connect, so no other code ever runs with those credentials. */
 int test_connect_as(const char *path, uid_t uid, gid_t gid);
 
+/* Test-only: installs a handler for SIGUSR2 that does nothing, without SA_RESTART, so a
+ * blocking call in a thread the signal is sent to (pthread_kill) fails with EINTR, as in a VMM
+ * full of timers or under libFuzzer's alarm. */
+int test_install_interrupting_sigusr2(void);
+
+/* pthread_kill(thread, SIGUSR2) on the thread `test_current_thread` named. */
+int test_interrupt_thread(unsigned long thread);
+unsigned long test_current_thread(void);
+
 #endif
