@@ -67,7 +67,8 @@ extension Broker {
     /// `dirty.stop`: stops tracking on every HWPT of the IOAS, trying all of them; an error
     /// lists those that still track.
     public func dirtyStop(_ caller: Caller, _ params: DirtyParams) throws -> DirtyStatusResult {
-        try locked {
+        // Under the owner's gate: no dirty read of the owner uses its scratch bitmap meanwhile.
+        try serialized({ try ownerOfIOAS(caller, params.ioas, write: "dirty.stop") }) { owner in try locked {
             let ioas = try ioas(caller, params.ioas, write: "dirty.stop")
             var failures: [String] = []
             var firstError: IommuError?
@@ -96,9 +97,9 @@ extension Broker {
                     logger.warning("could not destroy unused HWPT after dirty.stop", metadata: ["hwpt": "\(h.id)", "error": "\(error)"])
                 }
             }
-            if !ioasTable.values.contains(where: \.dirtyEnabled) { dirtyScratch.release() }
+            if !owner.ioas.contains(where: { ioasTable[$0]?.dirtyEnabled == true }) { owner.dirtyScratch.release() }
             return dirtyStatus(ioas)
-        }
+        } }
     }
 
     /// `dirty.read`: the union of the tracking HWPTs' dirty bitmaps over the range, as runs or
@@ -130,19 +131,31 @@ extension Broker {
         if let maxRuns = params.maxRuns, maxRuns < 1 {
             throw BrokerError.invalid("dirty.read: max_runs \(maxRuns) must be at least 1 (leave it out for the daemon's limit of \(config.maxDirtyRuns))")
         }
-        return try locked {
-            let ioas = try ioas(caller, params.ioas, write: clear ? "dirty.read (read-and-clear)" : nil)
-            guard ioas.dirtyEnabled else {
-                throw BrokerError(.conflict, "dirty tracking is not started on IOAS \(ioas.id); call dirty.start first")
+        let what = clear ? "dirty.read (read-and-clear)" : nil
+        return try serialized({ try ownerOfIOAS(caller, params.ioas, write: what) }) { owner in
+            // 1. Under `lock`: the checks, the mapped segments and the tracking HWPTs; the
+            // owner's gate keeps them so (maps, unmaps, dirty.stop and ioas.destroy of the owner
+            // wait for it). Nothing is reserved: a read changes no record.
+            let (ioas, segments, hwpts, configuredMaxRuns) = try readLocked {
+                () throws -> (IOASRecord, [(start: UInt64, end: UInt64)], [HWPTRecord], Int) in
+                let ioas = try self.ioas(caller, params.ioas, write: what)
+                guard ioas.dirtyEnabled else {
+                    throw BrokerError(.conflict, "dirty tracking is not started on IOAS \(ioas.id); call dirty.start first")
+                }
+                let bitCount = params.length / pageSize
+                let words = DirtyBitmap.wordCount(length: params.length, pageSize: pageSize)
+                guard bitCount <= UInt64(Int.max), words <= config.maxDirtyBitmapBytes / 8 else {
+                    throw BrokerError(.limitExceeded, "dirty.read: a bitmap of \(params.length / pageSize) pages is larger than the limit of \(config.maxDirtyBitmapBytes) bytes; read a smaller range or a larger page_size")
+                }
+                let segments = try dirtySegments(ioas, iova: params.iova, end: params.iova + params.length, pageSize: pageSize)
+                let hwpts = ioas.hwpts.sorted().compactMap { hwptTable[$0] }.filter(\.tracking)
+                return (ioas, segments, hwpts, config.maxDirtyRuns)
             }
+            // 2. Under the owner's gate only: the kernel reads, the runs or the bitmap file.
             let bitCount = params.length / pageSize
             let words = DirtyBitmap.wordCount(length: params.length, pageSize: pageSize)
-            guard bitCount <= UInt64(Int.max), words <= config.maxDirtyBitmapBytes / 8 else {
-                throw BrokerError(.limitExceeded, "dirty.read: a bitmap of \(params.length / pageSize) pages is larger than the limit of \(config.maxDirtyBitmapBytes) bytes; read a smaller range or a larger page_size")
-            }
             let end = params.iova + params.length
-            let segments = try dirtySegments(ioas, iova: params.iova, end: end, pageSize: pageSize)
-            let hwpts = ioas.hwpts.sorted().compactMap { hwptTable[$0] }.filter(\.tracking)
+            let dirtyScratch = owner.dirtyScratch
             // The kernel only sets bits, so reading every tracking HWPT into one zeroed bitmap
             // gives their union without a second buffer.
             let union = try dirtyScratch.zeroed(words: words)
@@ -151,7 +164,7 @@ extension Broker {
                 format: format, dirtyPages: 0)
             switch format {
             case .runs:
-                let maxRuns = min(params.maxRuns ?? config.maxDirtyRuns, config.maxDirtyRuns)
+                let maxRuns = min(params.maxRuns ?? configuredMaxRuns, configuredMaxRuns)
                 // At most one run in two pages: below that, the answer cannot be cut short.
                 let mayTruncate = UInt64(maxRuns) < (bitCount + 1) / 2
                 let twoPass = clear && mayTruncate
@@ -172,7 +185,7 @@ extension Broker {
                     coalesced = DirtyBitmap.runs(UnsafeBufferPointer(union), bitCount: answeredBits, base: params.iova, pageSize: pageSize)
                     coalesced.resumeIOVA = answeredEnd < end ? answeredEnd : nil
                 }
-                clearScratch(union, after: coalesced, base: params.iova, pageSize: pageSize, answeredEnd: answeredEnd)
+                clearScratch(union, dirtyScratch, after: coalesced, base: params.iova, pageSize: pageSize, answeredEnd: answeredEnd)
                 result.runs = coalesced.runs
                 result.dirtyPages = coalesced.dirtyPages
                 result.resumeIOVA = coalesced.resumeIOVA
@@ -318,7 +331,7 @@ extension Broker {
 
     /// Zeroes what a runs answer left set in the scratch (the runs, everything from the end of
     /// the answered part, the last word whole), so it needs no full clear next time.
-    private func clearScratch(_ union: UnsafeMutableBufferPointer<UInt64>, after coalesced: DirtyBitmap.Coalesced, base: UInt64, pageSize: UInt64, answeredEnd: UInt64) {
+    private func clearScratch(_ union: UnsafeMutableBufferPointer<UInt64>, _ dirtyScratch: DirtyScratch, after coalesced: DirtyBitmap.Coalesced, base: UInt64, pageSize: UInt64, answeredEnd: UInt64) {
         guard let start = union.baseAddress else { return }
         let shift = UInt64(pageSize.trailingZeroBitCount)
         for run in coalesced.runs {

@@ -26,7 +26,8 @@ extension Broker {
 
     /// `ioas.destroy`: refused (Busy) while HWPTs or devices use it; its mappings go with it.
     public func ioasDestroy(_ caller: Caller, _ params: IOASDestroyParams) throws -> IOASDestroyResult {
-        try locked {
+        // Under the owner's gate: no map, unmap or dirty read of the owner is half done.
+        try serialized({ try ownerOfIOAS(caller, params.ioas, write: "ioas.destroy") }) { _ in try locked {
             let ioas = try ioas(caller, params.ioas, write: "ioas.destroy")
             // An HWPT the daemon created is destroyed when its last user leaves; if the kernel
             // refused that then (the request that left still succeeded), it is retried here,
@@ -39,7 +40,7 @@ extension Broker {
             }
             try destroyIOAS(ioas)
             return IOASDestroyResult(ioas: params.ioas)
-        }
+        } }
     }
 
     /// `ioas.list`: summaries of the IOAS the caller may see.
@@ -97,10 +98,14 @@ extension Broker {
         return flags
     }
 
+    /// Refuses `bytes` more when the owner's mapped bytes, the bytes reserved by its maps in
+    /// flight and `bytes` exceed its quota.
     func charge(_ owner: OwnerRecord, _ bytes: UInt64) throws {
-        let (total, overflow) = owner.pinnedBytes.addingReportingOverflow(bytes)
-        if let quota = owner.quotaBytes, overflow || total > quota {
-            throw BrokerError(.quotaExceeded, "pinned-memory quota of owner '\(owner.name)' exceeded: \(owner.pinnedBytes) bytes used + \(bytes) requested > limit \(quota) (quota_bytes of identity '\(owner.identity)'); unmap memory or raise the quota in the config")
+        let (used, overflow1) = owner.pinnedBytes.addingReportingOverflow(owner.reservedBytes)
+        let (total, overflow2) = used.addingReportingOverflow(bytes)
+        if let quota = owner.quotaBytes, overflow1 || overflow2 || total > quota {
+            let inFlight = owner.reservedBytes > 0 ? " + \(owner.reservedBytes) reserved by maps in flight" : ""
+            throw BrokerError(.quotaExceeded, "pinned-memory quota of owner '\(owner.name)' exceeded: \(owner.pinnedBytes) bytes used\(inFlight) + \(bytes) requested > limit \(quota) (quota_bytes of identity '\(owner.identity)'); unmap memory or raise the quota in the config")
         }
     }
 
@@ -117,50 +122,61 @@ extension Broker {
             throw BrokerError.invalid("ioas.map: offset \(Self.hex(params.offset)) must be a multiple of the page size \(Self.hex(page))")
         }
         let flags = try Self.mapFlags(readable: params.readable, writeable: params.writeable)
-        return try locked {
-            journal?.stateUnchanged = true  // mappings only: the journal records them one by one
-            let ioas = try ioas(caller, params.ioas, write: "ioas.map")
-            guard let owner = owners[ioas.owner] else { throw BrokerError.notFound("owner of IOAS \(ioas.id) is gone") }
-            try charge(owner, params.length)
-            let (key, heldFD) = try files.retain(fd: fd, offset: params.offset, length: params.length)
-            var kernelFlags = flags
-            if params.iova != nil { kernelFlags.insert(.fixedIOVA) }
-            let backing: MappingRecord.Backing
-            let source: MemorySource
-            if backend.features.contains(.ioasMapFile) {
-                backing = .file(key)
-                source = .file(fd: heldFD, offset: params.offset)
-            } else {
-                let address: UInt64
+        var kernelFlags = flags
+        if params.iova != nil { kernelFlags.insert(.fixedIOVA) }
+        let byFile = backend.features.contains(.ioasMapFile)
+        return try serialized({ try ownerOfIOAS(caller, params.ioas, write: "ioas.map") }) { owner in
+            // 1. Under `lock`: check, reserve the quota, hold the memory file.
+            let (ioas, key, heldFD) = try locked { () throws -> (IOASRecord, MemoryFileTable.Key, Int32) in
+                journal?.stateUnchanged = true  // mappings only: the journal records them one by one
+                let ioas = try self.ioas(caller, params.ioas, write: "ioas.map")
+                try reserve(owner, params.length)
                 do {
-                    address = try mapShared(fd: heldFD, offset: params.offset, length: params.length, writable: flags.contains(.writeable))
+                    let (key, heldFD) = try files.retain(fd: fd, offset: params.offset, length: params.length)
+                    return (ioas, key, heldFD)
                 } catch {
-                    files.release(key)
+                    owner.reservedBytes -= params.length
                     throw error
                 }
-                backing = .mmap(key, address: address)
-                source = .userAddress(address)
             }
-            let iova: UInt64
-            do {
-                iova = try kcall("mapping \(Self.hex(params.length)) bytes into IOAS \(ioas.id)") {
+            // 2. Under the owner's gate only: the backend call, which pins the pages.
+            var backing: MappingRecord.Backing = .file(key)
+            let mapped = Result { () throws -> UInt64 in
+                let source: MemorySource
+                if byFile {
+                    source = .file(fd: heldFD, offset: params.offset)
+                } else {
+                    let address = try mapShared(fd: heldFD, offset: params.offset, length: params.length, writable: flags.contains(.writeable))
+                    backing = .mmap(key, address: address)
+                    source = .userAddress(address)
+                }
+                return try kcall("mapping \(Self.hex(params.length)) bytes into IOAS \(ioas.id)") {
                     try backend.map(ioas: ioas.id, source: source, length: params.length, iova: params.iova ?? 0, flags: kernelFlags)
                 }
-            } catch {
-                release(backing, length: params.length)
-                throw error
             }
-            let mapping = MappingRecord(length: params.length, charged: params.length, backing: backing, flags: flags)
-            guard ioas.mappings.insert(mapping, at: iova) else {
-                // The kernel accepted a mapping the records say overlaps: trust neither, undo it.
-                _ = try? backend.unmap(ioas: ioas.id, iova: iova, length: params.length)
-                release(backing, length: params.length)
-                throw BrokerError(.conflict, "IOAS \(ioas.id) already has a mapping at \(Self.hex(iova)) in the daemon's records; the new mapping was undone")
+            // 3. Under `lock`: record and journal the mapping, or give back what 1 reserved.
+            return try locked {
+                journal?.stateUnchanged = true
+                owner.reservedBytes -= params.length
+                let iova: UInt64
+                do {
+                    iova = try mapped.get()
+                } catch {
+                    release(backing, length: params.length)
+                    throw error
+                }
+                let mapping = MappingRecord(length: params.length, charged: params.length, backing: backing, flags: flags)
+                guard ioasTable[ioas.id] === ioas, ioas.mappings.insert(mapping, at: iova) else {
+                    // The kernel accepted a mapping the records say overlaps: trust neither, undo it.
+                    _ = try? backend.unmap(ioas: ioas.id, iova: iova, length: params.length)
+                    release(backing, length: params.length)
+                    throw BrokerError(.conflict, "IOAS \(ioas.id) already has a mapping at \(Self.hex(iova)) in the daemon's records; the new mapping was undone")
+                }
+                owner.pinnedBytes += params.length
+                ioas.pinnedBytes += params.length
+                journal?.mapped(ioas: ioas.id, iova: iova, mapping, offset: params.offset)
+                return IOASMapResult(ioas: ioas.id, iova: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
             }
-            owner.pinnedBytes += params.length
-            ioas.pinnedBytes += params.length
-            journal?.mapped(ioas: ioas.id, iova: iova, mapping, offset: params.offset)
-            return IOASMapResult(ioas: ioas.id, iova: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
         }
     }
 
@@ -201,42 +217,66 @@ extension Broker {
     /// anything is unmapped (the kernel would unmap the mappings before the cut and then fail).
     /// A range with no mapping is NotFound, or a 0-byte success under `tolerate_missing`.
     public func ioasUnmap(_ caller: Caller, _ params: IOASUnmapParams) throws -> IOASUnmapResult {
-        try locked {
-            journal?.stateUnchanged = true  // mappings only: the journal records them one by one
-            let ioas = try ioas(caller, params.ioas, write: "ioas.unmap")
-            guard let owner = owners[ioas.owner] else { throw BrokerError.notFound("owner of IOAS \(ioas.id) is gone") }
-            let tolerate = params.tolerateMissing ?? owner.policy.tolerateMissing
-            if params.all == true {
-                let count = ioas.mappings.count
-                let bytes = try unmapAll(ioas)
-                return IOASUnmapResult(ioas: ioas.id, unmappedBytes: bytes, mappings: count, ownerPinnedBytes: owner.pinnedBytes)
+        try serialized({ try ownerOfIOAS(caller, params.ioas, write: "ioas.unmap") }) { owner in
+            // 1. Under `lock`: what to unmap. The owner's gate keeps it so until 3.
+            let plan = try locked { () throws -> UnmapPlan in
+                journal?.stateUnchanged = true  // mappings only: the journal records them one by one
+                return try unmapPlan(caller, params, owner)
             }
-            guard let iova = params.iova, let length = params.length else {
-                throw BrokerError.invalid("ioas.unmap needs 'iova' and 'length', or 'all': true")
+            let ioas: IOASRecord, iova: UInt64, length: UInt64, inside: [IOVAIndex<MappingRecord>.Entry], all: Bool
+            switch plan {
+            case .done(let result): return result
+            case .unmap(let i, let v, let l, let e, let a): (ioas, iova, length, inside, all) = (i, v, l, e, a)
             }
-            let last = try Self.checkRange(iova: iova, length: length, alignment: Self.pageSize, "ioas.unmap")
-            if let before = ioas.mappings.floor(iova), before.key < iova, before.key &+ (before.value.length - 1) >= iova {
-                throw BrokerError.invalid("ioas.unmap: [\(Self.hex(iova)), \(Self.hex(last))] cuts the mapping at \(Self.hex(before.key)) (length \(Self.hex(before.value.length))); mappings are unmapped whole")
-            }
-            let inside = ioas.mappings.entries(from: iova, through: last)
-            if let tail = inside.last, tail.key &+ (tail.value.length - 1) > last {
-                throw BrokerError.invalid("ioas.unmap: [\(Self.hex(iova)), \(Self.hex(last))] cuts the mapping at \(Self.hex(tail.key)) (length \(Self.hex(tail.value.length))); mappings are unmapped whole")
-            }
-            if inside.isEmpty {
-                if tolerate {
-                    return IOASUnmapResult(ioas: ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes)
+            // 2. Under the owner's gate only: the backend call.
+            let what = all ? "unmapping everything of IOAS \(ioas.id)" : "unmapping [\(Self.hex(iova)), \(Self.hex(iova &+ (length &- 1)))] of IOAS \(ioas.id)"
+            let unmapped = Result { try kcall(what) { try backend.unmap(ioas: ioas.id, iova: iova, length: length) } }
+            // 3. Under `lock`: forget and refund what the kernel unmapped.
+            return try locked {
+                journal?.stateUnchanged = true
+                let kernelBytes = try unmapped.get()
+                let bytes = forget(inside, of: ioas, all: all)
+                if kernelBytes != bytes {
+                    logger.warning("kernel and records disagree on unmapped bytes", metadata: ["ioas": "\(ioas.id)", "kernel": "\(kernelBytes)", "records": "\(bytes)"])
                 }
-                throw BrokerError.notFound("IOAS \(ioas.id) has no mapping in [\(Self.hex(iova)), \(Self.hex(last))]; with tolerate_missing (per request or owner policy) this is a 0-byte success")
+                return IOASUnmapResult(ioas: ioas.id, unmappedBytes: all ? bytes : kernelBytes, mappings: inside.count, ownerPinnedBytes: owner.pinnedBytes)
             }
-            let unmapped = try kcall("unmapping [\(Self.hex(iova)), \(Self.hex(last))] of IOAS \(ioas.id)") {
-                try backend.unmap(ioas: ioas.id, iova: iova, length: length)
-            }
-            let bytes = forget(inside, of: ioas)
-            if unmapped != bytes {
-                logger.warning("kernel and records disagree on unmapped bytes", metadata: ["ioas": "\(ioas.id)", "kernel": "\(unmapped)", "records": "\(bytes)"])
-            }
-            return IOASUnmapResult(ioas: ioas.id, unmappedBytes: unmapped, mappings: inside.count, ownerPinnedBytes: owner.pinnedBytes)
         }
+    }
+
+    enum UnmapPlan {
+        case done(IOASUnmapResult)
+        case unmap(IOASRecord, iova: UInt64, length: UInt64, inside: [IOVAIndex<MappingRecord>.Entry], all: Bool)
+    }
+
+    /// Phase 1 of `ioas.unmap` (under `lock`): the checks, and the mappings to unmap.
+    private func unmapPlan(_ caller: Caller, _ params: IOASUnmapParams, _ owner: OwnerRecord) throws -> UnmapPlan {
+        let ioas = try ioas(caller, params.ioas, write: "ioas.unmap")
+        let tolerate = params.tolerateMissing ?? owner.policy.tolerateMissing
+        if params.all == true {
+            if ioas.mappings.isEmpty {
+                return .done(IOASUnmapResult(ioas: ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes))
+            }
+            return .unmap(ioas, iova: 0, length: .max, inside: ioas.mappings.all, all: true)
+        }
+        guard let iova = params.iova, let length = params.length else {
+            throw BrokerError.invalid("ioas.unmap needs 'iova' and 'length', or 'all': true")
+        }
+        let last = try Self.checkRange(iova: iova, length: length, alignment: Self.pageSize, "ioas.unmap")
+        if let before = ioas.mappings.floor(iova), before.key < iova, before.key &+ (before.value.length - 1) >= iova {
+            throw BrokerError.invalid("ioas.unmap: [\(Self.hex(iova)), \(Self.hex(last))] cuts the mapping at \(Self.hex(before.key)) (length \(Self.hex(before.value.length))); mappings are unmapped whole")
+        }
+        let inside = ioas.mappings.entries(from: iova, through: last)
+        if let tail = inside.last, tail.key &+ (tail.value.length - 1) > last {
+            throw BrokerError.invalid("ioas.unmap: [\(Self.hex(iova)), \(Self.hex(last))] cuts the mapping at \(Self.hex(tail.key)) (length \(Self.hex(tail.value.length))); mappings are unmapped whole")
+        }
+        if inside.isEmpty {
+            if tolerate {
+                return .done(IOASUnmapResult(ioas: ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes))
+            }
+            throw BrokerError.notFound("IOAS \(ioas.id) has no mapping in [\(Self.hex(iova)), \(Self.hex(last))]; with tolerate_missing (per request or owner policy) this is a 0-byte success")
+        }
+        return .unmap(ioas, iova: iova, length: length, inside: inside, all: false)
     }
 
     /// Unmaps every mapping of `ioas` in the kernel and the records; returns the bytes.
@@ -263,25 +303,37 @@ extension Broker {
         let last = try Self.checkRange(iova: params.srcIOVA, length: params.length, alignment: Self.pageSize, "ioas.copy")
         if let dst = params.dstIOVA { try Self.checkRange(iova: dst, length: params.length, alignment: Self.pageSize, "ioas.copy destination") }
         let flags = try Self.mapFlags(readable: params.readable, writeable: params.writeable)
-        return try locked {
-            journal?.stateUnchanged = true  // mappings only: the journal records them one by one
-            let src = try ioas(caller, params.srcIOAS, write: "ioas.copy")
-            let dst = try ioas(caller, params.dstIOAS, write: "ioas.copy")
-            guard src.owner == dst.owner, let owner = owners[dst.owner] else {
-                throw BrokerError.invalid("ioas.copy: IOAS \(src.id) and IOAS \(dst.id) belong to different owners; copies stay within one owner")
+        var kernelFlags = flags
+        if params.dstIOVA != nil { kernelFlags.insert(.fixedIOVA) }
+        return try serialized({ try ownerOfIOAS(caller, params.dstIOAS, write: "ioas.copy") }) { owner in
+            // 1. Under `lock`: check, reserve the quota.
+            let (src, dst) = try locked { () throws -> (IOASRecord, IOASRecord) in
+                journal?.stateUnchanged = true  // mappings only: the journal records them one by one
+                let src = try self.ioas(caller, params.srcIOAS, write: "ioas.copy")
+                let dst = try self.ioas(caller, params.dstIOAS, write: "ioas.copy")
+                guard src.owner == dst.owner, dst.owner == owner.name else {
+                    throw BrokerError.invalid("ioas.copy: IOAS \(src.id) and IOAS \(dst.id) belong to different owners; copies stay within one owner")
+                }
+                let covered = src.mappings.floor(params.srcIOVA).map { $0.key &+ ($0.value.length - 1) >= params.srcIOVA } ?? false
+                guard covered || src.mappings[params.srcIOVA] != nil || !src.mappings.entries(from: params.srcIOVA, through: last).isEmpty else {
+                    throw BrokerError.notFound("ioas.copy: IOAS \(src.id) has nothing mapped at \(Self.hex(params.srcIOVA)); copy from mapped IOVA")
+                }
+                try reserve(owner, params.length)
+                return (src, dst)
             }
-            let covered = src.mappings.floor(params.srcIOVA).map { $0.key &+ ($0.value.length - 1) >= params.srcIOVA } ?? false
-            guard covered || src.mappings[params.srcIOVA] != nil || !src.mappings.entries(from: params.srcIOVA, through: last).isEmpty else {
-                throw BrokerError.notFound("ioas.copy: IOAS \(src.id) has nothing mapped at \(Self.hex(params.srcIOVA)); copy from mapped IOVA")
+            // 2. Under the owner's gate only: the backend call, which may pin the pages.
+            let copied = Result {
+                try kcall("copying [\(Self.hex(params.srcIOVA)), \(Self.hex(last))] of IOAS \(src.id) into IOAS \(dst.id)") {
+                    try backend.copy(dst: dst.id, src: src.id, srcIOVA: params.srcIOVA, length: params.length, dstIOVA: params.dstIOVA ?? 0, flags: kernelFlags)
+                }
             }
-            try charge(owner, params.length)
-            var kernelFlags = flags
-            if params.dstIOVA != nil { kernelFlags.insert(.fixedIOVA) }
-            let iova = try kcall("copying [\(Self.hex(params.srcIOVA)), \(Self.hex(last))] of IOAS \(src.id) into IOAS \(dst.id)") {
-                try backend.copy(dst: dst.id, src: src.id, srcIOVA: params.srcIOVA, length: params.length, dstIOVA: params.dstIOVA ?? 0, flags: kernelFlags)
-            }
+            // 3. Under `lock`: record and journal the mapping, or give back the reservation.
+            return try locked {
+            journal?.stateUnchanged = true
+            owner.reservedBytes -= params.length
+            let iova = try copied.get()
             let mapping = MappingRecord(length: params.length, charged: params.length, backing: .copy, flags: flags)
-            guard dst.mappings.insert(mapping, at: iova) else {
+            guard ioasTable[dst.id] === dst, dst.mappings.insert(mapping, at: iova) else {
                 _ = try? backend.unmap(ioas: dst.id, iova: iova, length: params.length)
                 throw BrokerError(.conflict, "IOAS \(dst.id) already has a mapping at \(Self.hex(iova)) in the daemon's records; the copy was undone")
             }
@@ -289,6 +341,7 @@ extension Broker {
             dst.pinnedBytes += params.length
             journal?.mapped(ioas: dst.id, iova: iova, mapping, offset: 0)
             return IOASCopyResult(dstIOAS: dst.id, dstIOVA: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
+            }
         }
     }
 

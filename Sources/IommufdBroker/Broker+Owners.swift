@@ -57,7 +57,8 @@ extension Broker {
     /// continuing past failures. What could not be undone stays recorded under the owner (and
     /// the owner with it) so that a second `owner.release` retries exactly that.
     public func ownerRelease(_ caller: Caller, _ params: OwnerReleaseParams) throws -> OwnerReleaseResult {
-        try locked {
+        // Under the owner's gate: no map, unmap or dirty read of the owner is half done.
+        try serialized({ try writableOwner(caller, params.name, "owner.release") }) { _ in try locked {
             let owner = try writableOwner(caller, params.name, "owner.release")
             var failures: [String] = []
             var destroyed: [String: Int] = [:]
@@ -154,6 +155,6 @@ extension Broker {
             return OwnerReleaseResult(
                 name: owner.name, released: complete, destroyed: destroyed,
                 refundedBytes: pinnedBefore - owner.pinnedBytes, failures: failures)
-        }
+        } }
     }
 }

@@ -8,8 +8,34 @@ import Logging
 /// The daemon's brain: owners, roles, device leases and the policies, over one `IommuBackend`.
 ///
 /// Every public method takes the `Caller` of the request, checks what it may do, validates the
-/// params before touching the backend, and runs under one lock: requests are serialised, so each
-/// one sees and leaves a consistent state (a failed request undoes what it had done).
+/// params before touching the backend, and sees and leaves a consistent state (a failed request
+/// undoes what it had done).
+///
+/// Locking design (owners do not wait for each other):
+/// - `lock`, the broker's state lock, guards every table: owners and their quota counters,
+///   objects, device leases, memory files, channels, subscribers and the journal. `locked {}`
+///   runs a request (or one phase of one) under it, then writes the journal and delivers events;
+///   most methods run wholly inside one `locked {}`: they are short.
+/// - Each owner has a `gate` (`OwnerRecord.gate`), which `serialized` holds around a request
+///   that does its slow part outside `lock`: `ioas.map` and `ioas.copy` (the backend call that
+///   pins pages: seconds for a large VM), `ioas.unmap`, `dirty.read` (the kernel read of the
+///   bitmaps and their encoding into runs or a memfd). Such a request runs in three phases:
+///   1. under `lock`: look up and check everything, and reserve what it will use (a map's bytes
+///      go into the owner's `reservedBytes`, checked against the quota with `pinnedBytes`; its
+///      memory file is retained in the file table);
+///   2. under the owner's `gate` only: the backend call, the copy or encoding;
+///   3. under `lock`: commit (the mapping record, the counters, the journal record), or undo
+///      exactly what phase 1 reserved when phase 2 failed.
+///   Other owners' requests take `lock` between those phases and do not wait for phase 2.
+/// - What a phase 2 relies on cannot change under it: every request that changes an owner's
+///   mappings or pinned bytes, or frees what a dirty read uses, holds the owner's gate too
+///   (`ioas.destroy`, `dirty.stop`, `owner.release` run under the gate and then `lock`), so one
+///   owner's gated requests run one at a time, in order, and their journal records are written
+///   in that order. Methods that only take `lock` (devices, HWPTs, vIOMMUs, everything else)
+///   never touch mappings, pinned bytes or the dirty scratch.
+/// - Order: a gate before `lock`, never a gate while holding `lock`, never two gates.
+/// - `lockWait` records every wait for `lock` (`iommufdd_broker_lock_wait_seconds`), `ownerWait`
+///   every wait for a gate (`iommufdd_broker_owner_wait_seconds`).
 ///
 /// Visibility rule: a manager acting on (or reading) another manager's owner or one of its
 /// objects gets `NotFound` with the very message an owner or ID that does not exist gets, so
@@ -45,14 +71,15 @@ public final class Broker: @unchecked Sendable {
     var files = MemoryFileTable()
     /// The object journal in systemd's fd store (Journal/), nil without an fd store.
     var journal: ObjectJournal?
-    /// The bitmap behind `dirty.read` answers as runs, reused between reads.
-    let dirtyScratch = DirtyScratch()
     private var subscribers: [UInt64: Subscription] = [:]
     private var nextSubscription: UInt64 = 1
     var pending: [(event: BrokerEvent, identity: String?)] = []
     /// How long each acquisition of `lock` waited for it (`locked` and `readLocked`), recorded
     /// under `lock` once acquired: `daemon.metrics`' `iommufdd_broker_lock_wait_seconds`.
     private var lockWait = LatencyHistogram()
+    /// How long each gated request waited for its owner's gate (`serialized`), recorded under
+    /// `lock`: `daemon.metrics`' `iommufdd_broker_owner_wait_seconds`.
+    var ownerWait = LatencyHistogram()
     /// Test hook: runs after the wait's start time is read and before `lock` is taken, so a
     /// test knows a request is about to wait. Set only while no request runs.
     var lockWaitWillBlock: (() -> Void)?
@@ -95,6 +122,11 @@ public final class Broker: @unchecked Sendable {
     /// The broker lock's wait histogram so far (every acquisition, this one's included).
     public func lockWaitHistogram() -> LatencyHistogram {
         readLocked { lockWait }
+    }
+
+    /// The owner gates' wait histogram so far (every request `serialized` ran).
+    public func ownerWaitHistogram() -> LatencyHistogram {
+        readLocked { ownerWait }
     }
 
     /// Runs `body` under the lock, then delivers the events it queued, in order, outside the

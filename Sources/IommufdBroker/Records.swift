@@ -1,7 +1,8 @@
+import Foundation
 import IommufdCore
 
 // The broker's bookkeeping of kernel objects. Reference types, only touched under the broker's
-// lock; every kernel object is recorded with its owner, and each record links to what depends on it.
+// lock (see the locking design at the top of Broker.swift); every kernel object is recorded with its owner, and each record links to what depends on it.
 
 final class OwnerRecord {
     let name: String
@@ -10,7 +11,16 @@ final class OwnerRecord {
     /// The creating identity's quota; follows the config on reload.
     var quotaBytes: UInt64?
     var policy: OwnerPolicy
+    /// The charged bytes of the owner's mappings (under the broker's `lock`).
     var pinnedBytes: UInt64 = 0
+    /// Bytes reserved against the quota by maps and copies in flight (charged, not yet mapped);
+    /// 0 whenever no request of the owner runs. Under the broker's `lock`.
+    var reservedBytes: UInt64 = 0
+    /// Serialises the owner's requests that work outside the broker's `lock` (`Broker.serialized`).
+    /// Taken before `lock`, never while holding it.
+    let gate = NSLock()
+    /// The bitmap `dirty.read` fills, kept between the owner's reads; only used under `gate`.
+    let dirtyScratch = DirtyScratch()
     var ioas = Set<ObjectID>()
     var hwpts = Set<ObjectID>()
     var viommus = Set<ObjectID>()

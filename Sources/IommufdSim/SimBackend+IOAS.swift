@@ -17,7 +17,7 @@ extension SimBackend {
     public func map(ioas ioasID: ObjectID, source: MemorySource, length: UInt64, iova: UInt64, flags: MapFlags) throws -> UInt64 {
         let operation: String
         if case .file = source { operation = "IOMMU_IOAS_MAP_FILE" } else { operation = "IOMMU_IOAS_MAP" }
-        return try locked(operation) {
+        let (mapped, pinned) = try locked(operation) { () throws -> (UInt64, UInt64) in
             if !flags.subtracting(Self.knownMapFlags).isEmpty { throw Errno.EOPNOTSUPP }
             if iova >= UInt64.max || length >= UInt64.max { throw Errno.EOVERFLOW }
             if flags.intersection([.readable, .writeable]).isEmpty { throw Errno.EINVAL }
@@ -49,8 +49,20 @@ extension SimBackend {
                     detail: "user address 0x\(String(pages.sourceAddress(at: 0), radix: 16))+0x\(String(length, radix: 16)) is not "
                         + (pages.writable ? "readable and writable" : "readable") + " memory of this process")
             }
-            return mapped
+            return (mapped, ioas.table.domains.isEmpty ? 0 : length)
         }
+        payPinCost(bytes: pinned)
+        return mapped
+    }
+
+    /// Sleeps for the pinning of `bytes` (`pinNanosecondsPerPage`), outside the lock.
+    func payPinCost(bytes: UInt64) {
+        guard pinNanosecondsPerPage > 0, bytes > 0 else { return }
+        let (total, overflow) = (bytes / pageSize).multipliedReportingOverflow(by: pinNanosecondsPerPage)
+        let ns = overflow ? UInt64.max : total
+        var request = timespec(tv_sec: Int(clamping: ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 
     /// Whether the user memory behind `slices` can be pinned (file slices always can here).
@@ -126,7 +138,7 @@ extension SimBackend {
 
     /// `iommufd_ioas_copy`: the destination gets one area per source area the range spans.
     public func copy(dst: ObjectID, src: ObjectID, srcIOVA: UInt64, length: UInt64, dstIOVA: UInt64, flags: MapFlags) throws -> UInt64 {
-        try locked("IOMMU_IOAS_COPY") {
+        let (copied, pinned) = try locked("IOMMU_IOAS_COPY") { () throws -> (UInt64, UInt64) in
             if !flags.subtracting(Self.knownMapFlags).isEmpty { throw Errno.EOPNOTSUPP }
             if length >= UInt64.max || srcIOVA >= UInt64.max || dstIOVA >= UInt64.max { throw Errno.EOVERFLOW }
             if flags.intersection([.readable, .writeable]).isEmpty { throw Errno.EINVAL }
@@ -143,8 +155,10 @@ extension SimBackend {
                 _ = destination.table.unmap(start: copied, last: copied + (length - 1))
                 throw IommuError(.EFAULT, "IOMMU_IOAS_COPY", detail: "the source's user memory is not pinnable memory of this process")
             }
-            return copied
+            return (copied, !destination.table.domains.isEmpty && source.table.domains.isEmpty ? length : 0)
         }
+        payPinCost(bytes: pinned)
+        return copied
     }
 
     /// `iommufd_ioas_iova_ranges`: EMSGSIZE (with the count) when `capacity` is too small.

@@ -25,6 +25,11 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     public let pageSize: UInt64
     /// `HPAGE_SIZE`: the cap on the alignment of kernel-chosen IOVAs.
     public let hugePageSize: UInt64
+    /// The time the kernel spends pinning one page (`[sim] pin_ns_per_page`; 0: none). Paid
+    /// where Linux pins at map time — `map` and `copy` into an IOAS with a domain attached —
+    /// as a sleep after the operation's critical section, so, as in the kernel (which pins
+    /// under the IOAS's `domains_rwsem` only), other objects' operations go on meanwhile.
+    public let pinNanosecondsPerPage: UInt64
 
     let lock = NSLock()
     /// The object xarray (`ictx->objects`).
@@ -45,12 +50,13 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     /// Creates a simulator; throws `SimTopologyError` for an invalid topology.
     public init(
         topology: SimTopology = .default, pageSize: UInt64 = UInt64(sysconf(Int32(_SC_PAGESIZE))),
-        hugePageSize: UInt64 = 2 << 20
+        hugePageSize: UInt64 = 2 << 20, pinNanosecondsPerPage: UInt64 = 0
     ) throws(SimTopologyError) {
         try topology.validate()
         self.topology = topology
         self.pageSize = pageSize
         self.hugePageSize = hugePageSize
+        self.pinNanosecondsPerPage = pinNanosecondsPerPage
     }
 
     // MARK: Plumbing

@@ -95,7 +95,7 @@ struct ConfigDefaultsTests {
             "max_fds_per_message", "idle_timeout_sec", "partial_message_timeout_sec", "max_output_buffer_bytes",
             "dirty_tracking", "huge_pages", "unmap_tolerate_missing", "owner_pinned_bytes_quota", "allow", "user",
             "group", "role", "trusted_vmm", "pinned_bytes_quota", "allow_mock_devices", "mock_devices", "no_dirty",
-            "name", "driver", "nesting", "iommu", "pci_address", "mdev", "test_hooks",
+            "name", "driver", "nesting", "iommu", "pci_address", "mdev", "test_hooks", "pin_ns_per_page",
         ]
         for key in keys {
             #expect(text.contains("\(key) =") || text.contains("\(key) "), "example file lacks \(key)")

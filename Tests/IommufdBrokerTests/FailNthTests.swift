@@ -288,6 +288,7 @@ final class SweepWorld {
                 let pinned = ioas.reduce(UInt64(0)) { $0 + (b.ioasTable[$1]?.pinnedBytes ?? 0) }
                 if pinned != owner.pinnedBytes { p.append("owner \(owner.name): pinned bytes \(owner.pinnedBytes), its IOAS pin \(pinned)") }
                 if let quota = owner.quotaBytes, owner.pinnedBytes > quota { p.append("owner \(owner.name): \(owner.pinnedBytes) pinned bytes over its quota \(quota)") }
+                if owner.reservedBytes != 0 { p.append("owner \(owner.name): \(owner.reservedBytes) bytes still reserved with no request running") }
             }
             // Memory files: one reference per file or mmap mapping.
             var references: [MemoryFileTable.Key: Int] = [:]

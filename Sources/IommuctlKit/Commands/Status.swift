@@ -139,8 +139,9 @@ struct Metrics: DaemonCommand {
         discussion: """
             Calls daemon.metrics: object counts, pinned bytes, requests and errors by code, \
             connections, a latency histogram per method \
-            (iommufdd_request_duration_seconds) and the time requests waited for the \
-            broker's lock (iommufdd_broker_lock_wait_seconds); buckets from 10 microseconds to 10 seconds. \
+            (iommufdd_request_duration_seconds), the time requests waited for the \
+            broker's state lock (iommufdd_broker_lock_wait_seconds) and for an earlier request \
+            of the same owner (iommufdd_broker_owner_wait_seconds); buckets from 10 microseconds to 10 seconds. \
             Handy with grep:
               iommuctl metrics | grep '^iommufdd_pinned'
               iommuctl metrics | grep '^iommufdd_request_duration_seconds_count'

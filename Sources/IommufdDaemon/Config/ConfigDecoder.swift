@@ -222,6 +222,7 @@ struct ConfigDecoder {
         let iommuTables = r.tableArray("iommu", &self)
         let deviceTables = r.tableArray("device", &self)
         s.testHooks = r.bool("test_hooks", &self) ?? false
+        if let v = r.int("pin_ns_per_page", min: 0, max: 1_000_000_000, &self) { s.pinNsPerPage = UInt64(v) }
         r.finish(&self)
         guard iommuTables != nil || deviceTables != nil else { return s }
         s.iommus = []

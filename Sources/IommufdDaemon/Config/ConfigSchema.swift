@@ -101,6 +101,8 @@ public enum ConfigSchema {
                   "Create it with MOCK_FLAGS_DEVICE_NO_DIRTY: its IOMMU refuses dirty tracking."),
         ConfigKey("sim", "test_hooks", "boolean", "false", nil,
                   "TEST ONLY: serve sim.dma (a simulated device writes guest memory, so tests see dirty tracking work) and test.stall_main_queue (the daemon stops its watchdog pings). Never useful outside a test; no effect on the kernel backend."),
+        ConfigKey("sim", "pin_ns_per_page", "integer (0 to 1000000000)", "0", nil,
+                  "Nanoseconds the simulator takes to pin each page that an ioas.map or ioas.copy pins (into an IOAS with a device attached: where Linux pins at map time), slept after the simulated ioctl as the kernel's pinning would take. Linux pins fresh memory at about 0.25 s per GB (about 1000 ns per 4 KiB page): set that to see how long maps of large VMs behave, e.g. in scripts/bench. It models the time only, not the CPU, and not the pinning that attaching the first device to an IOAS with mappings does. 0: no delay."),
         ConfigKey("sim", "iommu", "array of tables", nil, "two built-in IOMMUs",
                   "The simulated IOMMUs, as [[sim.iommu]] entries (below)."),
         ConfigKey("sim", "device", "array of tables", nil, "four built-in devices",

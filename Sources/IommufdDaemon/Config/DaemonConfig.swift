@@ -120,6 +120,9 @@ public struct DaemonConfig: Sendable, Equatable {
         /// dirty tracking) and `test.stall_main_queue` (the watchdog test). Test-only; has no
         /// effect on the kernel backend.
         public var testHooks = false
+        /// `pin_ns_per_page`: nanoseconds the simulator spends pinning each page a map or copy
+        /// pins (into an IOAS with a domain attached), to model the kernel's pinning cost.
+        public var pinNsPerPage: UInt64 = 0
         public init() {}
 
         /// Used when the file defines neither `[[sim.iommu]]` nor `[[sim.device]]`.

@@ -39,7 +39,7 @@ public enum BackendFactory {
             }
         case .sim:
             do {
-                return try SimBackend(topology: simTopology(config.sim))
+                return try SimBackend(topology: simTopology(config.sim), pinNanosecondsPerPage: config.sim.pinNsPerPage)
             } catch {
                 throw OpenError(description: "cannot start the simulator: \(error)")
             }

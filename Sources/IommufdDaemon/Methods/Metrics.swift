@@ -54,7 +54,10 @@ enum Metrics {
         for (method, h) in latencies {
             out += h.exposition(name: "iommufdd_request_duration_seconds", labels: "method=\"\(method)\"")
         }
-        out += "# HELP iommufdd_broker_lock_wait_seconds Time each acquisition of the broker's lock waited for another request to release it.\n"
+        out += "# HELP iommufdd_broker_owner_wait_seconds Time each map, copy, unmap, dirty read, ioas.destroy, dirty.stop or owner.release waited for an earlier one of the same owner (they run one at a time per owner; other owners' requests do not wait for them).\n"
+        out += "# TYPE iommufdd_broker_owner_wait_seconds histogram\n"
+        out += service.broker.ownerWaitHistogram().exposition(name: "iommufdd_broker_owner_wait_seconds", labels: "")
+        out += "# HELP iommufdd_broker_lock_wait_seconds Time each acquisition of the broker's state lock waited for another request to release it.\n"
         out += "# TYPE iommufdd_broker_lock_wait_seconds histogram\n"
         out += service.broker.lockWaitHistogram().exposition(name: "iommufdd_broker_lock_wait_seconds", labels: "")
         return out

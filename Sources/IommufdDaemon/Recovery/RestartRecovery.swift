@@ -28,7 +28,7 @@ enum RestartRecovery {
         case .sim:
             let sim: SimBackend
             do {
-                sim = try SimBackend(topology: BackendFactory.simTopology(config.sim))
+                sim = try SimBackend(topology: BackendFactory.simTopology(config.sim), pinNanosecondsPerPage: config.sim.pinNsPerPage)
             } catch {
                 throw BackendFactory.OpenError(description: "cannot start the simulator: \(error)")
             }
