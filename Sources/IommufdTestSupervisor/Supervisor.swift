@@ -43,6 +43,12 @@ public final class Supervisor: @unchecked Sendable {
     public let systemdVersion: Int
     /// FileDescriptorStorePreserve=yes: the drop-in scripts/install-units installs from 254 on.
     public var preservesStoreOnStop: Bool { systemdVersion >= 254 }
+    /// Extra environment for the next `start()` (e.g. a test switch); empty by default.
+    public var environment: [String: String] {
+        get { locked { extraEnvironment } }
+        set { locked { extraEnvironment = newValue } }
+    }
+    private var extraEnvironment: [String: String] = [:]
     private let ownsDirectory: Bool
     private let controlFD: Int32
     private let notifyFD: Int32
@@ -136,6 +142,7 @@ public final class Supervisor: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "FDSTORE", "WATCHDOG_USEC", "WATCHDOG_PID"] { env[key] = nil }
         env["NOTIFY_SOCKET"] = notifyPath
+        for (key, value) in locked({ extraEnvironment }) { env[key] = value }
         if systemdVersion >= 254 {
             if fdStoreMax > 0 { env["FDSTORE"] = String(fdStoreMax) }  // systemd's own
         } else {
