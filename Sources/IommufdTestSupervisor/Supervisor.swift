@@ -258,6 +258,17 @@ public final class Supervisor: @unchecked Sendable {
         if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
+    /// Runs `body` on the stored fd named `name` (the store's own; `body` must not close it),
+    /// nil when there is none: a test that changes what a restarted daemon will find.
+    public func withStoredFD<T>(named name: String, _ body: (Int32) throws -> T) rethrows -> T? {
+        guard let fd = locked({ store.first { $0.name == name }?.fd }) else { return nil }
+        return try body(fd)
+    }
+
+    /// Whether every fd in the store is still open (the daemon cannot close the store's own
+    /// copies, but a test checks that the names it removed are not gone).
+    public var storedFDsOpen: Bool { locked { store.allSatisfy { fcntl($0.fd, F_GETFD) >= 0 } } }
+
     /// The names of the fds in the store now, in order.
     public var storedNames: [String] { locked { store.map(\.name) } }
 
