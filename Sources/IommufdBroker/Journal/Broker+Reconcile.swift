@@ -23,9 +23,14 @@ extension Broker {
     func reconcileWithBackend(journal: ObjectJournal, report: inout JournalRecovery) -> Bool {
         guard let lister = backend as? any InventoryBackend else { return false }
         var changed = false
-        // Earlier notes (from rebuild) about objects this resolves: replaced by what it did.
-        var resolved: [String] = []
-        defer { report.problems.removeAll { note in resolved.contains { note.hasPrefix($0) } } }
+        // Earlier notes (from rebuild) about objects this resolves are replaced by what it did.
+        var resolvedNotes: [String] = []
+        func resolve(_ prefix: String) { resolvedNotes.append(prefix) }
+        let earlier = report.problems.count
+        defer {
+            let (old, new) = (report.problems[..<earlier], report.problems[earlier...])
+            report.problems = old.filter { note in !resolvedNotes.contains { note.hasPrefix($0) } } + new
+        }
         var inventory = lister.backendInventory()
         func note(_ text: String) { report.problems.append(text) }
         func attempt(_ what: String, _ body: () throws -> Void) {
@@ -111,7 +116,7 @@ extension Broker {
                     note("HWPT \(id) of owner '\(h.owner)' is journaled with users but gone from the iommufd; its records are kept for owner.release to clean up")
                     continue
                 }
-                resolved.append("HWPT \(id) of owner '")
+                resolve("HWPT \(id) of owner '")
                 hwptTable[id] = nil
                 ioasTable[h.ioas]?.hwpts.remove(id)
                 owners[h.owner]?.hwpts.remove(id)
@@ -140,8 +145,8 @@ extension Broker {
                     note("IOAS \(id) of owner '\(ioas.owner)' is journaled with HWPTs or devices but gone from the iommufd; its records are kept for owner.release to clean up")
                     continue
                 }
-                resolved.append("IOAS \(id) of owner '")
-                resolved += ioas.mappings.all.map { "IOAS \(id) mapping at 0x\(String($0.key, radix: 16)):" }
+                resolve("IOAS \(id) of owner '")
+                for entry in ioas.mappings.all { resolve("IOAS \(id) mapping at 0x\(String(entry.key, radix: 16)):") }
                 dropMappings(of: ioas, where: { _, _ in true }, journal: journal)
                 ioasTable[id] = nil
                 owners[ioas.owner]?.ioas.remove(id)
@@ -153,7 +158,7 @@ extension Broker {
             // Journaled mappings the backend no longer has: an unmap cut off after the kernel call.
             let gone = dropMappings(of: ioas, where: { iova, length in
                 let missing = !Self.covered(iova, length, by: live.areas)
-                if missing { resolved.append("IOAS \(id) mapping at 0x\(String(iova, radix: 16)):") }
+                if missing { resolve("IOAS \(id) mapping at 0x\(String(iova, radix: 16)):") }
                 return missing
             }, journal: journal)
             if gone > 0 {
@@ -213,27 +218,40 @@ extension Broker {
         ioasTable[hwpt.ioas]?.hwpts.remove(hwpt.id)
         owners[hwpt.owner]?.hwpts.remove(hwpt.id)
         for (key, id) in nestParents where id == hwpt.id { nestParents[key] = nil }
-        emit(.objectDestroyed(owner: hwpt.owner, kind: .hwpt, id: hwpt.id))
         if let journal {
-            journal.destroyAfterCommit.append(hwpt.id)
+            journal.destroyAfterCommit.append(hwpt)
         } else {
-            destroyLogged(hwpt.id)
+            destroyDeferred([hwpt])
         }
     }
 
     /// Runs the destroys `destroyAfterJournalCommit` queued; called after the journal write.
     func destroyDeferred(_ journal: ObjectJournal) {
-        let ids = journal.destroyAfterCommit
+        let hwpts = journal.destroyAfterCommit
         journal.destroyAfterCommit.removeAll()
-        for id in ids { destroyLogged(id) }
+        if !destroyDeferred(hwpts) {
+            // What the kernel refused is back in the records: journal that too.
+            journal.recordState(journalState())
+            if let error = journal.flush() { logger.error("\(error)") }
+        }
     }
 
-    private func destroyLogged(_ id: ObjectID) {
-        do {
-            try backend.destroy(id)
-        } catch {
-            // Not in the records any more: the next restart's recovery destroys it.
-            logger.warning("could not destroy an HWPT no device uses any more; the next restart's recovery retries", metadata: ["hwpt": "\(id)", "error": "\(error)"])
+    /// Destroys `hwpts` in the backend; one the backend refuses goes back into the records (as an
+    /// unused auto HWPT, destroyed with its IOAS or owner later). Returns whether all went.
+    private func destroyDeferred(_ hwpts: [HWPTRecord]) -> Bool {
+        var all = true
+        for hwpt in hwpts {
+            do {
+                try backend.destroy(hwpt.id)
+                emit(.objectDestroyed(owner: hwpt.owner, kind: .hwpt, id: hwpt.id))
+            } catch {
+                logger.warning("could not destroy an HWPT no device uses any more; it stays until its IOAS or owner goes", metadata: ["hwpt": "\(hwpt.id)", "error": "\(error)"])
+                hwptTable[hwpt.id] = hwpt
+                ioasTable[hwpt.ioas]?.hwpts.insert(hwpt.id)
+                owners[hwpt.owner]?.hwpts.insert(hwpt.id)
+                all = false
+            }
         }
+        return all
     }
 }

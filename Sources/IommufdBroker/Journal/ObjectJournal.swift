@@ -39,7 +39,7 @@ final class ObjectJournal {
     var stateUnchanged = false
     /// Objects dropped from the records by this request, to destroy in the backend once the
     /// journal has recorded that (`Broker.destroyAfterJournalCommit`).
-    var destroyAfterCommit: [ObjectID] = []
+    var destroyAfterCommit: [HWPTRecord] = []
     /// Device IDs whose cdev fd is in the store.
     var storedDevices = Set<ObjectID>()
     /// File offsets of `.mmap` mappings (the broker's records keep only the address), to map the
