@@ -255,7 +255,7 @@ extension Broker {
         // Bookkeeping: leave the old page table, join the new one.
         var destroyed: [ObjectID] = []
         if let previous, previous != chosen {
-            destroyed = leave(dev, pt: previous, cleanup: true)
+            destroyed = leave(dev, pt: previous, cleanup: true, afterCommit: true)
         }
         dev.ioas = ioas.id
         dev.pt = chosen
@@ -363,12 +363,19 @@ extension Broker {
     /// read, which destroying it would lose. It stays (unused, still in `dirty.read`'s union)
     /// until tracking stops on its IOAS (`dirty.stop`), the IOAS is destroyed or the owner released.
     @discardableResult
-    func leave(_ dev: DeviceRecord, pt: ObjectID, cleanup: Bool) -> [ObjectID] {
+    /// `afterCommit`: the device was *moved* to another page table by this request: the unused
+    /// HWPT leaves the records now but is destroyed in the backend only after the journal has
+    /// recorded the move (`destroyAfterJournalCommit`), so a daemon killed in between can put the
+    /// device back on it (issue 17's crash-point sweep found the move otherwise unrecoverable).
+    func leave(_ dev: DeviceRecord, pt: ObjectID, cleanup: Bool, afterCommit: Bool = false) -> [ObjectID] {
         if let hwpt = hwptTable[pt] {
             hwpt.devices.remove(dev.name)
             emit(.deviceDetached(owner: hwpt.owner, device: dev.name, pt: pt))
             if cleanup && hwpt.auto && hwpt.isUnused && hwpt.tracking {
                 logger.info("unused HWPT kept until dirty tracking stops: its dirty pages are not read yet", metadata: ["hwpt": "\(pt)", "ioas": "\(hwpt.ioas)"])
+            } else if cleanup && hwpt.auto && hwpt.isUnused && afterCommit {
+                destroyAfterJournalCommit(hwpt)
+                return [pt]
             } else if cleanup && hwpt.auto && hwpt.isUnused {
                 do {
                     try destroyHWPT(hwpt)

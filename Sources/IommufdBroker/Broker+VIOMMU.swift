@@ -80,7 +80,7 @@ extension Broker {
                 emit(.objectCreated(owner: owner.name, kind: .hwpt, id: parent.id))
             }
             if moved {
-                leave(dev, pt: current.id, cleanup: true)
+                leave(dev, pt: current.id, cleanup: true, afterCommit: true)
                 dev.pt = parent.id
                 parent.devices.insert(dev.name)
                 emit(.deviceAttached(owner: owner.name, device: dev.name, ioas: ioas.id, pt: parent.id))

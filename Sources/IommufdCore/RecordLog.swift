@@ -89,6 +89,14 @@ public final class RecordLog: @unchecked Sendable {
         payload.withUnsafeBytes { append(type: type, $0) }
     }
 
+    /// TEST ONLY (`CrashPoints`): writes the first half of what `append` queued and keeps it
+    /// queued, as a process killed in the middle of `flush` leaves the file.
+    public func writeHalfOfPendingForCrashTest() {
+        let half = pending.count / 2
+        guard half > 0 else { return }
+        pending.withUnsafeBytes { raw in _ = pwrite(fd, raw.baseAddress!, half, off_t(size)) }
+    }
+
     /// Writes what `append` queued, in one `pwrite` when it can.
     public func flush() throws(IommuError) {
         guard !pending.isEmpty else { return }

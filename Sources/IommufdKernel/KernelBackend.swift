@@ -109,6 +109,8 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     }
 
     public func bind(_ device: DeviceDescriptor) throws -> BoundDevice {
+        CrashPoints.hit("before VFIO_DEVICE_BIND_IOMMUFD")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after VFIO_DEVICE_BIND_IOMMUFD") }
         switch device.kind {
         case .pci, .mdev:
             guard let path = device.cdevPath else {
@@ -151,6 +153,8 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     }
 
     public func unbind(deviceID: ObjectID) throws {
+        CrashPoints.hit("before unbind")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after unbind") }
         let (vfio, mock) = locked { (vfioDevices.removeValue(forKey: deviceID), mockDevices[deviceID]) }
         if vfio != nil {
             // Dropping the last reference closes the cdev, which unbinds it (the kernel detaches
@@ -177,6 +181,8 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     }
 
     private func attachOrReplace(deviceID: ObjectID, ptID: ObjectID) throws -> ObjectID {
+        CrashPoints.hit("before VFIO_DEVICE_ATTACH_IOMMUFD_PT")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after VFIO_DEVICE_ATTACH_IOMMUFD_PT") }
         switch try lookup(deviceID, "VFIO_DEVICE_ATTACH_IOMMUFD_PT") {
         case .vfio(let device): return try device.attach(ptID: ptID)
         case .mock(let stdevID): return try iommufd.testMockDomainReplace(stdevID: stdevID, ptID: ptID)
@@ -184,6 +190,8 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     }
 
     public func detach(deviceID: ObjectID) throws {
+        CrashPoints.hit("before VFIO_DEVICE_DETACH_IOMMUFD_PT")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after VFIO_DEVICE_DETACH_IOMMUFD_PT") }
         switch try lookup(deviceID, "VFIO_DEVICE_DETACH_IOMMUFD_PT") {
         case .vfio(let device): try device.detach()
         case .mock(let stdevID):
@@ -217,6 +225,8 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     // MARK: Objects and IOAS
 
     public func destroy(_ id: ObjectID) throws {
+        CrashPoints.hit("before IOMMU_DESTROY")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_DESTROY") }
         // The parking IOAS is the backend's own: to clients it does not exist.
         if locked({ parkingIOAS == id }) {
             throw IommuError(.ENOENT, "IOMMU_DESTROY", detail: "object \(id)")
@@ -225,10 +235,14 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     }
 
     public func allocIOAS() throws -> ObjectID {
-        try iommufd.allocIOAS()
+        CrashPoints.hit("before IOMMU_IOAS_ALLOC")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_IOAS_ALLOC") }
+        return try iommufd.allocIOAS()
     }
 
     public func map(ioas: ObjectID, source: MemorySource, length: UInt64, iova: UInt64, flags: MapFlags) throws -> UInt64 {
+        CrashPoints.hit("before IOMMU_IOAS_MAP")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_IOAS_MAP") }
         switch source {
         case .userAddress(let address):
             return try iommufd.map(ioas: ioas, userAddress: address, length: length, iova: iova, flags: flags)
@@ -241,11 +255,15 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     }
 
     public func unmap(ioas: ObjectID, iova: UInt64, length: UInt64) throws -> UInt64 {
-        try iommufd.unmap(ioas: ioas, iova: iova, length: length)
+        CrashPoints.hit("before IOMMU_IOAS_UNMAP")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_IOAS_UNMAP") }
+        return try iommufd.unmap(ioas: ioas, iova: iova, length: length)
     }
 
     public func copy(dst: ObjectID, src: ObjectID, srcIOVA: UInt64, length: UInt64, dstIOVA: UInt64, flags: MapFlags) throws -> UInt64 {
-        try iommufd.copy(dst: dst, src: src, srcIOVA: srcIOVA, length: length, dstIOVA: dstIOVA, flags: flags)
+        CrashPoints.hit("before IOMMU_IOAS_COPY")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_IOAS_COPY") }
+        return try iommufd.copy(dst: dst, src: src, srcIOVA: srcIOVA, length: length, dstIOVA: dstIOVA, flags: flags)
     }
 
     public func iovaRanges(ioas: ObjectID, capacity: UInt32) throws -> IOVARanges {
@@ -257,7 +275,9 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     }
 
     public func setOption(_ option: IommuOption, objectID: ObjectID, value: UInt64) throws {
-        try iommufd.setOption(option, objectID: objectID, value: value)
+        CrashPoints.hit("before IOMMU_OPTION")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_OPTION") }
+        return try iommufd.setOption(option, objectID: objectID, value: value)
     }
 
     public func getOption(_ option: IommuOption, objectID: ObjectID) throws -> UInt64 {
@@ -267,11 +287,15 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     // MARK: HWPT and dirty tracking
 
     public func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags) throws -> ObjectID {
-        try iommufd.allocHWPT(deviceID: deviceID, ptID: ptID, flags: flags)
+        CrashPoints.hit("before IOMMU_HWPT_ALLOC")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_HWPT_ALLOC") }
+        return try iommufd.allocHWPT(deviceID: deviceID, ptID: ptID, flags: flags)
     }
 
     public func setDirtyTracking(hwpt: ObjectID, enabled: Bool) throws {
-        try iommufd.setDirtyTracking(hwpt: hwpt, enabled: enabled)
+        CrashPoints.hit("before IOMMU_HWPT_SET_DIRTY_TRACKING")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_HWPT_SET_DIRTY_TRACKING") }
+        return try iommufd.setDirtyTracking(hwpt: hwpt, enabled: enabled)
     }
 
     public func readDirtyBitmap(hwpt: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64, clear: Bool, into bitmap: UnsafeMutableRawBufferPointer) throws {
@@ -281,11 +305,15 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     // MARK: vIOMMU
 
     public func allocVIOMMU(deviceID: ObjectID, hwpt: ObjectID, type: UInt32) throws -> ObjectID {
-        try iommufd.allocVIOMMU(deviceID: deviceID, hwpt: hwpt, type: type)
+        CrashPoints.hit("before IOMMU_VIOMMU_ALLOC")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_VIOMMU_ALLOC") }
+        return try iommufd.allocVIOMMU(deviceID: deviceID, hwpt: hwpt, type: type)
     }
 
     public func allocVDevice(viommu: ObjectID, deviceID: ObjectID, virtualID: UInt64) throws -> ObjectID {
-        try iommufd.allocVDevice(viommu: viommu, deviceID: deviceID, virtualID: virtualID)
+        CrashPoints.hit("before IOMMU_VDEVICE_ALLOC")  // TEST ONLY: the crash-point sweep
+        defer { CrashPoints.hit("after IOMMU_VDEVICE_ALLOC") }
+        return try iommufd.allocVDevice(viommu: viommu, deviceID: deviceID, virtualID: virtualID)
     }
 
     // MARK: IommuTestHooks

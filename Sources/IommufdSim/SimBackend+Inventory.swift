@@ -4,8 +4,8 @@ import IommufdCore
 /// to prove that neither side has an object, mapping, attachment or dirty-tracking state the
 /// other does not know. Read-only: taking it changes nothing (no uAPI call lists an iommufd's
 /// objects, so this is the simulator's own view, for tests).
-public struct SimInventory: Equatable, Sendable, CustomStringConvertible {
-    public struct IOAS: Equatable, Sendable {
+public struct SimInventory: Equatable, Sendable, Codable, CustomStringConvertible {
+    public struct IOAS: Equatable, Sendable, Codable {
         public var id: ObjectID
         /// Mapped areas in IOVA order (one `IOMMU_IOAS_MAP` can make several, one per slice).
         public var areas: [IOVARange]
@@ -15,7 +15,7 @@ public struct SimInventory: Equatable, Sendable, CustomStringConvertible {
         public var accessDevices: [ObjectID]
         public var hugePages: Bool
     }
-    public struct HWPT: Equatable, Sendable {
+    public struct HWPT: Equatable, Sendable, Codable {
         public var id: ObjectID
         public var ioas: ObjectID
         public var iommu: String
@@ -26,20 +26,20 @@ public struct SimInventory: Equatable, Sendable, CustomStringConvertible {
         /// Dirty IOPTEs: start IOVA → IOPTE size.
         public var dirty: [UInt64: UInt64]
     }
-    public struct Device: Equatable, Sendable {
+    public struct Device: Equatable, Sendable, Codable {
         public var id: ObjectID
         public var name: String
         /// The HWPT (or, for an mdev-like device, the IOAS) it is attached to.
         public var attached: ObjectID?
         public var vdevice: ObjectID?
     }
-    public struct VIOMMU: Equatable, Sendable {
+    public struct VIOMMU: Equatable, Sendable, Codable {
         public var id: ObjectID
         public var hwpt: ObjectID
         public var type: UInt32
         public var vdevices: [ObjectID]
     }
-    public struct VDevice: Equatable, Sendable {
+    public struct VDevice: Equatable, Sendable, Codable {
         public var id: ObjectID
         public var viommu: ObjectID
         public var device: ObjectID

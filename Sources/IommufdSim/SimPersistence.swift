@@ -114,7 +114,12 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
     /// Runs `body` and logs `op` with the fields `encode` writes when it succeeds, in one
     /// critical section so the log's order is the order the simulator ran them in.
     private func logged<T>(_ op: Op, _ body: () throws -> T, _ encode: (inout ByteWriter, T) -> Void) throws -> T {
-        try lock.withLock {
+        // The crash-point sweep (TEST ONLY, see CrashPoints): the daemon dies before the
+        // simulated ioctl, or after it (its effect logged, as the kernel's state changes before
+        // the ioctl returns).
+        CrashPoints.hit("before simulated \(op)")
+        defer { CrashPoints.hit("after simulated \(op)") }
+        return try lock.withLock {
             let result = try body()
             var w = ByteWriter(reserving: 64)
             encode(&w, result)

@@ -43,6 +43,12 @@ public final class Supervisor: @unchecked Sendable {
     public let systemdVersion: Int
     /// FileDescriptorStorePreserve=yes: the drop-in scripts/install-units installs from 254 on.
     public var preservesStoreOnStop: Bool { systemdVersion >= 254 }
+    /// Extra environment for the next `start()` (e.g. a test switch); empty by default.
+    public var environment: [String: String] {
+        get { locked { extraEnvironment } }
+        set { locked { extraEnvironment = newValue } }
+    }
+    private var extraEnvironment: [String: String] = [:]
     private let ownsDirectory: Bool
     private let controlFD: Int32
     private let notifyFD: Int32
@@ -136,6 +142,7 @@ public final class Supervisor: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "FDSTORE", "WATCHDOG_USEC", "WATCHDOG_PID"] { env[key] = nil }
         env["NOTIFY_SOCKET"] = notifyPath
+        for (key, value) in locked({ extraEnvironment }) { env[key] = value }
         if systemdVersion >= 254 {
             if fdStoreMax > 0 { env["FDSTORE"] = String(fdStoreMax) }  // systemd's own
         } else {
@@ -250,6 +257,17 @@ public final class Supervisor: @unchecked Sendable {
         receiver = nil
         if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
+
+    /// Runs `body` on the stored fd named `name` (the store's own; `body` must not close it),
+    /// nil when there is none: a test that changes what a restarted daemon will find.
+    public func withStoredFD<T>(named name: String, _ body: (Int32) throws -> T) rethrows -> T? {
+        guard let fd = locked({ store.first { $0.name == name }?.fd }) else { return nil }
+        return try body(fd)
+    }
+
+    /// Whether every fd in the store is still open (the daemon cannot close the store's own
+    /// copies, but a test checks that the names it removed are not gone).
+    public var storedFDsOpen: Bool { locked { store.allSatisfy { fcntl($0.fd, F_GETFD) >= 0 } } }
 
     /// The names of the fds in the store now, in order.
     public var storedNames: [String] { locked { store.map(\.name) } }

@@ -57,6 +57,7 @@ struct ParamsSchemaTests {
         "events.unsubscribe": EventsUnsubscribeParams(subscription: 1),
         "sim.dma": SimDMAParams(device: "sim-pci0", iova: 0, length: 4096, pageSize: 4096),
         "test.stall_main_queue": StallMainQueueParams(seconds: 1),
+        "test.sim_inventory": SimInventoryParams(),
     ]
 
     /// Every method the daemon serves (test hooks on, so `sim.dma` and `test.stall_main_queue` too),

@@ -290,6 +290,8 @@ let isolationMatrix: [MatrixRow] = {
         },
         // Test hook that stalls the whole daemon (the watchdog test): admins only.
         R.row("test.stall_main_queue", "", "✓✗✗✗") { _, _ in p(["seconds": 0.01]) },
+        // Test hook showing every owner's objects in the simulator (the crash-point sweep): admins only.
+        R.row("test.sim_inventory", "", "✓✗✗✗"),
         R.row("viommu.create", "", "✓✓∅✗") { f, c in
             try c.attachV0(f)
             return p(["device": "v0"])

@@ -120,7 +120,13 @@ extension Broker {
                 report.problems += contents.problems
                 rebuild(from: contents, memory: &memory, deviceFDs: &deviceFDs, journal: journal, report: &report)
                 adoptChannels(contents.state.channels ?? [], stored: &channelFDs, report: &report)
-                journal.lastState = journalState()
+                if reconcileWithBackend(journal: journal, report: &report) || journal.log.hasPending {
+                    // The corrected state is journaled before the first request.
+                    journal.recordState(journalState())
+                    if let error = journal.flush() { report.problems.append(error) }
+                } else {
+                    journal.lastState = journalState()
+                }
                 journal.storedDevices = Set(deviceFDs.keys).intersection(Set(devices.values.compactMap { $0.bound?.fd != nil ? $0.bound?.id : nil }))
             } else {
                 let log = try RecordLog(memfdName: "iommufdd-journal", magic: ObjectJournal.magic)
@@ -391,6 +397,7 @@ extension Broker {
         if journal.log.hasPending, let error = journal.flush() {
             logger.error("\(error)")
         }
+        destroyDeferred(journal)
         if journal.needsCompaction {
             do {
                 try journal.compact(state: journalState()) { j in

@@ -37,6 +37,9 @@ final class ObjectJournal {
     var lastState: JournalState?
     /// Set by requests that only change mappings (map, unmap, copy): the state is not compared.
     var stateUnchanged = false
+    /// Objects dropped from the records by this request, to destroy in the backend once the
+    /// journal has recorded that (`Broker.destroyAfterJournalCommit`).
+    var destroyAfterCommit: [HWPTRecord] = []
     /// Device IDs whose cdev fd is in the store.
     var storedDevices = Set<ObjectID>()
     /// File offsets of `.mmap` mappings (the broker's records keep only the address), to map the
@@ -97,6 +100,10 @@ final class ObjectJournal {
 
     /// Writes the request's records. A failure is kept for `daemon.info` and logged by the caller.
     func flush() -> String? {
+        // The crash-point sweep (TEST ONLY, see CrashPoints): before, half-way and after.
+        CrashPoints.hit("before journal write")
+        CrashPoints.hit("journal write torn half-way", beforeKill: { log.writeHalfOfPendingForCrashTest() })
+        defer { CrashPoints.hit("after journal write") }
         do {
             try log.flush()
             return nil
