@@ -22,7 +22,7 @@ extension FeatureRecordingBackend: NestedIommuBackend, NestedTestHooks {
             return InvalidationResult(done: 0, error: IommuError(.ENOTTY, "IOMMU_HWPT_INVALIDATE", detail: "the backend has no nested HWPTs"))
         }
         let result = b.invalidate(id, request)
-        if result.error == nil { _ = note(.hwptInvalidate) { () } }
+        if result.error == nil { note(.hwptInvalidate) {} }
         return result
     }
 

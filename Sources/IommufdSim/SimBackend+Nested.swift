@@ -117,10 +117,8 @@ extension SimBackend: NestedIommuBackend, NestedTestHooks {
                 }
             }
             return InvalidationResult(done: done)
-        } catch let error as IommuError {
-            return InvalidationResult(done: done, error: error)
         } catch {
-            return InvalidationResult(done: done, error: IommuError(.EIO, "IOMMU_HWPT_INVALIDATE", detail: "\(error)"))
+            return InvalidationResult(done: done, error: error)
         }
     }
 
