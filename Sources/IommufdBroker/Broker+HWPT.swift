@@ -5,7 +5,8 @@ extension Broker {
         HWPTInfo(
             hwpt: h.id, owner: h.owner, ioas: h.ioas, dirtyTracking: h.flags.contains(.dirtyTracking),
             nestParent: h.flags.contains(.nestParent), auto: h.auto, iommuInstance: h.iommuInstance,
-            devices: h.devices.sorted(), viommus: h.viommus.sorted(), tracking: h.tracking)
+            devices: h.devices.sorted(), viommus: h.viommus.sorted(), tracking: h.tracking,
+            nested: h.nested.map { NestedHWPTInfo(parent: $0.parent, viommu: $0.viommu, dataType: HWPTDataType.name($0.data.type)) })
     }
 
     /// `hwpt.list`: the HWPTs the caller may see, optionally of one owner or IOAS.
@@ -27,8 +28,12 @@ extension Broker {
     /// `hwpt.alloc`: an HWPT with explicit flags, for a device of the IOAS's owner (leased to
     /// it on first use). It lives until `hwpt.destroy` or `owner.release`.
     public func hwptAlloc(_ caller: Caller, _ params: HWPTAllocParams) throws -> HWPTInfo {
-        try locked {
-            let ioas = try ioas(caller, params.ioas, write: "hwpt.alloc")
+        if params.parent != nil || params.viommu != nil || params.data != nil { return try hwptAllocNested(caller, params) }
+        guard let ioasID = params.ioas else {
+            throw BrokerError.invalid("hwpt.alloc: name 'ioas' (a paging HWPT), or 'parent' or 'viommu' with 'data' (a nested HWPT)")
+        }
+        return try locked {
+            let ioas = try ioas(caller, ioasID, write: "hwpt.alloc")
             guard let owner = owners[ioas.owner] else { throw BrokerError.notFound("owner of IOAS \(ioas.id) is gone") }
             let dev = try device(params.device)
             guard !dev.descriptor.isMdev else {
@@ -80,7 +85,7 @@ extension Broker {
         try locked {
             let hwpt = try hwpt(caller, params.hwpt, write: "hwpt.destroy")
             guard hwpt.isUnused else {
-                throw BrokerError(.busy, "HWPT \(hwpt.id) is in use by devices \(hwpt.devices.sorted()) and vIOMMUs \(hwpt.viommus.sorted()); detach or replace them first")
+                throw BrokerError(.busy, "HWPT \(hwpt.id) is in use by devices \(hwpt.devices.sorted()), vIOMMUs \(hwpt.viommus.sorted()) and nested HWPTs \(hwpt.nestedChildren.sorted()); detach or replace the devices and destroy the nested HWPTs and vIOMMUs first")
             }
             try destroyHWPT(hwpt)
             return HWPTDestroyResult(hwpt: params.hwpt)
@@ -96,6 +101,7 @@ extension Broker {
             throw BrokerError.kernel(error, "destroying HWPT \(hwpt.id)")
         }
         hwptTable[hwpt.id] = nil
+        unlinkNested(hwpt)
         ioasTable[hwpt.ioas]?.hwpts.remove(hwpt.id)
         owners[hwpt.owner]?.hwpts.remove(hwpt.id)
         for (key, id) in nestParents where id == hwpt.id { nestParents[key] = nil }

@@ -79,6 +79,8 @@ extension Broker {
                     emit(.dirtyTrackingStopped(owner: owner.name, ioas: id))
                 }
             }
+            // 1b. Nested HWPTs (their devices move onto the nest parent first).
+            releaseNestedHWPTs(owner, failures: &failures, destroyed: &destroyed)
             // 2. vDevices, 3. vIOMMUs.
             for id in owner.vdevices.sorted() {
                 do {

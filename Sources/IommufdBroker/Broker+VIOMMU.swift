@@ -22,7 +22,7 @@ extension Broker {
             if params.type == nil, dev.hwInfo?.type == HWInfoType.intelVTd {
                 throw BrokerError(
                     .unsupported,
-                    "device '\(dev.name)' is behind an Intel VT-d IOMMU (\(dev.descriptor.iommuInstance ?? "unnamed")), which has no vIOMMU in Linux 7.3 (its driver has no viommu ops: IOMMU_VIOMMU_ALLOC is EOPNOTSUPP); VT-d nests through a nested HWPT on a nest-parent HWPT instead, which iommufdd does not offer yet. Give the VM a vIOMMU for a device behind an ARM SMMUv3 IOMMU, or emulate the VT-d vIOMMU in the VMM")
+                    "device '\(dev.name)' is behind an Intel VT-d IOMMU (\(dev.descriptor.iommuInstance ?? "unnamed")), which has no vIOMMU in Linux 7.3 (its driver has no viommu ops: IOMMU_VIOMMU_ALLOC is EOPNOTSUPP); VT-d nests through a nested HWPT on a nest-parent HWPT instead (hwpt.alloc with 'parent' and 'vtd_s1' data, then hwpt.invalidate). Give the VM a vIOMMU for a device behind an ARM SMMUv3 IOMMU, or nest its VT-d that way")
             }
             guard let type = params.type ?? Self.viommuType(for: dev.hwInfo) ?? config.defaultVIOMMUType else {
                 throw BrokerError.invalid("viommu.create: no vIOMMU type is known for the IOMMU of device '\(dev.name)' (hw_info type \(dev.hwInfo?.type ?? 0)); pass 'type' (enum iommu_viommu_type)")
@@ -143,6 +143,9 @@ extension Broker {
         guard let v = viommuTable[id] else { return [] }
         guard v.vdevices.isEmpty else {
             throw BrokerError(.busy, "vIOMMU \(id) still has vDevices \(v.vdevices.sorted()); destroy them first")
+        }
+        guard v.nestedHWPTs.isEmpty else {
+            throw BrokerError(.busy, "vIOMMU \(id) still has nested HWPTs \(v.nestedHWPTs.sorted()); move their devices off them and destroy them (hwpt.destroy) first")
         }
         try kcall("destroying vIOMMU \(id)") { try backend.destroy(id) }
         viommuTable[id] = nil

@@ -97,6 +97,11 @@ final class HWPTRecord {
     var devices = Set<String>()
     var viommus = Set<ObjectID>()
     var tracking = false
+    /// Set for a nested HWPT (then `ioas` is its parent's IOAS, and it is not in the IOAS's
+    /// `hwpts`: the auto-domain policy and dirty tracking work on paging HWPTs only).
+    var nested: NestedRecord?
+    /// Nested HWPTs on this nest parent (each holds it in the kernel).
+    var nestedChildren = Set<ObjectID>()
 
     init(id: ObjectID, owner: String, ioas: ObjectID, flags: HWPTAllocFlags, auto: Bool, iommuInstance: String?) {
         self.id = id
@@ -107,7 +112,7 @@ final class HWPTRecord {
         self.iommuInstance = iommuInstance
     }
 
-    var isUnused: Bool { devices.isEmpty && viommus.isEmpty }
+    var isUnused: Bool { devices.isEmpty && viommus.isEmpty && nestedChildren.isEmpty }
 }
 
 final class DeviceRecord {
@@ -135,6 +140,8 @@ final class VIOMMURecord {
     let device: String
     let iommuInstance: String?
     var vdevices = Set<ObjectID>()
+    /// Nested HWPTs allocated on this vIOMMU (each holds it in the kernel).
+    var nestedHWPTs = Set<ObjectID>()
 
     init(id: ObjectID, owner: String, ioas: ObjectID, hwpt: ObjectID, device: String, iommuInstance: String?) {
         self.id = id
@@ -158,4 +165,12 @@ struct VDeviceRecord {
 struct NestParentKey: Hashable {
     var ioas: ObjectID
     var iommuInstance: String
+}
+
+/// What makes an HWPT nested: its stage-2 parent, the vIOMMU it was allocated on, and the
+/// driver data it was allocated with (journaled, for `hwpt.list` and the restart).
+struct NestedRecord: Equatable {
+    var parent: ObjectID
+    var viommu: ObjectID?
+    var data: HWPTUserData
 }

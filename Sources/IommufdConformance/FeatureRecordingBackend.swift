@@ -30,7 +30,7 @@ public final class FeatureRecordingBackend: IommuBackend, IommuTestHooks, @unche
     }
 
     /// Which feature a call belongs to: the ioctl it issues (see `FeatureProbe.requests`).
-    private func note<T>(_ feature: Feature, _ call: () throws -> T) rethrows -> T {
+    func note<T>(_ feature: Feature, _ call: () throws -> T) rethrows -> T {
         let result = try call()
         lock.lock()
         if recording { seen.insert(feature) }

@@ -128,3 +128,35 @@ extension IommuBackend {
         try hwInfo(deviceID: deviceID, request: HWInfoRequest())
     }
 }
+
+// MARK: nested
+
+extension IommuBackend {
+    /// Whether this backend implements nested HWPTs and `IOMMU_HWPT_INVALIDATE` (the
+    /// requirements in the `nested` block of `NestedIommuBackend`).
+    public var nested: (any NestedIommuBackend)? { self as? any NestedIommuBackend }
+}
+
+/// Nested translation (branch `nested`): every backend conforms (KernelBackend, SimBackend,
+/// PersistentSimBackend, FeatureRecordingBackend, FaultInjectingBackend).
+public protocol NestedIommuBackend: IommuBackend {
+    /// `IOMMU_HWPT_ALLOC` of a nested HWPT for `deviceID` on `parentID`, a nest-parent HWPT or a
+    /// vIOMMU, with the driver's `data` (`data_type`, `data_len`, `data_uptr`).
+    func allocNestedHWPT(deviceID: ObjectID, parentID: ObjectID, flags: HWPTAllocFlags, data: HWPTUserData) throws -> ObjectID
+
+    /// One `IOMMU_HWPT_INVALIDATE` on a nested HWPT or a vIOMMU with `request.entryCount`
+    /// entries. Throws only when the call could not be made; the kernel's answer, including an
+    /// early stop (`done` < `entryCount` with the errno), is the result.
+    func invalidate(_ id: ObjectID, _ request: InvalidationRequest) -> InvalidationResult
+}
+
+/// The selftest checks of nested state (CONFIG_IOMMUFD_TEST kernels; always on the simulator).
+public protocol NestedTestHooks: IommuTestHooks {
+    /// `IOMMU_TEST_OP_MD_CHECK_IOTLB`: succeeds when entry `index` of the mock nested HWPT
+    /// `hwpt`'s IOTLB holds `value`, else EINVAL.
+    func checkNestedIOTLB(hwpt: ObjectID, index: UInt32, value: UInt32) throws
+
+    /// `IOMMU_TEST_OP_DEV_CHECK_CACHE`: succeeds when entry `index` of the mock device
+    /// `deviceID`'s cache holds `value`, else EINVAL.
+    func checkDeviceCache(deviceID: ObjectID, index: UInt32, value: UInt32) throws
+}

@@ -146,6 +146,13 @@ extension SimBackend {
             if !Set(hwpt.iommu.pageSizes).isSubset(of: iommu.pageSizes) { throw Errno.EINVAL }
         }
         if hwpt.hasDirtyOps && !device.dirtyCapable { throw Errno.EINVAL }
+        // mock_domain_nop_attach: a nested domain of a vIOMMU needs the device's vDevice on
+        // that vIOMMU (iommufd_viommu_get_vdev_id: ENOENT).
+        if let viommuID = hwpt.nested?.viommu {
+            guard let vdevID = device.vdevice, case .vdevice(let vdev) = objects[vdevID], vdev.viommu == viommuID else {
+                throw Errno.ENOENT
+            }
+        }
     }
 
     /// `iommufd_hw_pagetable_detach` + `iommufd_hw_pagetable_put`.

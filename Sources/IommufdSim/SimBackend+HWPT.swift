@@ -16,8 +16,10 @@ extension SimBackend {
             switch target {
             case .ioas(let ioas):
                 return try allocPagingHWPT(device, iommu, ioasID: ptID, ioas, flags: flags)
-            case .hwpt:
+            case .hwpt(let parent):
+                // A nested HWPT is no pt_id for IOMMU_HWPT_ALLOC (EINVAL); on a paging HWPT,
                 // iommufd_hwpt_nested_alloc: nested domains need driver data (none here).
+                if parent.nested != nil { throw Errno.EINVAL }
                 throw Errno.EOPNOTSUPP
             case .viommu(let viommu):
                 if viommu.iommuName != iommu.name { throw Errno.EINVAL }

@@ -11,14 +11,16 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     public let kind: BackendKind = .sim
     public var features: Set<Feature> { Self.implementedFeatures }
 
-    /// What the simulator models: the iommufd operations of `IommuBackend` and the two selftest
-    /// operations of `IommuTestHooks` (`IOMMU_TEST_OP_ADD_RESERVED`, `IOMMU_TEST_OP_DIRTY`).
-    /// Not `hwptInvalidate`, `faultQueue`, `ioasChangeProcess`, `veventq` or `hwQueue`: no
+    /// What the simulator models: the iommufd operations of `IommuBackend`, nested HWPTs and
+    /// `IOMMU_HWPT_INVALIDATE` of the selftest mock driver (`NestedIommuBackend`), and the
+    /// selftest operations of `IommuTestHooks` / `NestedTestHooks`.
+    /// Not `faultQueue`, `ioasChangeProcess`, `veventq` or `hwQueue`: no
     /// call reaches them, so advertising them would promise what nothing answers. A test runs
     /// the conformance suite on the simulator and checks each of these is exercised by a case
     /// that passes.
     public static let implementedFeatures: Set<Feature> = [
         .iommufd, .vfioDeviceCdev, .hwptAlloc, .hwInfo, .dirtyTracking, .ioasMapFile, .viommu, .vdevice, .selftest,
+        .hwptInvalidate,
     ]
     public let topology: SimTopology
     /// The simulated CPU page size (`PAGE_SIZE`).
@@ -124,8 +126,9 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
         return ioas
     }
 
+    /// An `IOMMUFD_OBJ_HWPT_PAGING` (a nested HWPT is another object type: ENOENT).
     func hwpt(_ id: ObjectID) throws(Errno) -> SimHWPT {
-        guard case .hwpt(let hwpt) = objects[id] else { throw .ENOENT }
+        guard case .hwpt(let hwpt) = objects[id], hwpt.nested == nil else { throw .ENOENT }
         return hwpt
     }
 
@@ -260,11 +263,16 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 if !ioas.hwpts.isEmpty || !ioas.accessDevices.isEmpty { throw Errno.EBUSY }
                 removeObject(id)
             case .hwpt(let hwpt):
-                if !hwpt.devices.isEmpty || hwpt.viommuUsers > 0 { throw Errno.EBUSY }
-                removeHWPT(id, hwpt)
+                if !hwpt.devices.isEmpty || hwpt.viommuUsers > 0 || hwpt.nestedUsers > 0 { throw Errno.EBUSY }
+                if hwpt.nested != nil {
+                    removeNestedHWPT(id, hwpt)
+                } else {
+                    removeHWPT(id, hwpt)
+                }
             case .viommu(let viommu):
-                // Each vDevice holds a users reference on its vIOMMU (iommufd_vdevice_alloc_ioctl).
-                if !viommu.vdevices.isEmpty { throw Errno.EBUSY }
+                // Each vDevice (iommufd_vdevice_alloc_ioctl) and nested HWPT
+                // (iommufd_viommu_alloc_hwpt_nested) holds a users reference on its vIOMMU.
+                if !viommu.vdevices.isEmpty || viommu.nestedUsers > 0 { throw Errno.EBUSY }
                 if case .hwpt(let parent) = objects[viommu.hwpt] { parent.viommuUsers -= 1 }
                 removeObject(id)
             case .vdevice(let vdev):

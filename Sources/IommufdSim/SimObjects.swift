@@ -25,6 +25,10 @@ final class SimHWPT {
     var dirtyTrackingEnabled = false
     /// Dirty IOPTEs: start IOVA → IOPTE size.
     var dirty: [UInt64: UInt64] = [:]
+    /// Set for an `IOMMUFD_OBJ_HWPT_NESTED` (then `ioas` is its parent's IOAS).
+    var nested: SimNested?
+    /// Nested HWPTs allocated on this nest parent (each holds a users reference).
+    var nestedUsers = 0
 
     init(ioas: ObjectID, iommu: SimTopology.IOMMU, flags: HWPTAllocFlags, autoDomain: Bool) {
         self.ioas = ioas
@@ -49,6 +53,8 @@ final class SimDevice {
     var attached: ObjectID?
     /// `idev->vdev`.
     var vdevice: ObjectID?
+    /// `mock_dev->cache`: what the selftest vIOMMU's invalidation clears.
+    var cache = [UInt32](repeating: SimNested.deviceCacheDefault, count: 4)
 
     init(descriptor: DeviceDescriptor, iommu: SimTopology.IOMMU?, dirtyCapable: Bool) {
         self.descriptor = descriptor
@@ -67,6 +73,8 @@ final class SimVIOMMU {
     let type: UInt32
     /// `viommu->vdevs`: virtual ID → vDevice.
     var vdevices: [UInt64: ObjectID] = [:]
+    /// Nested HWPTs allocated on this vIOMMU (each holds a users reference).
+    var nestedUsers = 0
 
     init(hwpt: ObjectID, iommuName: String, type: UInt32) {
         self.hwpt = hwpt

@@ -109,11 +109,13 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
     enum Op: UInt8 {
         case bind = 1, unbind, attach, replace, detach, destroy, allocIOAS, map, unmap, copy, allowIOVAs, setOption
         case allocHWPT, setDirtyTracking, readDirtyClear, allocVIOMMU, allocVDevice, addReserved, deviceWrite
+        // MARK: nested (added kinds: a log without them replays as before)
+        case allocNestedHWPT, invalidate
     }
 
     /// Runs `body` and logs `op` with the fields `encode` writes when it succeeds, in one
     /// critical section so the log's order is the order the simulator ran them in.
-    private func logged<T>(_ op: Op, _ body: () throws -> T, _ encode: (inout ByteWriter, T) -> Void) throws -> T {
+    func logged<T>(_ op: Op, _ body: () throws -> T, _ encode: (inout ByteWriter, T) -> Void) throws -> T {
         // The crash-point sweep (TEST ONLY, see CrashPoints): the daemon dies before the
         // simulated ioctl, or after it (its effect logged, as the kernel's state changes before
         // the ioctl returns).
@@ -210,6 +212,7 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
             try expect(try sim.allocVDevice(viommu: viommu, deviceID: dev, virtualID: virtualID), id, "IOMMU_VDEVICE_ALLOC")
         case .addReserved: try sim.addReservedIOVA(ioas: r.u32(), range: IOVARange(start: r.u64(), last: r.u64()))
         case .deviceWrite: try sim.simulateDeviceWrite(hwpt: r.u32(), iova: r.u64(), length: r.u64(), pageSize: r.u64())
+        case .allocNestedHWPT, .invalidate: try replayNested(op, &r)
         }
     }
 

@@ -75,6 +75,7 @@ final class InProcessDaemon: @unchecked Sendable {
         route(router, broker, "device.detach", DeviceDetachParams.self) { try $0.deviceDetach($1, $2) }
         route(router, broker, "device.release", DeviceReleaseParams.self) { try $0.deviceRelease($1, $2) }
         route(router, broker, "dirty.start", DirtyParams.self) { try $0.dirtyStart($1, $2) }
+        route(router, broker, "hwpt.invalidate", HWPTInvalidateParams.self) { try $0.hwptInvalidate($1, $2) }
         router.register("ioas.map") { call in
             let p = try call.decodeParams(IOASMapParams.self)
             let fd = try call.fds.take(p.fd.fd)

@@ -445,7 +445,7 @@ struct ConfigErrorTests {
         #expect(try issue("[daemon]\nlog_level = \"verbose\"\n").reason.contains(#""debug""#))
         #expect(
             try issue("[[sim.iommu]]\nname = \"amd0\"\ndriver = \"amd-vi\"\n").reason
-                == #""amd-vi" is not one of "intel-vtd", "arm-smmuv3""#)
+                == #""amd-vi" is not one of "intel-vtd", "arm-smmuv3", "selftest-mock""#)
     }
 
     /// `[[sim.iommu]] driver` picks the kernel driver an instance answers like; without it, an

@@ -38,7 +38,13 @@ struct ParamsSchemaTests {
         "ioas.ranges": IOASRangesParams(ioas: 1),
         "ioas.set_option": IOASSetOptionParams(ioas: 1, hugePages: false),
         "hwpt.list": HWPTListParams(owner: "vm1", ioas: 1),
-        "hwpt.alloc": HWPTAllocParams(ioas: 1, device: "sim-pci0", dirtyTracking: true, nestParent: false),
+        "hwpt.alloc": {
+            var p = HWPTAllocParams(ioas: 1, device: "sim-pci0", dirtyTracking: true, nestParent: false)
+            p.parent = 2
+            p.viommu = 3
+            p.data = NestedDataParams(type: "selftest", iotlb: 1, flags: 0, pgtblAddr: 0x1000, addrWidth: 48, ste: [1, 2], dte: [1, 2, 3, 4])
+            return p
+        }(),
         "hwpt.destroy": HWPTDestroyParams(hwpt: 2),
         "dirty.start": DirtyParams(ioas: 1),
         "dirty.stop": DirtyParams(ioas: 1),
@@ -49,6 +55,8 @@ struct ParamsSchemaTests {
         "viommu.list": VIOMMUListParams(owner: "vm1", ioas: 1),
         "vdevice.create": VDeviceCreateParams(viommu: 3, device: "sim-pci0", virtualID: 7),
         "vdevice.destroy": VDeviceDestroyParams(vdevice: 4),
+        "hwpt.invalidate": HWPTInvalidateParams(hwpt: 5, entries: [InvalidationEntryParams(iotlbID: 1, all: false, vdevID: 7, cacheID: 0, addr: 0, npages: 1, leaf: true, cmd: [1, 2])]),
+        "viommu.invalidate": VIOMMUInvalidateParams(viommu: 3, entries: [InvalidationEntryParams(iotlbID: 1, all: true, vdevID: 7, cacheID: 0, addr: 0, npages: 1, leaf: false, cmd: [1, 2])]),
         "daemon.ping": NoParams(),
         "daemon.info": NoParams(),
         "daemon.metrics": NoParams(),

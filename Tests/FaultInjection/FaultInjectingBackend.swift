@@ -16,6 +16,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
         case discoverDevices, bind, unbind, attach, replace, detach, hwInfo, destroy
         case allocIOAS, map, unmap, copy, iovaRanges, allowIOVAs, setOption, getOption
         case allocHWPT, setDirtyTracking, readDirtyBitmap, allocVIOMMU, allocVDevice
+        // MARK: nested
+        case allocNestedHWPT, invalidate
 
         /// The ioctl (or syscall) name the backend's `IommuError` carries.
         public var operation: String {
@@ -39,6 +41,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             case .readDirtyBitmap: "IOMMU_HWPT_GET_DIRTY_BITMAP"
             case .allocVIOMMU: "IOMMU_VIOMMU_ALLOC"
             case .allocVDevice: "IOMMU_VDEVICE_ALLOC"
+            case .allocNestedHWPT: "IOMMU_HWPT_ALLOC"
+            case .invalidate: "IOMMU_HWPT_INVALIDATE"
             }
         }
 
@@ -81,6 +85,10 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             // iopt_read_and_clear_dirty_data: iova_bitmap_alloc, pinning the user bitmap.
             case .readDirtyBitmap: [.ENOMEM, .EFAULT]
             case .allocVIOMMU, .allocVDevice: [.ENOMEM]
+            // iommufd_hwpt_nested_alloc: the domain allocation, copy of the driver data.
+            case .allocNestedHWPT: [.ENOMEM, .EFAULT]
+            // the driver's cache_invalidate: its array copy.
+            case .invalidate: [.ENOMEM, .EFAULT]
             }
         }
     }
@@ -150,7 +158,7 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
     public var injected: IommuError? { lock.withLock { injectedError } }
 
     /// Records the call and throws the injected failure when it is the armed one; else runs it.
-    private func run<T>(_ call: Call, _ arguments: @autoclosure () -> String, operation: String? = nil, _ body: () throws -> T) throws -> T {
+    func run<T>(_ call: Call, _ arguments: @autoclosure () -> String, operation: String? = nil, _ body: () throws -> T) throws -> T {
         let position: Int = lock.withLock {
             var record = Record(call: call, arguments: arguments())
             if !call.errnos.isEmpty {

@@ -64,6 +64,12 @@ enum Fixtures {
          "iommu_instance":"smmu0","devices":["sim0"],"viommus":[],"tracking":true}
         """)
 
+    static let nestedHWPTInfo = FakeDaemon.json("""
+        {"hwpt":11,"owner":"vm1","ioas":2,"dirty_tracking":false,"nest_parent":false,"auto":false,
+         "iommu_instance":"mock0","devices":["sim0"],"viommus":[],"tracking":false,
+         "nested":{"parent":6,"data_type":"selftest"}}
+        """)
+
     static let dirtyStatus = FakeDaemon.json("""
         {"ioas":2,"enabled":true,"tracking_hwpts":[3],"untrackable_hwpts":[4],"untracked_devices":["sim1"]}
         """)

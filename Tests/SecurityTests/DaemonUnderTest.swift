@@ -46,7 +46,7 @@ final class DaemonUnderTest {
         dirty_tracking = "off"
 
         [devices]
-        allow = ["a0", "a1", "a2", "b0", "b1", "c0", "v0"]
+        allow = ["a0", "a1", "a2", "b0", "b1", "c0", "v0", "n0"]
 
         [[access]]
         user = 0
@@ -85,6 +85,16 @@ final class DaemonUnderTest {
         name = "smmu0"
         driver = "arm-smmuv3"
         nesting = true
+
+        # Nested HWPTs: the kernel's selftest mock driver, the one the simulator nests.
+        [[sim.iommu]]
+        name = "mock0"
+        driver = "selftest-mock"
+        nesting = true
+
+        [[sim.device]]
+        name = "n0"
+        iommu = "mock0"
 
         [[sim.device]]
         name = "a0"

@@ -153,6 +153,25 @@ final class Clients {
         try a.value("device.attach", ["owner": .string(f.owner), "device": "v0", "ioas": .id(f.ioas)])
     }
 
+    /// n0 (behind the selftest mock IOMMU) attached to owner A's IOAS, a nest parent for it,
+    /// and, with `viommu`, a vIOMMU and n0's vDevice 7 on it.
+    func nestedSetUp(_ f: Fixture, viommu: Bool = false) throws -> (parent: Int64, viommu: Int64?) {
+        try a.value("device.attach", ["owner": .string(f.owner), "device": "n0", "ioas": .id(f.ioas)])
+        if viommu {
+            let created = try a.value("viommu.create", ["device": "n0"])
+            let v = try created.id("viommu")
+            try a.value("vdevice.create", ["viommu": .id(v), "device": "n0", "virtual_id": 7])
+            return (try created.id("nest_parent"), v)
+        }
+        return (try a.value("hwpt.alloc", ["ioas": .id(f.ioas), "device": "n0", "nest_parent": true]).id("hwpt"), nil)
+    }
+
+    /// A nested HWPT of owner A's on n0's nest parent.
+    func newNestedHWPT(_ f: Fixture) throws -> Int64 {
+        let parent = try nestedSetUp(f).parent
+        return try a.value("hwpt.alloc", ["device": "n0", "parent": .id(parent), "data": ["type": "selftest", "iotlb": 7]]).id("hwpt")
+    }
+
     /// A vIOMMU of owner A's for v0 (attached first).
     func newVIOMMU(_ f: Fixture) throws -> Int64 {
         try attachV0(f)
@@ -292,6 +311,33 @@ let isolationMatrix: [MatrixRow] = {
         R.row("test.stall_main_queue", "", "✓✗✗✗") { _, _ in p(["seconds": 0.01]) },
         // Test hook showing every owner's objects in the simulator (the crash-point sweep): admins only.
         R.row("test.sim_inventory", "", "✓✗✗✗"),
+        // Nested translation (branch nested).
+        R.row("hwpt.alloc", "nested on A's nest parent", "✓✓∅✗") { f, c in
+            p(["device": "n0", "parent": .id(try c.nestedSetUp(f).parent), "data": ["type": "selftest", "iotlb": 7]])
+        },
+        R.row("hwpt.alloc", "nested on A's vIOMMU", "✓✓∅✗") { f, c in
+            p(["device": "n0", "viommu": .id(try c.nestedSetUp(f, viommu: true).viommu ?? 0), "data": ["type": "selftest", "iotlb": 7]])
+        },
+        R.row("hwpt.invalidate", "", "✓✓∅✗") { f, c in
+            p(["hwpt": .id(try c.newNestedHWPT(f)), "entries": [["iotlb_id": 0], ["all": true]]])
+        },
+        R.row("viommu.invalidate", "", "✓✓∅✗") { f, c in
+            p(["viommu": .id(try c.nestedSetUp(f, viommu: true).viommu ?? 0), "entries": [["vdev_id": 7, "cache_id": 0]]])
+        },
+        R.cell("hwpt.alloc", "nested on A's nest parent for B's device", .other, "∅") { f, c in
+            p(["device": "b0", "parent": .id(try c.nestedSetUp(f).parent), "data": ["type": "selftest", "iotlb": 7]])
+        },
+        R.cell("hwpt.alloc", "admin: nested on A's nest parent for B's device", .admin, "I") { f, c in
+            p(["device": "b0", "parent": .id(try c.nestedSetUp(f).parent), "data": ["type": "selftest", "iotlb": 7]])
+        },
+        R.cell("hwpt.alloc", "nested with another driver's data", .owner, "I") { f, c in
+            p(["device": "n0", "parent": .id(try c.nestedSetUp(f).parent), "data": ["type": "vtd_s1", "flags": 0, "pgtbl_addr": 0x1000, "addr_width": 48]])
+        },
+        R.cell("hwpt.alloc", "nested with VT-d data the simulator does not model", .owner, "U") { f, c in
+            try c.a.value("device.attach", ["owner": .string(f.owner), "device": "a1", "ioas": .id(f.ioas)])
+            let parent = try c.a.value("hwpt.alloc", ["ioas": .id(f.ioas), "device": "a1", "nest_parent": true]).id("hwpt")
+            return p(["device": "a1", "parent": .id(parent), "data": ["type": "vtd_s1", "flags": 0, "pgtbl_addr": 0x1000, "addr_width": 48]])
+        },
         R.row("viommu.create", "", "✓✓∅✗") { f, c in
             try c.attachV0(f)
             return p(["device": "v0"])

@@ -748,13 +748,13 @@ _iommuctl_hwpt() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    list|alloc|destroy)
+    list|alloc|destroy|invalidate)
         # Offer subcommand argument completions
         "_iommuctl_hwpt_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'list alloc destroy' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'list alloc destroy invalidate' -- "${cur}"))
         ;;
     esac
 }
@@ -788,7 +788,7 @@ _iommuctl_hwpt_alloc() {
     repeating_flags=()
     non_repeating_flags=(--dirty-tracking --nest-parent --json --compact --version -h --help)
     repeating_options=()
-    non_repeating_options=(--ioas --device --socket --timeout)
+    non_repeating_options=(--ioas --device --parent --viommu --data-type --iotlb --vtd-flags --pgtbl-addr --addr-width --ste --dte --socket --timeout)
     __iommuctl_offer_flags_options 0
 
     # Offer option value completions
@@ -797,6 +797,33 @@ _iommuctl_hwpt_alloc() {
         return
         ;;
     '--device')
+        return
+        ;;
+    '--parent')
+        return
+        ;;
+    '--viommu')
+        return
+        ;;
+    '--data-type')
+        return
+        ;;
+    '--iotlb')
+        return
+        ;;
+    '--vtd-flags')
+        return
+        ;;
+    '--pgtbl-addr')
+        return
+        ;;
+    '--addr-width')
+        return
+        ;;
+    '--ste')
+        return
+        ;;
+    '--dte')
         return
         ;;
     '--socket')
@@ -818,6 +845,28 @@ _iommuctl_hwpt_destroy() {
 
     # Offer option value completions
     case "${prev}" in
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_hwpt_invalidate() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=(--entry)
+    non_repeating_options=(--socket --timeout)
+    __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--entry')
+        return
+        ;;
     '--socket')
         __iommuctl_add_completions -f
         return
@@ -955,13 +1004,13 @@ _iommuctl_viommu() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    create|destroy|list)
+    create|destroy|list|invalidate)
         # Offer subcommand argument completions
         "_iommuctl_viommu_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'create destroy list' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'create destroy list invalidate' -- "${cur}"))
         ;;
     esac
 }
@@ -1020,6 +1069,28 @@ _iommuctl_viommu_list() {
         return
         ;;
     '--ioas')
+        return
+        ;;
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_viommu_invalidate() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=(--entry)
+    non_repeating_options=(--socket --timeout)
+    __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--entry')
         return
         ;;
     '--socket')

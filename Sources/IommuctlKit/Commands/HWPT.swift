@@ -14,7 +14,7 @@ struct HWPTCommand: ParsableCommand {
             column) and destroys them when their last device leaves; `hwpt alloc` makes one \
             that stays until `hwpt destroy` or `owner release`.
             """,
-        subcommands: [HWPTList.self, HWPTAlloc.self, HWPTDestroy.self])
+        subcommands: [HWPTList.self, HWPTAlloc.self, HWPTDestroy.self, HWPTInvalidate.self])
 }
 
 struct HWPTList: DaemonCommand {
@@ -39,6 +39,7 @@ struct HWPTList: DaemonCommand {
         var words: [String] = []
         if h.dirtyTracking { words.append("dirty-tracking") }
         if h.nestParent { words.append("nest-parent") }
+        if let n = h.nested { words.append("nested(\(n.dataType) on \(n.viommu.map { "viommu \($0)" } ?? "hwpt \(n.parent)"))") }
         return words.joined(separator: ",")
     }
 
@@ -61,18 +62,24 @@ struct HWPTList: DaemonCommand {
 struct HWPTAlloc: DaemonCommand {
     static let configuration = CommandConfiguration(
         commandName: "alloc",
-        abstract: "Allocate an HWPT from an IOAS for a device's IOMMU.",
+        abstract: "Allocate an HWPT from an IOAS for a device's IOMMU, or a nested HWPT on a nest parent or vIOMMU.",
         discussion: """
             The device must be leased to the IOAS's owner (attach it first, or the daemon \
             refuses). Attach devices to the new HWPT with `device attach --hwpt` or \
             `device replace --hwpt`.
 
-            Example:
+            A nested HWPT (stage 1 over a nest parent's stage 2) takes --parent (a nest-parent \
+            HWPT) or --viommu, and the IOMMU driver's data: --data-type selftest --iotlb N; \
+            vtd_s1 --vtd-flags --pgtbl-addr --addr-width; arm_smmuv3 --ste W0,W1; amd_guest \
+            --dte W0,W1,W2,W3.
+
+            Examples:
               iommuctl hwpt alloc --ioas 1 --device vfio3 --dirty-tracking
+              iommuctl hwpt alloc --device vfio3 --parent 4 --data-type vtd_s1 --pgtbl-addr 0x1000 --addr-width 48
             """)
 
-    @Option(help: "The IOAS to allocate from.")
-    var ioas: UInt32
+    @Option(help: "The IOAS to allocate from (a paging HWPT).")
+    var ioas: UInt32?
 
     @Option(help: "A device behind the IOMMU the HWPT is for.")
     var device: String
@@ -83,10 +90,27 @@ struct HWPTAlloc: DaemonCommand {
     @Flag(help: "IOMMU_HWPT_ALLOC_NEST_PARENT: the HWPT can be the stage-2 parent of a vIOMMU.")
     var nestParent = false
 
+    @OptionGroup var nested: NestedDataOptions
+
     @OptionGroup var global: GlobalOptions
 
     func execute(_ context: CommandContext) throws {
-        let params = HWPTAllocParams(ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil)
+        let params: HWPTAllocParams
+        if let data = try nested.data() {
+            params = HWPTAllocParams(device: device, parent: nested.parent, viommu: nested.viommu, data: data)
+            var p = params
+            p.ioas = ioas
+            p.dirtyTracking = dirtyTracking ? true : nil
+            p.nestParent = nestParent ? true : nil
+            let result = try context.call("hwpt.alloc", encoding: p)
+            try context.emit(result, as: HWPTInfo.self) { h in
+                "nested HWPT \(h.hwpt) allocated on " + (h.nested?.viommu.map { "vIOMMU \($0)" } ?? "nest parent \(h.nested?.parent ?? 0)")
+                    + " (\(h.nested?.dataType ?? "?"))" + (h.iommuInstance.map { " for \($0)" } ?? "")
+            }
+            return
+        }
+        guard let ioas else { throw ValidationError("name --ioas (a paging HWPT), or --parent/--viommu with --data-type (a nested HWPT)") }
+        params = HWPTAllocParams(ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil)
         let result = try context.call("hwpt.alloc", encoding: params)
         try context.emit(result, as: HWPTInfo.self) { h in
             let flags = HWPTList.flags(h)

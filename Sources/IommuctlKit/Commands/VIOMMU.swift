@@ -13,7 +13,7 @@ struct VIOMMUCommand: ParsableCommand {
             IOAS. The daemon keeps one nest parent per IOMMU instance per IOAS, shared by the \
             vIOMMUs on it, and moves the device onto it if needed.
             """,
-        subcommands: [VIOMMUCreate.self, VIOMMUDestroy.self, VIOMMUList.self])
+        subcommands: [VIOMMUCreate.self, VIOMMUDestroy.self, VIOMMUList.self, VIOMMUInvalidate.self])
 }
 
 struct VIOMMUCreate: DaemonCommand {

@@ -11,19 +11,35 @@ public struct HWPTListParams: Codable, Hashable, Sendable {
 
 /// `hwpt.alloc`: an HWPT for `device` (leased to the IOAS's owner) from `ioas`. It stays until
 /// `hwpt.destroy` (or `owner.release`), unlike the ones the auto-domain policy creates.
+///
+/// With `parent` (a nest-parent HWPT) or `viommu` instead of `ioas`, and the driver's `data`:
+/// a nested HWPT (stage 1 over the parent's stage 2), for the device's IOMMU driver.
 public struct HWPTAllocParams: Codable, Hashable, Sendable {
-    public var ioas: ObjectID
+    public var ioas: ObjectID?
     public var device: String
     public var dirtyTracking: Bool?
     public var nestParent: Bool?
+    /// A nest-parent HWPT: the nested HWPT's stage 2.
+    public var parent: ObjectID?
+    /// A vIOMMU: the nested HWPT is allocated on it (its nest parent is the vIOMMU's).
+    public var viommu: ObjectID?
+    /// The nested HWPT's driver data (with `parent` or `viommu` only).
+    public var data: NestedDataParams?
     public init(ioas: ObjectID, device: String, dirtyTracking: Bool? = nil, nestParent: Bool? = nil) {
         self.ioas = ioas
         self.device = device
         self.dirtyTracking = dirtyTracking
         self.nestParent = nestParent
     }
+    /// A nested HWPT on `parent` or `viommu`.
+    public init(device: String, parent: ObjectID? = nil, viommu: ObjectID? = nil, data: NestedDataParams) {
+        self.device = device
+        self.parent = parent
+        self.viommu = viommu
+        self.data = data
+    }
     enum CodingKeys: String, CodingKey {
-        case ioas, device
+        case ioas, device, parent, viommu, data
         case dirtyTracking = "dirty_tracking"
         case nestParent = "nest_parent"
     }
@@ -48,8 +64,10 @@ public struct HWPTInfo: Codable, Hashable, Sendable {
     public var viommus: [ObjectID]
     /// Dirty tracking currently enabled on it.
     public var tracking: Bool
+    /// Set for a nested HWPT: its parent, vIOMMU and data type.
+    public var nested: NestedHWPTInfo? = nil
     enum CodingKeys: String, CodingKey {
-        case hwpt, owner, ioas, auto, devices, viommus, tracking
+        case hwpt, owner, ioas, auto, devices, viommus, tracking, nested
         case dirtyTracking = "dirty_tracking"
         case nestParent = "nest_parent"
         case iommuInstance = "iommu_instance"

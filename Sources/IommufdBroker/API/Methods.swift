@@ -38,6 +38,9 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     case vdeviceDestroy = "vdevice.destroy"
     case eventsSubscribe = "events.subscribe"
     case eventsUnsubscribe = "events.unsubscribe"
+    // MARK: nested
+    case hwptInvalidate = "hwpt.invalidate"
+    case viommuInvalidate = "viommu.invalidate"
 
     /// False for methods a reader may call (`dirty.read` changes state unless `clear` is false).
     public var changesState: Bool {
@@ -82,7 +85,7 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .ioasRanges: "The usable IOVA ranges and alignment of an IOAS"
         case .ioasSetOption: "Turn huge IOPTEs on or off for an IOAS"
         case .hwptList: "List HWPTs"
-        case .hwptAlloc: "Allocate an HWPT with explicit flags (dirty tracking, nest parent)"
+        case .hwptAlloc: "Allocate an HWPT with explicit flags (dirty tracking, nest parent), or a nested HWPT on a nest parent or vIOMMU with driver data"
         case .hwptDestroy: "Destroy an HWPT no device or vIOMMU uses"
         case .dirtyStart: "Start dirty tracking on every HWPT of an IOAS (all or none)"
         case .dirtyStop: "Stop dirty tracking on an IOAS"
@@ -95,6 +98,8 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .vdeviceDestroy: "Destroy a vDevice"
         case .eventsSubscribe: "Receive object, device and dirty-tracking events as notifications"
         case .eventsUnsubscribe: "Stop a subscription"
+        case .hwptInvalidate: "Invalidate a nested HWPT's caches: an array of driver entries in one IOMMU_HWPT_INVALIDATE"
+        case .viommuInvalidate: "Invalidate a vIOMMU's caches: an array of driver entries in one IOMMU_HWPT_INVALIDATE"
         }
     }
 }

@@ -222,8 +222,12 @@ extension Broker {
             record.devices = Set(h.devices)
             record.tracking = h.tracking
             hwptTable[h.id] = record
-            ioasTable[h.ioas]?.hwpts.insert(h.id)
             ownerRecord(h.owner, "HWPT \(h.id)")?.hwpts.insert(h.id)
+            if let n = h.nested {
+                adoptNestedHWPT(record, n, report: &report)
+                continue
+            }
+            ioasTable[h.ioas]?.hwpts.insert(h.id)
             // IOMMU_HWPT_GET_DIRTY_BITMAP with NO_CLEAR and length 0: ENOENT for a missing
             // paging HWPT, EINVAL (the empty range) for a live one; nothing is read or cleared.
             do {
@@ -242,6 +246,7 @@ extension Broker {
             viommuTable[v.viommu]?.vdevices.insert(v.id)
             ownerRecord(v.owner, "vDevice \(v.id)")?.vdevices.insert(v.id)
         }
+        for h in hwptTable.values where h.nested != nil { linkNested(h) }
         for n in s.nestParents { nestParents[NestParentKey(ioas: n.ioas, iommuInstance: n.iommuInstance)] = n.hwpt }
         for d in s.devices {
             let record = devices[d.descriptor.name] ?? DeviceRecord(descriptor: d.descriptor)

@@ -30,6 +30,15 @@ struct JournalState: Codable, Equatable {
         var iommuInstance: String?
         var devices: [String]
         var tracking: Bool
+        /// A nested HWPT's parent, vIOMMU and driver data. Absent for a paging HWPT, so a
+        /// journal without nested HWPTs reads the same as before they existed.
+        var nested: Nested?
+    }
+    struct Nested: Codable, Equatable {
+        var parent: ObjectID
+        var viommu: ObjectID?
+        var dataType: UInt32
+        var data: [UInt8]
     }
     struct Device: Codable, Equatable {
         var descriptor: DeviceDescriptor
@@ -92,7 +101,8 @@ extension Broker {
             .init(id: $0.id, owner: $0.owner, hugePages: $0.hugePages, directDevices: $0.directDevices.sorted(), dirtyEnabled: $0.dirtyEnabled)
         }
         s.hwpts = hwptTable.values.sorted { $0.id < $1.id }.map {
-            .init(id: $0.id, owner: $0.owner, ioas: $0.ioas, flags: $0.flags.rawValue, auto: $0.auto, iommuInstance: $0.iommuInstance, devices: $0.devices.sorted(), tracking: $0.tracking)
+            .init(id: $0.id, owner: $0.owner, ioas: $0.ioas, flags: $0.flags.rawValue, auto: $0.auto, iommuInstance: $0.iommuInstance, devices: $0.devices.sorted(), tracking: $0.tracking,
+                nested: $0.nested.map { .init(parent: $0.parent, viommu: $0.viommu, dataType: $0.data.type, data: $0.data.bytes) })
         }
         s.devices = devices.values.filter { $0.owner != nil || $0.bound != nil }.sorted { $0.name < $1.name }.map {
             .init(

@@ -319,6 +319,10 @@ public enum SimIOMMUDriver: String, Sendable, CaseIterable, Equatable {
     /// drivers/iommu/arm/arm-smmu-v3: nest-parent HWPTs and vIOMMUs of type ARM_SMMUV3; dirty
     /// tracking never on a nest parent.
     case armSMMUv3 = "arm-smmuv3"
+    /// The kernel selftest's mock IOMMU driver (CONFIG_IOMMUFD_TEST): nest-parent HWPTs,
+    /// vIOMMUs of the selftest type, and the one driver whose nested HWPTs (selftest data) and
+    /// cache invalidation the simulator models.
+    case selftestMock = "selftest-mock"
 }
 
 /// `[[sim.device]]`: a simulated device.

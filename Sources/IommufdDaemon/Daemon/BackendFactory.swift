@@ -53,6 +53,7 @@ public enum BackendFactory {
                 switch iommu.driver {
                 case .intelVTd: .intelVTd(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
                 case .armSMMUv3: .armSMMUv3(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
+                case .selftestMock: .selftestMock(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
                 }
             },
             devices: sim.devices.map {

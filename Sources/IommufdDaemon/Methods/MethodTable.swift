@@ -171,6 +171,9 @@ extension MethodTable {
         add(.viommuList, VIOMMUListParams.self, broker.viommuList)
         add(.vdeviceCreate, VDeviceCreateParams.self, broker.vdeviceCreate)
         add(.vdeviceDestroy, VDeviceDestroyParams.self, broker.vdeviceDestroy)
+        // MARK: nested
+        add(.hwptInvalidate, HWPTInvalidateParams.self, broker.hwptInvalidate)
+        add(.viommuInvalidate, VIOMMUInvalidateParams.self, broker.viommuInvalidate)
         return t
     }
 }
