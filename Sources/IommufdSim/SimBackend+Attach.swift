@@ -146,6 +146,11 @@ extension SimBackend {
             if !Set(hwpt.iommu.pageSizes).isSubset(of: iommu.pageSizes) { throw Errno.EINVAL }
         }
         if hwpt.hasDirtyOps && !device.dirtyCapable { throw Errno.EINVAL }
+        // mock_domain_nop_attach: a nested domain of a vIOMMU needs the device's vDevice there
+        // (iommufd_viommu_get_vdev_id, ENOENT). Branch queues: SimBackend+Queues.swift.
+        if let viommuID = hwpt.nestedViommu {
+            guard let vdevID = device.vdevice, case .vdevice(let vdev) = objects[vdevID], vdev.viommu == viommuID else { throw Errno.ENOENT }
+        }
     }
 
     /// `iommufd_hw_pagetable_detach` + `iommufd_hw_pagetable_put`.

@@ -13,11 +13,13 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
 
     /// What the simulator models: the iommufd operations of `IommuBackend` and the two selftest
     /// operations of `IommuTestHooks` (`IOMMU_TEST_OP_ADD_RESERVED`, `IOMMU_TEST_OP_DIRTY`).
-    /// Not `hwptInvalidate`, `faultQueue`, `ioasChangeProcess`, `veventq` or `hwQueue`: no
+    /// Fault queues and vEVENTQs as far as the queue conformance cases go (SimBackend+Queues.swift).
+    /// Not `hwptInvalidate`, `ioasChangeProcess` or `hwQueue`: no
     /// call reaches them, so advertising them would promise what nothing answers. A test runs
     /// the conformance suite on the simulator and checks each of these is exercised by a case
     /// that passes.
     public static let implementedFeatures: Set<Feature> = [
+        .faultQueue, .veventq,  // branch queues: SimBackend+Queues.swift
         .iommufd, .vfioDeviceCdev, .hwptAlloc, .hwInfo, .dirtyTracking, .ioasMapFile, .viommu, .vdevice, .selftest,
     ]
     public let topology: SimTopology
@@ -257,20 +259,25 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 if !hwpt.devices.isEmpty || hwpt.viommuUsers > 0 { throw Errno.EBUSY }
                 removeHWPT(id, hwpt)
             case .viommu(let viommu):
-                // Each vDevice holds a users reference on its vIOMMU (iommufd_vdevice_alloc_ioctl).
-                if !viommu.vdevices.isEmpty { throw Errno.EBUSY }
+                // Each vDevice holds a users reference on its vIOMMU (iommufd_vdevice_alloc_ioctl),
+                // and so does each vEVENTQ (iommufd_veventq_alloc).
+                if !viommu.vdevices.isEmpty || !viommu.veventqs.isEmpty || viommu.nestedUsers > 0 { throw Errno.EBUSY }
                 if case .hwpt(let parent) = objects[viommu.hwpt] { parent.viommuUsers -= 1 }
                 removeObject(id)
             case .vdevice(let vdev):
                 if case .viommu(let viommu) = objects[vdev.viommu] { viommu.vdevices[vdev.virtualID] = nil }
                 if case .device(let device) = objects[vdev.device] { device.vdevice = nil }
                 removeObject(id)
+            case .eventQueue(let queue):
+                try destroyEventQueue(id, queue)
             }
         }
     }
 
     /// `iommufd_hwpt_paging_destroy`: takes the domain out of its IOAS.
     func removeHWPT(_ id: ObjectID, _ hwpt: SimHWPT) {
+        if let fault = hwpt.faultQueue, case .eventQueue(let queue) = objects[fault] { queue.users -= 1 }
+        if let viommuID = hwpt.nestedViommu, case .viommu(let viommu) = objects[viommuID] { viommu.nestedUsers -= 1 }
         if case .ioas(let ioas) = objects[hwpt.ioas] {
             ioas.hwpts.removeAll { $0 == id }
             ioas.table.removeDomain(hwpt: id)

@@ -109,11 +109,13 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
     enum Op: UInt8 {
         case bind = 1, unbind, attach, replace, detach, destroy, allocIOAS, map, unmap, copy, allowIOVAs, setOption
         case allocHWPT, setDirtyTracking, readDirtyClear, allocVIOMMU, allocVDevice, addReserved, deviceWrite
+        // MARK: queues
+        case allocFaultQueue = 100, allocVEventQueue, allocFaultHWPT
     }
 
     /// Runs `body` and logs `op` with the fields `encode` writes when it succeeds, in one
     /// critical section so the log's order is the order the simulator ran them in.
-    private func logged<T>(_ op: Op, _ body: () throws -> T, _ encode: (inout ByteWriter, T) -> Void) throws -> T {
+    func logged<T>(_ op: Op, _ body: () throws -> T, _ encode: (inout ByteWriter, T) -> Void) throws -> T {
         try lock.withLock {
             let result = try body()
             var w = ByteWriter(reserving: 64)
@@ -197,6 +199,9 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
             try bitmap.withUnsafeMutableBytes {
                 try sim.readDirtyBitmap(hwpt: hwpt, iova: iova, length: length, pageSize: pageSize, clear: true, into: $0)
             }
+        // MARK: queues (SimPersistence+Queues.swift)
+        case .allocFaultQueue, .allocVEventQueue, .allocFaultHWPT:
+            try replayQueueOp(op, &r, expect)
         case .allocVIOMMU:
             let id = r.u32(), dev = r.u32(), hwpt = r.u32(), type = r.u32()
             try expect(try sim.allocVIOMMU(deviceID: dev, hwpt: hwpt, type: type), id, "IOMMU_VIOMMU_ALLOC")

@@ -16,6 +16,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
         case discoverDevices, bind, unbind, attach, replace, detach, hwInfo, destroy
         case allocIOAS, map, unmap, copy, iovaRanges, allowIOVAs, setOption, getOption
         case allocHWPT, setDirtyTracking, readDirtyBitmap, allocVIOMMU, allocVDevice
+        // MARK: queues
+        case allocFaultQueue, allocVEventQueue, readEventQueue, respondToFaults
 
         /// The ioctl (or syscall) name the backend's `IommuError` carries.
         public var operation: String {
@@ -39,6 +41,10 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             case .readDirtyBitmap: "IOMMU_HWPT_GET_DIRTY_BITMAP"
             case .allocVIOMMU: "IOMMU_VIOMMU_ALLOC"
             case .allocVDevice: "IOMMU_VDEVICE_ALLOC"
+            case .allocFaultQueue: "IOMMU_FAULT_QUEUE_ALLOC"
+            case .allocVEventQueue: "IOMMU_VEVENTQ_ALLOC"
+            case .readEventQueue: "read"
+            case .respondToFaults: "write"
             }
         }
 
@@ -81,6 +87,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             // iopt_read_and_clear_dirty_data: iova_bitmap_alloc, pinning the user bitmap.
             case .readDirtyBitmap: [.ENOMEM, .EFAULT]
             case .allocVIOMMU, .allocVDevice: [.ENOMEM]
+            case .allocFaultQueue, .allocVEventQueue: [.ENOMEM]
+            case .readEventQueue, .respondToFaults: [.EFAULT]
             }
         }
     }
@@ -235,5 +243,22 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
     }
     public func allocVDevice(viommu: ObjectID, deviceID: ObjectID, virtualID: UInt64) throws -> ObjectID {
         try run(.allocVDevice, "device \(deviceID) on vIOMMU \(viommu)") { try inner.allocVDevice(viommu: viommu, deviceID: deviceID, virtualID: virtualID) }
+    }
+
+    // MARK: queues
+    public func allocFaultQueue() throws -> EventQueue { try run(.allocFaultQueue, "") { try inner.allocFaultQueue() } }
+    public func allocVEventQueue(viommu: ObjectID, type: UInt32, depth: UInt32) throws -> EventQueue {
+        try run(.allocVEventQueue, "vIOMMU \(viommu) type \(type)") { try inner.allocVEventQueue(viommu: viommu, type: type, depth: depth) }
+    }
+    public func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags, faultQueue: ObjectID) throws -> ObjectID {
+        try run(.allocHWPT, "device \(deviceID) on \(ptID), fault queue \(faultQueue)") {
+            try inner.allocHWPT(deviceID: deviceID, ptID: ptID, flags: flags, faultQueue: faultQueue)
+        }
+    }
+    public func readEventQueue(_ id: ObjectID, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try run(.readEventQueue, "queue \(id)") { try inner.readEventQueue(id, into: buffer) }
+    }
+    public func respondToFaults(_ id: ObjectID, _ responses: UnsafeRawBufferPointer) throws -> Int {
+        try run(.respondToFaults, "queue \(id)") { try inner.respondToFaults(id, responses) }
     }
 }
