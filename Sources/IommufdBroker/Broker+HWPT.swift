@@ -5,7 +5,7 @@ extension Broker {
         HWPTInfo(
             hwpt: h.id, owner: h.owner, ioas: h.ioas, dirtyTracking: h.flags.contains(.dirtyTracking),
             nestParent: h.flags.contains(.nestParent), auto: h.auto, iommuInstance: h.iommuInstance,
-            devices: h.devices.sorted(), viommus: h.viommus.sorted(), tracking: h.tracking)
+            devices: h.devices.sorted(), viommus: h.viommus.sorted(), tracking: h.tracking, faultQueue: h.faultQueue)
     }
 
     /// `hwpt.list`: the HWPTs the caller may see, optionally of one owner or IOAS.
@@ -42,6 +42,14 @@ extension Broker {
                 flags.insert(.dirtyTracking)
             }
             if params.nestParent == true { flags.insert(.nestParent) }
+            // queues: an HWPT whose I/O page faults go to a fault queue of the owner.
+            var faultQueue: ObjectID?
+            if let id = params.faultQueue {
+                guard params.nestParent != true else {
+                    throw BrokerError.invalid("hwpt.alloc: an HWPT with a fault_queue cannot be a nest parent (IOMMU_HWPT_ALLOC refuses FAULT_ID_VALID with NEST_PARENT); drop one of them")
+                }
+                faultQueue = try faultQueueForHWPT(caller, id, owner: owner).id
+            }
             let leased = try lease(dev, to: owner)
             do {
                 guard let bound = dev.bound else { throw BrokerError(.conflict, "device '\(dev.name)' is not bound") }
@@ -49,9 +57,11 @@ extension Broker {
                     throw BrokerError(.unsupported, "device '\(dev.name)': its IOMMU (\(dev.descriptor.iommuInstance ?? "unknown instance")) lacks dirty tracking (IOMMU_HW_CAP_DIRTY_TRACKING)")
                 }
                 let id = try kcall("allocating an HWPT for device '\(dev.name)' in IOAS \(ioas.id)") {
-                    try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
+                    if let faultQueue { return try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags, faultQueue: faultQueue) }
+                    return try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
                 }
                 let record = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: false, iommuInstance: dev.descriptor.iommuInstance)
+                record.faultQueue = faultQueue
                 record.hwInfoType = dev.hwInfo?.type
                 if ioas.dirtyEnabled && flags.contains(.dirtyTracking) {
                     // The IOAS is tracked: so is every dirty-capable HWPT that joins it.

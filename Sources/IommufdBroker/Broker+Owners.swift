@@ -78,6 +78,8 @@ extension Broker {
                     emit(.dirtyTrackingStopped(owner: owner.name, ioas: id))
                 }
             }
+            // 1b. vEVENTQs (before the vIOMMUs they hold; Broker+Queues.swift).
+            releaseVEventQueues(of: owner.name, destroyed: &destroyed, failures: &failures)
             // 2. vDevices, 3. vIOMMUs.
             for id in owner.vdevices.sorted() {
                 do {
@@ -110,6 +112,8 @@ extension Broker {
                     destroyed["hwpt", default: 0] += 1
                 } catch { failures.append("\(error)") }
             }
+            // 5b. Fault queues (after the HWPTs that hold them; Broker+Queues.swift).
+            releaseFaultQueues(of: owner.name, destroyed: &destroyed, failures: &failures)
             // 6. Mappings, 7. IOAS.
             for id in owner.ioas.sorted() {
                 guard let ioas = ioasTable[id] else { continue }

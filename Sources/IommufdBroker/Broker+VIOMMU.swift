@@ -144,6 +144,7 @@ extension Broker {
         guard v.vdevices.isEmpty else {
             throw BrokerError(.busy, "vIOMMU \(id) still has vDevices \(v.vdevices.sorted()); destroy them first")
         }
+        try checkNoQueues(viommu: id)  // queues
         try kcall("destroying vIOMMU \(id)") { try backend.destroy(id) }
         viommuTable[id] = nil
         owners[v.owner]?.viommus.remove(id)

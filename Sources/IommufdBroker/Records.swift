@@ -87,6 +87,9 @@ final class HWPTRecord {
     var devices = Set<String>()
     var viommus = Set<ObjectID>()
     var tracking = false
+    // MARK: queues
+    /// The fault queue its I/O page faults go to (`hwpt.alloc fault_queue`).
+    var faultQueue: ObjectID?
 
     init(id: ObjectID, owner: String, ioas: ObjectID, flags: HWPTAllocFlags, auto: Bool, iommuInstance: String?) {
         self.id = id

@@ -83,10 +83,14 @@ struct HWPTAlloc: DaemonCommand {
     @Flag(help: "IOMMU_HWPT_ALLOC_NEST_PARENT: the HWPT can be the stage-2 parent of a vIOMMU.")
     var nestParent = false
 
+    @Option(help: ArgumentHelp("IOMMU_HWPT_FAULT_ID_VALID: the HWPT's I/O page faults go to this fault queue of the owner (`fault create`).", valueName: "id"))
+    var faultQueue: UInt32?
+
     @OptionGroup var global: GlobalOptions
 
     func execute(_ context: CommandContext) throws {
-        let params = HWPTAllocParams(ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil)
+        let params = HWPTAllocParams(
+            ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil, faultQueue: faultQueue)
         let result = try context.call("hwpt.alloc", encoding: params)
         try context.emit(result, as: HWPTInfo.self) { h in
             let flags = HWPTList.flags(h)

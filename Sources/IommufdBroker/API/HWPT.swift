@@ -16,16 +16,21 @@ public struct HWPTAllocParams: Codable, Hashable, Sendable {
     public var device: String
     public var dirtyTracking: Bool?
     public var nestParent: Bool?
-    public init(ioas: ObjectID, device: String, dirtyTracking: Bool? = nil, nestParent: Bool? = nil) {
+    /// A fault queue of the owner (`fault.create`): the HWPT's I/O page faults go to it
+    /// (`IOMMU_HWPT_FAULT_ID_VALID`). Not with `nest_parent`.
+    public var faultQueue: ObjectID?
+    public init(ioas: ObjectID, device: String, dirtyTracking: Bool? = nil, nestParent: Bool? = nil, faultQueue: ObjectID? = nil) {
         self.ioas = ioas
         self.device = device
         self.dirtyTracking = dirtyTracking
         self.nestParent = nestParent
+        self.faultQueue = faultQueue
     }
     enum CodingKeys: String, CodingKey {
         case ioas, device
         case dirtyTracking = "dirty_tracking"
         case nestParent = "nest_parent"
+        case faultQueue = "fault_queue"
     }
 }
 
@@ -48,8 +53,11 @@ public struct HWPTInfo: Codable, Hashable, Sendable {
     public var viommus: [ObjectID]
     /// Dirty tracking currently enabled on it.
     public var tracking: Bool
+    /// The fault queue its I/O page faults go to.
+    public var faultQueue: ObjectID?
     enum CodingKeys: String, CodingKey {
         case hwpt, owner, ioas, auto, devices, viommus, tracking
+        case faultQueue = "fault_queue"
         case dirtyTracking = "dirty_tracking"
         case nestParent = "nest_parent"
         case iommuInstance = "iommu_instance"
