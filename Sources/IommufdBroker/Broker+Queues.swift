@@ -43,6 +43,10 @@ final class QueueRecord {
         self.pollFD = pollFD
     }
 
+    deinit {
+        if let relayFD { _ = close(relayFD) }
+    }
+
     /// The data length of one vEVENT of this queue's type, when known.
     var eventDataLength: Int? {
         switch type {
@@ -150,6 +154,7 @@ extension Broker {
             throw error
         }
         queueTable[record.id] = record
+        storeQueueFDs(record)
         queuePump.watch(self, queue: record.id, fds: [record.pollFD], relay: record.relayFD)
         emit(.objectCreated(owner: record.owner, kind: record.kind == .fault ? .fault : .veventq, id: record.id))
         return WithFDs(result: QueueFDResult(queue: queueInfo(record), fd: FDRef(fd: 0)), fds: [clientFD])
@@ -187,6 +192,7 @@ extension Broker {
         }
         if let fd = record.relayFD { _ = close(fd) }
         record.relayFD = nil
+        forgetQueueFDs(record.id)
         queueTable[record.id] = nil
         emit(.objectDestroyed(owner: record.owner, kind: record.kind == .fault ? .fault : .veventq, id: record.id))
     }
@@ -196,6 +202,8 @@ extension Broker {
         try locked {
             let record = try queue(caller, params.queue, write: "queue.fd")
             let clientFD = try connectRelay(record)
+            forgetQueueRelay(record.id)
+            if let relay = record.relayFD { journal?.store.store(relay, name: StoredFDName.queueRelay(record.id)) }
             queuePump.watch(self, queue: record.id, fds: [record.pollFD], relay: record.relayFD)
             return WithFDs(result: QueueFDResult(queue: queueInfo(record), fd: FDRef(fd: 0)), fds: [clientFD])
         }
@@ -327,6 +335,7 @@ extension Broker {
                     // End of file: the holder closed its fd. The queue stays; queue.fd reconnects.
                     _ = close(fd)
                     record.relayFD = nil
+                    forgetQueueRelay(id)
                     queuePump.watch(self, queue: id, fds: [record.pollFD], relay: nil)
                     return
                 }
@@ -369,6 +378,7 @@ final class QueuePump: @unchecked Sendable {
     private var wakeRead: Int32 = -1
     private var wakeWrite: Int32 = -1
     private var started = false
+    private var stopped = false
 
     /// Watches `fds` (the queue's backend fd) and `relay` (the holder's socket) for `queue`,
     /// replacing what was watched for it.
@@ -379,6 +389,15 @@ final class QueuePump: @unchecked Sendable {
             if let relay { entries[relay] = (queue, .relay) }
             self.broker = broker
             startLocked()
+        }
+        wake()
+    }
+
+    /// Ends the thread (the broker is going away).
+    func stop() {
+        lock.withLock {
+            stopped = true
+            entries = [:]
         }
         wake()
     }
@@ -413,7 +432,16 @@ final class QueuePump: @unchecked Sendable {
 
     private func run() {
         while true {
-            let (snapshot, wakeFD) = lock.withLock { (entries, wakeRead) }
+            let (snapshot, wakeFD, stop) = lock.withLock { (entries, wakeRead, stopped) }
+            if stop {
+                lock.withLock {
+                    _ = close(wakeRead)
+                    _ = close(wakeWrite)
+                    wakeRead = -1
+                    wakeWrite = -1
+                }
+                return
+            }
             var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
             for fd in snapshot.keys { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             let n = poll(&fds, nfds_t(fds.count), -1)

@@ -41,6 +41,7 @@ public final class Broker: @unchecked Sendable {
     /// Fault queues and vEVENTQs (Broker+Queues.swift), and the thread relaying their records.
     var queueTable: [ObjectID: QueueRecord] = [:]
     let queuePump = QueuePump()
+    deinit { queuePump.stop() }
     /// Delegated channels (`owner.delegate`) by channel ID → the owner each acts as.
     var channels: [UInt64: String] = [:]
     var nextChannelID: UInt64 = 1

@@ -192,3 +192,13 @@ public protocol IommuQueueTestHooks: IommuBackend {
     /// where nested HWPTs are not modelled.
     func allocSelftestNestedHWPT(deviceID: ObjectID, parent: ObjectID) throws -> ObjectID
 }
+
+/// A backend whose queues outlive the daemon: the fd to keep in the fd store, and how to take a
+/// queue back after a restart.
+public protocol RestartableQueueBackend: IommuBackend {
+    /// The fd to keep in the fd store for queue `id` (nil: the backend rebuilds it itself).
+    func queueFDToStore(_ id: ObjectID) -> Int32?
+    /// Takes queue `id` back, with the fd the store kept (if any); returns the fd to poll.
+    func adoptEventQueue(_ id: ObjectID, fd: Int32?) throws -> Int32
+}
+

@@ -161,3 +161,17 @@ extension KernelBackend: IommuQueueTestHooks {
         }
     }
 }
+
+extension KernelBackend: RestartableQueueBackend {
+    public func queueFDToStore(_ id: ObjectID) -> Int32? { queueFDs.fd(id) }
+
+    /// The queue's fd from the fd store is the only way to its records: without it the queue
+    /// cannot be read again (ENOENT).
+    public func adoptEventQueue(_ id: ObjectID, fd: Int32?) throws -> Int32 {
+        guard let fd else {
+            throw IommuError(.ENOENT, "adopt", detail: "the fd of queue \(id) is not in the fd store")
+        }
+        queueFDs.insert(id, fd)
+        return fd
+    }
+}

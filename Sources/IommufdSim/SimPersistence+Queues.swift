@@ -1,3 +1,4 @@
+import Foundation
 import IommufdCore
 
 // MARK: queues
@@ -5,7 +6,7 @@ import IommufdCore
 /// The queue calls, logged like every allocation so a replay gives the same IDs. A replayed
 /// queue is empty: events and faults queued in the simulator when the daemon stopped are gone
 /// (the kernel keeps them in its queue objects).
-extension PersistentSimBackend: IommuQueueTestHooks {
+extension PersistentSimBackend: IommuQueueTestHooks, RestartableQueueBackend {
     public func allocFaultQueue() throws -> EventQueue {
         try logged(.allocFaultQueue, { try sim.allocFaultQueue() }) { w, q in w.u32(q.id) }
     }
@@ -42,6 +43,17 @@ extension PersistentSimBackend: IommuQueueTestHooks {
 
     /// The fd the simulator polls readable for a queue (a replayed queue has a new one).
     public func eventQueueFD(_ id: ObjectID) -> Int32? { sim.eventQueueFD(id) }
+
+    /// Nothing to store: the replay makes the queue again (empty).
+    public func queueFDToStore(_ id: ObjectID) -> Int32? { nil }
+
+    public func adoptEventQueue(_ id: ObjectID, fd: Int32?) throws -> Int32 {
+        if let fd { close(fd) }
+        guard let own = sim.eventQueueFD(id) else {
+            throw IommuError(.ENOENT, "adopt", detail: "the replayed simulator has no queue \(id)")
+        }
+        return own
+    }
 
     func replayQueueOp(_ op: Op, _ r: inout ByteReader, _ expect: (ObjectID, UInt32, String) throws -> Void) throws {
         switch op {
