@@ -39,6 +39,7 @@ struct HWPTList: DaemonCommand {
         var words: [String] = []
         if h.dirtyTracking { words.append("dirty-tracking") }
         if h.nestParent { words.append("nest-parent") }
+        if let queue = h.faultQueue { words.append("faults-to-queue-\(queue)") }  // queues
         return words.joined(separator: ",")
     }
 
