@@ -49,6 +49,9 @@ public struct IommuCtl: ParsableCommand {
             DirtyCommand.self,
             VIOMMUCommand.self,
             VDeviceCommand.self,
+            FaultCommand.self,  // queues
+            VEventQCommand.self,
+            QueueCommand.self,
             Watch.self,
             Metrics.self,
             Call.self,

@@ -6,7 +6,8 @@ extension Broker {
             hwpt: h.id, owner: h.owner, ioas: h.ioas, dirtyTracking: h.flags.contains(.dirtyTracking),
             nestParent: h.flags.contains(.nestParent), auto: h.auto, iommuInstance: h.iommuInstance,
             devices: h.devices.sorted(), viommus: h.viommus.sorted(), tracking: h.tracking,
-            nested: h.nested.map { NestedHWPTInfo(parent: $0.parent, viommu: $0.viommu, dataType: HWPTDataType.name($0.data.type)) })
+            nested: h.nested.map { NestedHWPTInfo(parent: $0.parent, viommu: $0.viommu, dataType: HWPTDataType.name($0.data.type)) },
+            faultQueue: h.faultQueue)
     }
 
     /// `hwpt.list`: the HWPTs the caller may see, optionally of one owner or IOAS.
@@ -47,6 +48,14 @@ extension Broker {
                 flags.insert(.dirtyTracking)
             }
             if params.nestParent == true { flags.insert(.nestParent) }
+            // queues: an HWPT whose I/O page faults go to a fault queue of the owner.
+            var faultQueue: ObjectID?
+            if let id = params.faultQueue {
+                guard params.nestParent != true else {
+                    throw BrokerError.invalid("hwpt.alloc: an HWPT with a fault_queue cannot be a nest parent (IOMMU_HWPT_ALLOC refuses FAULT_ID_VALID with NEST_PARENT); drop one of them")
+                }
+                faultQueue = try faultQueueForHWPT(caller, id, owner: owner).id
+            }
             let leased = try lease(dev, to: owner)
             do {
                 guard let bound = dev.bound else { throw BrokerError(.conflict, "device '\(dev.name)' is not bound") }
@@ -54,9 +63,11 @@ extension Broker {
                     throw BrokerError(.unsupported, "device '\(dev.name)': its IOMMU (\(dev.descriptor.iommuInstance ?? "unknown instance")) lacks dirty tracking (IOMMU_HW_CAP_DIRTY_TRACKING)")
                 }
                 let id = try kcall("allocating an HWPT for device '\(dev.name)' in IOAS \(ioas.id)") {
-                    try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
+                    if let faultQueue { return try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags, faultQueue: faultQueue) }
+                    return try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
                 }
                 let record = HWPTRecord(id: id, owner: owner.name, ioas: ioas.id, flags: flags, auto: false, iommuInstance: dev.descriptor.iommuInstance)
+                record.faultQueue = faultQueue
                 record.hwInfoType = dev.hwInfo?.type
                 if ioas.dirtyEnabled && flags.contains(.dirtyTracking) {
                     // The IOAS is tracked: so is every dirty-capable HWPT that joins it.

@@ -19,6 +19,9 @@ extension Broker {
         if params.ioas != nil {
             throw BrokerError.invalid("hwpt.alloc: 'ioas' and '\(params.parent != nil ? "parent" : params.viommu != nil ? "viommu" : "data")' do not go together: name 'ioas' for a paging HWPT, or 'parent' (a nest-parent HWPT) or 'viommu' with 'data' for a nested HWPT")
         }
+        if params.faultQueue != nil {
+            throw BrokerError(.unsupported, "hwpt.alloc: a fault_queue on a nested HWPT is not offered by iommufdd yet (the kernel has it, IOMMU_HWPT_FAULT_ID_VALID on a nested HWPT); give the fault queue to a paging HWPT, or allocate the nested HWPT without one")
+        }
         if params.parent != nil && params.viommu != nil {
             throw BrokerError.invalid("hwpt.alloc: name either 'parent' (a nest-parent HWPT) or 'viommu' (the nested HWPT is then allocated on the vIOMMU, over its nest parent), not both")
         }

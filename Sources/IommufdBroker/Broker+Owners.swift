@@ -79,7 +79,9 @@ extension Broker {
                     emit(.dirtyTrackingStopped(owner: owner.name, ioas: id))
                 }
             }
-            // 1b. Nested HWPTs (their devices move onto the nest parent first).
+            // 1b. vEVENTQs (before the vIOMMUs they hold; Broker+Queues.swift).
+            releaseVEventQueues(of: owner.name, destroyed: &destroyed, failures: &failures)
+            // 1c. Nested HWPTs (their devices move onto the nest parent first).
             releaseNestedHWPTs(owner, failures: &failures, destroyed: &destroyed)
             // 2. vDevices, 3. vIOMMUs.
             for id in owner.vdevices.sorted() {
@@ -113,6 +115,8 @@ extension Broker {
                     destroyed["hwpt", default: 0] += 1
                 } catch { failures.append("\(error)") }
             }
+            // 5b. Fault queues (after the HWPTs that hold them; Broker+Queues.swift).
+            releaseFaultQueues(of: owner.name, destroyed: &destroyed, failures: &failures)
             // 6. Mappings, 7. IOAS.
             for id in owner.ioas.sorted() {
                 guard let ioas = ioasTable[id] else { continue }

@@ -147,6 +147,7 @@ extension Broker {
         guard v.nestedHWPTs.isEmpty else {
             throw BrokerError(.busy, "vIOMMU \(id) still has nested HWPTs \(v.nestedHWPTs.sorted()); move their devices off them and destroy them (hwpt.destroy) first")
         }
+        try checkNoQueues(viommu: id)
         try kcall("destroying vIOMMU \(id)") { try backend.destroy(id) }
         viommuTable[id] = nil
         owners[v.owner]?.viommus.remove(id)

@@ -63,6 +63,11 @@ public final class Broker: @unchecked Sendable {
     /// PCI address (lower case) → device name.
     var devicesByPCI: [String: String] = [:]
     var nestParents: [NestParentKey: ObjectID] = [:]
+    // MARK: queues
+    /// Fault queues and vEVENTQs (Broker+Queues.swift), and the thread relaying their records.
+    var queueTable: [ObjectID: QueueRecord] = [:]
+    let queuePump = QueuePump()
+    deinit { queuePump.stop() }
     /// Delegated channels (`owner.delegate`) by channel ID → the owner each acts as.
     var channels: [UInt64: String] = [:]
     var nextChannelID: UInt64 = 1

@@ -13,6 +13,9 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
     case dirtyTrackingStarted(owner: String, ioas: ObjectID)
     case dirtyTrackingStopped(owner: String, ioas: ObjectID)
     case configReloaded
+    // MARK: queues
+    /// A record read from a fault queue or vEVENTQ (BrokerEvent+Queues.swift).
+    case queueRecord(owner: String, queue: ObjectID, notice: QueueNotice)
 
     /// The notification method, e.g. `"event.object_created"`.
     public var method: String {
@@ -27,6 +30,7 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
         case .dirtyTrackingStarted: "event.dirty_tracking_started"
         case .dirtyTrackingStopped: "event.dirty_tracking_stopped"
         case .configReloaded: "event.config_reloaded"
+        case .queueRecord: "event.queue"
         }
     }
 
@@ -35,7 +39,8 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
         switch self {
         case .ownerCreated(let o), .ownerReleased(let o, _), .objectCreated(let o, _, _),
             .objectDestroyed(let o, _, _), .deviceAttached(let o, _, _, _), .deviceDetached(let o, _, _),
-            .deviceReleased(let o, _), .dirtyTrackingStarted(let o, _), .dirtyTrackingStopped(let o, _):
+            .deviceReleased(let o, _), .dirtyTrackingStarted(let o, _), .dirtyTrackingStopped(let o, _),
+            .queueRecord(let o, _, _):
             o
         case .configReloaded: nil
         }
@@ -46,6 +51,9 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
     }
 
     public func encode(to encoder: Encoder) throws {
+        if case .queueRecord(let owner, let queue, let notice) = self {
+            return try Self.encodeQueueRecord(owner: owner, queue: queue, notice: notice, to: encoder)
+        }
         var c = encoder.container(keyedBy: Keys.self)
         try c.encodeIfPresent(owner, forKey: .owner)
         switch self {
@@ -62,6 +70,7 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
             try c.encode(device, forKey: .device)
             try c.encode(pt, forKey: .pt)
         case .deviceReleased(_, let device): try c.encode(device, forKey: .device)
+        case .queueRecord: break
         }
         switch self {
         case .dirtyTrackingStarted(_, let ioas), .dirtyTrackingStopped(_, let ioas): try c.encode(ioas, forKey: .ioas)

@@ -102,6 +102,8 @@ final class HWPTRecord {
     var nested: NestedRecord?
     /// Nested HWPTs on this nest parent (each holds it in the kernel).
     var nestedChildren = Set<ObjectID>()
+    /// The fault queue its I/O page faults go to (`hwpt.alloc fault_queue`).
+    var faultQueue: ObjectID?
 
     init(id: ObjectID, owner: String, ioas: ObjectID, flags: HWPTAllocFlags, auto: Bool, iommuInstance: String?) {
         self.id = id

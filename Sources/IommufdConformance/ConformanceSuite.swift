@@ -4,6 +4,7 @@
 public enum ConformanceSuite {
     public static let all: [ConformanceCase] =
         ObjectCases.all + HWInfoCases.all + IOASCases.all + OptionCases.all + HWPTCases.all + DirtyCases.all + VIOMMUCases.all
+        + QueueCases.all
         + UserAddressCases.all + NestedCases.all
 
     /// The cases whose ID contains `substring` (all when it is nil or empty).

@@ -30,6 +30,9 @@ public final class FeatureRecordingBackend: IommuBackend, IommuTestHooks, @unche
     }
 
     /// Which feature a call belongs to: the ioctl it issues (see `FeatureProbe.requests`).
+    /// `note` for the queue calls (FeatureRecordingBackend+Queues.swift).
+    func noteQueue<T>(_ feature: Feature, _ call: () throws -> T) rethrows -> T { try note(feature, call) }
+
     func note<T>(_ feature: Feature, _ call: () throws -> T) rethrows -> T {
         let result = try call()
         lock.lock()

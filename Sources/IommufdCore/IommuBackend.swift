@@ -106,6 +106,29 @@ public protocol IommuBackend: AnyObject, Sendable {
 
     /// `IOMMU_VDEVICE_ALLOC`: gives `deviceID` the guest-visible `virtualID` on `viommu`.
     func allocVDevice(viommu: ObjectID, deviceID: ObjectID, virtualID: UInt64) throws -> ObjectID
+
+    // MARK: queues
+
+    /// `IOMMU_FAULT_QUEUE_ALLOC`: a queue of I/O page faults for HWPTs allocated with its ID
+    /// (`allocHWPT(..., faultQueue:)`). The backend keeps the queue's fd (see `EventQueue`).
+    func allocFaultQueue() throws -> EventQueue
+
+    /// `IOMMU_VEVENTQ_ALLOC` on `viommu`: at most one per `type`, `depth` events before the
+    /// queue loses events.
+    func allocVEventQueue(viommu: ObjectID, type: UInt32, depth: UInt32) throws -> EventQueue
+
+    /// `IOMMU_HWPT_ALLOC` with `IOMMU_HWPT_FAULT_ID_VALID` and `fault_id = faultQueue`: an HWPT
+    /// whose I/O page faults go to that fault queue (which it then holds: EBUSY to destroy).
+    func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags, faultQueue: ObjectID) throws -> ObjectID
+
+    /// `read(2)` of a queue's fd into `buffer`, with the kernel's rules (eventq.c): whole
+    /// records only, 0 when nothing is queued (it never blocks), EINVAL when the first record
+    /// does not fit, ESPIPE for a fault-queue read that is not a multiple of its record.
+    func readEventQueue(_ id: ObjectID, into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+
+    /// `write(2)` of `struct iommu_hwpt_page_response` records to a fault queue's fd: returns
+    /// the bytes taken; EINVAL for an unknown cookie or code (when it is the first record).
+    func respondToFaults(_ id: ObjectID, _ responses: UnsafeRawBufferPointer) throws -> Int
 }
 
 /// Test-only capabilities of a backend, so conformance tests can set up what the kernel's own

@@ -67,6 +67,9 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     private var vfioDevices: [ObjectID: (descriptor: DeviceDescriptor, device: VFIODevice)] = [:]
     private var mockDevices: [ObjectID: MockBinding] = [:]
     private var parkingIOAS: ObjectID?
+    // MARK: queues
+    /// The fds of the event and fault queues allocated here (Iommufd+Queues.swift).
+    let queueFDs = KernelQueueFDs()
 
     /// Opens the iommufd and probes it. Fails if it cannot be opened, or if mock devices are
     /// requested on a kernel without CONFIG_IOMMUFD_TEST.
@@ -231,6 +234,7 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
         if locked({ parkingIOAS == id }) {
             throw IommuError(.ENOENT, "IOMMU_DESTROY", detail: "object \(id)")
         }
+        closeQueueFD(id)  // queues: their fd holds the object (Iommufd+Queues.swift)
         try iommufd.destroy(id)
     }
 

@@ -31,8 +31,9 @@ extension SimBackend {
     }
 
     /// `iommufd_hwpt_paging_alloc` with immediate_attach = false.
-    private func allocPagingHWPT(
-        _ device: SimDevice, _ iommu: SimTopology.IOMMU, ioasID: ObjectID, _ ioas: SimIOAS, flags: HWPTAllocFlags
+    func allocPagingHWPT(
+        _ device: SimDevice, _ iommu: SimTopology.IOMMU, ioasID: ObjectID, _ ioas: SimIOAS, flags: HWPTAllocFlags,
+        faultQueue: ObjectID? = nil
     ) throws -> ObjectID {
         if !flags.subtracting(Self.validHWPTFlags).isEmpty { throw Errno.EOPNOTSUPP }
         if flags.contains(.dirtyTracking) && !device.dirtyCapable { throw Errno.EOPNOTSUPP }
@@ -47,9 +48,13 @@ extension SimBackend {
         let hwpt = SimHWPT(ioas: ioasID, iommu: iommu, flags: flags, autoDomain: false)
         try ioas.table.addDomain(hwpt: id, minPageSize: iommu.minPageSize, aperture: iommu.aperture)
         if flags.contains(.faultIDValid) {
-            // iommufd_get_fault(fault_id = 0): this API has no fault object to name.
-            ioas.table.removeDomain(hwpt: id)
-            throw Errno.ENOENT
+            // iommufd_get_fault: ENOENT for anything but a fault object (fault_id 0 included).
+            guard let faultQueue, case .eventQueue(let queue) = objects[faultQueue], queue.kind == .fault else {
+                ioas.table.removeDomain(hwpt: id)
+                throw Errno.ENOENT
+            }
+            queue.users += 1
+            hwpt.faultQueue = faultQueue
         }
         objects[id] = .hwpt(hwpt)
         ioas.hwpts.append(id)

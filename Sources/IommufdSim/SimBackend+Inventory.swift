@@ -97,6 +97,8 @@ extension SimBackend {
                     inventory.viommus.append(.init(id: id, hwpt: viommu.hwpt, type: viommu.type, vdevices: viommu.vdevices.values.sorted()))
                 case .vdevice(let vdev):
                     inventory.vdevices.append(.init(id: id, viommu: vdev.viommu, device: vdev.device, virtualID: vdev.virtualID))
+                case .eventQueue:
+                    break  // queues are not part of the inventory (SimBackend+Queues.swift)
                 case .tombstone:
                     inventory.tombstones.append(id)
                 }

@@ -12,13 +12,15 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     public var features: Set<Feature> { Self.implementedFeatures }
 
     /// What the simulator models: the iommufd operations of `IommuBackend`, nested HWPTs and
-    /// `IOMMU_HWPT_INVALIDATE` of the selftest mock driver (`NestedIommuBackend`), and the
-    /// selftest operations of `IommuTestHooks` / `NestedTestHooks`.
-    /// Not `faultQueue`, `ioasChangeProcess`, `veventq` or `hwQueue`: no
+    /// `IOMMU_HWPT_INVALIDATE` of the selftest mock driver (`NestedIommuBackend`), the selftest
+    /// operations of `IommuTestHooks` / `NestedTestHooks`, and fault queues and vEVENTQs as far
+    /// as the queue conformance cases go (SimBackend+Queues.swift).
+    /// Not `ioasChangeProcess` or `hwQueue`: no
     /// call reaches them, so advertising them would promise what nothing answers. A test runs
     /// the conformance suite on the simulator and checks each of these is exercised by a case
     /// that passes.
     public static let implementedFeatures: Set<Feature> = [
+        .faultQueue, .veventq,
         .iommufd, .vfioDeviceCdev, .hwptAlloc, .hwInfo, .dirtyTracking, .ioasMapFile, .viommu, .vdevice, .selftest,
         .hwptInvalidate,
     ]
@@ -270,21 +272,26 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                     removeHWPT(id, hwpt)
                 }
             case .viommu(let viommu):
-                // Each vDevice (iommufd_vdevice_alloc_ioctl) and nested HWPT
-                // (iommufd_viommu_alloc_hwpt_nested) holds a users reference on its vIOMMU.
-                if !viommu.vdevices.isEmpty || viommu.nestedUsers > 0 { throw Errno.EBUSY }
+                // Each vDevice (iommufd_vdevice_alloc_ioctl), nested HWPT
+                // (iommufd_viommu_alloc_hwpt_nested) and vEVENTQ (iommufd_veventq_alloc) holds a
+                // users reference on its vIOMMU.
+                if !viommu.vdevices.isEmpty || !viommu.veventqs.isEmpty || viommu.nestedUsers > 0 { throw Errno.EBUSY }
                 if case .hwpt(let parent) = objects[viommu.hwpt] { parent.viommuUsers -= 1 }
                 removeObject(id)
             case .vdevice(let vdev):
                 if case .viommu(let viommu) = objects[vdev.viommu] { viommu.vdevices[vdev.virtualID] = nil }
                 if case .device(let device) = objects[vdev.device] { device.vdevice = nil }
                 removeObject(id)
+            case .eventQueue(let queue):
+                try destroyEventQueue(id, queue)
             }
         }
     }
 
     /// `iommufd_hwpt_paging_destroy`: takes the domain out of its IOAS.
     func removeHWPT(_ id: ObjectID, _ hwpt: SimHWPT) {
+        if let fault = hwpt.faultQueue, case .eventQueue(let queue) = objects[fault] { queue.users -= 1 }
+        if let viommuID = hwpt.nestedViommu, case .viommu(let viommu) = objects[viommuID] { viommu.nestedUsers -= 1 }
         if case .ioas(let ioas) = objects[hwpt.ioas] {
             ioas.hwpts.removeAll { $0 == id }
             ioas.table.removeDomain(hwpt: id)

@@ -29,6 +29,11 @@ final class SimHWPT {
     var nested: SimNested?
     /// Nested HWPTs allocated on this nest parent (each holds a users reference).
     var nestedUsers = 0
+    // MARK: queues
+    /// `hwpt->fault`: the fault queue its I/O page faults go to (it holds a users reference).
+    var faultQueue: ObjectID?
+    /// A selftest nested HWPT on this vIOMMU (SimBackend+Queues.swift), which it holds.
+    var nestedViommu: ObjectID?
 
     init(ioas: ObjectID, iommu: SimTopology.IOMMU, flags: HWPTAllocFlags, autoDomain: Bool) {
         self.ioas = ioas
@@ -73,6 +78,9 @@ final class SimVIOMMU {
     let type: UInt32
     /// `viommu->vdevs`: virtual ID → vDevice.
     var vdevices: [UInt64: ObjectID] = [:]
+    // MARK: queues
+    /// `viommu->veventqs`: type → vEVENTQ (each holds a users reference on the vIOMMU).
+    var veventqs: [UInt32: ObjectID] = [:]
     /// Nested HWPTs allocated on this vIOMMU (each holds a users reference).
     var nestedUsers = 0
 
@@ -103,6 +111,9 @@ enum SimObject {
     case device(SimDevice)
     case viommu(SimVIOMMU)
     case vdevice(SimVDevice)
+    // MARK: queues
+    /// `IOMMUFD_OBJ_FAULT` or `IOMMUFD_OBJ_VEVENTQ` (SimBackend+Queues.swift).
+    case eventQueue(SimEventQueue)
     /// `XA_ZERO_ENTRY` left by `iommufd_object_tombstone_user`: the ID stays taken, every
     /// lookup answers ENOENT.
     case tombstone

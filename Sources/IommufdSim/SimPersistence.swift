@@ -111,6 +111,8 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         case allocHWPT, setDirtyTracking, readDirtyClear, allocVIOMMU, allocVDevice, addReserved, deviceWrite
         // MARK: nested (added kinds: a log without them replays as before)
         case allocNestedHWPT, invalidate
+        // MARK: queues
+        case allocFaultQueue = 100, allocVEventQueue, allocFaultHWPT
     }
 
     /// Runs `body` and logs `op` with the fields `encode` writes when it succeeds, in one
@@ -204,6 +206,9 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
             try bitmap.withUnsafeMutableBytes {
                 try sim.readDirtyBitmap(hwpt: hwpt, iova: iova, length: length, pageSize: pageSize, clear: true, into: $0)
             }
+        // MARK: queues (SimPersistence+Queues.swift)
+        case .allocFaultQueue, .allocVEventQueue, .allocFaultHWPT:
+            try replayQueueOp(op, &r, expect)
         case .allocVIOMMU:
             let id = r.u32(), dev = r.u32(), hwpt = r.u32(), type = r.u32()
             try expect(try sim.allocVIOMMU(deviceID: dev, hwpt: hwpt, type: type), id, "IOMMU_VIOMMU_ALLOC")

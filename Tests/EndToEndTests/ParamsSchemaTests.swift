@@ -39,7 +39,7 @@ struct ParamsSchemaTests {
         "ioas.set_option": IOASSetOptionParams(ioas: 1, hugePages: false),
         "hwpt.list": HWPTListParams(owner: "vm1", ioas: 1),
         "hwpt.alloc": {
-            var p = HWPTAllocParams(ioas: 1, device: "sim-pci0", dirtyTracking: true, nestParent: false)
+            var p = HWPTAllocParams(ioas: 1, device: "sim-pci0", dirtyTracking: true, nestParent: false, faultQueue: 7)
             p.parent = 2
             p.viommu = 3
             p.data = NestedDataParams(type: "selftest", iotlb: 1, flags: 0, pgtblAddr: 0x1000, addrWidth: 48, ste: [1, 2], dte: [1, 2, 3, 4])
@@ -51,6 +51,13 @@ struct ParamsSchemaTests {
         "dirty.status": DirtyParams(ioas: 1),
         "dirty.read": DirtyReadParams(ioas: 1, iova: 0, length: 4096, pageSize: 4096, clear: false, format: .bitmap, maxRuns: 16),
         "viommu.create": VIOMMUCreateParams(device: "sim-pci0", type: 1),
+        // queues
+        "fault.create": FaultCreateParams(owner: "vm1"),
+        "fault.destroy": QueueParams(queue: 7),
+        "veventq.create": VEventQCreateParams(viommu: 5, type: 1, depth: 64),
+        "veventq.destroy": QueueParams(queue: 8),
+        "queue.list": QueueListParams(owner: "vm1", viommu: 5),
+        "queue.fd": QueueParams(queue: 7),
         "viommu.destroy": VIOMMUDestroyParams(viommu: 3),
         "viommu.list": VIOMMUListParams(owner: "vm1", ioas: 1),
         "vdevice.create": VDeviceCreateParams(viommu: 3, device: "sim-pci0", virtualID: 7),

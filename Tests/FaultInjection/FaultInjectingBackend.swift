@@ -18,6 +18,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
         case allocHWPT, setDirtyTracking, readDirtyBitmap, allocVIOMMU, allocVDevice
         // MARK: nested
         case allocNestedHWPT, invalidate
+        // MARK: queues
+        case allocFaultQueue, allocVEventQueue, readEventQueue, respondToFaults
 
         /// The ioctl (or syscall) name the backend's `IommuError` carries.
         public var operation: String {
@@ -43,6 +45,10 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             case .allocVDevice: "IOMMU_VDEVICE_ALLOC"
             case .allocNestedHWPT: "IOMMU_HWPT_ALLOC"
             case .invalidate: "IOMMU_HWPT_INVALIDATE"
+            case .allocFaultQueue: "IOMMU_FAULT_QUEUE_ALLOC"
+            case .allocVEventQueue: "IOMMU_VEVENTQ_ALLOC"
+            case .readEventQueue: "read"
+            case .respondToFaults: "write"
             }
         }
 
@@ -89,6 +95,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             case .allocNestedHWPT: [.ENOMEM, .EFAULT]
             // the driver's cache_invalidate: its array copy.
             case .invalidate: [.ENOMEM, .EFAULT]
+            case .allocFaultQueue, .allocVEventQueue: [.ENOMEM]
+            case .readEventQueue, .respondToFaults: [.EFAULT]
             }
         }
     }
@@ -243,5 +251,22 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
     }
     public func allocVDevice(viommu: ObjectID, deviceID: ObjectID, virtualID: UInt64) throws -> ObjectID {
         try run(.allocVDevice, "device \(deviceID) on vIOMMU \(viommu)") { try inner.allocVDevice(viommu: viommu, deviceID: deviceID, virtualID: virtualID) }
+    }
+
+    // MARK: queues
+    public func allocFaultQueue() throws -> EventQueue { try run(.allocFaultQueue, "") { try inner.allocFaultQueue() } }
+    public func allocVEventQueue(viommu: ObjectID, type: UInt32, depth: UInt32) throws -> EventQueue {
+        try run(.allocVEventQueue, "vIOMMU \(viommu) type \(type)") { try inner.allocVEventQueue(viommu: viommu, type: type, depth: depth) }
+    }
+    public func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags, faultQueue: ObjectID) throws -> ObjectID {
+        try run(.allocHWPT, "device \(deviceID) on \(ptID), fault queue \(faultQueue)") {
+            try inner.allocHWPT(deviceID: deviceID, ptID: ptID, flags: flags, faultQueue: faultQueue)
+        }
+    }
+    public func readEventQueue(_ id: ObjectID, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try run(.readEventQueue, "queue \(id)") { try inner.readEventQueue(id, into: buffer) }
+    }
+    public func respondToFaults(_ id: ObjectID, _ responses: UnsafeRawBufferPointer) throws -> Int {
+        try run(.respondToFaults, "queue \(id)") { try inner.respondToFaults(id, responses) }
     }
 }

@@ -112,6 +112,17 @@ final class FaultyBackend: IommuBackend, @unchecked Sendable {
     func allocVDevice(viommu: ObjectID, deviceID: ObjectID, virtualID: UInt64) throws -> ObjectID {
         try sim.allocVDevice(viommu: viommu, deviceID: deviceID, virtualID: virtualID)
     }
+
+    // MARK: queues
+    func allocFaultQueue() throws -> EventQueue { try sim.allocFaultQueue() }
+    func allocVEventQueue(viommu: ObjectID, type: UInt32, depth: UInt32) throws -> EventQueue {
+        try sim.allocVEventQueue(viommu: viommu, type: type, depth: depth)
+    }
+    func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags, faultQueue: ObjectID) throws -> ObjectID {
+        try sim.allocHWPT(deviceID: deviceID, ptID: ptID, flags: flags, faultQueue: faultQueue)
+    }
+    func readEventQueue(_ id: ObjectID, into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try sim.readEventQueue(id, into: buffer) }
+    func respondToFaults(_ id: ObjectID, _ responses: UnsafeRawBufferPointer) throws -> Int { try sim.respondToFaults(id, responses) }
 }
 
 let page = Broker.pageSize

@@ -357,6 +357,21 @@ let isolationMatrix: [MatrixRow] = {
             let vdev = try c.a.value("vdevice.create", ["viommu": .id(v), "device": "v0", "virtual_id": 7]).id("vdevice")
             return p(["vdevice": .id(vdev)])
         },
+        // queues
+        R.row("fault.create", "", "✓✓∅✗") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("fault.destroy", "", "✓✓∅✗") { f, c in p(["queue": .id(try c.newFaultQueue(f))]) },
+        R.row("veventq.create", "", "✓✓∅✗") { f, c in p(["viommu": .id(try c.newVIOMMU(f))]) },
+        R.row("veventq.destroy", "", "✓✓∅✗") { f, c in p(["queue": .id(try c.newVEventQ(f))]) },
+        R.row("queue.fd", "", "✓✓∅✗") { f, c in p(["queue": .id(try c.newFaultQueue(f))]) },
+        R.row("queue.list", "of owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
+        R.row("queue.list", "of a vIOMMU", "✓✓∅✓") { f, c in p(["viommu": .id(try c.newVIOMMU(f))]) },
+        R.row("queue.list", "all", "✓✓✓✓"),
+        R.row("hwpt.alloc", "with a fault queue", "✓✓∅✗") { f, c in
+            p(["ioas": .id(f.ioas), "device": "a0", "fault_queue": .id(try c.newFaultQueue(f))])
+        },
+        R.cell("hwpt.alloc", "B's IOAS, A's fault queue", .other, "∅") { f, c in
+            p(["ioas": .id(f.otherIOAS), "device": "b0", "fault_queue": .id(try c.newFaultQueue(f))])
+        },
         R.row("events.subscribe", "to owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("events.subscribe", "to all", "✓✓✓✓"),
         // A subscription is its connection's: nobody else can end it, and nobody else sees it.

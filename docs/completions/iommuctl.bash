@@ -184,13 +184,13 @@ _iommuctl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|devices|device|owner|ioas|hwpt|dirty|viommu|vdevice|watch|metrics|call|help)
+    status|devices|device|owner|ioas|hwpt|dirty|viommu|vdevice|fault|veventq|queue|watch|metrics|call|help)
         # Offer subcommand argument completions
         "_iommuctl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status devices device owner ioas hwpt dirty viommu vdevice watch metrics call help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status devices device owner ioas hwpt dirty viommu vdevice fault veventq queue watch metrics call help' -- "${cur}"))
         ;;
     esac
 }
@@ -788,7 +788,7 @@ _iommuctl_hwpt_alloc() {
     repeating_flags=()
     non_repeating_flags=(--dirty-tracking --nest-parent --json --compact --version -h --help)
     repeating_options=()
-    non_repeating_options=(--ioas --device --parent --viommu --data-type --iotlb --vtd-flags --pgtbl-addr --addr-width --ste --dte --socket --timeout)
+    non_repeating_options=(--ioas --device --fault-queue --socket --timeout)
     __iommuctl_offer_flags_options 0
 
     # Offer option value completions
@@ -799,31 +799,7 @@ _iommuctl_hwpt_alloc() {
     '--device')
         return
         ;;
-    '--parent')
-        return
-        ;;
-    '--viommu')
-        return
-        ;;
-    '--data-type')
-        return
-        ;;
-    '--iotlb')
-        return
-        ;;
-    '--vtd-flags')
-        return
-        ;;
-    '--pgtbl-addr')
-        return
-        ;;
-    '--addr-width')
-        return
-        ;;
-    '--ste')
-        return
-        ;;
-    '--dte')
+    '--fault-queue')
         return
         ;;
     '--socket')
@@ -1163,6 +1139,182 @@ _iommuctl_vdevice_destroy() {
 
     # Offer option value completions
     case "${prev}" in
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_fault() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __iommuctl_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    create|destroy)
+        # Offer subcommand argument completions
+        "_iommuctl_fault_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'create destroy' -- "${cur}"))
+        ;;
+    esac
+}
+
+_iommuctl_fault_create() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--socket --timeout)
+    __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_fault_destroy() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--socket --timeout)
+    __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_veventq() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __iommuctl_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    create|destroy)
+        # Offer subcommand argument completions
+        "_iommuctl_veventq_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'create destroy' -- "${cur}"))
+        ;;
+    esac
+}
+
+_iommuctl_veventq_create() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--type --depth --socket --timeout)
+    __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--type')
+        return
+        ;;
+    '--depth')
+        return
+        ;;
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_veventq_destroy() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--socket --timeout)
+    __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_queue() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __iommuctl_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    list)
+        # Offer subcommand argument completions
+        "_iommuctl_queue_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'list' -- "${cur}"))
+        ;;
+    esac
+}
+
+_iommuctl_queue_list() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--owner --viommu --socket --timeout)
+    __iommuctl_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--owner')
+        return
+        ;;
+    '--viommu')
+        return
+        ;;
     '--socket')
         __iommuctl_add_completions -f
         return

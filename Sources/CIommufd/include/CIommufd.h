@@ -7,6 +7,7 @@
 #ifndef CIOMMUFD_H
 #define CIOMMUFD_H
 #include "iommufd_uapi.h"
+#include "iommufd_queues_uapi.h"
 #include "sys_helpers.h"
 #include "socket_helpers.h"
 #endif

@@ -40,6 +40,7 @@ struct HWPTList: DaemonCommand {
         if h.dirtyTracking { words.append("dirty-tracking") }
         if h.nestParent { words.append("nest-parent") }
         if let n = h.nested { words.append("nested(\(n.dataType) on \(n.viommu.map { "viommu \($0)" } ?? "hwpt \(n.parent)"))") }
+        if let queue = h.faultQueue { words.append("faults-to-queue-\(queue)") }
         return words.joined(separator: ",")
     }
 
@@ -92,12 +93,15 @@ struct HWPTAlloc: DaemonCommand {
 
     @OptionGroup var nested: NestedDataOptions
 
+    @Option(help: ArgumentHelp("IOMMU_HWPT_FAULT_ID_VALID: the HWPT's I/O page faults go to this fault queue of the owner (`fault create`).", valueName: "id"))
+    var faultQueue: UInt32?
+
     @OptionGroup var global: GlobalOptions
 
     func execute(_ context: CommandContext) throws {
         let params: HWPTAllocParams
         if let data = try nested.data() {
-            params = HWPTAllocParams(device: device, parent: nested.parent, viommu: nested.viommu, data: data)
+            params = HWPTAllocParams(device: device, parent: nested.parent, viommu: nested.viommu, data: data, faultQueue: faultQueue)
             var p = params
             p.ioas = ioas
             p.dirtyTracking = dirtyTracking ? true : nil
@@ -110,7 +114,7 @@ struct HWPTAlloc: DaemonCommand {
             return
         }
         guard let ioas else { throw ValidationError("name --ioas (a paging HWPT), or --parent/--viommu with --data-type (a nested HWPT)") }
-        params = HWPTAllocParams(ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil)
+        params = HWPTAllocParams(ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil, faultQueue: faultQueue)
         let result = try context.call("hwpt.alloc", encoding: params)
         try context.emit(result, as: HWPTInfo.self) { h in
             let flags = HWPTList.flags(h)

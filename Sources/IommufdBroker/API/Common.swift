@@ -28,4 +28,6 @@ public struct WithFDs<Result: Encodable & Sendable>: Sendable {
 /// The kinds of objects the broker tracks.
 public enum ObjectKind: String, Codable, Sendable, Hashable, CaseIterable {
     case ioas, hwpt, device, viommu, vdevice
+    // MARK: queues
+    case veventq, fault
 }

@@ -25,23 +25,29 @@ public struct HWPTAllocParams: Codable, Hashable, Sendable {
     public var viommu: ObjectID?
     /// The nested HWPT's driver data (with `parent` or `viommu` only).
     public var data: NestedDataParams?
-    public init(ioas: ObjectID, device: String, dirtyTracking: Bool? = nil, nestParent: Bool? = nil) {
+    /// A fault queue of the owner (`fault.create`): the HWPT's I/O page faults go to it
+    /// (`IOMMU_HWPT_FAULT_ID_VALID`). Not with `nest_parent`.
+    public var faultQueue: ObjectID?
+    public init(ioas: ObjectID, device: String, dirtyTracking: Bool? = nil, nestParent: Bool? = nil, faultQueue: ObjectID? = nil) {
         self.ioas = ioas
         self.device = device
         self.dirtyTracking = dirtyTracking
         self.nestParent = nestParent
+        self.faultQueue = faultQueue
     }
     /// A nested HWPT on `parent` or `viommu`.
-    public init(device: String, parent: ObjectID? = nil, viommu: ObjectID? = nil, data: NestedDataParams) {
+    public init(device: String, parent: ObjectID? = nil, viommu: ObjectID? = nil, data: NestedDataParams, faultQueue: ObjectID? = nil) {
         self.device = device
         self.parent = parent
         self.viommu = viommu
         self.data = data
+        self.faultQueue = faultQueue
     }
     enum CodingKeys: String, CodingKey {
         case ioas, device, parent, viommu, data
         case dirtyTracking = "dirty_tracking"
         case nestParent = "nest_parent"
+        case faultQueue = "fault_queue"
     }
 }
 
@@ -66,8 +72,11 @@ public struct HWPTInfo: Codable, Hashable, Sendable {
     public var tracking: Bool
     /// Set for a nested HWPT: its parent, vIOMMU and data type.
     public var nested: NestedHWPTInfo? = nil
+    /// The fault queue its I/O page faults go to.
+    public var faultQueue: ObjectID? = nil
     enum CodingKeys: String, CodingKey {
         case hwpt, owner, ioas, auto, devices, viommus, tracking, nested
+        case faultQueue = "fault_queue"
         case dirtyTracking = "dirty_tracking"
         case nestParent = "nest_parent"
         case iommuInstance = "iommu_instance"

@@ -36,6 +36,13 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     case viommuList = "viommu.list"
     case vdeviceCreate = "vdevice.create"
     case vdeviceDestroy = "vdevice.destroy"
+    // MARK: queues
+    case faultCreate = "fault.create"
+    case faultDestroy = "fault.destroy"
+    case veventqCreate = "veventq.create"
+    case veventqDestroy = "veventq.destroy"
+    case queueList = "queue.list"
+    case queueFD = "queue.fd"
     case eventsSubscribe = "events.subscribe"
     case eventsUnsubscribe = "events.unsubscribe"
     // MARK: nested
@@ -46,7 +53,7 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     public var changesState: Bool {
         switch self {
         case .ownerList, .ownerInfo, .deviceList, .deviceInfo, .ioasList, .ioasInfo, .ioasRanges,
-            .hwptList, .viommuList, .dirtyStatus, .eventsSubscribe, .eventsUnsubscribe:
+            .hwptList, .viommuList, .dirtyStatus, .eventsSubscribe, .eventsUnsubscribe, .queueList:
             false
         default:
             true
@@ -57,7 +64,9 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     public var takesFD: Bool { self == .ioasMap }
 
     /// May send file descriptors back with the reply.
-    public var returnsFDs: Bool { self == .deviceFD || self == .dirtyRead || self == .ownerDelegate }
+    public var returnsFDs: Bool {
+        self == .deviceFD || self == .dirtyRead || self == .ownerDelegate || self == .faultCreate || self == .veventqCreate || self == .queueFD
+    }
 
     /// One line for `rpc.discover` and `iommuctl --help`.
     public var summary: String {
@@ -96,6 +105,12 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .viommuList: "List vIOMMUs with their nest parent, IOMMU instance and vDevices"
         case .vdeviceCreate: "Give a device its guest-visible ID on a vIOMMU"
         case .vdeviceDestroy: "Destroy a vDevice"
+        case .faultCreate: "Create a fault queue of an owner; its records come on the returned fd (a socket), faults are answered there"
+        case .faultDestroy: "Destroy a fault queue no HWPT delivers to"
+        case .veventqCreate: "Create a vEVENTQ on a vIOMMU; its events come on the returned fd (a socket) and as event.queue notifications"
+        case .veventqDestroy: "Destroy a vEVENTQ"
+        case .queueList: "List fault queues and vEVENTQs with their holders and counters"
+        case .queueFD: "A new fd for a queue's records (the previous holder's reaches end of file)"
         case .eventsSubscribe: "Receive object, device and dirty-tracking events as notifications"
         case .eventsUnsubscribe: "Stop a subscription"
         case .hwptInvalidate: "Invalidate a nested HWPT's caches: an array of driver entries in one IOMMU_HWPT_INVALIDATE"

@@ -66,8 +66,11 @@ extension Broker {
             var deviceFDs: [ObjectID: (name: String, fd: Int32)] = [:]
             var channelFDs: [UInt64: (name: String, fd: Int32)] = [:]
             var unused: [(name: String, fd: Int32)] = []
+            var queueFDs: [String: Int32] = [:]  // queues: Broker+QueueJournal.swift
             for (name, fd) in storedFDs {
-                if let id = StoredFDName.parseChannel(name), channelFDs[id] == nil {
+                if StoredFDName.parseQueue(name) != nil, queueFDs[name] == nil {
+                    queueFDs[name] = fd
+                } else if let id = StoredFDName.parseChannel(name), channelFDs[id] == nil {
                     channelFDs[id] = (name, fd)
                 } else if let g = StoredFDName.parseJournal(name) {
                     journals.append((g, name, fd))
@@ -120,6 +123,7 @@ extension Broker {
                 report.problems += contents.problems
                 rebuild(from: contents, memory: &memory, deviceFDs: &deviceFDs, journal: journal, report: &report)
                 adoptChannels(contents.state.channels ?? [], stored: &channelFDs, report: &report)
+                adoptQueues(contents.state.queues ?? [], stored: &queueFDs, problems: &report.problems)
                 if reconcileWithBackend(journal: journal, report: &report) || journal.log.hasPending {
                     // The corrected state is journaled before the first request.
                     journal.recordState(journalState())
@@ -143,6 +147,7 @@ extension Broker {
             // What nothing refers to: memory files no mapping uses, fds of devices not bound.
             for (_, file) in memory { unused.append(file) }
             for (_, channel) in channelFDs { unused.append(channel) }
+            for (name, fd) in queueFDs { unused.append((name, fd)) }
             for (id, device) in deviceFDs where !journal.storedDevices.contains(id) { unused.append(device) }
             for (name, fd) in unused {
                 report.problems.append("fd store entry \(name) is not referenced by the journal; released")

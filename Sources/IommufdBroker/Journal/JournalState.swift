@@ -88,6 +88,9 @@ struct JournalState: Codable, Equatable {
         var owner: String
     }
     var channels: [Channel]?
+    // MARK: queues
+    /// Fault queues and vEVENTQs (Broker+QueueJournal.swift); nil when there are none.
+    var queues: [Queue]?
 }
 
 extension Broker {
@@ -117,6 +120,7 @@ extension Broker {
         }
         s.nestParents = nestParents.map { .init(ioas: $0.key.ioas, iommuInstance: $0.key.iommuInstance, hwpt: $0.value) }
             .sorted { ($0.ioas, $0.iommuInstance) < ($1.ioas, $1.iommuInstance) }
+        s.queues = journalQueues()  // queues
         s.channels = channels.isEmpty ? nil : channels.sorted { $0.key < $1.key }.map { .init(id: $0.key, owner: $0.value) }
         return s
     }

@@ -174,6 +174,19 @@ extension MethodTable {
         // MARK: nested
         add(.hwptInvalidate, HWPTInvalidateParams.self, broker.hwptInvalidate)
         add(.viommuInvalidate, VIOMMUInvalidateParams.self, broker.viommuInvalidate)
+        // MARK: queues
+        t.addWithFDs(BrokerMethod.faultCreate.rawValue, BrokerMethod.faultCreate.summary, access: .write, params: FaultCreateParams.self) { c, p, _ in
+            try broker.faultCreate(c, p)
+        }
+        t.addWithFDs(BrokerMethod.veventqCreate.rawValue, BrokerMethod.veventqCreate.summary, access: .write, params: VEventQCreateParams.self) { c, p, _ in
+            try broker.veventqCreate(c, p)
+        }
+        add(.faultDestroy, QueueParams.self, broker.faultDestroy)
+        add(.veventqDestroy, QueueParams.self, broker.veventqDestroy)
+        add(.queueList, QueueListParams.self, broker.queueList)
+        t.addWithFDs(BrokerMethod.queueFD.rawValue, BrokerMethod.queueFD.summary, access: .write, params: QueueParams.self) { c, p, _ in
+            try broker.queueFD(c, p)
+        }
         return t
     }
 }
