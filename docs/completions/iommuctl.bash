@@ -788,7 +788,7 @@ _iommuctl_hwpt_alloc() {
     repeating_flags=()
     non_repeating_flags=(--dirty-tracking --nest-parent --json --compact --version -h --help)
     repeating_options=()
-    non_repeating_options=(--ioas --device --fault-queue --socket --timeout)
+    non_repeating_options=(--ioas --device --parent --viommu --data-type --iotlb --vtd-flags --pgtbl-addr --addr-width --ste --dte --fault-queue --socket --timeout)
     __iommuctl_offer_flags_options 0
 
     # Offer option value completions
@@ -797,6 +797,33 @@ _iommuctl_hwpt_alloc() {
         return
         ;;
     '--device')
+        return
+        ;;
+    '--parent')
+        return
+        ;;
+    '--viommu')
+        return
+        ;;
+    '--data-type')
+        return
+        ;;
+    '--iotlb')
+        return
+        ;;
+    '--vtd-flags')
+        return
+        ;;
+    '--pgtbl-addr')
+        return
+        ;;
+    '--addr-width')
+        return
+        ;;
+    '--ste')
+        return
+        ;;
+    '--dte')
         return
         ;;
     '--fault-queue')
