@@ -129,7 +129,8 @@ extension Broker {
         let format = params.format ?? .runs
         let clear = params.clear ?? true
         if let maxRuns = params.maxRuns, maxRuns < 1 {
-            throw BrokerError.invalid("dirty.read: max_runs \(maxRuns) must be at least 1 (leave it out for the daemon's limit of \(config.maxDirtyRuns))")
+            let limit = readLocked { config.maxDirtyRuns }  // `config` changes on reload, under `lock`
+            throw BrokerError.invalid("dirty.read: max_runs \(maxRuns) must be at least 1 (leave it out for the daemon's limit of \(limit))")
         }
         let what = clear ? "dirty.read (read-and-clear)" : nil
         return try serialized({ try ownerOfIOAS(caller, params.ioas, write: what) }) { owner in

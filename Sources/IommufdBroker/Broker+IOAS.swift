@@ -329,18 +329,18 @@ extension Broker {
             }
             // 3. Under `lock`: record and journal the mapping, or give back the reservation.
             return try locked {
-            journal?.stateUnchanged = true
-            owner.reservedBytes -= params.length
-            let iova = try copied.get()
-            let mapping = MappingRecord(length: params.length, charged: params.length, backing: .copy, flags: flags)
-            guard ioasTable[dst.id] === dst, dst.mappings.insert(mapping, at: iova) else {
-                _ = try? backend.unmap(ioas: dst.id, iova: iova, length: params.length)
-                throw BrokerError(.conflict, "IOAS \(dst.id) already has a mapping at \(Self.hex(iova)) in the daemon's records; the copy was undone")
-            }
-            owner.pinnedBytes += params.length
-            dst.pinnedBytes += params.length
-            journal?.mapped(ioas: dst.id, iova: iova, mapping, offset: 0)
-            return IOASCopyResult(dstIOAS: dst.id, dstIOVA: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
+                journal?.stateUnchanged = true
+                owner.reservedBytes -= params.length
+                let iova = try copied.get()
+                let mapping = MappingRecord(length: params.length, charged: params.length, backing: .copy, flags: flags)
+                guard ioasTable[dst.id] === dst, dst.mappings.insert(mapping, at: iova) else {
+                    _ = try? backend.unmap(ioas: dst.id, iova: iova, length: params.length)
+                    throw BrokerError(.conflict, "IOAS \(dst.id) already has a mapping at \(Self.hex(iova)) in the daemon's records; the copy was undone")
+                }
+                owner.pinnedBytes += params.length
+                dst.pinnedBytes += params.length
+                journal?.mapped(ioas: dst.id, iova: iova, mapping, offset: 0)
+                return IOASCopyResult(dstIOAS: dst.id, dstIOVA: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
             }
         }
     }

@@ -225,3 +225,81 @@ final class StressFlag<Value>: @unchecked Sendable {
         set { lock.withLock { _value = newValue } }
     }
 }
+
+/// While one owner's request is inside the backend, other owners' requests run to the end, and
+/// the owner's own next gated request waits for it. Made deterministic with the backend's
+/// dirty-read hook: owner A's dirty read stays inside the backend until owner B's requests are
+/// done (if they needed the broker's state lock, they would never be: the test then fails after
+/// a minute instead of hanging). No time is measured.
+@Suite("Owners do not wait for each other")
+struct OwnersDoNotWaitTests {
+    @Test func anotherOwnersRequestsRunWhileADirtyReadIsInTheBackend() throws {
+        let f = try Fixture()
+        let ram = try memfd(pages: 64)
+        defer { close(ram) }
+        let ioasA = try f.ownerWithIOAS("vm-a", as: f.a)
+        _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-a", device: "sim0", ioas: ioasA, dirty: .required))
+        _ = try f.broker.ioasMap(f.a, IOASMapParams(ioas: ioasA, length: 16 * page, iova: 0x100000), fd: ram)
+        _ = try f.broker.dirtyStart(f.a, DirtyParams(ioas: ioasA))
+        let ioasB = try f.ownerWithIOAS("vm-b", as: f.b)
+
+        let inBackend = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        f.backend.beforeDirtyRead { _, _ in
+            inBackend.signal()
+            release.wait()
+        }
+        nonisolated(unsafe) let broker = f.broker
+        let a = f.a
+        let readDone = DispatchSemaphore(value: 0)
+        let readResult = StressFlag<String?>(nil)
+        Thread {
+            do {
+                _ = try broker.dirtyRead(a, DirtyReadParams(ioas: ioasA, iova: 0x100000, length: 16 * page, clear: false))
+            } catch {
+                readResult.value = "\(error)"
+            }
+            readDone.signal()
+        }.start()
+        inBackend.wait()
+        f.backend.beforeDirtyRead(nil)  // B's and A's later reads go straight through
+
+        // Owner B, while A's read is in the backend: a map, info, unmap, copy, owner.info.
+        let b = f.b
+        let bDone = DispatchSemaphore(value: 0)
+        let bProblems = StressFlag<[String]>([])
+        Thread {
+            do {
+                let mapped = try broker.ioasMap(b, IOASMapParams(ioas: ioasB, length: 4 * page), fd: ram)
+                _ = try broker.ioasInfo(b, IOASInfoParams(ioas: ioasB))
+                _ = try broker.ioasCopy(b, IOASCopyParams(dstIOAS: ioasB, srcIOAS: ioasB, srcIOVA: mapped.iova, length: 4 * page))
+                _ = try broker.ioasUnmap(b, IOASUnmapParams(ioas: ioasB, all: true))
+                _ = try broker.ownerInfo(b, OwnerInfoParams(name: "vm-b"))
+            } catch {
+                bProblems.value.append("\(error)")
+            }
+            bDone.signal()
+        }.start()
+        let bFinished = bDone.wait(timeout: .now() + 60) == .success
+
+        // A's own next map waits for A's read (its owner's gate) until the read is released.
+        let ownerWaitBefore = f.broker.ownerWaitHistogram()
+        let aMapDone = DispatchSemaphore(value: 0)
+        Thread {
+            _ = try? broker.ioasMap(a, IOASMapParams(ioas: ioasA, length: page), fd: ram)
+            aMapDone.signal()
+        }.start()
+        release.signal()
+        readDone.wait()
+        aMapDone.wait()
+        if !bFinished { bDone.wait() }
+
+        #expect(bFinished, "owner B's requests did not finish while owner A's dirty read was inside the backend")
+        #expect(bProblems.value == [])
+        #expect(readResult.value == nil)
+        let ownerWaitAfter = f.broker.ownerWaitHistogram()
+        #expect(ownerWaitAfter.count > ownerWaitBefore.count)
+        let pinned = try f.broker.ownerInfo(f.a, OwnerInfoParams(name: "vm-a")).pinnedBytes
+        #expect(pinned == 17 * page)
+    }
+}
