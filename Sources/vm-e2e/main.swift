@@ -9,10 +9,12 @@ import Foundation
 //                           supervisor: state built, SIGKILL, restart from the fd store
 //   vm-e2e systemd          iommufdd as scripts/install installed it, under the real systemd
 //                           (PID 1 of the guest's systemd boot), driven with systemctl
+//   vm-e2e crash            the crash-point sweep of the map and dirty paths on the kernel
+//                           backend with mock devices (SIGKILL at each point, restart, check)
 //   vm-e2e mini-vmm         libiommufdd's example VMM (mini-vmm, beside this binary or
 //                           $MINI_VMM) on a delegated channel: maps, takes the edu device,
 //                           confines itself, DMAs, and cannot attach its device elsewhere
-let usage = "usage: vm-e2e kernel-backend | daemon | restart | systemd | mini-vmm"
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -31,6 +33,8 @@ case "daemon":
     if !DaemonChecks.runAll(run: run) { exit(1) }
 case "restart":
     if !RestartChecks.runAll(run: run) { exit(1) }
+case "crash":
+    if !CrashChecks.runAll(run: run) { exit(1) }
 case "systemd":
     if !SystemdChecks.runAll(run: run) { exit(1) }
 case "mini-vmm":
