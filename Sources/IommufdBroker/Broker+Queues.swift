@@ -184,15 +184,30 @@ extension Broker {
             throw BrokerError(.busy, "fault queue \(record.id) is used by HWPTs \(users) (their I/O page faults go to it); destroy them first")
         }
         queuePump.unwatch(queue: record.id)
+        // Every open copy of the kernel's queue fd holds the object: the fd store's copy goes
+        // first. systemd closes it when it handles FDSTOREREMOVE, a moment later, so EBUSY is
+        // retried for up to two seconds while a store holds one.
+        let stored = journal != nil
+        forgetQueueFDs(record.id)
         do {
-            try kcall("destroying \(record.kind == .fault ? "fault queue" : "vEVENTQ") \(record.id)") { try backend.destroy(record.id) }
+            try kcall("destroying \(record.kind == .fault ? "fault queue" : "vEVENTQ") \(record.id)") {
+                var attempt = 0
+                while true {
+                    do {
+                        return try backend.destroy(record.id)
+                    } catch let error as IommuError where error.errno == .EBUSY && stored && attempt < 200 {
+                        attempt += 1
+                        usleep(10_000)
+                    }
+                }
+            }
         } catch {
+            storeQueueFDs(record)
             queuePump.watch(self, queue: record.id, fds: [], relay: record.relayFD)
             throw error
         }
         if let fd = record.relayFD { _ = close(fd) }
         record.relayFD = nil
-        forgetQueueFDs(record.id)
         queueTable[record.id] = nil
         emit(.objectDestroyed(owner: record.owner, kind: record.kind == .fault ? .fault : .veventq, id: record.id))
     }
@@ -372,7 +387,11 @@ extension Broker {
 /// thread calls back without holding the pump's lock.
 final class QueuePump: @unchecked Sendable {
     private enum Role { case queue, relay }
-    private let lock = NSLock()
+    private let lock = NSCondition()
+    /// Bumped by every change of `entries`; `pollingGeneration` is the one the thread's current
+    /// `poll` was built from, nil while it is not in `poll`.
+    private var generation: UInt64 = 0
+    private var pollingGeneration: UInt64?
     private var entries: [Int32: (queue: ObjectID, role: Role)] = [:]
     private weak var broker: Broker?
     private var wakeRead: Int32 = -1
@@ -387,6 +406,7 @@ final class QueuePump: @unchecked Sendable {
             entries = entries.filter { $0.value.queue != queue }
             for fd in fds where fd >= 0 { entries[fd] = (queue, .queue) }
             if let relay { entries[relay] = (queue, .relay) }
+            generation += 1
             self.broker = broker
             startLocked()
         }
@@ -402,9 +422,20 @@ final class QueuePump: @unchecked Sendable {
         wake()
     }
 
+    /// Stops watching `queue`'s fds and returns once the thread is no longer in a `poll` that
+    /// has them: a polled fd holds its file, and an iommufd queue's file holds the queue object
+    /// (IOMMU_DESTROY would be EBUSY). The thread may be waiting for the broker's lock, which the
+    /// caller holds: that is not in `poll`, so this never waits for it.
     func unwatch(queue: ObjectID) {
-        lock.withLock { entries = entries.filter { $0.value.queue != queue } }
+        let wanted: UInt64 = lock.withLock {
+            entries = entries.filter { $0.value.queue != queue }
+            generation += 1
+            return generation
+        }
         wake()
+        lock.lock()
+        while let polling = pollingGeneration, polling < wanted { lock.wait() }
+        lock.unlock()
     }
 
     private func startLocked() {
@@ -432,7 +463,10 @@ final class QueuePump: @unchecked Sendable {
 
     private func run() {
         while true {
-            let (snapshot, wakeFD, stop) = lock.withLock { (entries, wakeRead, stopped) }
+            let (snapshot, wakeFD, stop) = lock.withLock { () -> ([Int32: (queue: ObjectID, role: Role)], Int32, Bool) in
+                if !stopped { pollingGeneration = generation }
+                return (entries, wakeRead, stopped)
+            }
             if stop {
                 lock.withLock {
                     _ = close(wakeRead)
@@ -445,6 +479,10 @@ final class QueuePump: @unchecked Sendable {
             var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
             for fd in snapshot.keys { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             let n = poll(&fds, nfds_t(fds.count), -1)
+            lock.withLock {
+                pollingGeneration = nil
+                lock.broadcast()
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 usleep(10_000)

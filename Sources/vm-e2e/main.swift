@@ -14,7 +14,9 @@ import Foundation
 //   vm-e2e mini-vmm         libiommufdd's example VMM (mini-vmm, beside this binary or
 //                           $MINI_VMM) on a delegated channel: maps, takes the edu device,
 //                           confines itself, DMAs, and cannot attach its device elsewhere
-let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm"
+//   vm-e2e queues           fault queues and vEVENTQs through an in-process broker over the
+//                           kernel backend with a mock device (QueueChecks.swift)
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -37,6 +39,8 @@ case "crash":
     if !CrashChecks.runAll(run: run) { exit(1) }
 case "systemd":
     if !SystemdChecks.runAll(run: run) { exit(1) }
+case "queues":
+    if !QueueChecks.runAll(run: run) { exit(1) }
 case "mini-vmm":
     if !MiniVMMChecks.runAll(run: run) { exit(1) }
 default:
