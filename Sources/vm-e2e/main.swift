@@ -12,7 +12,10 @@ import Foundation
 //   vm-e2e mini-vmm         libiommufdd's example VMM (mini-vmm, beside this binary or
 //                           $MINI_VMM) on a delegated channel: maps, takes the edu device,
 //                           confines itself, DMAs, and cannot attach its device elsewhere
-let usage = "usage: vm-e2e kernel-backend | daemon | restart | systemd | mini-vmm"
+//   vm-e2e qemu-guest       QEMU with the iommufdd backend (integrations/qemu; qemu-system-x86_64
+//                           and edu-dma-guest.bin beside this binary, or $QEMU, $QEMU_GUEST) runs
+//                           a bare-metal guest whose passed-through edu DMAs through the daemon
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | systemd | mini-vmm | qemu-guest"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -35,6 +38,8 @@ case "systemd":
     if !SystemdChecks.runAll(run: run) { exit(1) }
 case "mini-vmm":
     if !MiniVMMChecks.runAll(run: run) { exit(1) }
+case "qemu-guest":
+    if !QEMUGuestChecks.runAll(run: run) { exit(1) }
 default:
     FileHandle.standardError.write(Data("vm-e2e: unknown suite '\(suite)'\n\(usage)\n".utf8))
     exit(2)
