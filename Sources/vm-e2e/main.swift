@@ -16,7 +16,10 @@ import Foundation
 //                           confines itself, DMAs, and cannot attach its device elsewhere
 //   vm-e2e queues           fault queues and vEVENTQs through an in-process broker over the
 //                           kernel backend with a mock device (QueueChecks.swift)
-let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues"
+//   vm-e2e qemu-guest       QEMU with the iommufdd backend (integrations/qemu; qemu-system-x86_64
+//                           and edu-dma-guest.bin beside this binary, or $QEMU, $QEMU_GUEST) runs
+//                           a bare-metal guest whose passed-through edu DMAs through the daemon
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | qemu-guest"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -43,6 +46,8 @@ case "queues":
     if !QueueChecks.runAll(run: run) { exit(1) }
 case "mini-vmm":
     if !MiniVMMChecks.runAll(run: run) { exit(1) }
+case "qemu-guest":
+    if !QEMUGuestChecks.runAll(run: run) { exit(1) }
 default:
     FileHandle.standardError.write(Data("vm-e2e: unknown suite '\(suite)'\n\(usage)\n".utf8))
     exit(2)
