@@ -141,11 +141,17 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
     /// Reads until the socket is drained: EAGAIN, or a short read that carried no fds. A short
     /// read *with* fds proves nothing (the kernel stops after a segment that carried fds), and
     /// the source may not fire again for what is left.
+    ///
+    /// When the socket is drained, the worker may linger for the client's next request
+    /// (`RPCLingerGate`) and serve it without going back through Dispatch.
     private func readable() {
+        server.linger.enter()
+        defer { server.linger.leave() }
         while true {
             if shared.withLock({ $0.closed || $0.closeAfterFlush != nil }) { return }
             switch SocketIO.receive(fd, into: readBuffer, maxFDs: limits.maxFileDescriptorsPerMessage) {
             case .failure(.EAGAIN):
+                if server.linger.linger(on: fd) { continue }
                 return
             case .failure(let e):
                 if e == .ECONNRESET {
@@ -176,7 +182,10 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                 }
                 ingest(count: received.count, fds: received.fds, problem: problem)
                 // A short read without fds took everything there was: new data means a new event.
-                if received.count < readBuffer.count && received.fds.isEmpty && problem == nil { return }
+                if received.count < readBuffer.count && received.fds.isEmpty && problem == nil {
+                    if server.linger.linger(on: fd) { continue }
+                    return
+                }
             }
         }
     }

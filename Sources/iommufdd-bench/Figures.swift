@@ -109,17 +109,39 @@ func figureRPC(_ report: Report, _ options: Options) throws {
     let ping = requestLine("daemon.ping")
     let n = options.iterations(20_000)
     let echoClient = try LineClient(path: echo.path)
-    let echoSamples = try measure(iterations: n, warmup: 1000) { try echoClient.roundTrip(ping) }
     let pingClient = try LineClient(path: path)
-    let pingSamples = try measure(iterations: n, warmup: 1000) { try pingClient.roundTrip(ping) }
-    report.latency("daemon.ping, 1 client (\(where_))", pingSamples, floor: echoSamples.median, floorName: "echo", target: .ratioAtMost(3), p99: true)
+    // Echo and ping alternate, one round trip each, so both see the same load on a shared machine.
+    var echoSamples = Samples()
+    var pingSamples = Samples()
+    for i in 0..<(n + 1000) {
+        let t0 = now()
+        try echoClient.roundTrip(ping)
+        let t1 = now()
+        try pingClient.roundTrip(ping)
+        let t2 = now()
+        if i >= 1000 {
+            echoSamples.add(t1 - t0)
+            pingSamples.add(t2 - t1)
+        }
+    }
+    report.latency("daemon.ping, 1 client (\(where_))", pingSamples, floor: echoSamples.median, floorName: "echo", target: .ratioAtMost(2), p99: true)
     report.add(Row(figure: "echo floor, 1 client", value: "median \(formatNanos(echoSamples.median)), p99 \(formatNanos(echoSamples.p99))", floor: "-", ratio: nil, target: .none, met: nil))
-    let seconds = options.quick ? 0.3 : 1.5
+    // Throughput: short windows, echo and daemon in turn, so a burst of load elsewhere hits both;
+    // the figure is the median window of each.
+    let windows = options.quick ? 3 : 7
+    let seconds = (options.quick ? 0.6 : 2.1) / Double(windows)
     for clients in [1, 4, 16, 64] {
-        let echoRate = try throughput(path: echo.path, clients: clients, seconds: seconds, request: ping)
-        let rate = try throughput(path: path, clients: clients, seconds: seconds, request: ping)
-        let target: Target = clients == 16 ? .atLeast(40_000, "req/s") : .none
-        let met: Bool? = clients == 16 ? rate >= 40_000 : nil
+        var echoRates: [Double] = []
+        var rates: [Double] = []
+        for _ in 0..<windows {
+            echoRates.append(try throughput(path: echo.path, clients: clients, seconds: seconds, request: ping))
+            rates.append(try throughput(path: path, clients: clients, seconds: seconds, request: ping))
+        }
+        let echoRate = echoRates.sorted()[windows / 2]
+        let rate = rates.sorted()[windows / 2]
+        // Target (issue 16): at 16 clients at least half the echo server's throughput.
+        let target: Target = clients == 16 ? .ratioAtMost(2) : .none
+        let met: Bool? = clients == 16 ? echoRate / rate <= 2 : nil
         report.add(Row(
             figure: "daemon.ping throughput, \(clients) clients", value: "\(Int(rate)) req/s", floor: "\(Int(echoRate)) req/s echo",
             ratio: echoRate / rate, target: target, met: met))
@@ -337,6 +359,24 @@ func figureDirty(_ report: Report, _ options: Options) throws {
         }
         let clear = measure(iterations: options.iterations(40), warmup: 2) { memset(destination, 0, bitmapBytes) }
         print("    (\(format(percent)) %: sim bitmap read \(formatNanos(simRead.median)), broker dirty.read in process \(formatNanos(brokerRead.median)), scan of a clean 32 MiB \(formatNanos(scan.median)), memset 32 MiB \(formatNanos(clear.median)))")
+        // The packed answer (issue 16 target 4): within 2x of the broker in process, and the
+        // encoding + sending + parsing beyond it at >= 10,000,000 runs/s.
+        var packed: JSONValue = read
+        if case .object(var o) = packed { o["format"] = .string("packed_runs"); packed = .object(o) }
+        var packedRuns = 0
+        let packedSamples = try measure(iterations: options.iterations(percent >= 50 ? 20 : 40), warmup: 2) {
+            let answer = try client.call("dirty.read", params: packed)
+            guard let string = answer.result.objectValue?["packed_runs"]?.stringValue,
+                  let runs = DirtyRunPacking.unpack(string, base: base, pageSize: 4096) else { throw BenchError("no packed_runs in \(answer.result)") }
+            packedRuns = runs.count
+        }
+        report.latency("dirty.read packed_runs, \(format(percent)) % dirty (\(packedRuns) runs, client unpacks)", packedSamples,
+                       floor: brokerRead.median, floorName: "broker dirty.read in process", target: percent == 5 ? .ratioAtMost(2) : .none)
+        let beyond = max(packedSamples.median - brokerRead.median, 1)
+        let runsPerSecond = Double(packedRuns) / beyond * 1e9
+        report.add(Row(
+            figure: "packed runs encoded, sent and parsed, \(format(percent)) % dirty", value: "\(Int(runsPerSecond)) runs/s (\(formatNanos(beyond)) beyond the broker)",
+            floor: "-", ratio: nil, target: percent == 5 ? .atLeast(10_000_000, "runs/s") : .none, met: percent == 5 ? runsPerSecond >= 10_000_000 : nil))
         let target: Target = percent == 0.1 ? .atLeast(1, "GB/s") : .none
         report.add(Row(
             figure: "dirty.read runs, \(format(percent)) % dirty (\(runs) runs)",
@@ -353,7 +393,21 @@ func figureDirty(_ report: Report, _ options: Options) throws {
                 for fd in answer.fds { close(fd) }  // the client's business, not timed
                 if i >= 3 { memfdPath.add(t1 - t0) }
             }
-            report.latency("dirty.read bitmap memfd (32 MiB), 5 % dirty", memfdPath, floor: copy.median, floorName: "memcpy 32 MiB", target: .ratioAtMost(3))
+            report.latency("dirty.read bitmap memfd (32 MiB), 5 % dirty", memfdPath, floor: copy.median, floorName: "memcpy 32 MiB", target: .none)
+            // The client's own memfd, sent with every read (`into`): no new shmem pages per read.
+            let into = try makeMemfd(size: UInt64(bitmapBytes))
+            defer { close(into) }
+            var intoParams: JSONValue = bitmap
+            if case .object(var o) = intoParams { o["into"] = .object(["fd": .int(0)]); intoParams = .object(o) }
+            var intoPath = Samples()
+            for i in 0..<(n + 3) {
+                let t0 = now()
+                let answer = try client.call("dirty.read", params: intoParams, fds: [into])
+                let t1 = now()
+                for fd in answer.fds { close(fd) }
+                if i >= 3 { intoPath.add(t1 - t0) }
+            }
+            report.latency("dirty.read bitmap into the client's memfd (32 MiB), 5 % dirty", intoPath, floor: copy.median, floorName: "memcpy 32 MiB", target: .ratioAtMost(2))
             // What the kernel charges for a new 32 MiB memfd (shmem pages), written whole.
             let shmem = try measure(iterations: n, warmup: 2) {
                 let fd = try makeMemfd(size: 0)

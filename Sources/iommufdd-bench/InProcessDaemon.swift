@@ -83,6 +83,12 @@ final class InProcessDaemon: @unchecked Sendable {
         }
         router.register("dirty.read") { call in
             let p = try call.decodeParams(DirtyReadParams.self)
+            if let into = p.into {  // as the daemon's method table does
+                let fd = try call.fds.take(into.fd)
+                defer { close(fd) }
+                try domain { try Broker.checkBitmapMemfd(fd) }
+                return try RPCResult.encoding(try domain { try broker.dirtyRead(try caller(broker, call), p, into: fd) }.result)
+            }
             let answer = try domain { try broker.dirtyRead(try caller(broker, call), p) }
             return try RPCResult.encoding(answer.result, fds: answer.fds)
         }

@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import IommufdBroker
+import IommufdCore
+import IommufdRPC
+
+// MARK: Figure 6: many owners, many clients (issue 16, target 5)
+
+/// Latency of `daemon.ping` and `ioas.info` seen by one client: on an empty daemon (the floor),
+/// then with 10,000 owners, then with 1,000 more connections open and each sending a ping
+/// every `interval` (a thousand VMMs, idle but alive).
+func figureOwnersAndClients(_ report: Report, _ options: Options) throws {
+    let ownerCount = 10_000
+    let clientCount = 1_000
+    print("Figure 6: \(ownerCount) owners and \(clientCount) concurrent clients against an empty daemon")
+    let daemon = try InProcessDaemon(path: temporarySocketPath("owners"))
+    defer { daemon.stop() }
+    let probe = try LineClient(path: daemon.path)
+    let rpc = try RPCClient(path: daemon.path)
+    defer { rpc.close() }
+    let ioas = try makeOwnerAndIOAS(rpc, owner: "probe")
+    let ping = requestLine("daemon.ping")
+    let info = requestLine("ioas.info", "{\"ioas\":\(ioas)}")
+    let n = options.iterations(5_000)
+
+    func sample() throws -> (ping: Samples, info: Samples) {
+        var p = Samples()
+        var i = Samples()
+        for k in 0..<(n + 200) {
+            let t0 = now()
+            _ = try probe.roundTrip(ping)
+            let t1 = now()
+            _ = try probe.roundTrip(info)
+            let t2 = now()
+            if k >= 200 {
+                p.add(t1 - t0)
+                i.add(t2 - t1)
+            }
+        }
+        return (p, i)
+    }
+
+    let empty = try sample()
+    guard let caller = daemon.broker.resolve(uid: getuid(), gid: getgid(), pid: getpid()) else { throw BenchError("no caller") }
+    let t0 = now()
+    for o in 0..<ownerCount {
+        let name = "owner-\(o)"
+        _ = try daemon.broker.ownerCreate(caller, OwnerCreateParams(name: name))
+        _ = try daemon.broker.ioasCreate(caller, IOASCreateParams(owner: name))
+    }
+    let created = Double(now() - t0) / 1e9
+    let owners = try sample()
+    report.latency("daemon.ping with \(ownerCount) owners (made in \(format(created)) s)", owners.ping, floor: empty.ping.median, floorName: "empty daemon", target: .ratioAtMost(1.2), p99: true)
+    report.latency("ioas.info with \(ownerCount) owners", owners.info, floor: empty.info.median, floorName: "empty daemon", target: .ratioAtMost(1.2), p99: true)
+
+    // 1,000 more connections, each pinging every 100 ms on one of a few threads.
+    let clients = try (0..<clientCount).map { _ in try LineClient(path: daemon.path) }
+    let stop = Atomic(0)
+    let threads = 8
+    let group = DispatchGroup()
+    for t in 0..<threads {
+        group.enter()
+        let thread = Thread {
+            let mine = stride(from: t, to: clients.count, by: threads).map { clients[$0] }
+            while stop.load() == 0 {
+                let round = now()
+                for c in mine { _ = try? c.roundTrip(ping) }
+                let spent = now() - round
+                if spent < 100_000_000 { usleep(UInt32((100_000_000 - spent) / 1000)) }
+            }
+            group.leave()
+        }
+        thread.start()
+    }
+    usleep(300_000)
+    let crowded = try sample()
+    stop.store(1)
+    group.wait()
+    report.latency("daemon.ping with \(ownerCount) owners, \(clientCount) clients pinging every 100 ms", crowded.ping, floor: empty.ping.median, floorName: "empty daemon", target: .ratioAtMost(1.2), p99: true)
+    report.latency("ioas.info with \(ownerCount) owners, \(clientCount) clients", crowded.info, floor: empty.info.median, floorName: "empty daemon", target: .ratioAtMost(1.2), p99: true)
+}
