@@ -38,6 +38,9 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
         case lost
     }
     private var readBuffer: UnsafeMutableRawBufferPointer
+    /// The last read was handled in less than `RPCLingerGate.quickRequestNanoseconds`: only then
+    /// does the worker linger for the next request (confined to `queue`).
+    private var handledQuickly = false
 
     private struct OutChunk {
         var bytes: [UInt8]
@@ -151,7 +154,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
             if shared.withLock({ $0.closed || $0.closeAfterFlush != nil }) { return }
             switch SocketIO.receive(fd, into: readBuffer, maxFDs: limits.maxFileDescriptorsPerMessage) {
             case .failure(.EAGAIN):
-                if server.linger.linger(on: fd) { continue }
+                if handledQuickly && server.linger.linger(on: fd) { continue }
                 return
             case .failure(let e):
                 if e == .ECONNRESET {
@@ -180,10 +183,12 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                 if problem == .lost {
                     logger.error("could not receive file descriptors (process fd limit?); the request is refused")
                 }
+                let started = DispatchTime.now().uptimeNanoseconds
                 ingest(count: received.count, fds: received.fds, problem: problem)
+                handledQuickly = DispatchTime.now().uptimeNanoseconds - started < RPCLingerGate.quickRequestNanoseconds
                 // A short read without fds took everything there was: new data means a new event.
                 if received.count < readBuffer.count && received.fds.isEmpty && problem == nil {
-                    if server.linger.linger(on: fd) { continue }
+                    if handledQuickly && server.linger.linger(on: fd) { continue }
                     return
                 }
             }

@@ -17,6 +17,11 @@ import Synchronization
 /// socket for up to `RPCLimits.lingerMicroseconds`; a request arriving in that window is read
 /// and answered at once by the same thread, as a blocking echo server would.
 ///
+/// Only after a read whose requests were handled quickly (under `quickRequestNanoseconds`): the
+/// hops are worth saving when they are a large part of a request, and measured on the 2-vCPU
+/// benchmark machine, lingering after long requests (a dirty read of milliseconds) made the next
+/// one slower by milliseconds instead (Benchmarks/RESULTS.md).
+///
 /// Lingering never delays another client: a worker lingers only while no other connection's
 /// handler is running, and it gives up the socket the moment another handler starts (it is woken
 /// through an eventfd), leaving the rest of the window to Dispatch. Per-connection ordering is
@@ -29,6 +34,8 @@ final class RPCLingerGate: @unchecked Sendable {
     /// Readable when a handler started while one lingered: the lingerer stops waiting.
     let wakeFD: Int32
     let window: Int
+    /// Lingering follows only reads handled faster than this.
+    static let quickRequestNanoseconds: UInt64 = 100_000
 
     init(microseconds: Int) {
         window = max(0, microseconds)

@@ -70,6 +70,10 @@ func figureChannel(_ report: Report, _ options: Options) throws {
     defer {
         client.close()
         channels.revoke(owner: owner)
+        // A channel holds its server unowned: keep the server until the channel has closed.
+        while channels.openChannels > 0 { usleep(1000) }
+        usleep(10_000)
+        withExtendedLifetime(channels) {}
     }
     let memfd = try makeMemfd(size: 64 * mib)
     defer { close(memfd) }

@@ -236,6 +236,7 @@ func figureControl(_ report: Report, _ options: Options) throws {
     }
 
     // device.attach of sim0 to an IOAS that already holds `existing` HWPTs (allocated for sim1).
+    var attachMedians: [Int: Double] = [:]
     for existing in [1, 256] {
         let owner = "vm-attach-\(existing)"
         let attachIOAS = try makeOwnerAndIOAS(client, owner: owner)
@@ -275,6 +276,13 @@ func figureControl(_ report: Report, _ options: Options) throws {
         }
         report.latency("device.attach, \(existing) HWPT(s) in the IOAS", rpc, floor: direct.median + ping.median,
                        floorName: "(sim \(formatNanos(direct.median)) + ping)", target: .ratioAtMost(2))
+        attachMedians[existing] = rpc.median
+    }
+    // Issue 16 target 5: with 256 HWPTs in the IOAS within 1.2x of attach with one.
+    if let one = attachMedians[1], let many = attachMedians[256] {
+        report.add(Row(
+            figure: "device.attach with 256 HWPTs against attach with 1", value: "median \(formatNanos(many))", floor: "\(formatNanos(one)) with 1 HWPT",
+            ratio: many / one, target: .ratioAtMost(1.2), met: many / one <= 1.2))
     }
 }
 
@@ -360,22 +368,38 @@ func figureDirty(_ report: Report, _ options: Options) throws {
         let clear = measure(iterations: options.iterations(40), warmup: 2) { memset(destination, 0, bitmapBytes) }
         print("    (\(format(percent)) %: sim bitmap read \(formatNanos(simRead.median)), broker dirty.read in process \(formatNanos(brokerRead.median)), scan of a clean 32 MiB \(formatNanos(scan.median)), memset 32 MiB \(formatNanos(clear.median)))")
         // The packed answer (issue 16 target 4): within 2x of the broker in process, and the
-        // encoding + sending + parsing beyond it at >= 10,000,000 runs/s.
+        // encoding + sending + parsing beyond it at >= 10,000,000 runs/s. The broker's own read
+        // and the read over RPC alternate, so a burst of load elsewhere hits both; the time
+        // beyond the broker is the median of the per-pair differences.
         var packed: JSONValue = read
         if case .object(var o) = packed { o["format"] = .string("packed_runs"); packed = .object(o) }
         var packedRuns = 0
-        let packedSamples = try measure(iterations: options.iterations(percent >= 50 ? 20 : 40), warmup: 2) {
+        var overRPC = Samples()
+        var inProcess = Samples()
+        var beyondSamples = Samples()
+        let runsParams = DirtyReadParams(ioas: ioas, iova: base, length: size, pageSize: 4096, clear: false, format: .runs)
+        for i in 0..<(options.iterations(percent >= 50 ? 20 : 40) + 2) {
+            let t0 = now()
+            _ = try daemon.broker.dirtyRead(caller, runsParams)
+            let t1 = now()
             let answer = try client.call("dirty.read", params: packed)
             guard let string = answer.result.objectValue?["packed_runs"]?.stringValue,
                   let runs = DirtyRunPacking.unpack(string, base: base, pageSize: 4096) else { throw BenchError("no packed_runs in \(answer.result)") }
+            let t2 = now()
             packedRuns = runs.count
+            if i >= 2 {
+                inProcess.add(t1 - t0)
+                overRPC.add(t2 - t1)
+                beyondSamples.add(t2 - t1 > t1 - t0 ? (t2 - t1) - (t1 - t0) : 0)
+            }
         }
-        report.latency("dirty.read packed_runs, \(format(percent)) % dirty (\(packedRuns) runs, client unpacks)", packedSamples,
-                       floor: brokerRead.median, floorName: "broker dirty.read in process", target: percent == 5 ? .ratioAtMost(2) : .none)
-        let beyond = max(packedSamples.median - brokerRead.median, 1)
-        let runsPerSecond = Double(packedRuns) / beyond * 1e9
+        report.latency("dirty.read packed_runs, \(format(percent)) % dirty (\(packedRuns) runs, client unpacks)", overRPC,
+                       floor: inProcess.median, floorName: "broker dirty.read runs in process", target: percent == 5 ? .ratioAtMost(2) : .none)
+        let beyond = beyondSamples.median
+        let runsPerSecond = beyond > 0 ? Double(packedRuns) / beyond * 1e9 : .infinity
         report.add(Row(
-            figure: "packed runs encoded, sent and parsed, \(format(percent)) % dirty", value: "\(Int(runsPerSecond)) runs/s (\(formatNanos(beyond)) beyond the broker)",
+            figure: "packed runs encoded, sent and parsed, \(format(percent)) % dirty",
+            value: beyond > 0 ? "\(Int(runsPerSecond)) runs/s (\(formatNanos(beyond)) beyond the broker, median of pairs)" : "not measurable: no slower than the broker alone",
             floor: "-", ratio: nil, target: percent == 5 ? .atLeast(10_000_000, "runs/s") : .none, met: percent == 5 ? runsPerSecond >= 10_000_000 : nil))
         let target: Target = percent == 0.1 ? .atLeast(1, "GB/s") : .none
         report.add(Row(

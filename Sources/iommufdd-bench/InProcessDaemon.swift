@@ -33,6 +33,8 @@ final class InProcessDaemon: @unchecked Sendable {
         limits.maxClients = 1024
         limits.maxMessageBytes = 64 << 20
         limits.maxOutputBytes = 256 << 20
+        // IOMMUFDD_BENCH_LINGER=0 turns the worker's linger off, to see what it buys.
+        if let linger = ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_LINGER"].flatMap(Int.init) { limits.lingerMicroseconds = linger }
         var logger = Logger(label: "bench.rpc")
         logger.logLevel = .error
         server = try RPCServer(listen: .path(path, mode: 0o600), limits: limits, logger: logger, handler: router)
