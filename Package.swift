@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "iommufdd-bench",
             dependencies: [
-                "IommufdCore", "IommufdSim", "IommufdBroker", "IommufdRPC",
+                "IommufdCore", "IommufdSim", "IommufdBroker", "IommufdRPC", "IommufdChannel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

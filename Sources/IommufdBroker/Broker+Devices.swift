@@ -308,13 +308,12 @@ extension Broker {
         // across instances): try every HWPT with the right flags, the same instance's first.
         // Never a domain of another IOMMU driver, though: the kernel does not always refuse
         // those with EINVAL (see HWPTRecord.hwInfoType).
-        // (Filtered first and sorted by ID alone: an IOAS may hold hundreds of HWPTs.)
+        // (The IOAS indexes its HWPTs by flags and instance: an IOAS may hold hundreds of HWPTs,
+        // and only those that could fit are looked at.)
         let driver = dev.hwInfo?.type
-        let fitting = ioas.hwpts.compactMap { hwptTable[$0] }
-            .filter { !$0.flags.contains(.nestParent) && $0.flags.contains(.dirtyTracking) == wantDirty }
+        let candidates = ioas.hwpts.candidates(dirtyTracking: wantDirty, instance: instance) { hwptTable[$0] }
+            .compactMap { hwptTable[$0] }
             .filter { driver == nil || driverType(of: $0) == nil || driverType(of: $0) == driver }
-            .sorted { $0.id < $1.id }
-        let candidates = fitting.filter { $0.iommuInstance == instance } + fitting.filter { $0.iommuInstance != instance }
         for candidate in candidates where candidate.id != dev.pt {
             do {
                 _ = try link(dev, candidate.id, replacing: replacing)

@@ -164,7 +164,7 @@ extension Broker {
                 ioas: ioas.id, iova: params.iova, length: params.length, pageSize: pageSize, cleared: clear,
                 format: format, dirtyPages: 0)
             switch format {
-            case .runs:
+            case .runs, .packedRuns:
                 let maxRuns = min(params.maxRuns ?? configuredMaxRuns, configuredMaxRuns)
                 // At most one run in two pages: below that, the answer cannot be cut short.
                 let mayTruncate = UInt64(maxRuns) < (bitCount + 1) / 2
@@ -187,7 +187,12 @@ extension Broker {
                     coalesced.resumeIOVA = answeredEnd < end ? answeredEnd : nil
                 }
                 clearScratch(union, dirtyScratch, after: coalesced, base: params.iova, pageSize: pageSize, answeredEnd: answeredEnd)
-                result.runs = coalesced.runs
+                if format == .packedRuns {
+                    result.packedRuns = DirtyRunPacking.pack(coalesced.runs, base: params.iova, pageSize: pageSize)
+                    result.runCount = coalesced.runs.count
+                } else {
+                    result.runs = coalesced.runs
+                }
                 result.dirtyPages = coalesced.dirtyPages
                 result.resumeIOVA = coalesced.resumeIOVA
                 result.clearFailures = failures.isEmpty ? nil : failures

@@ -68,7 +68,7 @@ final class IOASRecord {
     var hugePages: Bool
     var mappings = IOVAIndex<MappingRecord>()
     var pinnedBytes: UInt64 = 0
-    var hwpts = Set<ObjectID>()
+    var hwpts = IOASHWPTs()
     /// mdev-like devices attached to the IOAS itself.
     var directDevices = Set<String>()
     var dirtyEnabled = false

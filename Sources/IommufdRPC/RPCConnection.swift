@@ -38,6 +38,9 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
         case lost
     }
     private var readBuffer: UnsafeMutableRawBufferPointer
+    /// The last read was handled in less than `RPCLingerGate.quickRequestNanoseconds`: only then
+    /// does the worker linger for the next request (confined to `queue`).
+    private var handledQuickly = false
 
     private struct OutChunk {
         var bytes: [UInt8]
@@ -141,11 +144,17 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
     /// Reads until the socket is drained: EAGAIN, or a short read that carried no fds. A short
     /// read *with* fds proves nothing (the kernel stops after a segment that carried fds), and
     /// the source may not fire again for what is left.
+    ///
+    /// When the socket is drained, the worker may linger for the client's next request
+    /// (`RPCLingerGate`) and serve it without going back through Dispatch.
     private func readable() {
+        server.linger.enter()
+        defer { server.linger.leave() }
         while true {
             if shared.withLock({ $0.closed || $0.closeAfterFlush != nil }) { return }
             switch SocketIO.receive(fd, into: readBuffer, maxFDs: limits.maxFileDescriptorsPerMessage) {
             case .failure(.EAGAIN):
+                if handledQuickly && server.linger.linger(on: fd) { continue }
                 return
             case .failure(let e):
                 if e == .ECONNRESET {
@@ -174,9 +183,14 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                 if problem == .lost {
                     logger.error("could not receive file descriptors (process fd limit?); the request is refused")
                 }
+                let started = DispatchTime.now().uptimeNanoseconds
                 ingest(count: received.count, fds: received.fds, problem: problem)
+                handledQuickly = DispatchTime.now().uptimeNanoseconds - started < RPCLingerGate.quickRequestNanoseconds
                 // A short read without fds took everything there was: new data means a new event.
-                if received.count < readBuffer.count && received.fds.isEmpty && problem == nil { return }
+                if received.count < readBuffer.count && received.fds.isEmpty && problem == nil {
+                    if handledQuickly && server.linger.linger(on: fd) { continue }
+                    return
+                }
             }
         }
     }

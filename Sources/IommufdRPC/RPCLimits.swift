@@ -23,6 +23,10 @@ public struct RPCLimits: Sendable, Hashable {
     /// Bytes of responses and notifications queued for a client that does not read. Past it the
     /// connection is closed.
     public var maxOutputBytes: Int = 8 << 20
+    /// After answering, the thread that served a connection waits this long for that client's
+    /// next request before handing the socket back to Dispatch, when no other connection is
+    /// being served (`RPCLingerGate`). 0: never.
+    public var lingerMicroseconds: Int = 200
 
     public init() {}
 }

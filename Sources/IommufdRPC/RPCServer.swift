@@ -46,6 +46,8 @@ public final class RPCServer: @unchecked Sendable {
     /// Where requests run; each connection has a serial queue targeting it.
     let handlerQueue = DispatchQueue(label: "iommufdd.rpc.handlers", attributes: .concurrent)
     let connectionsGroup = DispatchGroup()
+    /// Lets the worker that answered a request wait for the same client's next one.
+    let linger: RPCLingerGate
 
     private struct State {
         var started = false
@@ -68,6 +70,7 @@ public final class RPCServer: @unchecked Sendable {
         self.limits = limits
         self.logger = logger
         self.handler = handler
+        linger = RPCLingerGate(microseconds: limits.lingerMicroseconds)
         switch listen {
         case .path(let path, let mode, let group):
             let created = try Self.createListeningSocket(path: path, mode: mode, group: group)

@@ -109,17 +109,39 @@ func figureRPC(_ report: Report, _ options: Options) throws {
     let ping = requestLine("daemon.ping")
     let n = options.iterations(20_000)
     let echoClient = try LineClient(path: echo.path)
-    let echoSamples = try measure(iterations: n, warmup: 1000) { try echoClient.roundTrip(ping) }
     let pingClient = try LineClient(path: path)
-    let pingSamples = try measure(iterations: n, warmup: 1000) { try pingClient.roundTrip(ping) }
-    report.latency("daemon.ping, 1 client (\(where_))", pingSamples, floor: echoSamples.median, floorName: "echo", target: .ratioAtMost(3), p99: true)
+    // Echo and ping alternate, one round trip each, so both see the same load on a shared machine.
+    var echoSamples = Samples()
+    var pingSamples = Samples()
+    for i in 0..<(n + 1000) {
+        let t0 = now()
+        try echoClient.roundTrip(ping)
+        let t1 = now()
+        try pingClient.roundTrip(ping)
+        let t2 = now()
+        if i >= 1000 {
+            echoSamples.add(t1 - t0)
+            pingSamples.add(t2 - t1)
+        }
+    }
+    report.latency("daemon.ping, 1 client (\(where_))", pingSamples, floor: echoSamples.median, floorName: "echo", target: .ratioAtMost(2), p99: true)
     report.add(Row(figure: "echo floor, 1 client", value: "median \(formatNanos(echoSamples.median)), p99 \(formatNanos(echoSamples.p99))", floor: "-", ratio: nil, target: .none, met: nil))
-    let seconds = options.quick ? 0.3 : 1.5
+    // Throughput: short windows, echo and daemon in turn, so a burst of load elsewhere hits both;
+    // the figure is the median window of each.
+    let windows = options.quick ? 3 : 7
+    let seconds = (options.quick ? 0.6 : 2.1) / Double(windows)
     for clients in [1, 4, 16, 64] {
-        let echoRate = try throughput(path: echo.path, clients: clients, seconds: seconds, request: ping)
-        let rate = try throughput(path: path, clients: clients, seconds: seconds, request: ping)
-        let target: Target = clients == 16 ? .atLeast(40_000, "req/s") : .none
-        let met: Bool? = clients == 16 ? rate >= 40_000 : nil
+        var echoRates: [Double] = []
+        var rates: [Double] = []
+        for _ in 0..<windows {
+            echoRates.append(try throughput(path: echo.path, clients: clients, seconds: seconds, request: ping))
+            rates.append(try throughput(path: path, clients: clients, seconds: seconds, request: ping))
+        }
+        let echoRate = echoRates.sorted()[windows / 2]
+        let rate = rates.sorted()[windows / 2]
+        // Target (issue 16): at 16 clients at least half the echo server's throughput.
+        let target: Target = clients == 16 ? .ratioAtMost(2) : .none
+        let met: Bool? = clients == 16 ? echoRate / rate <= 2 : nil
         report.add(Row(
             figure: "daemon.ping throughput, \(clients) clients", value: "\(Int(rate)) req/s", floor: "\(Int(echoRate)) req/s echo",
             ratio: echoRate / rate, target: target, met: met))
@@ -214,6 +236,7 @@ func figureControl(_ report: Report, _ options: Options) throws {
     }
 
     // device.attach of sim0 to an IOAS that already holds `existing` HWPTs (allocated for sim1).
+    var attachMedians: [Int: Double] = [:]
     for existing in [1, 256] {
         let owner = "vm-attach-\(existing)"
         let attachIOAS = try makeOwnerAndIOAS(client, owner: owner)
@@ -253,6 +276,13 @@ func figureControl(_ report: Report, _ options: Options) throws {
         }
         report.latency("device.attach, \(existing) HWPT(s) in the IOAS", rpc, floor: direct.median + ping.median,
                        floorName: "(sim \(formatNanos(direct.median)) + ping)", target: .ratioAtMost(2))
+        attachMedians[existing] = rpc.median
+    }
+    // Issue 16 target 5: with 256 HWPTs in the IOAS within 1.2x of attach with one.
+    if let one = attachMedians[1], let many = attachMedians[256] {
+        report.add(Row(
+            figure: "device.attach with 256 HWPTs against attach with 1", value: "median \(formatNanos(many))", floor: "\(formatNanos(one)) with 1 HWPT",
+            ratio: many / one, target: .ratioAtMost(1.2), met: many / one <= 1.2))
     }
 }
 
@@ -337,6 +367,40 @@ func figureDirty(_ report: Report, _ options: Options) throws {
         }
         let clear = measure(iterations: options.iterations(40), warmup: 2) { memset(destination, 0, bitmapBytes) }
         print("    (\(format(percent)) %: sim bitmap read \(formatNanos(simRead.median)), broker dirty.read in process \(formatNanos(brokerRead.median)), scan of a clean 32 MiB \(formatNanos(scan.median)), memset 32 MiB \(formatNanos(clear.median)))")
+        // The packed answer (issue 16 target 4): within 2x of the broker in process, and the
+        // encoding + sending + parsing beyond it at >= 10,000,000 runs/s. The broker's own read
+        // and the read over RPC alternate, so a burst of load elsewhere hits both; the time
+        // beyond the broker is the median of the per-pair differences.
+        var packed: JSONValue = read
+        if case .object(var o) = packed { o["format"] = .string("packed_runs"); packed = .object(o) }
+        var packedRuns = 0
+        var overRPC = Samples()
+        var inProcess = Samples()
+        var beyondSamples = Samples()
+        let runsParams = DirtyReadParams(ioas: ioas, iova: base, length: size, pageSize: 4096, clear: false, format: .runs)
+        for i in 0..<(options.iterations(percent >= 50 ? 20 : 40) + 2) {
+            let t0 = now()
+            _ = try daemon.broker.dirtyRead(caller, runsParams)
+            let t1 = now()
+            let answer = try client.call("dirty.read", params: packed)
+            guard let string = answer.result.objectValue?["packed_runs"]?.stringValue,
+                  let runs = DirtyRunPacking.unpack(string, base: base, pageSize: 4096) else { throw BenchError("no packed_runs in \(answer.result)") }
+            let t2 = now()
+            packedRuns = runs.count
+            if i >= 2 {
+                inProcess.add(t1 - t0)
+                overRPC.add(t2 - t1)
+                beyondSamples.add(t2 - t1 > t1 - t0 ? (t2 - t1) - (t1 - t0) : 0)
+            }
+        }
+        report.latency("dirty.read packed_runs, \(format(percent)) % dirty (\(packedRuns) runs, client unpacks)", overRPC,
+                       floor: inProcess.median, floorName: "broker dirty.read runs in process", target: percent == 5 ? .ratioAtMost(2) : .none)
+        let beyond = beyondSamples.median
+        let runsPerSecond = beyond > 0 ? Double(packedRuns) / beyond * 1e9 : .infinity
+        report.add(Row(
+            figure: "packed runs encoded, sent and parsed, \(format(percent)) % dirty",
+            value: beyond > 0 ? "\(Int(runsPerSecond)) runs/s (\(formatNanos(beyond)) beyond the broker, median of pairs)" : "not measurable: no slower than the broker alone",
+            floor: "-", ratio: nil, target: percent == 5 ? .atLeast(10_000_000, "runs/s") : .none, met: percent == 5 ? runsPerSecond >= 10_000_000 : nil))
         let target: Target = percent == 0.1 ? .atLeast(1, "GB/s") : .none
         report.add(Row(
             figure: "dirty.read runs, \(format(percent)) % dirty (\(runs) runs)",
@@ -353,7 +417,21 @@ func figureDirty(_ report: Report, _ options: Options) throws {
                 for fd in answer.fds { close(fd) }  // the client's business, not timed
                 if i >= 3 { memfdPath.add(t1 - t0) }
             }
-            report.latency("dirty.read bitmap memfd (32 MiB), 5 % dirty", memfdPath, floor: copy.median, floorName: "memcpy 32 MiB", target: .ratioAtMost(3))
+            report.latency("dirty.read bitmap memfd (32 MiB), 5 % dirty", memfdPath, floor: copy.median, floorName: "memcpy 32 MiB", target: .none)
+            // The client's own memfd, sent with every read (`into`): no new shmem pages per read.
+            let into = try makeMemfd(size: UInt64(bitmapBytes))
+            defer { close(into) }
+            var intoParams: JSONValue = bitmap
+            if case .object(var o) = intoParams { o["into"] = .object(["fd": .int(0)]); intoParams = .object(o) }
+            var intoPath = Samples()
+            for i in 0..<(n + 3) {
+                let t0 = now()
+                let answer = try client.call("dirty.read", params: intoParams, fds: [into])
+                let t1 = now()
+                for fd in answer.fds { close(fd) }
+                if i >= 3 { intoPath.add(t1 - t0) }
+            }
+            report.latency("dirty.read bitmap into the client's memfd (32 MiB), 5 % dirty", intoPath, floor: copy.median, floorName: "memcpy 32 MiB", target: .ratioAtMost(2))
             // What the kernel charges for a new 32 MiB memfd (shmem pages), written whole.
             let shmem = try measure(iterations: n, warmup: 2) {
                 let fd = try makeMemfd(size: 0)

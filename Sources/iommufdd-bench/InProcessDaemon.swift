@@ -33,6 +33,8 @@ final class InProcessDaemon: @unchecked Sendable {
         limits.maxClients = 1024
         limits.maxMessageBytes = 64 << 20
         limits.maxOutputBytes = 256 << 20
+        // IOMMUFDD_BENCH_LINGER=0 turns the worker's linger off, to see what it buys.
+        if let linger = ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_LINGER"].flatMap(Int.init) { limits.lingerMicroseconds = linger }
         var logger = Logger(label: "bench.rpc")
         logger.logLevel = .error
         server = try RPCServer(listen: .path(path, mode: 0o600), limits: limits, logger: logger, handler: router)
@@ -84,6 +86,12 @@ final class InProcessDaemon: @unchecked Sendable {
         }
         router.register("dirty.read") { call in
             let p = try call.decodeParams(DirtyReadParams.self)
+            if let into = p.into {  // as the daemon's method table does
+                let fd = try call.fds.take(into.fd)
+                defer { close(fd) }
+                try domain { try Broker.checkBitmapMemfd(fd) }
+                return try RPCResult.encoding(try domain { try broker.dirtyRead(try caller(broker, call), p, into: fd) }.result)
+            }
             let answer = try domain { try broker.dirtyRead(try caller(broker, call), p) }
             return try RPCResult.encoding(answer.result, fds: answer.fds)
         }

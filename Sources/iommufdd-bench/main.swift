@@ -4,7 +4,7 @@ import Glibc
 import Foundation
 
 // iommufdd-bench: the benchmarks of issue 7, each figure against a floor measured in the same
-// run. `swift run -c release iommufdd-bench [--quick] [--only 1,2,3,4,5,6] [--daemon PATH]`.
+// run. `swift run -c release iommufdd-bench [--quick] [--only 1,2,3,4,5,6,7,8] [--daemon PATH]`.
 signal(SIGPIPE, SIG_IGN)
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
@@ -15,7 +15,7 @@ while let argument = arguments.popFirst() {
     case "--daemon": options.daemonBinary = arguments.popFirst()
     case "--mappings": options.scaleMappings = Int(arguments.popFirst() ?? "") ?? options.scaleMappings
     case "-h", "--help":
-        print("usage: iommufdd-bench [--quick] [--only 1,2,3,4,5,6] [--daemon PATH-TO-iommufdd] [--mappings N]")
+        print("usage: iommufdd-bench [--quick] [--only 1,2,3,4,5,6,7,8] [--daemon PATH-TO-iommufdd] [--mappings N]")
         exit(0)
     default:
         FileHandle.standardError.write("iommufdd-bench: unknown argument \(argument); see --help\n".data(using: .utf8)!)
@@ -34,6 +34,8 @@ do {
     if options.runs(3) { try figureDirty(report, options) }
     if options.runs(5) { try figureInvalidation(report, options) }
     if options.runs(6) { try figureOwners(report, options) }
+    if options.runs(7) { try figureChannel(report, options) }
+    if options.runs(8) { try figureOwnersAndClients(report, options) }
 } catch {
     FileHandle.standardError.write("iommufdd-bench: \(error)\n".data(using: .utf8)!)
     print("\n" + report.table())

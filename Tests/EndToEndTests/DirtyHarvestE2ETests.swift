@@ -1,4 +1,5 @@
 import Foundation
+import IommufdBroker
 import IommufdCore
 import IommufdRPC
 import TestProcesses
@@ -53,14 +54,23 @@ struct DirtyHarvestE2ETests {
         }
 
         /// One `dirty.read`: the IOVAs of the bitmap pages it reports, and where to resume.
-        func read(iova: UInt64, length: UInt64, pageSize p: UInt64, clear: Bool, bitmap: Bool, maxRuns: Int?) throws -> (pages: [UInt64], resume: UInt64?) {
+        /// `compact`: runs as `packed_runs`; a bitmap written into a memfd sent with the read (`into`).
+        func read(iova: UInt64, length: UInt64, pageSize p: UInt64, clear: Bool, bitmap: Bool, maxRuns: Int?, compact: Bool = false) throws -> (pages: [UInt64], resume: UInt64?) {
             var params: [String: JSONValue] = [
                 "ioas": .int(ioas), "iova": .unsigned(iova), "length": .unsigned(length), "page_size": .unsigned(p), "clear": .bool(clear),
-                "format": bitmap ? "bitmap" : "runs",
+                "format": bitmap ? "bitmap" : compact ? "packed_runs" : "runs",
             ]
             if let maxRuns { params["max_runs"] = .int(Int64(maxRuns)) }
-            let (answer, fds) = try client.call("dirty.read", params: .object(params), fds: [], timeout: .seconds(60))
-            defer { for fd in fds { close(fd) } }
+            var into: Int32 = -1
+            if bitmap && compact {
+                into = try makeMemfd(bytes: Int((length / p + 63) / 64 * 8))
+                params["into"] = ["fd": 0]
+            }
+            defer { if into >= 0 { close(into) } }
+            let (answer, received) = try client.call("dirty.read", params: .object(params), fds: into >= 0 ? [into] : [], timeout: .seconds(60))
+            defer { for fd in received { close(fd) } }
+            let fds = into >= 0 ? [into] : received
+            if into >= 0 { #expect(received.isEmpty && answer["bitmap"] == nil, "a read into the client's memfd answers no fd: \(answer)") }
             #expect(answer["clear_failures"] == nil, "no clearing read failed: \(answer)")
             var pages: [UInt64] = []
             if bitmap {
@@ -74,8 +84,17 @@ struct DirtyHarvestE2ETests {
                 }
                 return (pages, nil)
             }
-            for run in answer["runs"]?.arrayValue ?? [] {
-                let start = try #require(run["iova"]?.uint), len = try #require(run["length"]?.uint)
+            var runs: [(UInt64, UInt64)] = []
+            if compact {
+                #expect(answer["runs"] == nil)
+                let packed = try #require(answer["packed_runs"]?.stringValue)
+                let unpacked = try #require(DirtyRunPacking.unpack(packed, base: iova, pageSize: p))
+                #expect(answer["run_count"]?.int == Int64(unpacked.count))
+                runs = unpacked.map { ($0.iova, $0.length) }
+            } else {
+                for run in answer["runs"]?.arrayValue ?? [] { runs.append((try #require(run["iova"]?.uint), try #require(run["length"]?.uint))) }
+            }
+            for (start, len) in runs {
                 #expect(start % p == 0 && len % p == 0 && len > 0)
                 pages.append(contentsOf: stride(from: start, to: start + len, by: Int(p)).map { $0 })
             }
@@ -122,16 +141,17 @@ struct DirtyHarvestE2ETests {
             let bitmap = Int.random(in: 0..<4, using: &rng) == 0
             let maxRuns: Int? = Bool.random(using: &rng) ? Int.random(in: 1...6, using: &rng) : nil
             var iova = Bool.random(using: &rng) ? Self.base : Self.first.start + Self.first.pages * pageSize + Self.hole / 2 / p * p
-            let what = "seed \(seed) round \(round): page_size \(p), \(bitmap ? "bitmap" : "runs"), max_runs \(maxRuns.map(String.init) ?? "-")"
+            let compact = Bool.random(using: &rng)
+            let what = "seed \(seed) round \(round): page_size \(p), \(bitmap ? "bitmap" : "runs")\(compact ? (bitmap ? " into a memfd" : " packed") : ""), max_runs \(maxRuns.map(String.init) ?? "-")"
             if Bool.random(using: &rng) {
-                let peek = try h.read(iova: iova, length: Self.end - iova, pageSize: p, clear: false, bitmap: bitmap, maxRuns: maxRuns)
+                let peek = try h.read(iova: iova, length: Self.end - iova, pageSize: p, clear: false, bitmap: bitmap, maxRuns: maxRuns, compact: compact)
                 let hi = peek.resume ?? Self.end
                 expectSame(peek.pages, model.expected(iova, hi, p), "\(what): a read without clear reports what is dirty")
                 #expect(peek.pages.count == Set(peek.pages).count)
             }
             var reads = 0
             while true {
-                let r = try h.read(iova: iova, length: Self.end - iova, pageSize: p, clear: true, bitmap: bitmap, maxRuns: maxRuns)
+                let r = try h.read(iova: iova, length: Self.end - iova, pageSize: p, clear: true, bitmap: bitmap, maxRuns: maxRuns, compact: compact)
                 let hi = r.resume ?? Self.end
                 #expect(hi > iova && hi <= Self.end, "\(what): resume_iova 0x\(String(hi, radix: 16)) moves forward")
                 #expect(r.pages.count == Set(r.pages).count, "\(what): no page twice in one answer")
@@ -154,6 +174,40 @@ struct DirtyHarvestE2ETests {
 
     /// The issue's reproduction: every 7th page of a 64 MiB mapping dirty (2,341 pages), read
     /// with `max_runs` 100 and resumed until done. All 2,341 come back, each once.
+    /// `into` is refused, before anything is read or cleared, unless the read is a bitmap and the
+    /// fd a writable memfd; the error says what to send instead.
+    @Test func intoTakesOnlyAWritableMemfdForABitmap() throws {
+        let h = try Harness()
+        try h.dma(page: Self.first.start / pageSize)
+        func refusal(_ format: String, _ fd: Int32) -> RPCError? {
+            let params: JSONValue = [
+                "ioas": .int(h.ioas), "iova": .unsigned(Self.base), "length": .unsigned(Self.end - Self.base), "format": .string(format),
+                "into": ["fd": 0],
+            ]
+            do {
+                _ = try h.client.call("dirty.read", params: params, fds: [fd], timeout: .seconds(30))
+                return nil
+            } catch let error as RPCError {
+                return error
+            } catch {
+                Issue.record("not an RPC error: \(error)")
+                return nil
+            }
+        }
+        let memfd = try makeMemfd(bytes: 1 << 20)
+        defer { close(memfd) }
+        let runs = refusal("runs", memfd)
+        #expect(runs?.code == -32602 && runs?.message.contains("format") == true, "\(String(describing: runs))")
+        var pipeFDs: [Int32] = [-1, -1]
+        try #require(pipe(&pipeFDs) == 0)
+        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+        let notMemfd = refusal("bitmap", pipeFDs[1])
+        #expect(notMemfd?.code == -32602 && notMemfd?.message.contains("memfd_create") == true, "\(String(describing: notMemfd))")
+        // Nothing was cleared by the refused reads.
+        let after = try h.read(iova: Self.base, length: Self.end - Self.base, pageSize: pageSize, clear: true, bitmap: false, maxRuns: nil)
+        #expect(after.pages == [Self.first.start])
+    }
+
     @Test func everySeventhPageAtMaxRuns100() throws {
         let daemon = try DaemonProcess()
         let c = try daemon.client()

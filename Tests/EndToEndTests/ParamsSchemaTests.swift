@@ -49,7 +49,7 @@ struct ParamsSchemaTests {
         "dirty.start": DirtyParams(ioas: 1),
         "dirty.stop": DirtyParams(ioas: 1),
         "dirty.status": DirtyParams(ioas: 1),
-        "dirty.read": DirtyReadParams(ioas: 1, iova: 0, length: 4096, pageSize: 4096, clear: false, format: .bitmap, maxRuns: 16),
+        "dirty.read": DirtyReadParams(ioas: 1, iova: 0, length: 4096, pageSize: 4096, clear: false, format: .bitmap, maxRuns: 16, into: FDRef(fd: 0)),
         "viommu.create": VIOMMUCreateParams(device: "sim-pci0", type: 1),
         // queues
         "fault.create": FaultCreateParams(owner: "vm1"),
@@ -145,8 +145,8 @@ struct ParamsSchemaTests {
     @Test func dirtyReadHasEveryParamAndFormatIsAnEnum() throws {
         let schema = try ParamsSchema.of(DirtyReadParams.self)
         let props = try #require(schema["properties"]?.objectValue)
-        #expect(Set(props.keys) == ["ioas", "iova", "length", "page_size", "clear", "format", "max_runs"])
-        #expect(props["format"]?["enum"] == ["runs", "bitmap"])
+        #expect(Set(props.keys) == ["ioas", "iova", "length", "page_size", "clear", "format", "max_runs", "into"])
+        #expect(props["format"]?["enum"] == ["runs", "bitmap", "packed_runs"])
         #expect(props["page_size"]?["type"] == "integer" && props["max_runs"]?["type"] == "integer")
     }
 

@@ -943,7 +943,7 @@ _iommuctl_dirty_stop() {
 
 _iommuctl_dirty_read() {
     repeating_flags=()
-    non_repeating_flags=(--no-clear --summary --json --compact --version -h --help)
+    non_repeating_flags=(--no-clear --summary --packed --json --compact --version -h --help)
     repeating_options=()
     non_repeating_options=(--iova --length --page-size --bitmap --max-runs --socket --timeout)
     __iommuctl_offer_flags_options 1

@@ -94,7 +94,7 @@ function __iommuctl_parse_tokens -S
             case 'stop'
                 __iommuctl_parse_subcommand 1 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             case 'read'
-                __iommuctl_parse_subcommand 1 'iova=' 'length=' 'page-size=' 'no-clear' 'bitmap=' 'max-runs=' 'summary' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
+                __iommuctl_parse_subcommand 1 'iova=' 'length=' 'page-size=' 'no-clear' 'bitmap=' 'max-runs=' 'summary' 'packed' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             case 'status'
                 __iommuctl_parse_subcommand 1 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             end
@@ -473,6 +473,7 @@ complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_opti
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl dirty read" bitmap' -l 'bitmap' -d 'Write the raw bitmap to this file instead of listing runs.' -rF
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl dirty read" max-runs' -l 'max-runs' -d 'Return at most this many runs; the summary says where to resume. (default: the daemon\'s)' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl dirty read" summary' -l 'summary' -d 'Print only the summary line, not the runs.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl dirty read" packed' -l 'packed' -d 'Ask for the runs packed (format packed_runs: one base64 string, much faster for large harvests); printed as usual.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl dirty read" socket' -l 'socket' -d 'The daemon\'s control socket. (default: $IOMMUFDD_SOCKET, else /run/iommufdd/control.sock; for a non-root user without it, $XDG_RUNTIME_DIR/iommufdd/control.sock)' -rF
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl dirty read" json' -l 'json' -d 'Print the daemon\'s answer as JSON (keys sorted) instead of a table.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl dirty read" compact' -l 'compact' -d 'With --json: print the JSON on one line. Implies --json.'

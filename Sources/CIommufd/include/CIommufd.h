@@ -3,6 +3,7 @@
  *                    ioctl numbers as `static const unsigned long`, _Static_assert on layouts
  *   sys_helpers.h    fixed-argument ioctl, memfd, mmap helpers
  *   socket_helpers.h SCM_RIGHTS send/receive (MSG_CMSG_CLOEXEC, MSG_CTRUNC), SO_PEERCRED
+ *   linger_helpers.h ppoll + eventfd: a worker waiting briefly for a client's next request
  */
 #ifndef CIOMMUFD_H
 #define CIOMMUFD_H
@@ -10,4 +11,5 @@
 #include "iommufd_queues_uapi.h"
 #include "sys_helpers.h"
 #include "socket_helpers.h"
+#include "linger_helpers.h"
 #endif

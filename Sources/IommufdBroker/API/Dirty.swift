@@ -23,8 +23,11 @@ public struct DirtyStatusResult: Codable, Hashable, Sendable {
 public enum DirtyReadFormat: String, Codable, Sendable, Hashable, CaseIterable {
     /// Coalesced JSON runs.
     case runs
-    /// The raw bitmap in a memfd sent back with the reply.
+    /// The raw bitmap in a memfd sent back with the reply (or written into `into`).
     case bitmap
+    /// The runs of `runs`, packed (`DirtyRunPacking`): one base64 string instead of an array of
+    /// objects, for large harvests (a tenth of the bytes, no object per run to build or parse).
+    case packedRuns = "packed_runs"
 }
 
 /// `dirty.read`: the union of the dirty bitmaps of every tracking HWPT of the IOAS over
@@ -40,7 +43,11 @@ public struct DirtyReadParams: Codable, Hashable, Sendable {
     public var format: DirtyReadFormat?
     /// Cap on returned runs (default and upper bound from config).
     public var maxRuns: Int?
-    public init(ioas: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64? = nil, clear: Bool? = nil, format: DirtyReadFormat? = nil, maxRuns: Int? = nil) {
+    /// For `bitmap`: a memfd (sent with the request, `{"fd": N}`) the bitmap is written into at
+    /// offset 0, instead of a new memfd in the answer. It must be a memfd (tmpfs or hugetlbfs)
+    /// open for writing and at least `bitmap_bytes` long; keep one and send it with every read.
+    public var into: FDRef?
+    public init(ioas: ObjectID, iova: UInt64, length: UInt64, pageSize: UInt64? = nil, clear: Bool? = nil, format: DirtyReadFormat? = nil, maxRuns: Int? = nil, into: FDRef? = nil) {
         self.ioas = ioas
         self.iova = iova
         self.length = length
@@ -48,9 +55,10 @@ public struct DirtyReadParams: Codable, Hashable, Sendable {
         self.clear = clear
         self.format = format
         self.maxRuns = maxRuns
+        self.into = into
     }
     enum CodingKeys: String, CodingKey {
-        case ioas, iova, length, clear, format
+        case ioas, iova, length, clear, format, into
         case pageSize = "page_size"
         case maxRuns = "max_runs"
     }
@@ -66,6 +74,9 @@ public struct DirtyReadResult: Codable, Hashable, Sendable {
     public var dirtyPages: UInt64
     /// For `runs`.
     public var runs: [DirtyRun]?
+    /// For `packed_runs`: the runs, packed (`DirtyRunPacking`), and how many there are.
+    public var packedRuns: String?
+    public var runCount: Int?
     /// For `runs` cut short at `max_runs`: read again from here. Every dirty page before it was
     /// answered (and, with `clear`, cleared); none after it was cleared.
     public var resumeIOVA: UInt64?
@@ -82,6 +93,8 @@ public struct DirtyReadResult: Codable, Hashable, Sendable {
         case resumeIOVA = "resume_iova"
         case bitmapBytes = "bitmap_bytes"
         case clearFailures = "clear_failures"
+        case packedRuns = "packed_runs"
+        case runCount = "run_count"
     }
 }
 

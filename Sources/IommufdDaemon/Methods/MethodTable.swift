@@ -162,9 +162,16 @@ extension MethodTable {
         // dirty.read: readers may read with clear=false; the broker checks that.
         t.addWithFDs(
             BrokerMethod.dirtyRead.rawValue, BrokerMethod.dirtyRead.summary, access: .read, params: DirtyReadParams.self,
-            sendsFDs: { $0.format == .bitmap }
-        ) { c, p, _ in
-            try broker.dirtyRead(c, p)
+            sendsFDs: { $0.format == .bitmap && $0.into == nil }
+        ) { c, p, call in
+            guard let into = p.into else { return try broker.dirtyRead(c, p) }
+            guard p.format == .bitmap else {
+                throw BrokerError(.invalidParams, "dirty.read: 'into' names the memfd a bitmap is written into; it needs \"format\": \"bitmap\" (runs are answered in the reply)")
+            }
+            let fd = try call.fds.take(into.fd)
+            defer { _ = close(fd) }
+            try Broker.checkBitmapMemfd(fd)
+            return try broker.dirtyRead(c, p, into: fd)
         }
         add(.viommuCreate, VIOMMUCreateParams.self, broker.viommuCreate)
         add(.viommuDestroy, VIOMMUDestroyParams.self, broker.viommuDestroy)
