@@ -11,6 +11,8 @@ int ifd_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, reque
 
 int ifd_open(const char *path, int flags) { return open(path, flags); }
 
+int ifd_gettid(void) { return (int)syscall(SYS_gettid); }
+
 int ifd_eventfd(void) {
     return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }

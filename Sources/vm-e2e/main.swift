@@ -19,7 +19,9 @@ import Foundation
 //   vm-e2e qemu-guest       QEMU with the iommufdd backend (integrations/qemu; qemu-system-x86_64
 //                           and edu-dma-guest.bin beside this binary, or $QEMU, $QEMU_GUEST) runs
 //                           a bare-metal guest whose passed-through edu DMAs through the daemon
-let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | qemu-guest"
+//   vm-e2e fail-nth         the kernel's fail-nth/failslab under broker requests on a mock
+//                           device (KernelFailNthChecks.swift)
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | fail-nth | qemu-guest"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -44,6 +46,8 @@ case "systemd":
     if !SystemdChecks.runAll(run: run) { exit(1) }
 case "queues":
     if !QueueChecks.runAll(run: run) { exit(1) }
+case "fail-nth":
+    if !KernelFailNthChecks.runAll(run: run) { exit(1) }
 case "mini-vmm":
     if !MiniVMMChecks.runAll(run: run) { exit(1) }
 case "qemu-guest":

@@ -12,6 +12,9 @@ int ifd_ioctl(int fd, unsigned long request, void *arg);
 /* open(2) with a fixed argument list (no mode: never creates). */
 int ifd_open(const char *path, int flags);
 
+/* gettid(2): the calling thread's ID (for /proc/self/task/TID). */
+int ifd_gettid(void);
+
 /* eventfd(2), counter 0, EFD_CLOEXEC | EFD_NONBLOCK: a wake-up a thread polls beside its socket. */
 int ifd_eventfd(void);
 
