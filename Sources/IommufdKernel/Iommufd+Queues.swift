@@ -32,19 +32,7 @@ extension Iommufd {
     /// `IOMMU_HWPT_ALLOC` of a nested HWPT with `IOMMU_HWPT_DATA_SELFTEST` (`struct
     /// iommu_hwpt_selftest { u32 iotlb; }`, iotlb 0) on a vIOMMU or nest-parent HWPT.
     public func testAllocNestedHWPT(deviceID: ObjectID, parent: ObjectID) throws -> ObjectID {
-        var cmd = ifd_hwpt_alloc()
-        cmd.size = UInt32(MemoryLayout<ifd_hwpt_alloc>.size)
-        cmd.dev_id = deviceID
-        cmd.pt_id = parent
-        cmd.data_type = 0xdead  // IOMMU_HWPT_DATA_SELFTEST
-        var iotlb: UInt32 = 0
-        return try withUnsafeMutableBytes(of: &iotlb) { data in
-            cmd.data_len = UInt32(data.count)
-            cmd.data_uptr = UInt64(UInt(bitPattern: data.baseAddress))
-            try ioctl(IFD_IOMMU_HWPT_ALLOC, &cmd)
-                .orThrow("IOMMU_HWPT_ALLOC", detail: "nested selftest HWPT for device \(deviceID) on \(parent)")
-            return cmd.out_hwpt_id
-        }
+        try allocNestedHWPT(deviceID: deviceID, parentID: parent, flags: [], data: HWPTUserData(type: HWPTDataType.selftest, bytes: [0, 0, 0, 0]))
     }
 
     private static func queuesTestCommand(op: Int32) -> ifd_queues_test_cmd {

@@ -147,9 +147,8 @@ extension SimBackend {
         }
         if hwpt.hasDirtyOps && !device.dirtyCapable { throw Errno.EINVAL }
         // mock_domain_nop_attach: a nested domain of a vIOMMU needs the device's vDevice on
-        // that vIOMMU (iommufd_viommu_get_vdev_id: ENOENT). (The queue cases' fault-capable
-        // nested HWPT is SimBackend+Queues.swift's `nestedViommu`.)
-        if let viommuID = hwpt.nested?.viommu ?? hwpt.nestedViommu {
+        // that vIOMMU (iommufd_viommu_get_vdev_id: ENOENT).
+        if let viommuID = hwpt.nested?.viommu {
             guard let vdevID = device.vdevice, case .vdevice(let vdev) = objects[vdevID], vdev.viommu == viommuID else {
                 throw Errno.ENOENT
             }

@@ -254,7 +254,7 @@ extension SimBackend: IommuQueueTestHooks {
     public func triggerVEvent(deviceID: ObjectID) throws {
         try locked("IOMMU_TEST_OP_TRIGGER_VEVENT") {
             let device = try physicalDevice(deviceID)
-            guard let hwptID = device.attached, case .hwpt(let hwpt) = objects[hwptID], let viommuID = hwpt.nestedViommu,
+            guard let hwptID = device.attached, case .hwpt(let hwpt) = objects[hwptID], let viommuID = hwpt.nested?.viommu,
                 case .viommu(let viommu) = objects[viommuID], let vdevID = device.vdevice,
                 case .vdevice(let vdev) = objects[vdevID], vdev.viommu == viommuID, vdev.virtualID != 0
             else { throw Errno.ENOENT }
@@ -266,25 +266,10 @@ extension SimBackend: IommuQueueTestHooks {
         }
     }
 
-    /// A nested HWPT with selftest data on a vIOMMU, modelled only as far as the vEVENTQ cases
-    /// need it: it belongs to the vIOMMU's instance, holds the vIOMMU, and a device attaches to it
-    /// only with a vDevice on that vIOMMU. A nest-parent HWPT as parent is EOPNOTSUPP here.
-    /// (The `nested` branch models nested HWPTs in full; this is the queues branch's stand-in.)
+    /// A nested HWPT with selftest data (`iotlb` 0) on `parent`: the queue cases' way to one,
+    /// made by the simulator's model of the mock driver's nested domains (SimBackend+Nested.swift).
     public func allocSelftestNestedHWPT(deviceID: ObjectID, parent: ObjectID) throws -> ObjectID {
-        try locked("IOMMU_HWPT_ALLOC") {
-            let device = try physicalDevice(deviceID)
-            guard let iommu = device.iommu else { throw Errno.ENOENT }
-            guard let target = objects[parent] else { throw Errno.EINVAL }
-            guard case .viommu(let viommu) = target else { throw Errno.EOPNOTSUPP }
-            if viommu.iommuName != iommu.name { throw Errno.EINVAL }
-            guard case .hwpt(let parentHWPT) = objects[viommu.hwpt] else { throw Errno.EINVAL }
-            let id = try allocateID()
-            let hwpt = SimHWPT(ioas: parentHWPT.ioas, iommu: iommu, flags: [], autoDomain: false)
-            hwpt.nestedViommu = parent
-            objects[id] = .hwpt(hwpt)
-            viommu.nestedUsers += 1
-            return id
-        }
+        try allocNestedHWPT(deviceID: deviceID, parentID: parent, flags: [], data: HWPTUserData(type: HWPTDataType.selftest, bytes: [0, 0, 0, 0]))
     }
 
     /// `iommufd_viommu_report_event` + `iommufd_vevent_handler`, for when nested HWPTs are

@@ -291,7 +291,6 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     /// `iommufd_hwpt_paging_destroy`: takes the domain out of its IOAS.
     func removeHWPT(_ id: ObjectID, _ hwpt: SimHWPT) {
         if let fault = hwpt.faultQueue, case .eventQueue(let queue) = objects[fault] { queue.users -= 1 }
-        if let viommuID = hwpt.nestedViommu, case .viommu(let viommu) = objects[viommuID] { viommu.nestedUsers -= 1 }
         if case .ioas(let ioas) = objects[hwpt.ioas] {
             ioas.hwpts.removeAll { $0 == id }
             ioas.table.removeDomain(hwpt: id)

@@ -32,8 +32,6 @@ final class SimHWPT {
     // MARK: queues
     /// `hwpt->fault`: the fault queue its I/O page faults go to (it holds a users reference).
     var faultQueue: ObjectID?
-    /// A selftest nested HWPT on this vIOMMU (SimBackend+Queues.swift), which it holds.
-    var nestedViommu: ObjectID?
 
     init(ioas: ObjectID, iommu: SimTopology.IOMMU, flags: HWPTAllocFlags, autoDomain: Bool) {
         self.ioas = ioas
