@@ -134,12 +134,14 @@ let package = Package(
                 "TestProcesses",
             ]
         ),
+        // What both libFuzzer targets share: replaying saved inputs, handing over to libFuzzer.
+        .target(name: "FuzzReplay"),
         // libFuzzer target over the VMM channel: its decoder, and the daemon serving a channel
         // (scripts/fuzz --target channel); a plain build replays inputs like fuzz-rpc.
         .executableTarget(
             name: "fuzz-channel",
             dependencies: [
-                "IommufdDaemon", "IommufdChannel", "IommufdBroker", "IommufdRPC", "IommufdCore", "CIommufd",
+                "FuzzReplay", "IommufdDaemon", "IommufdChannel", "IommufdBroker", "IommufdRPC", "IommufdCore", "CIommufd",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -148,7 +150,7 @@ let package = Package(
         .executableTarget(
             name: "fuzz-rpc",
             dependencies: [
-                "IommufdDaemon", "IommufdRPC", "IommufdCore", "CIommufd",
+                "FuzzReplay", "IommufdDaemon", "IommufdRPC", "IommufdCore", "CIommufd",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
