@@ -70,10 +70,7 @@ extension Iommufd {
     /// `IOMMU_TEST_OP_MD_CHECK_IOTLB` (14) / `IOMMU_TEST_OP_DEV_CHECK_CACHE` (16): the union's
     /// first two u32 are the entry and the expected value.
     public func testCheck(op: UInt32, id: ObjectID, index: UInt32, value: UInt32, name: String) throws {
-        var cmd = ifd_test_cmd()
-        cmd.size = UInt32(MemoryLayout<ifd_test_cmd>.size)
-        cmd.op = op
-        cmd.id = id
+        var cmd = Self.testCommand(op: Int32(op), id: id)
         withUnsafeMutableBytes(of: &cmd) { raw in
             raw.storeBytes(of: index.littleEndian, toByteOffset: 16, as: UInt32.self)
             raw.storeBytes(of: value.littleEndian, toByteOffset: 20, as: UInt32.self)

@@ -35,16 +35,9 @@ extension Iommufd {
         try allocNestedHWPT(deviceID: deviceID, parentID: parent, flags: [], data: HWPTUserData(type: HWPTDataType.selftest, bytes: [0, 0, 0, 0]))
     }
 
-    private static func queuesTestCommand(op: Int32) -> ifd_queues_test_cmd {
-        var cmd = ifd_queues_test_cmd()
-        cmd.size = UInt32(MemoryLayout<ifd_queues_test_cmd>.size)
-        cmd.op = UInt32(op)
-        return cmd
-    }
-
     /// `IOMMU_TEST_OP_TRIGGER_IOPF`.
     public func testTriggerIOPF(deviceID: ObjectID, pasid: UInt32, groupID: UInt32, perm: UInt32, address: UInt64) throws {
-        var cmd = Self.queuesTestCommand(op: Int32(IFD_TEST_OP_TRIGGER_IOPF))
+        var cmd = Self.testCommand(op: Int32(IFD_TEST_OP_TRIGGER_IOPF), id: 0)
         cmd.trigger_iopf.dev_id = deviceID
         cmd.trigger_iopf.pasid = pasid
         cmd.trigger_iopf.grpid = groupID
@@ -56,7 +49,7 @@ extension Iommufd {
 
     /// `IOMMU_TEST_OP_TRIGGER_VEVENT`.
     public func testTriggerVEvent(deviceID: ObjectID) throws {
-        var cmd = Self.queuesTestCommand(op: Int32(IFD_TEST_OP_TRIGGER_VEVENT))
+        var cmd = Self.testCommand(op: Int32(IFD_TEST_OP_TRIGGER_VEVENT), id: 0)
         cmd.trigger_vevent.dev_id = deviceID
         try ioctl(IFD_IOMMU_TEST_CMD, &cmd).orThrow("IOMMU_TEST_OP_TRIGGER_VEVENT", detail: "device \(deviceID)")
     }

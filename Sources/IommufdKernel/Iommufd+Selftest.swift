@@ -15,7 +15,8 @@ public struct MockDomain: Hashable, Sendable {
 /// The kernel's selftest operations (`IOMMU_TEST_CMD`), present only on kernels built with
 /// CONFIG_IOMMUFD_TEST; elsewhere every one of them fails with ENOTTY.
 extension Iommufd {
-    private static func testCommand(op: Int32, id: ObjectID) -> ifd_test_cmd {
+    /// An `IOMMU_TEST_CMD` argument for `op` on object `id` (0 when the op names none).
+    static func testCommand(op: Int32, id: ObjectID) -> ifd_test_cmd {
         var cmd = ifd_test_cmd()
         cmd.size = UInt32(MemoryLayout<ifd_test_cmd>.size)
         cmd.op = UInt32(op)

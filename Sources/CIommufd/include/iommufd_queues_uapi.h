@@ -65,33 +65,7 @@ struct ifd_hwpt_page_response {
 };
 _Static_assert(sizeof(struct ifd_hwpt_page_response) == 8, "iommu_hwpt_page_response");
 
-/* The selftest ops this branch uses, on a test command of iommu_test_cmd's layout (72 bytes). */
-enum {
-    IFD_TEST_OP_TRIGGER_IOPF = 15,
-    IFD_TEST_OP_TRIGGER_VEVENT = 17,
-};
-struct ifd_queues_test_cmd {
-    uint32_t size;
-    uint32_t op;
-    uint32_t id;
-    uint32_t __reserved;
-    union {
-        struct {
-            uint32_t dev_id;
-            uint32_t pasid;
-            uint32_t grpid;
-            uint32_t perm;
-            ifd_aligned_u64 addr;
-        } trigger_iopf;
-        struct {
-            uint32_t dev_id;
-        } trigger_vevent;
-        uint8_t union_bytes[48];
-    };
-    uint32_t last;
-};
-_Static_assert(sizeof(struct ifd_queues_test_cmd) == 72, "iommu_test_cmd (queues)");
-_Static_assert(offsetof(struct ifd_queues_test_cmd, trigger_iopf.addr) == 32, "iommu_test_cmd.trigger_iopf.addr");
-_Static_assert(offsetof(struct ifd_queues_test_cmd, last) == 64, "iommu_test_cmd.last");
+/* The selftest ops (IOMMU_TEST_OP_TRIGGER_IOPF, _TRIGGER_VEVENT) are members of struct
+ * ifd_test_cmd in iommufd_uapi.h. */
 
 #endif

@@ -113,6 +113,8 @@ enum {
     IFD_TEST_OP_MOCK_DOMAIN_REPLACE = 10,
     IFD_TEST_OP_MOCK_DOMAIN_FLAGS = 12,
     IFD_TEST_OP_DIRTY = 13,
+    IFD_TEST_OP_TRIGGER_IOPF = 15,
+    IFD_TEST_OP_TRIGGER_VEVENT = 17,
     IFD_TEST_OP_PASID_CHECK_HWPT = 21,
 };
 enum {
@@ -335,6 +337,16 @@ struct ifd_test_cmd {
             uint32_t pasid;
             uint32_t hwpt_id; /* 0: checks that nothing is attached at `pasid` */
         } pasid_check; /* `id` is the selftest object */
+        struct {
+            uint32_t dev_id;
+            uint32_t pasid;
+            uint32_t grpid;
+            uint32_t perm;
+            ifd_aligned_u64 addr;
+        } trigger_iopf;
+        struct {
+            uint32_t dev_id;
+        } trigger_vevent;
     };
     uint32_t last;
 };
@@ -344,6 +356,8 @@ _Static_assert(offsetof(struct ifd_test_cmd, dirty.iova) == 24, "iommu_test_cmd.
 _Static_assert(offsetof(struct ifd_test_cmd, dirty.out_nr_dirty) == 56, "iommu_test_cmd.dirty.out_nr_dirty");
 _Static_assert(offsetof(struct ifd_test_cmd, last) == 64, "iommu_test_cmd.last");
 _Static_assert(offsetof(struct ifd_test_cmd, pasid_check.hwpt_id) == 20, "iommu_test_cmd.pasid_check.hwpt_id");
+_Static_assert(offsetof(struct ifd_test_cmd, trigger_iopf.addr) == 32, "iommu_test_cmd.trigger_iopf.addr");
+_Static_assert(offsetof(struct ifd_test_cmd, trigger_vevent.dev_id) == 16, "iommu_test_cmd.trigger_vevent.dev_id");
 
 /* ---- VFIO cdev ---- */
 struct ifd_vfio_device_bind_iommufd {
