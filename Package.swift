@@ -41,15 +41,18 @@ let package = Package(
         .target(name: "IommufdKernel", dependencies: ["IommufdCore", "CIommufd"]),
         .target(name: "IommufdSim", dependencies: ["IommufdCore", "CIommufd"]),
         .target(name: "IommufdConformance", dependencies: ["IommufdCore"]),
+        // The wire contract: every method's params and results, the method catalogue. The broker
+        // implements it; clients import it.
+        .target(name: "IommufdContract", dependencies: ["IommufdCore"]),
         .target(
             name: "IommufdBroker",
-            dependencies: ["IommufdCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["IommufdCore", "IommufdContract", .product(name: "Logging", package: "swift-log")]
         ),
         // The VMM channel (owner.delegate): its binary wire format and the server that runs it
         // on the broker (docs/vmm-channel.md).
         .target(
             name: "IommufdChannel",
-            dependencies: ["IommufdCore", "IommufdBroker", "CIommufd", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["IommufdCore", "IommufdBroker", "IommufdContract", "CIommufd", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "IommufdRPC",
@@ -58,7 +61,7 @@ let package = Package(
         .target(
             name: "IommufdDaemon",
             dependencies: [
-                "IommufdCore", "IommufdKernel", "IommufdSim", "IommufdBroker", "IommufdRPC", "IommufdChannel",
+                "IommufdCore", "IommufdKernel", "IommufdSim", "IommufdBroker", "IommufdContract", "IommufdRPC", "IommufdChannel",
                 "CSystemd", "CIommufd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -69,7 +72,7 @@ let package = Package(
         .target(
             name: "IommuctlKit",
             dependencies: [
-                "IommufdCore", "IommufdRPC", "IommufdBroker", "CIommufd",
+                "IommufdCore", "IommufdRPC", "IommufdBroker", "IommufdContract", "CIommufd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "iommufdd-bench",
             dependencies: [
-                "IommufdCore", "IommufdSim", "IommufdBroker", "IommufdRPC", "IommufdChannel",
+                "IommufdCore", "IommufdSim", "IommufdBroker", "IommufdContract", "IommufdRPC", "IommufdChannel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -92,7 +95,7 @@ let package = Package(
         .target(name: "IommufdTestSupervisor", dependencies: ["IommufdCore", "CIommufd"]),
         .executableTarget(
             name: "vm-e2e",
-            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdRPC", "CIommufd", "IommufdTestSupervisor"]
+            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdContract", "IommufdRPC", "CIommufd", "IommufdTestSupervisor"]
         ),
         .testTarget(name: "IommufdCoreTests", dependencies: ["IommufdCore"]),
         .testTarget(name: "IommufdKernelTests", dependencies: ["IommufdKernel", "IommufdCore", "CIommufd"]),
@@ -105,12 +108,12 @@ let package = Package(
         .testTarget(
             name: "IommuctlTests",
             dependencies: [
-                "IommuctlKit", "IommufdRPC", "IommufdCore", "IommufdBroker", "CIommufd", "TestProcesses",
+                "IommuctlKit", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdContract", "CIommufd", "TestProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdSim", "IommufdCore", "FaultInjection"]),
+        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdContract", "IommufdSim", "IommufdCore", "FaultInjection"]),
         // Test-only: a backend wrapper that fails the Nth call (the fail-nth sweep).
         .target(name: "FaultInjection", dependencies: ["IommufdCore"], path: "Tests/FaultInjection"),
         // Test-only: start child processes with posix_spawn (Foundation's Process trips ASan).
@@ -119,18 +122,18 @@ let package = Package(
         .target(name: "CTestIdentity", path: "Tests/CTestIdentity"),
         .testTarget(
             name: "RestartTests",
-            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdChannel", "IommufdSim", "IommufdCore", "CIommufd", "IommufdTestSupervisor", "TestProcesses"]
+            dependencies: ["IommufdRPC", "IommufdBroker", "IommufdContract", "IommufdChannel", "IommufdSim", "IommufdCore", "CIommufd", "IommufdTestSupervisor", "TestProcesses"]
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "IommufdBroker", "IommufdChannel", "CTestIdentity", "TestProcesses"]
+            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "IommufdBroker", "IommufdContract", "IommufdChannel", "CTestIdentity", "TestProcesses"]
         ),
         // Isolation matrix, hostile clients and fuzz regressions, against the real iommufdd binary
         // (depending on the executable makes `swift test` build it).
         .testTarget(
             name: "SecurityTests",
             dependencies: [
-                "iommufdd", "fuzz-rpc", "fuzz-channel", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdDaemon", "IommufdChannel", "CIommufd",
+                "iommufdd", "fuzz-rpc", "fuzz-channel", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdContract", "IommufdDaemon", "IommufdChannel", "CIommufd",
                 "TestProcesses",
             ]
         ),
@@ -141,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "fuzz-channel",
             dependencies: [
-                "FuzzReplay", "IommufdDaemon", "IommufdChannel", "IommufdBroker", "IommufdRPC", "IommufdCore", "CIommufd",
+                "FuzzReplay", "IommufdDaemon", "IommufdChannel", "IommufdBroker", "IommufdContract", "IommufdRPC", "IommufdCore", "CIommufd",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 
 /// A byte count on the command line: `4096`, `0x1000`, `4K`, `2M`, `1G` (binary multiples).

@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 /// A delegated channel the fd store gave back at a restart: the daemon serves `fd` again as

@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 /// A PCI hot reset for a VMM that is confined (`iommufdd_confine`: it may not call

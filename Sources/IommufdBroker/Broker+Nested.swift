@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 /// Nested HWPTs and cache invalidation (branch `nested`): `hwpt.alloc` with `parent` or

@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 extension Broker {

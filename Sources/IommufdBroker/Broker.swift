@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import IommufdContract
 import IommufdCore
 import Logging
 

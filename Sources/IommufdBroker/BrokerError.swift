@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 /// The one error type the broker throws. `kind.wireName` is the stable name the RPC layer puts

@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 /// Something that changed, for `events.subscribe` notifications. `method` is the notification

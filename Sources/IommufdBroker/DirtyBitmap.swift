@@ -1,12 +1,4 @@
-/// A run of dirty IOVA: `[iova, iova + length)`.
-public struct DirtyRun: Hashable, Sendable, Codable {
-    public var iova: UInt64
-    public var length: UInt64
-    public init(iova: UInt64, length: UInt64) {
-        self.iova = iova
-        self.length = length
-    }
-}
+import IommufdContract
 
 /// Turning a dirty bitmap (bit `(addr - base) / pageSize` of an array of UInt64, the layout of
 /// `IOMMU_HWPT_GET_DIRTY_BITMAP`) into runs, a word at a time: clean words cost one compare,

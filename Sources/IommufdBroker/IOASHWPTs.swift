@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 /// The HWPTs of one IOAS (`IOASRecord.hwpts`): a set of IDs that also indexes them by what the

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import IommufdContract
 import IommufdCore
 
 /// What a connection may do (BRIEF section 6).

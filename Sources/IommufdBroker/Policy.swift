@@ -1,14 +1,5 @@
+import IommufdContract
 import IommufdCore
-
-/// Dirty-tracking policy of an attach (BRIEF section 5).
-public enum DirtyPolicy: String, Codable, Sendable, Hashable, CaseIterable {
-    /// The HWPT is allocated without dirty tracking.
-    case off
-    /// Dirty tracking when the device's IOMMU has it, else without.
-    case preferred
-    /// Refuse a device whose IOMMU cannot track dirty pages.
-    case required
-}
 
 /// Which devices may be handed out at all. An entry matches a device's name (`vfio3`, a
 /// simulated name) or its PCI address (`0000:00:02.0`); `"*"` allows every device.
@@ -22,28 +13,6 @@ public struct DeviceAllowList: Hashable, Sendable, Codable {
         entries.contains { entry in
             entry == "*" || entry == device.name || (device.pciAddress.map { $0.lowercased() == entry.lowercased() } ?? false)
         }
-    }
-}
-
-/// Per-owner policy, from the config defaults, overridable at `owner.create`.
-public struct OwnerPolicy: Hashable, Sendable, Codable {
-    /// Unmapping a range with no mapping in it is a 0-byte success instead of NotFound.
-    public var tolerateMissing: Bool
-    /// The dirty policy of attaches that do not name one.
-    public var dirty: DirtyPolicy
-    /// Huge IOPTEs for new IOAS that do not say.
-    public var hugePages: Bool
-
-    public init(tolerateMissing: Bool = false, dirty: DirtyPolicy = .preferred, hugePages: Bool = true) {
-        self.tolerateMissing = tolerateMissing
-        self.dirty = dirty
-        self.hugePages = hugePages
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case tolerateMissing = "tolerate_missing"
-        case dirty
-        case hugePages = "huge_pages"
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import IommufdContract
 import IommufdCore
 
 // The broker's bookkeeping of kernel objects. Reference types, only touched under the broker's

@@ -4,6 +4,7 @@ import Glibc
 import CIommufd
 import Foundation
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 import Logging
 

@@ -30,6 +30,7 @@
 import CIommufd
 import Foundation
 import IommufdBroker
+import IommufdContract
 import IommufdChannel
 import IommufdCore
 import IommufdRPC

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 import IommufdRPC
 import IommufdSim

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import IommufdBroker
+import IommufdContract
 import IommufdRPC
 
 // A fault queue across the SIGKILL (branch `queues`): its kernel fd and the daemon's end of the

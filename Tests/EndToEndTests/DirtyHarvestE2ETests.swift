@@ -1,5 +1,6 @@
 import Foundation
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 import IommufdRPC
 import TestProcesses

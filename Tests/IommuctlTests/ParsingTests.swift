@@ -1,5 +1,6 @@
 import ArgumentParser
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 import IommufdRPC
 import Testing

@@ -3,6 +3,7 @@ import IommufdCore
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("API types and errors on the wire")
 struct APITests {

@@ -3,6 +3,7 @@ import IommufdCore
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("Access control and owner isolation")
 struct AccessTests {

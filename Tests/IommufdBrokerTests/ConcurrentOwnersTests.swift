@@ -7,6 +7,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 /// Owners that do not wait for each other (issue 16, target 1): the slow part of a map, copy,
 /// unmap or dirty read runs under its owner's gate only (Broker.swift, "Locking design"). This

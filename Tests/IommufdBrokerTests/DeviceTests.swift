@@ -3,6 +3,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("Devices: allow-list, leases, auto-domains, dirty policy")
 struct DeviceTests {

@@ -4,6 +4,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 /// `dirty.read` never drops a page the kernel cleared: not past `max_runs`, not past the built-in
 /// cap, not across a hole, not when the device writes between the daemon's two passes, not when

@@ -4,6 +4,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("Dirty harvest: packed runs and a bitmap memfd supplied by the client")
 struct DirtyPackedTests {

@@ -4,6 +4,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("Dirty tracking")
 struct DirtyTests {

@@ -9,6 +9,7 @@ import Logging
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 // The fail-nth sweep (issue 17): for every state-changing broker method in representative
 // scenarios, fail backend call 1, 2, 3, ... until the method runs through, and after each

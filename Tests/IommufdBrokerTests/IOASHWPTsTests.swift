@@ -2,6 +2,7 @@ import IommufdCore
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("The HWPT index of an IOAS")
 struct IOASHWPTsTests {

@@ -3,6 +3,7 @@ import IommufdCore
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("IOAS: map, unmap, copy, quota, validation")
 struct IOASTests {

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("IOVA index")
 struct IOVAIndexTests {

@@ -2,6 +2,7 @@ import IommufdCore
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 @Suite("Kernel errors carry a hint for what to do")
 struct KernelErrorHintTests {

@@ -4,6 +4,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 /// Two dirty-capable devices on one nesting IOMMU, one on another, one mdev. The IOMMUs are
 /// the kernel selftest's mock, the one driver with both vIOMMUs and dirty-tracking nest parents.

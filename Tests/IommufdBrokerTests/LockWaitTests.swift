@@ -3,6 +3,7 @@ import IommufdCore
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 /// The broker lock's wait histogram (`daemon.metrics`' `iommufdd_broker_lock_wait_seconds`).
 @Suite("Broker lock wait")

@@ -4,6 +4,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 /// The selftest mock (nested HWPTs the simulator models) and a nesting VT-d unit (whose data
 /// the daemon checks, and the simulator then refuses as not modelled).

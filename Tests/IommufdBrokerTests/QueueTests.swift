@@ -4,6 +4,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 /// Waits up to two seconds for `fd` to poll readable.
 private func readable(_ fd: Int32) -> Bool {

@@ -5,6 +5,7 @@ import IommufdSim
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 /// A backend that forwards to a `SimBackend` and can be told to fail chosen calls, or to lack
 /// features — for the rollback and fallback paths the simulator itself never takes.

@@ -5,6 +5,7 @@ import TestProcesses
 import Testing
 
 @testable import IommufdBroker
+import IommufdContract
 
 #if canImport(Glibc)
 import Glibc

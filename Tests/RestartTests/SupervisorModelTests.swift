@@ -1,6 +1,7 @@
 import CIommufd
 import Foundation
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 import IommufdRPC
 import IommufdTestSupervisor

@@ -5,6 +5,7 @@ import Musl
 #endif
 import ArgumentParser
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 import IommufdRPC
 

@@ -1,4 +1,5 @@
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 
 /// The words iommuctl uses for flags, policies and capabilities, so that output reads as

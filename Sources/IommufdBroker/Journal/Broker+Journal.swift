@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import IommufdContract
 import IommufdCore
 
 /// What a restarted broker found in its journal and the backend: counts of what it took back,

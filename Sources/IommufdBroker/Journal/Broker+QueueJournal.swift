@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import IommufdContract
 import IommufdCore
 
 // Queues across a restart (branch `queues`): the journal's state records each queue (and which

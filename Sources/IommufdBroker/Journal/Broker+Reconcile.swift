@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 // Restart recovery, second half: the journal against what the backend holds (issue 17 item 3).

@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 /// Everything the broker knows except the mappings: owners and their policies, IOAS, HWPTs,

@@ -1,4 +1,5 @@
 import Foundation
+import IommufdContract
 import IommufdCore
 
 /// The broker's object journal: a `RecordLog` in a memfd kept in systemd's fd store, so that a

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 import IommufdRPC
 import Logging

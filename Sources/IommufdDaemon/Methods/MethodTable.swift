@@ -1,5 +1,6 @@
 import Glibc
 import IommufdBroker
+import IommufdContract
 import IommufdChannel
 import IommufdCore
 import IommufdRPC

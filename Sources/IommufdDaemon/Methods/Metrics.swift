@@ -1,4 +1,5 @@
 import IommufdBroker
+import IommufdContract
 import IommufdCore
 import IommufdRPC
 

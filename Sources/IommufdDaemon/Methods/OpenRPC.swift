@@ -1,4 +1,5 @@
 import IommufdBroker
+import IommufdContract
 import IommufdRPC
 
 /// `rpc.discover`: an OpenRPC 1.2 document generated from the method table.

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import IommufdBroker
+import IommufdContract
 
 #if canImport(Glibc)
 import Glibc

@@ -15,6 +15,35 @@ public struct BrokerCounts: Codable, Hashable, Sendable {
     public var devicesAttached: Int
     public var dirtyTrackingIOAS: Int
     public var subscribers: Int
+    public init(
+        owners: Int,
+        ioas: Int,
+        hwpts: Int,
+        viommus: Int,
+        vdevices: Int,
+        mappings: Int,
+        pinnedBytes: UInt64,
+        devicesKnown: Int,
+        devicesAllowed: Int,
+        devicesLeased: Int,
+        devicesAttached: Int,
+        dirtyTrackingIOAS: Int,
+        subscribers: Int
+    ) {
+        self.owners = owners
+        self.ioas = ioas
+        self.hwpts = hwpts
+        self.viommus = viommus
+        self.vdevices = vdevices
+        self.mappings = mappings
+        self.pinnedBytes = pinnedBytes
+        self.devicesKnown = devicesKnown
+        self.devicesAllowed = devicesAllowed
+        self.devicesLeased = devicesLeased
+        self.devicesAttached = devicesAttached
+        self.dirtyTrackingIOAS = dirtyTrackingIOAS
+        self.subscribers = subscribers
+    }
     enum CodingKeys: String, CodingKey {
         case owners, ioas, hwpts, viommus, vdevices, mappings, subscribers
         case pinnedBytes = "pinned_bytes"
@@ -34,4 +63,5 @@ public struct EventsSubscribeParams: Codable, Hashable, Sendable {
 
 public struct EventsSubscribeResult: Codable, Hashable, Sendable {
     public var subscription: UInt64
+    public init(subscription: UInt64) { self.subscription = subscription }
 }

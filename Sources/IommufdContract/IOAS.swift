@@ -47,6 +47,13 @@ public struct MappingInfo: Codable, Hashable, Sendable {
     public var writeable: Bool
     /// "file" (IOMMU_IOAS_MAP_FILE), "mmap" (IOMMU_IOAS_MAP of the daemon's mmap) or "copy".
     public var source: String
+    public init(iova: UInt64, length: UInt64, readable: Bool, writeable: Bool, source: String) {
+        self.iova = iova
+        self.length = length
+        self.readable = readable
+        self.writeable = writeable
+        self.source = source
+    }
 }
 
 public struct IOASInfo: Codable, Hashable, Sendable {
@@ -59,6 +66,27 @@ public struct IOASInfo: Codable, Hashable, Sendable {
     public var hwpts: [ObjectID]
     public var devices: [String]
     public var dirtyTracking: Bool
+    public init(
+        ioas: ObjectID,
+        owner: String,
+        hugePages: Bool,
+        mappingCount: Int,
+        mappings: [MappingInfo],
+        pinnedBytes: UInt64,
+        hwpts: [ObjectID],
+        devices: [String],
+        dirtyTracking: Bool
+    ) {
+        self.ioas = ioas
+        self.owner = owner
+        self.hugePages = hugePages
+        self.mappingCount = mappingCount
+        self.mappings = mappings
+        self.pinnedBytes = pinnedBytes
+        self.hwpts = hwpts
+        self.devices = devices
+        self.dirtyTracking = dirtyTracking
+    }
     enum CodingKeys: String, CodingKey {
         case ioas, owner, mappings, hwpts, devices
         case hugePages = "huge_pages"
@@ -71,12 +99,18 @@ public struct IOASInfo: Codable, Hashable, Sendable {
 public struct IOASListResult: Codable, Hashable, Sendable {
     /// Summaries (no mapping lists).
     public var ioas: [IOASInfo]
+    public init(ioas: [IOASInfo]) { self.ioas = ioas }
 }
 
 public struct IOASCreateResult: Codable, Hashable, Sendable {
     public var ioas: ObjectID
     public var owner: String
     public var hugePages: Bool
+    public init(ioas: ObjectID, owner: String, hugePages: Bool) {
+        self.ioas = ioas
+        self.owner = owner
+        self.hugePages = hugePages
+    }
     enum CodingKeys: String, CodingKey {
         case ioas, owner
         case hugePages = "huge_pages"
@@ -85,6 +119,7 @@ public struct IOASCreateResult: Codable, Hashable, Sendable {
 
 public struct IOASDestroyResult: Codable, Hashable, Sendable {
     public var ioas: ObjectID
+    public init(ioas: ObjectID) { self.ioas = ioas }
 }
 
 /// `ioas.map`: `length` bytes of the memory file `fd` from `offset`, at `iova` (or where the
@@ -116,6 +151,12 @@ public struct IOASMapResult: Codable, Hashable, Sendable {
     public var length: UInt64
     /// The owner's pinned bytes after this mapping.
     public var ownerPinnedBytes: UInt64
+    public init(ioas: ObjectID, iova: UInt64, length: UInt64, ownerPinnedBytes: UInt64) {
+        self.ioas = ioas
+        self.iova = iova
+        self.length = length
+        self.ownerPinnedBytes = ownerPinnedBytes
+    }
     enum CodingKeys: String, CodingKey {
         case ioas, iova, length
         case ownerPinnedBytes = "owner_pinned_bytes"
@@ -149,6 +190,12 @@ public struct IOASUnmapResult: Codable, Hashable, Sendable {
     public var unmappedBytes: UInt64
     public var mappings: Int
     public var ownerPinnedBytes: UInt64
+    public init(ioas: ObjectID, unmappedBytes: UInt64, mappings: Int, ownerPinnedBytes: UInt64) {
+        self.ioas = ioas
+        self.unmappedBytes = unmappedBytes
+        self.mappings = mappings
+        self.ownerPinnedBytes = ownerPinnedBytes
+    }
     enum CodingKeys: String, CodingKey {
         case ioas, mappings
         case unmappedBytes = "unmapped_bytes"
@@ -189,6 +236,12 @@ public struct IOASCopyResult: Codable, Hashable, Sendable {
     public var dstIOVA: UInt64
     public var length: UInt64
     public var ownerPinnedBytes: UInt64
+    public init(dstIOAS: ObjectID, dstIOVA: UInt64, length: UInt64, ownerPinnedBytes: UInt64) {
+        self.dstIOAS = dstIOAS
+        self.dstIOVA = dstIOVA
+        self.length = length
+        self.ownerPinnedBytes = ownerPinnedBytes
+    }
     enum CodingKeys: String, CodingKey {
         case length
         case dstIOAS = "dst_ioas"
@@ -201,6 +254,11 @@ public struct IOASRangesResult: Codable, Hashable, Sendable {
     public var ioas: ObjectID
     public var ranges: [IOVARange]
     public var alignment: UInt64
+    public init(ioas: ObjectID, ranges: [IOVARange], alignment: UInt64) {
+        self.ioas = ioas
+        self.ranges = ranges
+        self.alignment = alignment
+    }
 }
 
 public struct IOASSetOptionParams: Codable, Hashable, Sendable {
@@ -219,6 +277,10 @@ public struct IOASSetOptionParams: Codable, Hashable, Sendable {
 public struct IOASSetOptionResult: Codable, Hashable, Sendable {
     public var ioas: ObjectID
     public var hugePages: Bool
+    public init(ioas: ObjectID, hugePages: Bool) {
+        self.ioas = ioas
+        self.hugePages = hugePages
+    }
     enum CodingKeys: String, CodingKey {
         case ioas
         case hugePages = "huge_pages"

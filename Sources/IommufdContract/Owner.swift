@@ -41,6 +41,33 @@ public struct OwnerInfo: Codable, Hashable, Sendable {
     public var mappings: Int
     public var pinnedBytes: UInt64
     public var quotaBytes: UInt64?
+    public init(
+        name: String,
+        identity: String,
+        creatorUID: UInt32,
+        policy: OwnerPolicy,
+        ioas: [ObjectID],
+        hwpts: [ObjectID],
+        viommus: [ObjectID],
+        vdevices: [ObjectID],
+        devices: [String],
+        mappings: Int,
+        pinnedBytes: UInt64,
+        quotaBytes: UInt64? = nil
+    ) {
+        self.name = name
+        self.identity = identity
+        self.creatorUID = creatorUID
+        self.policy = policy
+        self.ioas = ioas
+        self.hwpts = hwpts
+        self.viommus = viommus
+        self.vdevices = vdevices
+        self.devices = devices
+        self.mappings = mappings
+        self.pinnedBytes = pinnedBytes
+        self.quotaBytes = quotaBytes
+    }
     enum CodingKeys: String, CodingKey {
         case name, identity, policy, ioas, hwpts, viommus, vdevices, devices, mappings
         case creatorUID = "creator_uid"
@@ -51,6 +78,7 @@ public struct OwnerInfo: Codable, Hashable, Sendable {
 
 public struct OwnerListResult: Codable, Hashable, Sendable {
     public var owners: [OwnerInfo]
+    public init(owners: [OwnerInfo]) { self.owners = owners }
 }
 
 /// What `owner.release` did. `released` is false when something could not be undone: the
@@ -63,6 +91,19 @@ public struct OwnerReleaseResult: Codable, Hashable, Sendable {
     public var refundedBytes: UInt64
     /// One line per step that failed, with the error.
     public var failures: [String]
+    public init(
+        name: String,
+        released: Bool,
+        destroyed: [String: Int],
+        refundedBytes: UInt64,
+        failures: [String]
+    ) {
+        self.name = name
+        self.released = released
+        self.destroyed = destroyed
+        self.refundedBytes = refundedBytes
+        self.failures = failures
+    }
     enum CodingKeys: String, CodingKey {
         case name, released, destroyed, failures
         case refundedBytes = "refunded_bytes"

@@ -12,6 +12,19 @@ public struct DirtyStatusResult: Codable, Hashable, Sendable {
     public var untrackableHWPTs: [ObjectID]
     /// Devices whose DMA is not tracked (on untrackable HWPTs, or mdevs on the IOAS itself).
     public var untrackedDevices: [String]
+    public init(
+        ioas: ObjectID,
+        enabled: Bool,
+        trackingHWPTs: [ObjectID],
+        untrackableHWPTs: [ObjectID],
+        untrackedDevices: [String]
+    ) {
+        self.ioas = ioas
+        self.enabled = enabled
+        self.trackingHWPTs = trackingHWPTs
+        self.untrackableHWPTs = untrackableHWPTs
+        self.untrackedDevices = untrackedDevices
+    }
     enum CodingKeys: String, CodingKey {
         case ioas, enabled
         case trackingHWPTs = "tracking_hwpts"
@@ -86,6 +99,37 @@ public struct DirtyReadResult: Codable, Hashable, Sendable {
     /// HWPTs whose clearing read failed. The answer still holds what was read; their pages that
     /// were not cleared stay dirty and come again in the next read.
     public var clearFailures: [DirtyClearFailure]?
+    public init(
+        ioas: ObjectID,
+        iova: UInt64,
+        length: UInt64,
+        pageSize: UInt64,
+        cleared: Bool,
+        format: DirtyReadFormat,
+        dirtyPages: UInt64,
+        runs: [DirtyRun]? = nil,
+        packedRuns: String? = nil,
+        runCount: Int? = nil,
+        resumeIOVA: UInt64? = nil,
+        bitmap: FDRef? = nil,
+        bitmapBytes: Int? = nil,
+        clearFailures: [DirtyClearFailure]? = nil
+    ) {
+        self.ioas = ioas
+        self.iova = iova
+        self.length = length
+        self.pageSize = pageSize
+        self.cleared = cleared
+        self.format = format
+        self.dirtyPages = dirtyPages
+        self.runs = runs
+        self.packedRuns = packedRuns
+        self.runCount = runCount
+        self.resumeIOVA = resumeIOVA
+        self.bitmap = bitmap
+        self.bitmapBytes = bitmapBytes
+        self.clearFailures = clearFailures
+    }
     enum CodingKeys: String, CodingKey {
         case ioas, iova, length, cleared, format, runs, bitmap
         case pageSize = "page_size"

@@ -84,6 +84,11 @@ public struct DeviceVendorInfo: Codable, Hashable, Sendable {
         public var capReg: UInt64
         /// VT-d Extended Capability Register (spec 11.4.3).
         public var ecapReg: UInt64
+        public init(flags: UInt32, capReg: UInt64, ecapReg: UInt64) {
+            self.flags = flags
+            self.capReg = capReg
+            self.ecapReg = ecapReg
+        }
         enum CodingKeys: String, CodingKey {
             case flags
             case capReg = "cap_reg"
@@ -98,6 +103,12 @@ public struct DeviceVendorInfo: Codable, Hashable, Sendable {
         public var idr: [UInt32]
         public var iidr: UInt32
         public var aidr: UInt32
+        public init(flags: UInt32, idr: [UInt32], iidr: UInt32, aidr: UInt32) {
+            self.flags = flags
+            self.idr = idr
+            self.iidr = iidr
+            self.aidr = aidr
+        }
     }
 
     /// `struct iommu_hw_info_tegra241_cmdqv`.
@@ -106,18 +117,32 @@ public struct DeviceVendorInfo: Codable, Hashable, Sendable {
         public var version: UInt8
         public var log2vcmdqs: UInt8
         public var log2vsids: UInt8
+        public init(flags: UInt32, version: UInt8, log2vcmdqs: UInt8, log2vsids: UInt8) {
+            self.flags = flags
+            self.version = version
+            self.log2vcmdqs = log2vcmdqs
+            self.log2vsids = log2vsids
+        }
     }
 
     /// `struct iommu_hw_info_amd`.
     public struct AMD: Codable, Hashable, Sendable {
         public var efr: UInt64
         public var efr2: UInt64
+        public init(efr: UInt64, efr2: UInt64) {
+            self.efr = efr
+            self.efr2 = efr2
+        }
     }
 
     /// `struct iommu_test_hw_info` (the kernel selftest's mock driver).
     public struct Selftest: Codable, Hashable, Sendable {
         public var flags: UInt32
         public var testReg: UInt32
+        public init(flags: UInt32, testReg: UInt32) {
+            self.flags = flags
+            self.testReg = testReg
+        }
         enum CodingKeys: String, CodingKey {
             case flags
             case testReg = "test_reg"
@@ -191,6 +216,37 @@ public struct DeviceInfo: Codable, Hashable, Sendable {
     public var ioas: ObjectID?
     public var pt: ObjectID?
     public var capabilities: DeviceCapabilities?
+    public init(
+        name: String,
+        kind: DeviceKind,
+        pciAddress: String? = nil,
+        iommuGroup: Int? = nil,
+        iommuInstance: String? = nil,
+        driver: String? = nil,
+        vendorDevice: String? = nil,
+        allowed: Bool,
+        leased: Bool,
+        owner: String? = nil,
+        deviceID: ObjectID? = nil,
+        ioas: ObjectID? = nil,
+        pt: ObjectID? = nil,
+        capabilities: DeviceCapabilities? = nil
+    ) {
+        self.name = name
+        self.kind = kind
+        self.pciAddress = pciAddress
+        self.iommuGroup = iommuGroup
+        self.iommuInstance = iommuInstance
+        self.driver = driver
+        self.vendorDevice = vendorDevice
+        self.allowed = allowed
+        self.leased = leased
+        self.owner = owner
+        self.deviceID = deviceID
+        self.ioas = ioas
+        self.pt = pt
+        self.capabilities = capabilities
+    }
     enum CodingKeys: String, CodingKey {
         case name, kind, driver, allowed, leased, owner, ioas, pt, capabilities
         case pciAddress = "pci_address"
@@ -203,6 +259,7 @@ public struct DeviceInfo: Codable, Hashable, Sendable {
 
 public struct DeviceListResult: Codable, Hashable, Sendable {
     public var devices: [DeviceInfo]
+    public init(devices: [DeviceInfo]) { self.devices = devices }
 }
 
 /// `device.attach` (and `device.replace`): name either an IOAS (auto-domain policy) or an HWPT.
@@ -250,6 +307,25 @@ public struct DeviceAttachResult: Codable, Hashable, Sendable {
     public var previousPT: ObjectID?
     /// HWPTs destroyed because their last device left.
     public var destroyedHWPTs: [ObjectID]
+    public init(
+        device: String,
+        deviceID: ObjectID,
+        ioas: ObjectID,
+        pt: ObjectID,
+        hwptCreated: Bool,
+        dirtyTracking: Bool,
+        previousPT: ObjectID? = nil,
+        destroyedHWPTs: [ObjectID]
+    ) {
+        self.device = device
+        self.deviceID = deviceID
+        self.ioas = ioas
+        self.pt = pt
+        self.hwptCreated = hwptCreated
+        self.dirtyTracking = dirtyTracking
+        self.previousPT = previousPT
+        self.destroyedHWPTs = destroyedHWPTs
+    }
     enum CodingKeys: String, CodingKey {
         case device, ioas, pt
         case deviceID = "device_id"
@@ -264,6 +340,11 @@ public struct DeviceDetachResult: Codable, Hashable, Sendable {
     public var device: String
     public var previousPT: ObjectID
     public var destroyedHWPTs: [ObjectID]
+    public init(device: String, previousPT: ObjectID, destroyedHWPTs: [ObjectID]) {
+        self.device = device
+        self.previousPT = previousPT
+        self.destroyedHWPTs = destroyedHWPTs
+    }
     enum CodingKeys: String, CodingKey {
         case device
         case previousPT = "previous_pt"
@@ -274,6 +355,10 @@ public struct DeviceDetachResult: Codable, Hashable, Sendable {
 public struct DeviceReleaseResult: Codable, Hashable, Sendable {
     public var device: String
     public var owner: String
+    public init(device: String, owner: String) {
+        self.device = device
+        self.owner = owner
+    }
 }
 
 /// `device.fd`: the bound device fd, sent with the reply (`fd` indexes the reply's fds).
@@ -281,6 +366,11 @@ public struct DeviceFDResult: Codable, Hashable, Sendable {
     public var device: String
     public var deviceID: ObjectID
     public var fd: FDRef
+    public init(device: String, deviceID: ObjectID, fd: FDRef) {
+        self.device = device
+        self.deviceID = deviceID
+        self.fd = fd
+    }
     enum CodingKeys: String, CodingKey {
         case device, fd
         case deviceID = "device_id"

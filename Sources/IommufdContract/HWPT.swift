@@ -74,6 +74,33 @@ public struct HWPTInfo: Codable, Hashable, Sendable {
     public var nested: NestedHWPTInfo? = nil
     /// The fault queue its I/O page faults go to.
     public var faultQueue: ObjectID? = nil
+    public init(
+        hwpt: ObjectID,
+        owner: String,
+        ioas: ObjectID,
+        dirtyTracking: Bool,
+        nestParent: Bool,
+        auto: Bool,
+        iommuInstance: String? = nil,
+        devices: [String],
+        viommus: [ObjectID],
+        tracking: Bool,
+        nested: NestedHWPTInfo? = nil,
+        faultQueue: ObjectID? = nil
+    ) {
+        self.hwpt = hwpt
+        self.owner = owner
+        self.ioas = ioas
+        self.dirtyTracking = dirtyTracking
+        self.nestParent = nestParent
+        self.auto = auto
+        self.iommuInstance = iommuInstance
+        self.devices = devices
+        self.viommus = viommus
+        self.tracking = tracking
+        self.nested = nested
+        self.faultQueue = faultQueue
+    }
     enum CodingKeys: String, CodingKey {
         case hwpt, owner, ioas, auto, devices, viommus, tracking, nested
         case faultQueue = "fault_queue"
@@ -85,8 +112,10 @@ public struct HWPTInfo: Codable, Hashable, Sendable {
 
 public struct HWPTListResult: Codable, Hashable, Sendable {
     public var hwpts: [HWPTInfo]
+    public init(hwpts: [HWPTInfo]) { self.hwpts = hwpts }
 }
 
 public struct HWPTDestroyResult: Codable, Hashable, Sendable {
     public var hwpt: ObjectID
+    public init(hwpt: ObjectID) { self.hwpt = hwpt }
 }

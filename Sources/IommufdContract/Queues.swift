@@ -66,6 +66,33 @@ public struct QueueInfo: Codable, Hashable, Sendable {
     public var lostEvents: UInt64
     /// Fault groups read and not yet answered.
     public var awaitingResponse: Int
+    public init(
+        queue: ObjectID,
+        owner: String,
+        kind: String,
+        viommu: ObjectID? = nil,
+        type: UInt32? = nil,
+        depth: UInt32? = nil,
+        hwpts: [ObjectID],
+        connected: Bool,
+        relayed: UInt64,
+        undelivered: UInt64,
+        lostEvents: UInt64,
+        awaitingResponse: Int
+    ) {
+        self.queue = queue
+        self.owner = owner
+        self.kind = kind
+        self.viommu = viommu
+        self.type = type
+        self.depth = depth
+        self.hwpts = hwpts
+        self.connected = connected
+        self.relayed = relayed
+        self.undelivered = undelivered
+        self.lostEvents = lostEvents
+        self.awaitingResponse = awaitingResponse
+    }
     enum CodingKeys: String, CodingKey {
         case queue, owner, kind, viommu, type, depth, hwpts, connected, relayed, undelivered
         case lostEvents = "lost_events"
@@ -78,14 +105,20 @@ public struct QueueInfo: Codable, Hashable, Sendable {
 public struct QueueFDResult: Codable, Hashable, Sendable {
     public var queue: QueueInfo
     public var fd: FDRef
+    public init(queue: QueueInfo, fd: FDRef) {
+        self.queue = queue
+        self.fd = fd
+    }
 }
 
 public struct QueueListResult: Codable, Hashable, Sendable {
     public var queues: [QueueInfo]
+    public init(queues: [QueueInfo]) { self.queues = queues }
 }
 
 public struct QueueDestroyResult: Codable, Hashable, Sendable {
     public var queue: ObjectID
+    public init(queue: ObjectID) { self.queue = queue }
 }
 
 /// What an `event.queue` notification carries: one record read from a queue.

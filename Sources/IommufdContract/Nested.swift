@@ -93,6 +93,11 @@ public struct InvalidationStop: Codable, Hashable, Sendable {
     public var errno: String
     public var ioctl: String
     public var message: String
+    public init(errno: String, ioctl: String, message: String) {
+        self.errno = errno
+        self.ioctl = ioctl
+        self.message = message
+    }
 }
 
 /// The answer of `hwpt.invalidate` / `viommu.invalidate`. `done` entries (in order) took
@@ -104,6 +109,19 @@ public struct InvalidateResult: Codable, Hashable, Sendable {
     public var done: Int
     public var dataType: String
     public var stopped: InvalidationStop?
+    public init(
+        object: ObjectID,
+        requested: Int,
+        done: Int,
+        dataType: String,
+        stopped: InvalidationStop? = nil
+    ) {
+        self.object = object
+        self.requested = requested
+        self.done = done
+        self.dataType = dataType
+        self.stopped = stopped
+    }
     enum CodingKeys: String, CodingKey {
         case object, requested, done, stopped
         case dataType = "data_type"
@@ -117,6 +135,11 @@ public struct NestedHWPTInfo: Codable, Hashable, Sendable {
     /// The vIOMMU it was allocated on, if it was.
     public var viommu: ObjectID?
     public var dataType: String
+    public init(parent: ObjectID, viommu: ObjectID? = nil, dataType: String) {
+        self.parent = parent
+        self.viommu = viommu
+        self.dataType = dataType
+    }
     enum CodingKeys: String, CodingKey {
         case parent, viommu
         case dataType = "data_type"

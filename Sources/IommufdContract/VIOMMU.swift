@@ -33,6 +33,23 @@ public struct VIOMMUInfo: Codable, Hashable, Sendable {
     public var device: String
     public var iommuInstance: String?
     public var vdevices: [VDeviceCreateResult]
+    public init(
+        viommu: ObjectID,
+        owner: String,
+        ioas: ObjectID,
+        nestParent: ObjectID,
+        device: String,
+        iommuInstance: String? = nil,
+        vdevices: [VDeviceCreateResult]
+    ) {
+        self.viommu = viommu
+        self.owner = owner
+        self.ioas = ioas
+        self.nestParent = nestParent
+        self.device = device
+        self.iommuInstance = iommuInstance
+        self.vdevices = vdevices
+    }
     enum CodingKeys: String, CodingKey {
         case viommu, owner, ioas, device, vdevices
         case nestParent = "nest_parent"
@@ -42,6 +59,7 @@ public struct VIOMMUInfo: Codable, Hashable, Sendable {
 
 public struct VIOMMUListResult: Codable, Hashable, Sendable {
     public var viommus: [VIOMMUInfo]
+    public init(viommus: [VIOMMUInfo]) { self.viommus = viommus }
 }
 
 public struct VIOMMUParams: Codable, Hashable, Sendable {
@@ -59,6 +77,21 @@ public struct VIOMMUCreateResult: Codable, Hashable, Sendable {
     public var iommuInstance: String?
     /// When the device had to move onto the nest parent: the HWPT it left.
     public var movedFrom: ObjectID?
+    public init(
+        viommu: ObjectID,
+        ioas: ObjectID,
+        nestParent: ObjectID,
+        nestParentCreated: Bool,
+        iommuInstance: String? = nil,
+        movedFrom: ObjectID? = nil
+    ) {
+        self.viommu = viommu
+        self.ioas = ioas
+        self.nestParent = nestParent
+        self.nestParentCreated = nestParentCreated
+        self.iommuInstance = iommuInstance
+        self.movedFrom = movedFrom
+    }
     enum CodingKeys: String, CodingKey {
         case viommu, ioas
         case nestParent = "nest_parent"
@@ -71,6 +104,10 @@ public struct VIOMMUCreateResult: Codable, Hashable, Sendable {
 public struct VIOMMUDestroyResult: Codable, Hashable, Sendable {
     public var viommu: ObjectID
     public var destroyedHWPTs: [ObjectID]
+    public init(viommu: ObjectID, destroyedHWPTs: [ObjectID]) {
+        self.viommu = viommu
+        self.destroyedHWPTs = destroyedHWPTs
+    }
     enum CodingKeys: String, CodingKey {
         case viommu
         case destroyedHWPTs = "destroyed_hwpts"
@@ -104,6 +141,12 @@ public struct VDeviceCreateResult: Codable, Hashable, Sendable {
     public var viommu: ObjectID
     public var device: String
     public var virtualID: UInt64
+    public init(vdevice: ObjectID, viommu: ObjectID, device: String, virtualID: UInt64) {
+        self.vdevice = vdevice
+        self.viommu = viommu
+        self.device = device
+        self.virtualID = virtualID
+    }
     enum CodingKeys: String, CodingKey {
         case vdevice, viommu, device
         case virtualID = "virtual_id"
@@ -112,4 +155,5 @@ public struct VDeviceCreateResult: Codable, Hashable, Sendable {
 
 public struct VDeviceDestroyResult: Codable, Hashable, Sendable {
     public var vdevice: ObjectID
+    public init(vdevice: ObjectID) { self.vdevice = vdevice }
 }
