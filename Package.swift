@@ -56,7 +56,7 @@ let package = Package(
         ),
         .target(
             name: "IommufdRPC",
-            dependencies: ["IommufdCore", "CIommufd", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["IommufdCore", "IommufdContract", "CIommufd", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "IommufdDaemon",
@@ -112,6 +112,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // The contract: its error catalogue against the transport, the channel and libiommufdd.
+        .testTarget(
+            name: "ContractTests",
+            dependencies: ["IommufdContract", "IommufdCore", "IommufdRPC", "IommufdChannel"]
         ),
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdContract", "IommufdSim", "IommufdCore", "FaultInjection"]),
         // Test-only: a backend wrapper that fails the Nth call (the fail-nth sweep).

@@ -17,26 +17,30 @@ public struct BrokerError: Error, Hashable, Sendable, CustomStringConvertible {
         case limitExceeded = "LimitExceeded"
         case io = "IO"
 
-        /// `"iommufdd.NotFound"` ... : stable, part of the protocol.
-        public var wireName: String { "iommufdd." + rawValue }
-
-        /// The JSON-RPC error code: -32602 (invalid params) for bad params, else a fixed code
-        /// in the -32000..-32099 domain range.
-        public var rpcCode: Int {
+        /// The contract's name of this kind (IommufdContract's catalogue of error names).
+        public var contract: ErrorName {
             switch self {
-            case .invalidParams: -32602
-            case .notFound: -32001
-            case .permissionDenied: -32002
-            case .busy: -32003
-            case .quotaExceeded: -32004
-            case .unsupported: -32005
-            case .kernel: -32006
-            case .conflict: -32007
-            case .policyRefused: -32008
-            case .limitExceeded: -32009
-            case .io: -32010
+            case .notFound: .notFound
+            case .permissionDenied: .permissionDenied
+            case .busy: .busy
+            case .quotaExceeded: .quotaExceeded
+            case .unsupported: .unsupported
+            case .kernel: .kernel
+            case .invalidParams: .invalidParams
+            case .conflict: .conflict
+            case .policyRefused: .policyRefused
+            case .limitExceeded: .limitExceeded
+            case .io: .io
             }
         }
+
+        /// `"iommufdd.NotFound"` ... : stable, part of the protocol.
+        public var wireName: String { contract.wireName }
+
+        /// The JSON-RPC error code of the kind, from the contract: -32602 (invalid params) for
+        /// bad params, else a fixed code in the -32000..-32099 domain range. Every name the
+        /// broker raises has one (ContractTests).
+        public var rpcCode: Int { contract.rpcCode ?? -32000 }
     }
 
     /// What goes in JSON-RPC `error.data`.

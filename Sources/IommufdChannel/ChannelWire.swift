@@ -1,3 +1,5 @@
+import IommufdContract
+
 /// The VMM channel's wire format (docs/vmm-channel.md is its specification): one request or
 /// reply per `SOCK_SEQPACKET` message, a fixed 16-byte little-endian header, a fixed-layout
 /// payload, and at most one fd by `SCM_RIGHTS`. This file only decodes and encodes: it holds no
@@ -138,22 +140,23 @@ public enum ChannelWire {
         }
     }
 
-    /// Error names of refusals made by the channel itself (the broker's are `iommufdd.NotFound` ...).
+    /// Error names of refusals made by the channel itself (the broker's are `iommufdd.NotFound` ...),
+    /// from IommufdContract's catalogue.
     public enum ErrorName {
         /// A message that is not a well-formed request: short, wrong size, bad flags, fds where
         /// none belong. errno EBADMSG (EMSGSIZE for one larger than `maxRequestBytes`).
-        public static let badMessage = "iommufdd.BadMessage"
+        public static let badMessage = IommufdContract.ErrorName.badMessage.wireName
         /// An op this daemon does not know. errno EOPNOTSUPP.
-        public static let unknownOp = "iommufdd.UnknownOp"
+        public static let unknownOp = IommufdContract.ErrorName.unknownOp.wireName
         /// An fd of the wrong kind (not a regular file). errno EBADF.
-        public static let badFD = "iommufdd.BadFD"
+        public static let badFD = IommufdContract.ErrorName.badFD.wireName
         /// A memory index nothing is registered under on this channel (never, or not since the
         /// daemon restarted): register it again and retry. errno ESTALE.
-        public static let notRegistered = "iommufdd.NotRegistered"
+        public static let notRegistered = IommufdContract.ErrorName.notRegistered.wireName
         /// The bitmap memfd is not set on this channel (never, or not since a restart). ESTALE.
-        public static let noBitmap = "iommufdd.NoBitmap"
+        public static let noBitmap = IommufdContract.ErrorName.noBitmap.wireName
         /// The channel's owner is gone (released); the channel closes after this answer. EPIPE.
-        public static let ownerGone = "iommufdd.OwnerGone"
+        public static let ownerGone = IommufdContract.ErrorName.ownerGone.wireName
     }
 
     // Linux errno values the channel itself answers with.
@@ -232,7 +235,7 @@ public enum ChannelWire {
             let index = r.u32()
             try reserved(r.u32(), "the word after the index")
             guard index < maxMemorySlots else {
-                throw Refusal(errno: EINVAL, name: "iommufdd.InvalidParams", message: "memory index \(index) is out of range: indexes run from 0 to \(maxMemorySlots - 1)")
+                throw Refusal(errno: EINVAL, name: IommufdContract.ErrorName.invalidParams.wireName, message: "memory index \(index) is out of range: indexes run from 0 to \(maxMemorySlots - 1)")
             }
             return (header, op == .memRegister ? .memRegister(index: index) : .memUnregister(index: index))
         case .map:

@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 
 /// A JSON-RPC 2.0 error object: what a handler throws and what a client receives.
@@ -95,19 +96,20 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension RPCError {
-    /// Names the transport itself uses in `data.name`.
+    /// Names the transport itself uses in `data.name` (IommufdContract's catalogue).
     public enum Name {
-        public static let messageTooLarge = "iommufdd.MessageTooLarge"
-        public static let tooManyFileDescriptors = "iommufdd.TooManyFileDescriptors"
-        public static let fileDescriptorsLost = "iommufdd.FileDescriptorsLost"
-        public static let tooManyClients = "iommufdd.TooManyClients"
-        public static let fileDescriptorsInBatch = "iommufdd.FileDescriptorsInBatch"
-        public static let kernel = "iommufdd.Kernel"
-        public static let shuttingDown = "iommufdd.ShuttingDown"
+        public static let messageTooLarge = ErrorName.messageTooLarge.wireName
+        public static let tooManyFileDescriptors = ErrorName.tooManyFileDescriptors.wireName
+        public static let fileDescriptorsLost = ErrorName.fileDescriptorsLost.wireName
+        public static let tooManyClients = ErrorName.tooManyClients.wireName
+        public static let fileDescriptorsInBatch = ErrorName.fileDescriptorsInBatch.wireName
+        public static let kernel = ErrorName.kernel.wireName
+        public static let shuttingDown = ErrorName.shuttingDown.wireName
     }
 
-    /// A kernel (or simulator) failure: `-32000`, name `iommufdd.Kernel`, errno and ioctl in `data`.
-    public init(_ error: IommuError, code: Int = -32000) {
+    /// A kernel (or simulator) failure: name `iommufdd.Kernel` with the contract's code for it
+    /// (-32006, as when the broker wraps one), errno and ioctl in `data`.
+    public init(_ error: IommuError, code: Int = ErrorName.kernel.rpcCode ?? -32000) {
         var fields: [String: JSONValue] = [:]
         if let detail = error.detail { fields["detail"] = .string(detail) }
         if let required = error.requiredCount { fields["required_count"] = .int(Int64(required)) }
@@ -121,7 +123,7 @@ extension RPCError {
         case let e as RPCError: self = e
         case let e as IommuError: self.init(e)
         case let e as Errno:
-            self = .domain(Name.kernel, "\(e.name): \(e.message)", errno: e)
+            self = .domain(Name.kernel, "\(e.name): \(e.message)", code: ErrorName.kernel.rpcCode ?? -32000, errno: e)
         case let e as DecodingError: self = .invalidParams(RPCError.describe(e))
         default: self = .internalError(String(describing: error))
         }

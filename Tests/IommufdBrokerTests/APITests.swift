@@ -51,6 +51,17 @@ struct APITests {
         #expect(BrokerError(.busy, "x").wireData.errno == nil)
     }
 
+    @Test("every broker error kind is one of the contract's broker names, and every broker name a kind")
+    func kindsMapOntoTheContract() {
+        let mapped = BrokerError.Kind.allCases.map(\.contract)
+        #expect(Set(mapped).count == mapped.count)
+        #expect(Set(mapped) == Set(ErrorName.allCases.filter { $0.origin == .broker }))
+        for kind in BrokerError.Kind.allCases {
+            #expect(kind.wireName == kind.contract.wireName && kind.rawValue == kind.contract.rawValue)
+            #expect(kind.contract.rpcCode == kind.rpcCode, "\(kind): the contract has no code for it")
+        }
+    }
+
     @Test func everyMethodHasASummaryAndReadersOnlyRead() {
         #expect(BrokerMethod.allCases.allSatisfy { !$0.summary.isEmpty })
         #expect(BrokerMethod.ioasMap.takesFD && BrokerMethod.dirtyRead.returnsFDs)

@@ -105,7 +105,7 @@ struct RPCServerTests {
         #expect(busy?.data?["hint"] == "release it first")
 
         let kernel = #expect(throws: RPCError.self) { try c.call("kernel") }
-        #expect(kernel?.code == -32000)
+        #expect(kernel?.code == -32006)
         #expect(kernel?.name == "iommufdd.Kernel")
         #expect(kernel?.data?["errno"] == "EBUSY")
         #expect(kernel?.data?["ioctl"] == "IOMMU_IOAS_MAP")

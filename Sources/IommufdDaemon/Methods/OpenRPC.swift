@@ -1,4 +1,3 @@
-import IommufdBroker
 import IommufdContract
 import IommufdRPC
 
@@ -39,8 +38,9 @@ enum OpenRPC {
         ]
     }
 
-    /// The domain errors any method can answer, with their stable names.
-    static let errorObjects: JSONValue = .array(BrokerError.Kind.allCases.map { kind in
-        ["code": .int(Int64(kind.rpcCode)), "message": .string(kind.wireName), "data": ["name": .string(kind.wireName)]]
+    /// The domain errors any method can answer (the broker's names of the contract's catalogue),
+    /// with their stable names.
+    static let errorObjects: JSONValue = .array(ErrorName.allCases.filter { $0.origin == .broker }.compactMap { name in
+        name.rpcCode.map { ["code": .int(Int64($0)), "message": .string(name.wireName), "data": ["name": .string(name.wireName)]] }
     })
 }
