@@ -69,10 +69,12 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "iommufdd", dependencies: ["IommufdDaemon"]),
+        // A client: the contract and the transport, never the broker (ContractTests checks that
+        // iommuctl does not link it).
         .target(
             name: "IommuctlKit",
             dependencies: [
-                "IommufdCore", "IommufdRPC", "IommufdBroker", "IommufdContract", "CIommufd",
+                "IommufdCore", "IommufdRPC", "IommufdContract", "CIommufd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,6 +86,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The benchmarks are clients of the contract; InProcessDaemon.swift alone runs a broker in
+        // this process (the in-process floors), and it is the only file that imports the broker.
         .executableTarget(
             name: "iommufdd-bench",
             dependencies: [
@@ -93,6 +97,8 @@ let package = Package(
         ),
         // systemd's side of the fd-store protocol, for the restart tests and vm-e2e.
         .target(name: "IommufdTestSupervisor", dependencies: ["IommufdCore", "CIommufd"]),
+        // A client of the daemon in the VM; KernelFailNthChecks.swift and QueueChecks.swift drive a
+        // broker in this process over the real kernel, the only files that import the broker.
         .executableTarget(
             name: "vm-e2e",
             dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdContract", "IommufdRPC", "CIommufd", "IommufdTestSupervisor"]
@@ -108,15 +114,16 @@ let package = Package(
         .testTarget(
             name: "IommuctlTests",
             dependencies: [
-                "IommuctlKit", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdContract", "CIommufd", "TestProcesses",
+                "IommuctlKit", "IommufdRPC", "IommufdCore", "IommufdContract", "CIommufd", "TestProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The contract: its error catalogue against the transport, the channel and libiommufdd.
+        // The contract: its error catalogue against the transport, the channel and libiommufdd, and
+        // that no client imports (iommuctl: links) the broker. Depends on the executables it checks.
         .testTarget(
             name: "ContractTests",
-            dependencies: ["IommufdContract", "IommufdCore", "IommufdRPC", "IommufdChannel"]
+            dependencies: ["iommuctl", "iommufdd", "IommufdContract", "IommufdCore", "IommufdRPC", "IommufdChannel"]
         ),
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdContract", "IommufdSim", "IommufdCore", "FaultInjection"]),
         // Test-only: a backend wrapper that fails the Nth call (the fail-nth sweep).
@@ -131,14 +138,14 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "IommufdBroker", "IommufdContract", "IommufdChannel", "CTestIdentity", "TestProcesses"]
+            dependencies: ["IommufdRPC", "IommufdCore", "CIommufd", "IommufdDaemon", "IommufdContract", "IommufdChannel", "CTestIdentity", "TestProcesses"]
         ),
         // Isolation matrix, hostile clients and fuzz regressions, against the real iommufdd binary
         // (depending on the executable makes `swift test` build it).
         .testTarget(
             name: "SecurityTests",
             dependencies: [
-                "iommufdd", "fuzz-rpc", "fuzz-channel", "IommufdRPC", "IommufdCore", "IommufdBroker", "IommufdContract", "IommufdDaemon", "IommufdChannel", "CIommufd",
+                "iommufdd", "fuzz-rpc", "fuzz-channel", "IommufdRPC", "IommufdCore", "IommufdContract", "IommufdDaemon", "IommufdChannel", "CIommufd",
                 "TestProcesses",
             ]
         ),
@@ -149,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "fuzz-channel",
             dependencies: [
-                "FuzzReplay", "IommufdDaemon", "IommufdChannel", "IommufdBroker", "IommufdContract", "IommufdRPC", "IommufdCore", "CIommufd",
+                "FuzzReplay", "IommufdDaemon", "IommufdChannel", "IommufdContract", "IommufdRPC", "IommufdCore", "CIommufd",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdCore
 import IommufdRPC
 
@@ -48,21 +49,23 @@ public enum CtlExit: Int32, CaseIterable, Sendable {
         return rows.map { "  \(String($0.0.rawValue).leftPadded(to: 2))  \($0.1)" }.joined(separator: "\n")
     }
 
-    /// The exit code for an error the daemon answered with: by `error.data.name` first (stable),
-    /// then by the JSON-RPC code.
+    /// The exit code for an error the daemon answered with: by `error.data.name` first (stable,
+    /// one of the contract's `ErrorName`s), then by the JSON-RPC code.
     public static func forRPCError(_ error: RPCError) -> CtlExit {
-        switch error.name {
-        case "iommufdd.NotFound": return .notFound
-        case "iommufdd.PermissionDenied": return .permissionDenied
-        case "iommufdd.Busy", "iommufdd.Conflict": return .busy
-        case "iommufdd.QuotaExceeded", "iommufdd.LimitExceeded", "iommufdd.TooManyClients",
-             "iommufdd.MessageTooLarge", "iommufdd.TooManyFileDescriptors", "iommufdd.FileDescriptorsLost":
-            return .quota
-        case "iommufdd.Unsupported", "iommufdd.PolicyRefused": return .unsupported
-        case "iommufdd.Kernel", "iommufdd.IO": return .kernel
-        case "iommufdd.InvalidParams", "iommufdd.FileDescriptorsInBatch": return .invalidParams
-        case "iommufdd.ShuttingDown": return .noDaemon
-        default: break
+        if let name = error.name.flatMap(ErrorName.init(wireName:)) {
+            switch name {
+            case .notFound: return .notFound
+            case .permissionDenied: return .permissionDenied
+            case .busy, .conflict: return .busy
+            case .quotaExceeded, .limitExceeded, .tooManyClients, .messageTooLarge, .tooManyFileDescriptors, .fileDescriptorsLost:
+                return .quota
+            case .unsupported, .policyRefused: return .unsupported
+            case .kernel, .io: return .kernel
+            case .invalidParams, .fileDescriptorsInBatch: return .invalidParams
+            case .shuttingDown: return .noDaemon
+            // The channel's and libiommufdd's names never come on the control socket.
+            case .badMessage, .unknownOp, .badFD, .notRegistered, .noBitmap, .ownerGone, .transport, .confine: break
+            }
         }
         switch error.code {
         case RPCError.Code.invalidParams, RPCError.Code.invalidRequest, RPCError.Code.parseError:

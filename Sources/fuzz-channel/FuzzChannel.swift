@@ -29,7 +29,6 @@
 // Fuzz/regressions/channel on every `swift test`).
 import CIommufd
 import Foundation
-import IommufdBroker
 import IommufdContract
 import IommufdChannel
 import IommufdCore
@@ -138,11 +137,9 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         """
     }
 
-    /// The error names a channel answer may carry: the broker's kinds and the channel's own.
-    static let errorNames: Set<String> = Set(BrokerError.Kind.allCases.map(\.wireName)).union([
-        ChannelWire.ErrorName.badMessage, ChannelWire.ErrorName.unknownOp, ChannelWire.ErrorName.badFD,
-        ChannelWire.ErrorName.notRegistered, ChannelWire.ErrorName.noBitmap, ChannelWire.ErrorName.ownerGone,
-    ])
+    /// The error names a channel answer may carry: the broker's and the channel's own, from the
+    /// contract's catalogue.
+    static let errorNames: Set<String> = Set(ErrorName.allCases.filter { $0.origin == .broker || $0.origin == .channel }.map(\.wireName))
 
     struct Record {
         var fds: Int  // 0 none, 1 memfd, 2 /dev/null, 3 two memfds

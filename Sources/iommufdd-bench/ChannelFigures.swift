@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Foundation
-import IommufdBroker
 import IommufdContract
 import IommufdChannel
 import IommufdCore

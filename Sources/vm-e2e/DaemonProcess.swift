@@ -1,5 +1,4 @@
 import Foundation
-import IommufdBroker
 import IommufdContract
 import IommufdCore
 import IommufdRPC

@@ -1,4 +1,3 @@
-import IommufdBroker
 import IommufdContract
 import IommufdCore
 import IommufdRPC
@@ -23,16 +22,13 @@ struct ExitCodeTests {
         #expect(CtlError(rpc: error).exit == exit)
     }
 
-    @Test("every error kind the broker can raise has its own exit code, not the generic 1")
-    func brokerKinds() {
-        for kind in BrokerError.Kind.allCases {
-            let error = RPCError.domain(kind.wireName, "m", code: kind.rpcCode)
-            #expect(CtlExit.forRPCError(error) != .failure, "\(kind.wireName)")
-        }
-        for name in [RPCError.Name.messageTooLarge, RPCError.Name.tooManyClients, RPCError.Name.tooManyFileDescriptors,
-                     RPCError.Name.fileDescriptorsInBatch, RPCError.Name.kernel, RPCError.Name.shuttingDown,
-                     RPCError.Name.fileDescriptorsLost] {
-            #expect(CtlExit.forRPCError(.domain(name, "m")) != .failure, "\(name)")
+    @Test("every error name of the contract that travels on the control socket has its own exit code, not the generic 1")
+    func contractNames() {
+        let names = ErrorName.allCases.filter { $0.origin == .broker || $0.origin == .controlSocket }
+        #expect(names.contains(.notFound) && names.contains(.shuttingDown))
+        for name in names {
+            let error = RPCError.domain(name.wireName, "m", code: name.rpcCode ?? -32000)
+            #expect(CtlExit.forRPCError(error) != .failure, "\(name.wireName)")
         }
     }
 

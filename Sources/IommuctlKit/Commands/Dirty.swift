@@ -4,7 +4,6 @@ import Glibc
 import Musl
 #endif
 import ArgumentParser
-import IommufdBroker
 import IommufdContract
 import IommufdCore
 import IommufdRPC

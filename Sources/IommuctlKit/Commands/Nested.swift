@@ -1,6 +1,5 @@
 import Foundation
 import ArgumentParser
-import IommufdBroker
 import IommufdContract
 import IommufdCore
 import IommufdRPC

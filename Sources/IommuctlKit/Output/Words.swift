@@ -1,4 +1,3 @@
-import IommufdBroker
 import IommufdContract
 import IommufdCore
 

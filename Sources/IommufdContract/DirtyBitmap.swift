@@ -1,5 +1,3 @@
-import IommufdContract
-
 /// Turning a dirty bitmap (bit `(addr - base) / pageSize` of an array of UInt64, the layout of
 /// `IOMMU_HWPT_GET_DIRTY_BITMAP`) into runs, a word at a time: clean words cost one compare,
 /// fully dirty words extend the open run without looking at bits, and within a word the run

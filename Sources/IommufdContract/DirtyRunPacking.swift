@@ -1,5 +1,3 @@
-import IommufdContract
-
 /// The `packed_runs` encoding of `dirty.read` (docs/PROTOCOL.md): dirty runs as one string.
 ///
 /// Each run is two unsigned LEB128 varints (7 bits a byte, low bits first, high bit set on all
