@@ -8,6 +8,8 @@ import PackageDescription
 //   IommufdKernel       the kernel backend: /dev/iommu + VFIO cdev ioctls, sysfs discovery, probing
 //   IommufdSim          the simulator backend: an in-memory iommufd, errno for errno
 //   IommufdConformance  one conformance suite, run against any backend
+//   IommufdContract     the wire contract: params and results, the method catalogue, the error names
+//                       and codes. The broker and daemon implement it; clients import it, never the broker
 //   IommufdBroker       owners, roles, leases, policies (auto-domains, dirty, huge pages, quotas)
 //   IommufdRPC          JSON-RPC 2.0 framing, codec and the Unix-socket server
 //   IommufdDaemon       config (and its schema), systemd integration, method table, command line
@@ -119,11 +121,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The contract: its error catalogue against the transport, the channel and libiommufdd, and
-        // that no client imports (iommuctl: links) the broker. Depends on the executables it checks.
+        // The contract: its golden file (contract.golden), the daemon's method table against it, its
+        // error catalogue against the transport, the channel and libiommufdd, and that no client
+        // imports (iommuctl: links) the broker. Depends on the executables it checks.
         .testTarget(
             name: "ContractTests",
-            dependencies: ["iommuctl", "iommufdd", "IommufdContract", "IommufdCore", "IommufdRPC", "IommufdChannel"]
+            dependencies: [
+                "iommuctl", "iommufdd", "IommufdContract", "IommufdCore", "IommufdRPC", "IommufdChannel",
+                // The daemon's method table against the contract (ContractCatalogueTests).
+                "IommufdDaemon", "IommufdBroker", "IommufdSim", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdContract", "IommufdSim", "IommufdCore", "FaultInjection"]),
         // Test-only: a backend wrapper that fails the Nth call (the fail-nth sweep).

@@ -1,5 +1,5 @@
 /// What kind of device a descriptor names.
-public enum DeviceKind: String, Hashable, Sendable, Codable {
+public enum DeviceKind: String, Hashable, Sendable, Codable, CaseIterable {
     /// A VFIO cdev of a physical PCI device (`/dev/vfio/devices/vfioN`).
     case pci
     /// A VFIO cdev of a mediated device: emulated DMA through an iommufd access, no HWPT.

@@ -1,6 +1,6 @@
 import IommufdRPC
 
-/// Answers shaped like the broker's API types (Sources/IommufdBroker/API), as the daemon sends them.
+/// Answers shaped like the contract's types (Sources/IommufdContract), as the daemon sends them.
 enum Fixtures {
     static let daemonInfo = FakeDaemon.json("""
         {"version":"0.1.0","backend":"sim","uptime_seconds":302,"pid":42,

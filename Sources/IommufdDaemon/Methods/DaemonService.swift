@@ -122,16 +122,16 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
     // MARK: daemon.*, rpc.*, events.*
 
     private func addDaemonMethods() {
-        table.add("daemon.ping", "Liveness check; answers \"pong\"", access: .read, params: NoParams.self) { _, _, _ in
+        table.add(DaemonMethod.ping.rawValue, DaemonMethod.ping.summary, access: .read, params: NoParams.self) { _, _, _ in
             "pong"
         }
-        table.add("daemon.info", "Version, backend, kernel features, object counts, uptime", access: .read, params: NoParams.self) {
+        table.add(DaemonMethod.info.rawValue, DaemonMethod.info.summary, access: .read, params: NoParams.self) {
             [unowned self] _, _, _ in self.info()
         }
-        table.add("daemon.metrics", "Prometheus text exposition of the daemon's counters and latency histograms", access: .read, params: NoParams.self) {
+        table.add(DaemonMethod.metrics.rawValue, DaemonMethod.metrics.summary, access: .read, params: NoParams.self) {
             [unowned self] _, _, _ in MetricsResult(text: Metrics.exposition(self))
         }
-        table.add("rpc.discover", "OpenRPC document of every method", access: .read, params: NoParams.self) {
+        table.add(DaemonMethod.discover.rawValue, DaemonMethod.discover.summary, access: .read, params: NoParams.self) {
             [unowned self] _, _, _ in OpenRPC.document(self.table)
         }
         table.add(BrokerMethod.eventsSubscribe.rawValue, BrokerMethod.eventsSubscribe.summary, access: .read, params: EventsSubscribeParams.self) {
@@ -248,14 +248,3 @@ public struct DaemonInfo: Codable, Sendable {
         case fdStore = "fd_store"
     }
 }
-
-struct MetricsResult: Codable, Sendable {
-    var contentType = "text/plain; version=0.0.4"
-    var text: String
-    enum CodingKeys: String, CodingKey {
-        case contentType = "content_type"
-        case text
-    }
-}
-
-struct EmptyResult: Codable, Sendable {}

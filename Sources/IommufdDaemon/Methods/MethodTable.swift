@@ -22,6 +22,10 @@ public struct MethodSpec: Sendable {
     public var paramsSchema: JSONValue
     public var takesFD: Bool
     public var returnsFDs: Bool
+    /// The Swift types the params decode into and the result encodes from
+    /// (`String(reflecting:)`), to check against the contract's `MethodSignature`.
+    public var paramsType: String
+    public var resultType: String
     let run: @Sendable (Caller, RPCCall) throws -> RPCResult
 }
 
@@ -38,7 +42,7 @@ public struct MethodTable: Sendable {
         let schema = Self.schema(of: P.self, method: name)
         let spec = MethodSpec(
             name: name, summary: summary, access: access, paramsSchema: schema,
-            takesFD: takesFD, returnsFDs: returnsFDs,
+            takesFD: takesFD, returnsFDs: returnsFDs, paramsType: String(reflecting: P.self), resultType: String(reflecting: R.self),
             run: { caller, call in
                 let p = try Self.decodeParams(P.self, call, schema: schema, method: name)
                 return try RPCResult.encoding(try body(caller, p, call))
@@ -57,7 +61,7 @@ public struct MethodTable: Sendable {
         let schema = Self.schema(of: P.self, method: name)
         let spec = MethodSpec(
             name: name, summary: summary, access: access, paramsSchema: schema,
-            takesFD: false, returnsFDs: true,
+            takesFD: false, returnsFDs: true, paramsType: String(reflecting: P.self), resultType: String(reflecting: R.self),
             run: { caller, call in
                 let p = try Self.decodeParams(P.self, call, schema: schema, method: name)
                 if call.isBatchMember && sendsFDs(p) {
