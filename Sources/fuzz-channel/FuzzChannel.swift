@@ -251,9 +251,14 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         case .dirtyRead: want = 24
         case .deviceFD: want = 8
         case .hotReset: want = 8
+        case .nestedAlloc: want = 8
+        case .replace: want = 8
+        case .hwptDestroy: want = 0
+        case .invalidate: want = 16
+        case .queueFD: want = 8
         }
         guard reply.payload.count == want else { die("\(request) answered \(reply.payload.count) payload bytes, not \(want)") }
-        let isDevice: Bool = if case .deviceFD = request { true } else { false }
+        let isDevice: Bool = switch request { case .deviceFD, .queueFD: true; default: false }
         guard (reply.fd != nil) == isDevice else { die("\(request) answered with \(reply.fd == nil ? "no" : "an") fd") }
         if let count = Self.entries(request) {
             let echoed = reply.payload.withUnsafeBytes { b in var r = ChannelWire.Reader(b); return r.u32() }
