@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "IommufdTestSupervisor", dependencies: ["IommufdCore", "CIommufd"]),
         .executableTarget(
             name: "vm-e2e",
-            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdRPC", "CIommufd", "IommufdTestSupervisor"]
+            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdRPC", "IommufdChannel", "CIommufd", "IommufdTestSupervisor"]
         ),
         .testTarget(name: "IommufdCoreTests", dependencies: ["IommufdCore"]),
         .testTarget(name: "IommufdKernelTests", dependencies: ["IommufdKernel", "IommufdCore", "CIommufd"]),
