@@ -6,7 +6,7 @@ public enum ChannelWire {
     public static let headerSize = 16
     public static let versionMajor: UInt16 = 1
     public static let versionMinor: UInt16 = 1
-    /// Most entries in one MAP, UNMAP or COPY batch.
+    /// Most entries in one MAP, UNMAP, COPY or INVALIDATE batch.
     public static let maxEntries = 256
     /// Memory indexes run from 0 to `maxMemorySlots - 1`.
     public static let maxMemorySlots: UInt32 = 512
