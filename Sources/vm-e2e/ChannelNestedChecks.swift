@@ -121,6 +121,36 @@ enum ChannelNestedChecks {
         return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
     }
 
+    /// Median microseconds of a round trip of a `bytes`-byte packet over a SOCK_SEQPACKET pair
+    /// whose other end a thread echoes.
+    static func echoRoundTrip(bytes: Int, count: Int) throws -> Double {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &pair) == 0 else { throw IommuError(.current, "socketpair") }
+        let far = pair[1]
+        let thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(far, $0.baseAddress, $0.count, 0) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                _ = buffer.withUnsafeBytes { send(far, $0.baseAddress, n, 0) }
+            }
+            close(far)
+        }
+        thread.start()
+        defer { shutdown(pair[0], Int32(SHUT_RDWR)); close(pair[0]) }
+        let packet = [UInt8](repeating: 0x5a, count: bytes)
+        var reply = [UInt8](repeating: 0, count: 1 << 16)
+        var samples: [Double] = []
+        for i in 0..<(count + 100) {
+            let t0 = monotonicNanoseconds()
+            _ = packet.withUnsafeBytes { send(pair[0], $0.baseAddress, $0.count, 0) }
+            _ = reply.withUnsafeMutableBytes { recv(pair[0], $0.baseAddress, $0.count, 0) }
+            if i >= 100 { samples.append(Double(monotonicNanoseconds() - t0) / 1000) }
+        }
+        return median(samples)
+    }
+
     static func benchmark(_ client: DaemonClient) throws {
         defer { _ = try? client.release(owner) }
         // The direct process: its own iommufd, mock device and nested HWPT.
@@ -174,11 +204,21 @@ enum ChannelNestedChecks {
             channelRates.append(try channelRound(message64, entries: 64, 500))
         }
         let single = try channelRound(message1, entries: 1, 1000)
+        var message256 = ChannelClient.invalidateMessage(id: 1, target: nested, dataType: InvalidateDataType.selftest, entryLength: 8,
+                                                         entries: ChannelClient.selftestHWPTEntries((0..<256).map { (UInt32(0), UInt32($0 % 4)) }))
+        var rates256: [Double] = []
+        for _ in 0..<3 { rates256.append(try channelRound(message256, entries: 256, 200)) }
+        message256 = []
+        // The hand-off alone: a SOCK_SEQPACKET echo between two threads of this process, a packet
+        // the size of a 64-entry INVALIDATE each way (what every channel message pays before any work).
+        let echo = try echoRoundTrip(bytes: message64.count, count: 2000)
         let d = median(directRates), c = median(channelRates)
         func rates(_ v: [Double]) -> String { v.map { String(Int($0)) }.joined(separator: ", ") }
         print("FIGURE invalidate-direct-1-per-call: \(Int(d)) entries/s (median of \(rounds) rounds of 10,000 IOMMU_HWPT_INVALIDATE calls: \(rates(directRates)))")
         print("FIGURE invalidate-channel-64-per-message: \(Int(c)) entries/s (median of \(rounds) rounds of 500 INVALIDATE messages: \(rates(channelRates)))")
         print("FIGURE invalidate-channel-1-per-message: \(Int(single)) entries/s (1 round of 1,000 messages)")
+        print("FIGURE invalidate-channel-256-per-message: \(Int(median(rates256))) entries/s (median of 3 rounds of 200 messages: \(rates(rates256)))")
+        print("FIGURE seqpacket-echo-\(message64.count)B: median \(Int(echo)) µs a round trip (2,000 round trips between two threads; the floor of a channel message)")
         print("FIGURE invalidate-ratio channel-64 / direct-1: \(String(format: "%.2f", c / d))x (target >= 1: \(c >= d ? "met" : "NOT met"))")
         print("      load: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?")")
         _ = try ch.replace(device: "mock0", pt: s.parent)
