@@ -103,7 +103,7 @@ let package = Package(
         // broker in this process over the real kernel, the only files that import the broker.
         .executableTarget(
             name: "vm-e2e",
-            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdContract", "IommufdRPC", "CIommufd", "IommufdTestSupervisor"]
+            dependencies: ["IommufdCore", "IommufdKernel", "IommufdBroker", "IommufdContract", "IommufdRPC", "IommufdChannel", "CIommufd", "IommufdTestSupervisor"]
         ),
         .testTarget(name: "IommufdCoreTests", dependencies: ["IommufdCore"]),
         .testTarget(name: "IommufdKernelTests", dependencies: ["IommufdKernel", "IommufdCore", "CIommufd"]),

@@ -10,7 +10,7 @@ def msg(op, payload=b'', flags=0, size=None, id=None):
     return struct.pack('<QHHI', i, op, flags, len(payload) if size is None else size) + payload
 def rec(m, fds=0):
     return struct.pack('<BH', fds, len(m)) + m
-HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV, RESET = range(1, 11)
+HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV, RESET, NALLOC, REPLACE, HDESTROY, INVAL, QFD = range(1, 16)
 R, W, FIX = 1, 2, 4
 def idx(i, res=0): return struct.pack('<II', i, res)
 def mapb(entries, count=None, res=0):
@@ -23,6 +23,21 @@ def copyb(entries):
 def dread(ioas, flags, iova, length, ps=0): return struct.pack('<IIQQQ', ioas, flags, iova, length, ps)
 def dev(name, pad=64): b = name if isinstance(name, bytes) else name.encode(); return b + b'\0' * (pad - len(b))
 P = 4096
+# Nested translation (FuzzChannel.swift's set-up): sim-mock0 on IOAS 2 through the vIOMMU 12's
+# nest parent 11, vDevice 7, fault queue 13; nested HWPTs an input makes are 14, 15, ...
+NP, VI, FQ, MOCK = 11, 12, 13, 'sim-mock0'
+SELFTEST, VTD, SMMU, AMD = 0xdead, 1, 2, 3
+INV_SEL, INV_VTD, INV_SMMU = 0xdeadbeef, 0, 1
+def nalloc(parent, dtype=SELFTEST, data=None, device=MOCK, dlen=None, fq=0):
+    d = struct.pack('<II', 5, 0) if data is None else data
+    return struct.pack('<IIII', parent, fq, dtype, len(d) if dlen is None else dlen) + dev(device) + d
+def repl(pt, device=MOCK, res=0): return struct.pack('<II', pt, res) + dev(device)
+def obj(i, res=0): return struct.pack('<II', i, res)
+def inval(target, dtype, elen, entries, count=None):
+    body = b''.join(entries)
+    return struct.pack('<IIII', target, dtype, elen, (len(entries) if count is None else count)) + body
+def hent(flags, iotlb): return struct.pack('<II', flags, iotlb)
+def vent(flags, vdev, cache): return struct.pack('<III', flags, vdev, cache)
 seeds = {
  'hello': [rec(msg(HELLO))],
  'map-dirty-unmap': [rec(msg(REG, idx(0)), 1), rec(msg(MAP, mapb([(1, 0, 0, 16*P, 0x100000, R|W|FIX)]))),
@@ -55,6 +70,32 @@ seeds = {
  'map-misaligned': [rec(msg(REG, idx(4)), 1), rec(msg(MAP, mapb([(1, 4, 1, P, 0, R)]))), rec(msg(MAP, mapb([(1, 4, 0, 0, 0, R)]))),
     rec(msg(MAP, mapb([(1, 4, 0, 1 << 30, 0, R)]))), rec(msg(MAP, mapb([(3, 4, 0, P, 0, R)]))), rec(msg(REG, idx(4)), 1)],
 }
+seeds.update({
+ 'nested-flow': [rec(msg(NALLOC, nalloc(NP))), rec(msg(NALLOC, nalloc(VI, data=struct.pack('<II', 9, 0)))), rec(msg(REPLACE, repl(14))),
+    rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, i % 4) for i in range(64)]))),
+    rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(0, 7, 0), vent(0, 8, 1), vent(0, 7, 2)]))),
+    rec(msg(NALLOC, nalloc(NP))), rec(msg(REPLACE, repl(16))), rec(msg(HDESTROY, obj(14))), rec(msg(REPLACE, repl(NP))),
+    rec(msg(HDESTROY, obj(16))), rec(msg(HDESTROY, obj(15))), rec(msg(REPLACE, repl(2)))],
+ 'invalidate-batch-256': [rec(msg(NALLOC, nalloc(NP))), rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(1, 0)] * 256))),
+    rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(1, 7, 0)] * 256)))],
+ 'invalidate-bad': [rec(msg(NALLOC, nalloc(NP))), rec(msg(INVAL, inval(14, 0xdadbeef, 8, [hent(0, 0)]))), rec(msg(INVAL, inval(14, INV_SEL, 10, [b'\0' * 10]))),
+    rec(msg(INVAL, inval(14, INV_SEL, 8, [], count=0))), rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, 0)] * 257))), rec(msg(INVAL, b'\0' * 12)),
+    rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, 1), hent(0, 4)]))), rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(2, 0)]))),
+    rec(msg(INVAL, inval(NP, INV_SEL, 8, [hent(0, 0)]))), rec(msg(INVAL, inval(999, INV_SEL, 8, [hent(0, 0)]))),
+    rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, 0)], count=2))), rec(msg(INVAL, inval(14, INV_SEL, 12, [vent(0, 7, 0)]))),
+    rec(msg(INVAL, inval(14, INV_VTD, 24, [struct.pack('<QQII', 0, 1, 0, 0)]))), rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(0, 7, 9)]))),
+    rec(msg(INVAL, inval(VI, INV_SMMU, 16, [b'\0' * 16]))), rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(0, 8, 0)]))),
+    rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, 0)])), 1)],
+ 'nested-alloc-bad': [rec(msg(NALLOC, nalloc(NP, dtype=7))), rec(msg(NALLOC, nalloc(NP, dlen=4))), rec(msg(NALLOC, nalloc(NP, data=struct.pack('<QQII', 0, 0x1000, 48, 0), dtype=VTD))),
+    rec(msg(NALLOC, nalloc(NP, data=struct.pack('<II', 1, 1)))), rec(msg(NALLOC, nalloc(999))), rec(msg(NALLOC, nalloc(1))), rec(msg(NALLOC, nalloc(NP, device=b'x' * 64))),
+    rec(msg(NALLOC, nalloc(NP)[:40])), rec(msg(NALLOC, nalloc(NP, fq=FQ))), rec(msg(NALLOC, nalloc(NP)), 1), rec(msg(NALLOC, nalloc(NP, device='sim-pci0'))),
+    rec(msg(NALLOC, nalloc(NP, data=struct.pack('<QQ', 1, 0), dtype=SMMU))), rec(msg(NALLOC, nalloc(NP, data=b'\0' * 32, dtype=AMD))), rec(msg(NALLOC, nalloc(NP) + b'\0'))],
+ 'replace-bad': [rec(msg(REPLACE, repl(999))), rec(msg(REPLACE, repl(NP, res=1))), rec(msg(REPLACE, obj(NP))), rec(msg(REPLACE, repl(2, device='sim-pci0'))),
+    rec(msg(REPLACE, repl(1, device='sim-mdev0'))), rec(msg(REPLACE, repl(VI))), rec(msg(REPLACE, repl(NP, device='nope')))],
+ 'queue-fd': [rec(msg(QFD, obj(FQ))), rec(msg(QFD, obj(FQ))), rec(msg(QFD, obj(999))), rec(msg(QFD, obj(NP))), rec(msg(QFD, obj(FQ)), 1), rec(msg(QFD, obj(FQ, 1))),
+    rec(msg(QFD, obj(FQ) + b'\0' * 4))],
+ 'hwpt-destroy': [rec(msg(HDESTROY, obj(NP))), rec(msg(HDESTROY, obj(VI))), rec(msg(HDESTROY, obj(999))), rec(msg(HDESTROY, obj(1)[:4])), rec(msg(HDESTROY, obj(NP, 2)))],
+})
 for name, recs in seeds.items():
     open(os.path.join(out, name), 'wb').write(b''.join(recs))
 print(len(seeds))

@@ -92,16 +92,17 @@ extension Broker {
         }
     }
 
-    /// `hwpt.destroy`: Busy while devices or vIOMMUs use it.
+    /// `hwpt.destroy`: Busy while devices or vIOMMUs use it. Under the owner's gate, then
+    /// `lock`: an invalidation of the HWPT in flight (gated, outside `lock`) ends first.
     public func hwptDestroy(_ caller: Caller, _ params: HWPTDestroyParams) throws -> HWPTDestroyResult {
-        try locked {
+        try serialized({ try ownerRecord(try hwpt(caller, params.hwpt, write: "hwpt.destroy").owner) }) { _ in try locked {
             let hwpt = try hwpt(caller, params.hwpt, write: "hwpt.destroy")
             guard hwpt.isUnused else {
                 throw BrokerError(.busy, "HWPT \(hwpt.id) is in use by devices \(hwpt.devices.sorted()), vIOMMUs \(hwpt.viommus.sorted()) and nested HWPTs \(hwpt.nestedChildren.sorted()); detach or replace the devices and destroy the nested HWPTs and vIOMMUs first")
             }
             try destroyHWPT(hwpt)
             return HWPTDestroyResult(hwpt: params.hwpt)
-        }
+        } }
     }
 
     func destroyHWPT(_ hwpt: HWPTRecord) throws {

@@ -163,73 +163,175 @@ extension Broker {
 
     // MARK: Invalidation
 
-    /// `hwpt.invalidate`: the entries in one `IOMMU_HWPT_INVALIDATE` on a nested HWPT.
+    /// `hwpt.invalidate`: the entries in one `IOMMU_HWPT_INVALIDATE` on a nested HWPT. Under
+    /// the owner's gate only (`gatedInvalidation`).
     public func hwptInvalidate(_ caller: Caller, _ params: HWPTInvalidateParams) throws -> InvalidateResult {
-        try locked {
-            let h = try hwpt(caller, params.hwpt, write: "hwpt.invalidate")
-            guard let n = h.nested else {
-                throw BrokerError.invalid("hwpt.invalidate: HWPT \(h.id) is not nested; only a nested HWPT (hwpt.alloc with parent or viommu) caches a guest's translations (a vIOMMU's caches: viommu.invalidate)")
-            }
-            let request: InvalidationRequest
-            switch n.data.type {
-            case HWPTDataType.selftest:
-                request = InvalidationRequest(
-                    try params.entries.enumerated().map { i, e in
-                        try Self.onlyFields(e, ["iotlb_id", "all"], index: i, method: "hwpt.invalidate", kind: "a selftest nested HWPT")
-                        let all = e.all ?? false
-                        guard all || e.iotlbID != nil else { throw BrokerError.invalid("hwpt.invalidate: entries[\(i)] needs iotlb_id (0-3) or all=true") }
-                        let id = e.iotlbID ?? 0
-                        if id > 3 { throw BrokerError.invalid("hwpt.invalidate: entries[\(i)].iotlb_id \(id) is past the mock IOTLB's last entry (3)") }
-                        return .selftestHWPT(flags: all ? InvalidationEntry.selftestFlagAll : 0, iotlbID: id)
-                    }, dataType: InvalidateDataType.selftest)
-            case HWPTDataType.vtdS1:
-                request = InvalidationRequest(
-                    try params.entries.enumerated().map { i, e in
-                        try Self.onlyFields(e, ["addr", "npages", "leaf"], index: i, method: "hwpt.invalidate", kind: "a vtd_s1 nested HWPT")
-                        guard let addr = e.addr, let npages = e.npages else { throw BrokerError.invalid("hwpt.invalidate: entries[\(i)] needs addr and npages (npages = 2^64-1 with addr 0: everything)") }
-                        if addr & 0xfff != 0 { throw BrokerError.invalid("hwpt.invalidate: entries[\(i)].addr 0x\(String(addr, radix: 16)) is not 4 KiB aligned") }
-                        if npages == 0 { throw BrokerError.invalid("hwpt.invalidate: entries[\(i)].npages is 0") }
-                        return .vtdS1(addr: addr, npages: npages, flags: e.leaf == true ? InvalidationEntry.vtdS1FlagLeaf : 0)
-                    }, dataType: InvalidateDataType.vtdS1)
+        let method = "hwpt.invalidate"
+        return try gatedInvalidation(caller, params.hwpt, method: method, resolve: { try self.nestedInvalidationTarget(caller, $0, method: method) }) { t in
+            let entries: [InvalidationEntry]
+            switch t.kind {
+            case .selftestHWPT:
+                entries = try params.entries.enumerated().map { i, e in
+                    try Self.onlyFields(e, ["iotlb_id", "all"], index: i, method: method, kind: "a selftest nested HWPT")
+                    let all = e.all ?? false
+                    guard all || e.iotlbID != nil else { throw BrokerError.invalid("hwpt.invalidate: entries[\(i)] needs iotlb_id (0-3) or all=true") }
+                    return .selftestHWPT(flags: all ? InvalidationEntry.selftestFlagAll : 0, iotlbID: e.iotlbID ?? 0)
+                }
             default:
-                throw BrokerError.invalid("hwpt.invalidate: HWPT \(h.id) holds '\(HWPTDataType.name(n.data.type))' data, whose caches are invalidated through its vIOMMU (viommu.invalidate)\(n.viommu.map { " \($0)" } ?? ""), not the HWPT")
+                entries = try params.entries.enumerated().map { i, e in
+                    try Self.onlyFields(e, ["addr", "npages", "leaf"], index: i, method: method, kind: "a vtd_s1 nested HWPT")
+                    guard let addr = e.addr, let npages = e.npages else { throw BrokerError.invalid("hwpt.invalidate: entries[\(i)] needs addr and npages (npages = 2^64-1 with addr 0: everything)") }
+                    return .vtdS1(addr: addr, npages: npages, flags: e.leaf == true ? InvalidationEntry.vtdS1FlagLeaf : 0)
+                }
             }
-            return try runInvalidation(h.id, request, dataType: HWPTDataType.name(n.data.type), what: "nested HWPT \(h.id)")
+            return t.request(entries)
         }
     }
 
-    /// `viommu.invalidate`: the entries in one `IOMMU_HWPT_INVALIDATE` on a vIOMMU.
+    /// `viommu.invalidate`: the entries in one `IOMMU_HWPT_INVALIDATE` on a vIOMMU. Under the
+    /// owner's gate only (`gatedInvalidation`).
     public func viommuInvalidate(_ caller: Caller, _ params: VIOMMUInvalidateParams) throws -> InvalidateResult {
-        try locked {
-            let v = try viommu(caller, params.viommu, write: "viommu.invalidate")
-            let type = Self.viommuType(for: devices[v.device]?.hwInfo)
-            let request: InvalidationRequest
-            let name: String
-            switch type {
-            case VIOMMUType.selftest:
-                name = "selftest"
-                request = InvalidationRequest(
-                    try params.entries.enumerated().map { i, e in
-                        try Self.onlyFields(e, ["vdev_id", "cache_id", "all"], index: i, method: "viommu.invalidate", kind: "a selftest vIOMMU")
-                        let all = e.all ?? false
-                        guard let vdev = e.vdevID else { throw BrokerError.invalid("viommu.invalidate: entries[\(i)] needs vdev_id (a virtual ID given by vdevice.create)") }
-                        guard all || e.cacheID != nil else { throw BrokerError.invalid("viommu.invalidate: entries[\(i)] needs cache_id (0-3) or all=true") }
-                        let cache = e.cacheID ?? 0
-                        if cache > 3 { throw BrokerError.invalid("viommu.invalidate: entries[\(i)].cache_id \(cache) is past the mock device cache's last entry (3)") }
-                        return .selftestVIOMMU(flags: all ? InvalidationEntry.selftestFlagAll : 0, vdevID: vdev, cacheID: cache)
-                    }, dataType: InvalidateDataType.selftest)
-            case VIOMMUType.armSMMUv3, VIOMMUType.tegra241CMDQV:
-                name = "arm_smmuv3"
-                request = InvalidationRequest(
-                    try params.entries.enumerated().map { i, e in
-                        try Self.onlyFields(e, ["cmd"], index: i, method: "viommu.invalidate", kind: "an SMMUv3 vIOMMU")
-                        guard let cmd = e.cmd, cmd.count == 2 else { throw BrokerError.invalid("viommu.invalidate: entries[\(i)].cmd must be one CMDQ command, 2 64-bit words") }
-                        return .armSMMUv3(cmd: cmd)
-                    }, dataType: InvalidateDataType.armSMMUv3)
+        let method = "viommu.invalidate"
+        return try gatedInvalidation(caller, params.viommu, method: method, resolve: { try self.viommuInvalidationTarget(caller, $0, method: method) }) { t in
+            let entries: [InvalidationEntry]
+            switch t.kind {
+            case .selftestVIOMMU:
+                entries = try params.entries.enumerated().map { i, e in
+                    try Self.onlyFields(e, ["vdev_id", "cache_id", "all"], index: i, method: method, kind: "a selftest vIOMMU")
+                    let all = e.all ?? false
+                    guard let vdev = e.vdevID else { throw BrokerError.invalid("viommu.invalidate: entries[\(i)] needs vdev_id (a virtual ID given by vdevice.create)") }
+                    guard all || e.cacheID != nil else { throw BrokerError.invalid("viommu.invalidate: entries[\(i)] needs cache_id (0-3) or all=true") }
+                    return .selftestVIOMMU(flags: all ? InvalidationEntry.selftestFlagAll : 0, vdevID: vdev, cacheID: e.cacheID ?? 0)
+                }
             default:
-                throw BrokerError(.unsupported, "vIOMMU \(v.id): its IOMMU has no vIOMMU cache invalidation the daemon knows")
+                entries = try params.entries.enumerated().map { i, e in
+                    try Self.onlyFields(e, ["cmd"], index: i, method: method, kind: "an SMMUv3 vIOMMU")
+                    guard let cmd = e.cmd, cmd.count == 2 else { throw BrokerError.invalid("viommu.invalidate: entries[\(i)].cmd must be one CMDQ command, 2 64-bit words") }
+                    return .armSMMUv3(cmd: cmd)
+                }
             }
-            return try runInvalidation(v.id, request, dataType: name, what: "vIOMMU \(v.id)")
+            return t.request(entries)
+        }
+    }
+
+    /// What an invalidation goes to, and the entries it takes (looked up under `lock`).
+    struct InvalidationTarget {
+        enum Kind { case selftestHWPT, vtdS1, selftestVIOMMU, armSMMUv3 }
+        var id: ObjectID
+        var owner: String
+        var kind: Kind
+        /// `IOMMU_HWPT_INVALIDATE`'s `data_type` and `entry_len` for this target.
+        var dataType: UInt32
+        var entryLength: Int
+        /// The driver data's name ("selftest", "vtd_s1", "arm_smmuv3"), and the target in words.
+        var typeName: String
+        var what: String
+
+        func request(_ entries: [InvalidationEntry]) -> InvalidationRequest {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(entries.count * entryLength)
+            for e in entries { bytes += e.bytes }
+            return InvalidationRequest(dataType: dataType, entryLength: UInt32(entryLength), entryCount: UInt32(entries.count), bytes: bytes)
+        }
+    }
+
+    /// A nested HWPT the caller may invalidate (under `lock`).
+    func nestedInvalidationTarget(_ caller: Caller, _ id: ObjectID, method: String) throws -> InvalidationTarget {
+        let h = try hwpt(caller, id, write: method)
+        guard let n = h.nested else {
+            throw BrokerError.invalid("\(method): HWPT \(h.id) is not nested; only a nested HWPT (hwpt.alloc with parent or viommu) caches a guest's translations (a vIOMMU's caches: \(method == "hwpt.invalidate" ? "viommu.invalidate" : "invalidate the vIOMMU"))")
+        }
+        switch n.data.type {
+        case HWPTDataType.selftest:
+            return InvalidationTarget(id: h.id, owner: h.owner, kind: .selftestHWPT, dataType: InvalidateDataType.selftest,
+                                      entryLength: InvalidationEntry.selftestHWPTSize, typeName: "selftest", what: "nested HWPT \(h.id)")
+        case HWPTDataType.vtdS1:
+            return InvalidationTarget(id: h.id, owner: h.owner, kind: .vtdS1, dataType: InvalidateDataType.vtdS1,
+                                      entryLength: InvalidationEntry.vtdS1Size, typeName: "vtd_s1", what: "nested HWPT \(h.id)")
+        default:
+            throw BrokerError.invalid("\(method): HWPT \(h.id) holds '\(HWPTDataType.name(n.data.type))' data, whose caches are invalidated through its vIOMMU (\(method == "hwpt.invalidate" ? "viommu.invalidate" : "INVALIDATE with the vIOMMU as target"))\(n.viommu.map { " \($0)" } ?? ""), not the HWPT")
+        }
+    }
+
+    /// A vIOMMU the caller may invalidate (under `lock`).
+    func viommuInvalidationTarget(_ caller: Caller, _ id: ObjectID, method: String) throws -> InvalidationTarget {
+        let v = try viommu(caller, id, write: method)
+        switch Self.viommuType(for: devices[v.device]?.hwInfo) {
+        case VIOMMUType.selftest:
+            return InvalidationTarget(id: v.id, owner: v.owner, kind: .selftestVIOMMU, dataType: InvalidateDataType.selftest,
+                                      entryLength: InvalidationEntry.selftestVIOMMUSize, typeName: "selftest", what: "vIOMMU \(v.id)")
+        case VIOMMUType.armSMMUv3, VIOMMUType.tegra241CMDQV:
+            return InvalidationTarget(id: v.id, owner: v.owner, kind: .armSMMUv3, dataType: InvalidateDataType.armSMMUv3,
+                                      entryLength: InvalidationEntry.armSMMUv3Size, typeName: "arm_smmuv3", what: "vIOMMU \(v.id)")
+        default:
+            throw BrokerError(.unsupported, "vIOMMU \(v.id): its IOMMU has no vIOMMU cache invalidation the daemon knows")
+        }
+    }
+
+    /// An invalidation in the two phases of a gated request (the locking design in
+    /// Broker.swift): the target is looked up, the request built and every entry checked under
+    /// `lock`; the one `IOMMU_HWPT_INVALIDATE` runs under the owner's gate only, so another
+    /// owner's requests do not wait for it and it does not wait for theirs. Nothing is recorded
+    /// (an invalidation changes no broker state and is not journaled), so there is no third
+    /// phase. The gate is what keeps the target alive during the call: `hwpt.destroy`,
+    /// `viommu.destroy` and `owner.release` hold it too, so the ID cannot be destroyed (and
+    /// reused by the kernel for another owner's object) under the call.
+    func gatedInvalidation(
+        _ caller: Caller, _ id: ObjectID, method: String, resolve: (ObjectID) throws -> InvalidationTarget,
+        build: (InvalidationTarget) throws -> InvalidationRequest
+    ) throws -> InvalidateResult {
+        try serialized({ () throws -> OwnerRecord in
+            let t = try resolve(id)
+            guard let owner = owners[t.owner] else { throw BrokerError.notFound("owner of \(t.what) is gone") }
+            return owner
+        }) { _ in
+            let (target, request) = try readLocked { () throws -> (InvalidationTarget, InvalidationRequest) in
+                let t = try resolve(id)
+                let request = try build(t)
+                try Self.checkInvalidationEntries(request, t.kind, method: method)
+                return (t, request)
+            }
+            return try runInvalidation(target.id, request, dataType: target.typeName, what: target.what)
+        }
+    }
+
+    /// The value checks of every entry, on the uAPI structs themselves: one rule for the
+    /// control plane (whose typed entries are encoded first) and the channel (raw entries).
+    static func checkInvalidationEntries(_ r: InvalidationRequest, _ kind: InvalidationTarget.Kind, method: String) throws {
+        let length = Int(r.entryLength)
+        guard r.bytes.count >= length * Int(r.entryCount) else {
+            throw BrokerError.invalid("\(method): \(r.entryCount) entries of \(length) bytes need \(length * Int(r.entryCount)) bytes; \(r.bytes.count) given")
+        }
+        try r.bytes.withUnsafeBytes { raw in
+            for i in 0..<Int(r.entryCount) {
+                let base = i * length
+                func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: base + o, as: UInt32.self)) }
+                func u64(_ o: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + o, as: UInt64.self)) }
+                switch kind {
+                case .selftestHWPT:
+                    let flags = u32(0), id = u32(4)
+                    if flags & ~InvalidationEntry.selftestFlagAll != 0 {
+                        throw BrokerError.invalid("\(method): entries[\(i)].flags 0x\(String(flags, radix: 16)) has bits other than ALL (1)")
+                    }
+                    if id > 3 { throw BrokerError.invalid("\(method): entries[\(i)].iotlb_id \(id) is past the mock IOTLB's last entry (3)") }
+                case .selftestVIOMMU:
+                    let flags = u32(0), cache = u32(8)
+                    if flags & ~InvalidationEntry.selftestFlagAll != 0 {
+                        throw BrokerError.invalid("\(method): entries[\(i)].flags 0x\(String(flags, radix: 16)) has bits other than ALL (1)")
+                    }
+                    if cache > 3 { throw BrokerError.invalid("\(method): entries[\(i)].cache_id \(cache) is past the mock device cache's last entry (3)") }
+                case .vtdS1:
+                    let addr = u64(0), npages = u64(8), flags = u32(16), reserved = u32(20)
+                    if addr & 0xfff != 0 { throw BrokerError.invalid("\(method): entries[\(i)].addr 0x\(String(addr, radix: 16)) is not 4 KiB aligned") }
+                    if npages == 0 { throw BrokerError.invalid("\(method): entries[\(i)].npages is 0") }
+                    if flags & ~InvalidationEntry.vtdS1FlagLeaf != 0 {
+                        throw BrokerError.invalid("\(method): entries[\(i)].flags 0x\(String(flags, radix: 16)) has bits other than LEAF (1)")
+                    }
+                    if reserved != 0 { throw BrokerError.invalid("\(method): entries[\(i)]: the reserved word at offset 20 must be 0") }
+                case .armSMMUv3:
+                    break  // one CMDQ command: the driver checks its opcode
+                }
+            }
         }
     }
 
@@ -245,7 +347,7 @@ extension Broker {
 
     /// One `IOMMU_HWPT_INVALIDATE`: nothing done is an error; an early stop is a result that
     /// says how far it got and why it stopped.
-    private func runInvalidation(_ id: ObjectID, _ request: InvalidationRequest, dataType: String, what: String) throws -> InvalidateResult {
+    func runInvalidation(_ id: ObjectID, _ request: InvalidationRequest, dataType: String, what: String) throws -> InvalidateResult {
         guard backend.features.contains(.hwptInvalidate) else {
             throw BrokerError(.unsupported, "this kernel has no IOMMU_HWPT_INVALIDATE (Linux >= 6.8)")
         }

@@ -42,4 +42,10 @@ extension Broker {
         try charge(owner, bytes)
         owner.reservedBytes += bytes
     }
+
+    /// The owner named `name` (under `lock`), for `serialized`'s look-up of an object's owner.
+    func ownerRecord(_ name: String) throws -> OwnerRecord {
+        guard let owner = owners[name] else { throw BrokerError.notFound("owner '\(Self.echo(name))' is gone") }
+        return owner
+    }
 }

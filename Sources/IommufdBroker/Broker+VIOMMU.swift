@@ -121,12 +121,14 @@ extension Broker {
         }
     }
 
+    /// `viommu.destroy`: under the owner's gate, then `lock` (an invalidation of the vIOMMU in
+    /// flight ends first; see `gatedInvalidation`).
     public func viommuDestroy(_ caller: Caller, _ params: VIOMMUDestroyParams) throws -> VIOMMUDestroyResult {
-        try locked {
+        try serialized({ try ownerRecord(try viommu(caller, params.viommu, write: "viommu.destroy").owner) }) { _ in try locked {
             let v = try viommu(caller, params.viommu, write: "viommu.destroy")
             let destroyed = try destroyVIOMMU(v.id, cleanup: true)
             return VIOMMUDestroyResult(viommu: params.viommu, destroyedHWPTs: destroyed)
-        }
+        } }
     }
 
     /// The vIOMMU type an IOMMU's hardware-info type implies.

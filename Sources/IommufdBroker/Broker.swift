@@ -20,7 +20,9 @@ import Logging
 /// - Each owner has a `gate` (`OwnerRecord.gate`), which `serialized` holds around a request
 ///   that does its slow part outside `lock`: `ioas.map` and `ioas.copy` (the backend call that
 ///   pins pages: seconds for a large VM), `ioas.unmap`, `dirty.read` (the kernel read of the
-///   bitmaps and their encoding into runs or a memfd). Such a request runs in three phases:
+///   bitmaps and their encoding into runs or a memfd), `hwpt.invalidate` / `viommu.invalidate`
+///   and the channel's INVALIDATE (the `IOMMU_HWPT_INVALIDATE`; `gatedInvalidation`, which has
+///   no phase 3: it records nothing). Such a request runs in three phases:
 ///   1. under `lock`: look up and check everything, and reserve what it will use (a map's bytes
 ///      go into the owner's `reservedBytes`, checked against the quota with `pinnedBytes`; its
 ///      memory file is retained in the file table);
@@ -30,7 +32,8 @@ import Logging
 ///   Other owners' requests take `lock` between those phases and do not wait for phase 2.
 /// - What a phase 2 relies on cannot change under it: every request that changes an owner's
 ///   mappings or pinned bytes, or frees what a dirty read uses, holds the owner's gate too
-///   (`ioas.destroy`, `dirty.stop`, `owner.release` run under the gate and then `lock`), so one
+///   (`ioas.destroy`, `dirty.stop`, `owner.release` run under the gate and then `lock`; so do
+///   `hwpt.destroy` and `viommu.destroy`, which end what an invalidation uses), so one
 ///   owner's gated requests run one at a time, in order, and their journal records are written
 ///   in that order. Methods that only take `lock` (devices, HWPTs, vIOMMUs, everything else)
 ///   never touch mappings, pinned bytes or the dirty scratch.

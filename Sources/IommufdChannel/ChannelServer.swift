@@ -498,6 +498,9 @@ final class Channel: @unchecked Sendable {
             let reset = try broker.deviceHotReset(caller, device: name)
             w.u32(UInt32(reset.count)); w.u32(0)
             return (w.bytes, -1)
+
+        case .nestedAlloc, .replace, .hwptDestroy, .invalidate, .queueFD:
+            return try runNested(request, caller: caller)
         }
     }
 

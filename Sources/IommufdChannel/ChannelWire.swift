@@ -7,8 +7,8 @@ import IommufdContract
 public enum ChannelWire {
     public static let headerSize = 16
     public static let versionMajor: UInt16 = 1
-    public static let versionMinor: UInt16 = 0
-    /// Most entries in one MAP, UNMAP or COPY batch.
+    public static let versionMinor: UInt16 = 1
+    /// Most entries in one MAP, UNMAP, COPY or INVALIDATE batch.
     public static let maxEntries = 256
     /// Memory indexes run from 0 to `maxMemorySlots - 1`.
     public static let maxMemorySlots: UInt32 = 512
@@ -31,6 +31,12 @@ public enum ChannelWire {
         case dirtyRead = 8
         case deviceFD = 9
         case hotReset = 10
+        // MARK: chnested
+        case nestedAlloc = 11
+        case replace = 12
+        case hwptDestroy = 13
+        case invalidate = 14
+        case queueFD = 15
 
         public var name: String {
             switch self {
@@ -44,6 +50,11 @@ public enum ChannelWire {
             case .dirtyRead: "DIRTY_READ"
             case .deviceFD: "DEVICE_FD"
             case .hotReset: "HOT_RESET"
+            case .nestedAlloc: "NESTED_ALLOC"
+            case .replace: "REPLACE"
+            case .hwptDestroy: "HWPT_DESTROY"
+            case .invalidate: "INVALIDATE"
+            case .queueFD: "QUEUE_FD"
             }
         }
 
@@ -126,6 +137,12 @@ public enum ChannelWire {
         /// `VFIO_DEVICE_PCI_HOT_RESET` done by the daemon once it has checked every device the
         /// reset touches is the channel owner's.
         case hotReset(String)
+        // MARK: chnested (ChannelWire+Nested.swift)
+        case nestedAlloc(NestedAlloc)
+        case replace(Replace)
+        case hwptDestroy(hwpt: UInt32)
+        case invalidate(Invalidate)
+        case queueFD(queue: UInt32)
     }
 
     /// A request the decoder refuses: the errno, the daemon's error name and what to fix.
@@ -305,6 +322,8 @@ public enum ChannelWire {
             let name = try fixedString(UnsafeRawBufferPointer(rebasing: payload[0..<deviceNameBytes]), "\(op.name): the device name")
             guard !name.isEmpty else { throw bad("\(op.name): the device name is empty") }
             return (header, op == .deviceFD ? .deviceFD(name) : .hotReset(name))
+        case .nestedAlloc, .replace, .hwptDestroy, .invalidate, .queueFD:
+            return (header, try decodeNested(op, payload))
         }
     }
 
@@ -361,6 +380,8 @@ public enum ChannelWire {
         case .hotReset(let name):
             op = .hotReset
             p.fixed(name, deviceNameBytes)
+        case .nestedAlloc, .replace, .hwptDestroy, .invalidate, .queueFD:
+            op = encodeNested(request, into: &p)
         }
         var w = Writer(reserving: headerSize + p.bytes.count)
         w.u64(id); w.u16(op.rawValue); w.u16(0); w.u32(UInt32(p.bytes.count))

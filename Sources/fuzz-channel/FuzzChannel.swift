@@ -11,14 +11,17 @@
 //   2. to the real daemon (`Daemon` on the simulator backend, in this process) on a channel
 //      delegated for owner `fz`, which has two IOAS, a dirty-tracked one with device sim-pci0
 //      attached, and devices on two PCI buses (one all its own, one shared with a device nobody
-//      leased, for HOT_RESET): the answer must come (a hang is a failure), echo the request's id and op (0
+//      leased, for HOT_RESET), and sim-mock0 (behind the selftest mock IOMMU) on IOAS 2 through a
+//      vIOMMU's nest parent with vDevice 7 and a fault queue (NESTED_ALLOC, REPLACE, INVALIDATE,
+//      HWPT_DESTROY, QUEUE_FD): the answer must come (a hang is a failure), echo the request's id and op (0
 //      and 0 for a message shorter than the header), carry a well-formed error payload with a
 //      known error name, or a payload of the size its op answers with (and the device fd for
 //      DEVICE_FD, no fd otherwise). A message the decoder refuses must be refused by the daemon
 //      with the same errno and name, and one it accepts must not be called malformed.
 // After the records a HELLO must still be answered (no message kills the channel). Then the
-// channel is revoked, every mapping it made is unmapped on the control plane, and the daemon
-// must hold no mapping and no pinned page: inputs do not depend on each other.
+// channel is revoked, every mapping it made is unmapped on the control plane, every device is
+// put back on its page table and the nested HWPTs an input made are destroyed, and the daemon
+// must hold no mapping, no pinned page and its set-up's HWPTs: inputs do not depend on each other.
 //
 // An empty message is not sent: on a SOCK_SEQPACKET socket a 0-byte message reads as end of
 // file, so the daemon ends the channel as if the VMM had hung up (the decoder still sees it).
@@ -100,6 +103,59 @@ final class FuzzChannelDaemon: @unchecked Sendable {
             _ = try admin.call("device.attach", params: ["owner": .string(Self.owner), "device": .string(device), "ioas": .uint(UInt64(target))])
         }
         _ = try admin.call("dirty.start", params: ["ioas": .uint(UInt64(ioas[0]))])
+        try setUpNested(ioas: ioas[1])
+    }
+
+    // MARK: chnested
+
+    /// What the nested-translation seeds name: sim-mock0 (behind the selftest mock IOMMU) on IOAS
+    /// 2 through a vIOMMU's nest parent, with vDevice 7, and a fault queue.
+    static let expectedNested = (parent: UInt32(11), viommu: UInt32(12), vdevice: UInt32(10), faultQueue: UInt32(13))
+    /// Each device's IOAS and page table after set-up, which the clean-up puts back (a REPLACE
+    /// in an input may move any of them).
+    var placement: [String: (ioas: UInt64, pt: UInt64)] = [:]
+    var baselineHWPTs = 0
+
+    func setUpNested(ioas: UInt32) throws {
+        _ = try admin.call("device.attach", params: ["owner": .string(Self.owner), "device": "sim-mock0", "ioas": .uint(UInt64(ioas))])
+        let v = try admin.call("viommu.create", params: ["device": "sim-mock0"]).result
+        let vdev = try admin.call("vdevice.create", params: ["viommu": v["viommu"] ?? .null, "device": "sim-mock0", "virtual_id": 7]).result
+        let fault = try admin.call("fault.create", params: ["owner": .string(Self.owner)])
+        for fd in fault.fds { close(fd) }
+        let got = (UInt32(v["nest_parent"]?.uint64Value ?? 0), UInt32(v["viommu"]?.uint64Value ?? 0),
+                   UInt32(vdev["vdevice"]?.uint64Value ?? 0), UInt32(fault.result["queue"]?["queue"]?.uint64Value ?? 0))
+        guard got == Self.expectedNested else {
+            die("the nested set-up gave nest parent, vIOMMU, vDevice, fault queue \(got), not \(Self.expectedNested) as the seeds in Fuzz/corpus/channel expect; change them in Fuzz/make-channel-seeds.py and run it")
+        }
+        for device in ["sim-pci0", "sim-pci1", "sim-pci2", "sim-mdev0", "sim-mock0"] {
+            let info = try admin.call("device.info", params: ["device": .string(device)]).result
+            placement[device] = (info["ioas"]?.uint64Value ?? 0, info["pt"]?.uint64Value ?? 0)
+        }
+        baselineHWPTs = daemon.service.broker.counts().hwpts
+    }
+
+    /// Puts every device back on its page table of the set-up (onto its IOAS when an input
+    /// emptied, and so destroyed, its auto-domain HWPT), then destroys the nested HWPTs an
+    /// input left; the owner then has as many HWPTs as after the set-up.
+    func restoreNested() {
+        do {
+            for (device, home) in placement.sorted(by: { $0.key < $1.key }) {
+                let info = try admin.call("device.info", params: ["device": .string(device)]).result
+                guard info["pt"]?.uint64Value != home.pt else { continue }
+                let hwpts = try admin.call("hwpt.list", params: ["owner": .string(Self.owner)]).result["hwpts"]?.arrayValue ?? []
+                let params: JSONValue = hwpts.contains(where: { $0["hwpt"]?.uint64Value == home.pt })
+                    ? ["device": .string(device), "hwpt": .uint(home.pt)]
+                    : ["device": .string(device), "ioas": .uint(home.ioas)]
+                let moved = try admin.call("device.replace", params: params).result
+                placement[device] = (home.ioas, moved["pt"]?.uint64Value ?? 0)
+            }
+            let hwpts = try admin.call("hwpt.list", params: ["owner": .string(Self.owner)]).result["hwpts"]?.arrayValue ?? []
+            for h in hwpts where h["nested"] != nil && h["nested"] != .null {
+                _ = try admin.call("hwpt.destroy", params: ["hwpt": h["hwpt"] ?? .null])
+            }
+        } catch { die("putting the nested set-up back failed: \(error)") }
+        let hwpts = daemon.service.broker.counts().hwpts
+        guard hwpts == baselineHWPTs else { die("after the input was undone the daemon holds \(hwpts) HWPTs, not \(baselineHWPTs)") }
     }
 
     static func config(uid: uid_t) -> String {
@@ -107,7 +163,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         [policy]
         dirty_tracking = "preferred"
         [devices]
-        allow = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-pci3", "sim-mdev0"]
+        allow = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-pci3", "sim-mdev0", "sim-mock0"]
         [[access]]
         user = \(uid)
         role = "admin"
@@ -134,6 +190,14 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         [[sim.device]]
         name = "sim-mdev0"
         mdev = true
+        [[sim.iommu]]
+        name = "sim-mock"
+        driver = "selftest-mock"
+        nesting = true
+        [[sim.device]]
+        name = "sim-mock0"
+        iommu = "sim-mock"
+        pci_address = "0000:02:00.0"
         """
     }
 
@@ -249,9 +313,14 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         case .dirtyRead: want = 24
         case .deviceFD: want = 8
         case .hotReset: want = 8
+        case .nestedAlloc: want = 8
+        case .replace: want = 8
+        case .hwptDestroy: want = 0
+        case .invalidate: want = 16
+        case .queueFD: want = 8
         }
         guard reply.payload.count == want else { die("\(request) answered \(reply.payload.count) payload bytes, not \(want)") }
-        let isDevice: Bool = if case .deviceFD = request { true } else { false }
+        let isDevice: Bool = switch request { case .deviceFD, .queueFD: true; default: false }
         guard (reply.fd != nil) == isDevice else { die("\(request) answered with \(reply.fd == nil ? "no" : "an") fd") }
         if let count = Self.entries(request) {
             let echoed = reply.payload.withUnsafeBytes { b in var r = ChannelWire.Reader(b); return r.u32() }
@@ -282,6 +351,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
             } catch { die("the revoked channel did not end within 20 s: \(error)") }
         }
         channel.close()
+        restoreNested()
         for ioas in Self.expectedIOAS {
             do {
                 _ = try admin.call("ioas.unmap", params: ["ioas": .uint(UInt64(ioas)), "all": true])

@@ -35,6 +35,7 @@ do {
     if options.runs(5) { try figureInvalidation(report, options) }
     if options.runs(6) { try figureOwners(report, options) }
     if options.runs(7) { try figureChannel(report, options) }
+    if options.runs(7) { try figureChannelInvalidation(report, options) }
     if options.runs(8) { try figureOwnersAndClients(report, options) }
 } catch {
     FileHandle.standardError.write("iommufdd-bench: \(error)\n".data(using: .utf8)!)

@@ -21,7 +21,11 @@ import Foundation
 //                           a bare-metal guest whose passed-through edu DMAs through the daemon
 //   vm-e2e fail-nth         the kernel's fail-nth/failslab under broker requests on a mock
 //                           device (KernelFailNthChecks.swift)
-let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | fail-nth | qemu-guest"
+//   vm-e2e channel-nested   the channel's NESTED_ALLOC, REPLACE, INVALIDATE and HWPT_DESTROY
+//                           against iommufdd --backend kernel on a mock device
+//   vm-e2e invalidate-bench IOMMU_HWPT_INVALIDATE one entry a call in this process against the
+//                           daemon's channel at 64 entries a message (ChannelNestedChecks.swift)
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | fail-nth | qemu-guest | channel-nested | invalidate-bench"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -52,6 +56,10 @@ case "mini-vmm":
     if !MiniVMMChecks.runAll(run: run) { exit(1) }
 case "qemu-guest":
     if !QEMUGuestChecks.runAll(run: run) { exit(1) }
+case "channel-nested":
+    if !ChannelNestedChecks.runAll(run: run, bench: false) { exit(1) }
+case "invalidate-bench":
+    if !ChannelNestedChecks.runAll(run: run, bench: true) { exit(1) }
 default:
     FileHandle.standardError.write(Data("vm-e2e: unknown suite '\(suite)'\n\(usage)\n".utf8))
     exit(2)

@@ -67,6 +67,57 @@ struct LibIommufddTests {
         #expect(try mgr.call("ioas.info", ["ioas": .int(ioas2)])["mapping_count"] == 1)
     }
 
+    // MARK: chnested
+
+    @Test("the C test program allocates, replaces onto, invalidates and destroys nested HWPTs and takes a queue fd through libiommufdd")
+    func nestedTest() throws {
+        try Self.make([])
+        var config = TestConfig()
+        config.allow = ["mock-pci0"]
+        config.extra = """
+            [[sim.iommu]]
+            name = "mock0"
+            driver = "selftest-mock"
+            nesting = true
+
+            [[sim.device]]
+            name = "mock-pci0"
+            iommu = "mock0"
+            pci_address = "0000:01:00.0"
+            """
+        let daemon = try DaemonProcess(config: config)
+        let mgr = try daemon.client()
+        _ = try mgr.call("owner.create", ["name": "vm-n"])
+        let ioas = try #require(try mgr.call("ioas.create", ["owner": "vm-n"])["ioas"]?.int)
+        _ = try mgr.call("device.attach", ["owner": "vm-n", "device": "mock-pci0", "ioas": .int(ioas)])
+        let created = try mgr.call("viommu.create", ["device": "mock-pci0"])
+        let viommu = try #require(created["viommu"]?.int), parent = try #require(created["nest_parent"]?.int)
+        _ = try mgr.call("vdevice.create", ["viommu": .int(viommu), "device": "mock-pci0", "virtual_id": 7])
+        let (fault, faultFDs) = try mgr.call("fault.create", params: ["owner": "vm-n"], timeout: .seconds(60))
+        for fd in faultFDs { close(fd) }
+        let queue = try #require(fault["queue"]?["queue"]?.int)
+
+        let (_, fds) = try mgr.call("owner.delegate", params: ["name": "vm-n"], timeout: .seconds(60))
+        let channel = try #require(fds.first)
+        defer { close(channel) }
+        let program = Self.library + "/build/nested-test"
+        let arguments = ["3", "mock-pci0", "\(parent)", "\(viommu)", "\(queue)"]
+        let r = getuid() == 0
+            ? try SpawnedProcess.run("/usr/bin/setpriv", ["--reuid=\(TestUID.unlisted)", "--regid=\(TestUID.unlisted)", "--clear-groups", program] + arguments, inherit: [(channel, 3)])
+            : try SpawnedProcess.run(program, arguments, inherit: [(channel, 3)])
+        #expect(r.status == 0, "nested-test failed (\(r.status)):\n\(r.output)\n\(r.error)")
+        #expect(r.output.contains(" passed, 0 failed"), "\(r.output)")
+        // What the program left is what the manager sees: the two nested HWPTs it kept, the device
+        // back on the nest parent.
+        let kept = r.output.split(separator: "\n").first { $0.hasPrefix("nested=") }.map { $0.dropFirst(7).split(separator: ",").compactMap { Int64($0) } } ?? []
+        let hwpts = try mgr.call("hwpt.list", ["owner": "vm-n"])["hwpts"]?.arrayValue ?? []
+        let nested = Set(hwpts.filter { $0["nested"] != nil && $0["nested"] != .null }.compactMap { $0["hwpt"]?.int })
+        #expect(kept.count == 2 && nested == Set(kept), "\(hwpts)")
+        #expect(try mgr.call("device.info", ["device": "mock-pci0"])["pt"]?.int == parent)
+        let released = try mgr.call("owner.release", ["name": "vm-n"])
+        #expect(released["released"] == true, "\(released)")
+    }
+
     @Test("make install puts the header, library and iommufdd.pc in a prefix; pkg-config builds against them")
     func installAndPkgConfig() throws {
         let prefix = try TemporaryDirectory("libiommufdd-install")

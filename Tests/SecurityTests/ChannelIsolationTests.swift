@@ -78,4 +78,58 @@ struct ChannelIsolationTests {
         #expect(ch.isClosedByDaemon())
         try clients.tearDown(f)
     }
+
+    // MARK: chnested
+
+    /// The nested-translation ops and QUEUE_FD (branch chnested): owner A's channel, given the IDs
+    /// of owner B's nest parent, vIOMMU, nested HWPT and fault queue, gets what it gets for IDs
+    /// that do not exist, and nothing of B's changes.
+    @Test func nestedOpsOfOwnerACannotReachOwnerB() throws {
+        let daemon = try DaemonUnderTest()
+        defer { #expect(daemon.stop() == 0, "iommufdd did not stop cleanly:\n\(daemon.finalLog)") }
+        let clients = try Clients(daemon)
+        let f = try clients.makeFixture()
+        // Owner B: n0 (behind the selftest mock) on a vIOMMU, with a nested HWPT and a fault queue.
+        try clients.b.value("device.attach", ["owner": .string(f.otherOwner), "device": "n0", "ioas": .id(f.otherIOAS)])
+        let created = try clients.b.value("viommu.create", ["device": "n0"])
+        let viommuB = try created.id("viommu"), parentB = try created.id("nest_parent")
+        try clients.b.value("vdevice.create", ["viommu": .id(viommuB), "device": "n0", "virtual_id": 7])
+        let nestedB = try clients.b.value("hwpt.alloc", ["device": "n0", "parent": .id(parentB), "data": ["type": "selftest", "iotlb": 7]]).id("hwpt")
+        let (fault, faultFDs) = try clients.b.call("fault.create", params: ["owner": .string(f.otherOwner)], timeout: .seconds(30))
+        for fd in faultFDs { close(fd) }
+        let queueB = try #require(fault["queue"]?["queue"]?.int64Value)
+
+        let (_, fds) = try clients.a.call("owner.delegate", params: ["name": .string(f.owner)], timeout: .seconds(30))
+        let ch = ChannelClient(adopting: try #require(fds.first))
+        let before = try clients.snapshot(f)
+        let absent: UInt32 = 999_999
+        let selftest = ChannelClient.selftestHWPTEntries([(1, 0)])
+        let viommuEntries = ChannelClient.selftestVIOMMUEntries([(1, 7, 0)])
+        let cells: [(String, UInt32, (UInt32) throws -> Void)] = [
+            ("NESTED_ALLOC on B's nest parent", UInt32(parentB), { _ = try ch.nestedAllocSelftest(parent: $0, device: "a0", iotlb: 1) }),
+            ("NESTED_ALLOC on B's vIOMMU", UInt32(viommuB), { _ = try ch.nestedAllocSelftest(parent: $0, device: "a0", iotlb: 1) }),
+            ("REPLACE A's device onto B's nested HWPT", UInt32(nestedB), { _ = try ch.replace(device: "a0", pt: $0) }),
+            ("REPLACE A's device onto B's IOAS", UInt32(f.otherIOAS), { _ = try ch.replace(device: "a0", pt: $0) }),
+            ("HWPT_DESTROY B's nested HWPT", UInt32(nestedB), { try ch.hwptDestroy($0) }),
+            ("HWPT_DESTROY B's nest parent", UInt32(parentB), { try ch.hwptDestroy($0) }),
+            ("INVALIDATE B's nested HWPT", UInt32(nestedB), { _ = try ch.invalidate(target: $0, dataType: InvalidateDataType.selftest, entryLength: 8, entries: selftest) }),
+            ("INVALIDATE B's vIOMMU", UInt32(viommuB), { _ = try ch.invalidate(target: $0, dataType: InvalidateDataType.selftest, entryLength: 12, entries: viommuEntries) }),
+            ("QUEUE_FD of B's fault queue", UInt32(queueB), { _ = try ch.queueFD($0) }),
+        ]
+        for (name, id, op) in cells {
+            let onB = Self.errorOf { try op(id) }
+            let onAbsent = Self.errorOf { try op(absent) }
+            #expect(onB?.name == "iommufdd.NotFound" && onB?.errno == ENOENT, "\(name): \(String(describing: onB))")
+            #expect(onB?.message.replacingOccurrences(of: "\(id)", with: "N") == onAbsent?.message.replacingOccurrences(of: "\(absent)", with: "N"),
+                    "\(name): owner B's object answers unlike an absent one: \(String(describing: onB)) / \(String(describing: onAbsent))")
+        }
+        // B's device, named by A's channel, is not A's to move.
+        #expect(Self.errorOf { _ = try ch.replace(device: "n0", pt: UInt32(f.ioas)) }?.name == "iommufdd.NotFound")
+        #expect(try clients.snapshot(f) == before, "owner B (or A) changed")
+        // B's fault queue still has B's holder? It had none; A's attempt connected nothing.
+        let queues = try clients.b.value("queue.list", ["owner": .string(f.otherOwner)])["queues"]?.arrayValue ?? []
+        #expect(queues.first?["connected"] == false, "\(queues)")
+        ch.close()
+        try clients.tearDown(f)
+    }
 }

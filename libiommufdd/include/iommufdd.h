@@ -133,6 +133,53 @@ int iommufdd_device_fd(struct iommufdd_channel *ch, const char *device, uint32_t
  * hot reset (no bus or slot reset covers it, or not PCI): use VFIO_DEVICE_RESET on its fd. */
 int iommufdd_device_hot_reset(struct iommufdd_channel *ch, const char *device, uint32_t *reset_count);
 
+/* Nested translation, for a VMM with a vIOMMU (docs/vmm-channel.md, "Nested translation"). Per
+ * guest STE or PASID-table change (QEMU's flow): a nested HWPT for the new stage 1
+ * (iommufdd_nested_alloc), the device moved onto it without a window of blocked DMA
+ * (iommufdd_replace), the old one destroyed (iommufdd_hwpt_destroy). Per guest TLB command: a
+ * batch of entries in one IOMMU_HWPT_INVALIDATE (iommufdd_invalidate). The checks are those of
+ * hwpt.alloc, device.replace, hwpt.destroy and hwpt.invalidate / viommu.invalidate on the control
+ * plane; the objects are this channel's owner's (another owner's IDs answer ENOENT, like absent
+ * ones). */
+
+/* Nested data types (IOMMU_HWPT_DATA_*): `data` is the kernel's uAPI struct of the type, exactly
+ * (selftest 8 bytes: iotlb, pagetable_type 0; vtd_s1 24; arm_smmuv3 16; amd_guest 32). */
+#define IOMMUFDD_HWPT_DATA_VTD_S1 1u
+#define IOMMUFDD_HWPT_DATA_ARM_SMMUV3 2u
+#define IOMMUFDD_HWPT_DATA_AMD_GUEST 3u
+#define IOMMUFDD_HWPT_DATA_SELFTEST 0xdeadu
+/* Invalidation data types: entries are the uAPI structs (vtd_s1 24 bytes, to a nested HWPT;
+ * arm_smmuv3 16, to a vIOMMU; selftest 8 to a mock nested HWPT, 12 to a mock vIOMMU). */
+#define IOMMUFDD_INVALIDATE_DATA_VTD_S1 0u
+#define IOMMUFDD_INVALIDATE_DATA_ARM_SMMUV3 1u
+#define IOMMUFDD_INVALIDATE_DATA_SELFTEST 0xdeadbeefu
+/* iommufdd_queue_fd's kinds. */
+#define IOMMUFDD_QUEUE_FAULT 1u
+#define IOMMUFDD_QUEUE_VEVENTQ 2u
+
+/* A nested HWPT for `device` (leased to this owner) on `parent`, a nest-parent HWPT or a vIOMMU
+ * of this owner. fault_queue: a fault queue of the owner, or 0. *hwpt (may be NULL): the new
+ * HWPT's ID; *nest_parent (may be NULL): its stage-2 parent. */
+int iommufdd_nested_alloc(struct iommufdd_channel *ch, uint32_t parent, const char *device, uint32_t data_type,
+                          const void *data, uint32_t data_len, uint32_t fault_queue, uint32_t *hwpt, uint32_t *nest_parent);
+/* Moves an attached device of this owner onto `pt` (an HWPT, or an IOAS: the owner's auto-domain
+ * policy picks the HWPT). *previous (may be NULL): the page table it left. */
+int iommufdd_replace(struct iommufdd_channel *ch, const char *device, uint32_t pt, uint32_t *previous);
+/* Destroys an HWPT of this owner (EBUSY while a device or a nested HWPT uses it). */
+int iommufdd_hwpt_destroy(struct iommufdd_channel *ch, uint32_t hwpt);
+/* `count` entries (1 to IOMMUFDD_MAX_ENTRIES) of `entry_len` bytes each to a nested HWPT or a
+ * vIOMMU (`target`), in one IOMMU_HWPT_INVALIDATE. As the ioctl: 0 when every entry was done;
+ * -1 with errno otherwise, and *done (may be NULL) says how many entries, in order, took effect
+ * (the driver refused entry *done with errno; the ones after it were not tried: send them again
+ * once it is fixed). iommufdd_last_error()->done is the same. */
+int iommufdd_invalidate(struct iommufdd_channel *ch, uint32_t target, uint32_t data_type, const void *entries,
+                        uint32_t entry_len, unsigned count, uint32_t *done);
+/* An event or fault queue of this owner (fault.create / veventq.create on the control plane):
+ * a fresh relay fd (SOCK_SEQPACKET, one record a message; fault responses go back on it), >= 0,
+ * the caller owns it; the previous holder's fd reaches end of file. Never the kernel's queue fd.
+ * *kind (may be NULL): IOMMUFDD_QUEUE_FAULT or IOMMUFDD_QUEUE_VEVENTQ. */
+int iommufdd_queue_fd(struct iommufdd_channel *ch, uint32_t queue, uint32_t *kind);
+
 /* Confinement (docs/SECURITY.md, "Device fds"). A bound VFIO device fd can re-attach its
  * device to any IOAS or HWPT of the daemon's iommufd, another VM's included, and hot-reset devices
  * of other owners on the same bus. After it has its device fds, a VMM calls iommufd_confine() on

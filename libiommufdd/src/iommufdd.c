@@ -16,6 +16,7 @@
 enum {
     OP_HELLO = 1, OP_MEM_REGISTER, OP_MEM_UNREGISTER, OP_MAP, OP_UNMAP, OP_COPY,
     OP_DIRTY_BITMAP_SET, OP_DIRTY_READ, OP_DEVICE_FD, OP_HOT_RESET,
+    OP_NESTED_ALLOC, OP_REPLACE, OP_HWPT_DESTROY, OP_INVALIDATE, OP_QUEUE_FD,
 };
 #define FLAG_REPLY 0x1
 #define FLAG_ERROR 0x2
@@ -416,4 +417,99 @@ int iommufdd_device_hot_reset(struct iommufdd_channel *ch, const char *device, u
     if (n != 8) return fail(ch, EPROTO, "iommufdd.Transport", "a HOT_RESET answer of %zd bytes, not 8", n);
     if (reset_count) *reset_count = get32(ch->in + HEADER_SIZE);
     return 0;
+}
+
+/* Nested translation and queue fds (branch chnested). */
+
+static int put_device(struct iommufdd_channel *ch, unsigned char *p, const char *device) {
+    size_t len = device ? strlen(device) : 0;
+    if (len == 0 || len > 63) return fail(ch, EINVAL, "iommufdd.InvalidParams", "a device name has 1 to 63 bytes");
+    memset(p, 0, 64);
+    memcpy(p, device, len);
+    return 0;
+}
+
+int iommufdd_nested_alloc(struct iommufdd_channel *ch, uint32_t parent, const char *device, uint32_t data_type,
+                          const void *data, uint32_t data_len, uint32_t fault_queue, uint32_t *hwpt, uint32_t *nest_parent) {
+    if (data_len == 0 || data_len > 64 || !data)
+        return fail(ch, EINVAL, "iommufdd.InvalidParams", "NESTED_ALLOC: the driver data is 1 to 64 bytes (the uAPI struct of its type); %u given", data_len);
+    unsigned char *p = ch->out + HEADER_SIZE;
+    put32(p, parent);
+    put32(p + 4, fault_queue);
+    put32(p + 8, data_type);
+    put32(p + 12, data_len);
+    if (put_device(ch, p + 16, device) < 0) return -1;
+    memcpy(p + 80, data, data_len);
+    ssize_t n = transact(ch, OP_NESTED_ALLOC, 80 + (size_t)data_len, -1, NULL);
+    if (n < 0) return -1;
+    if (n != 8) return fail(ch, EPROTO, "iommufdd.Transport", "a NESTED_ALLOC answer of %zd bytes, not 8", n);
+    if (hwpt) *hwpt = get32(ch->in + HEADER_SIZE);
+    if (nest_parent) *nest_parent = get32(ch->in + HEADER_SIZE + 4);
+    return 0;
+}
+
+int iommufdd_replace(struct iommufdd_channel *ch, const char *device, uint32_t pt, uint32_t *previous) {
+    unsigned char *p = ch->out + HEADER_SIZE;
+    put32(p, pt);
+    put32(p + 4, 0);
+    if (put_device(ch, p + 8, device) < 0) return -1;
+    ssize_t n = transact(ch, OP_REPLACE, 72, -1, NULL);
+    if (n < 0) return -1;
+    if (n != 8) return fail(ch, EPROTO, "iommufdd.Transport", "a REPLACE answer of %zd bytes, not 8", n);
+    if (previous) *previous = get32(ch->in + HEADER_SIZE + 4);
+    return 0;
+}
+
+int iommufdd_hwpt_destroy(struct iommufdd_channel *ch, uint32_t hwpt) {
+    unsigned char *p = ch->out + HEADER_SIZE;
+    put32(p, hwpt);
+    put32(p + 4, 0);
+    ssize_t n = transact(ch, OP_HWPT_DESTROY, 8, -1, NULL);
+    if (n < 0) return -1;
+    if (n != 0) return fail(ch, EPROTO, "iommufdd.Transport", "an HWPT_DESTROY answer of %zd bytes, not 0", n);
+    return 0;
+}
+
+int iommufdd_invalidate(struct iommufdd_channel *ch, uint32_t target, uint32_t data_type, const void *entries,
+                        uint32_t entry_len, unsigned count, uint32_t *done) {
+    if (done) *done = 0;
+    if (check_count(ch, count, "INVALIDATE") < 0) return -1;
+    if (entry_len == 0 || !entries || 16 + (size_t)entry_len * count > sizeof(ch->out) - HEADER_SIZE)
+        return fail(ch, EINVAL, "iommufdd.InvalidParams", "INVALIDATE: %u entries of %u bytes do not fit one message (at most %zu bytes of entries)",
+                    count, entry_len, sizeof(ch->out) - HEADER_SIZE - 16);
+    unsigned char *p = ch->out + HEADER_SIZE;
+    put32(p, target);
+    put32(p + 4, data_type);
+    put32(p + 8, entry_len);
+    put32(p + 12, count);
+    memcpy(p + 16, entries, (size_t)entry_len * count);
+    ssize_t n = transact(ch, OP_INVALIDATE, 16 + (size_t)entry_len * count, -1, NULL);
+    if (n < 0) return -1;
+    if (n != 16) return fail(ch, EPROTO, "iommufdd.Transport", "an INVALIDATE answer of %zd bytes, not 16", n);
+    const unsigned char *q = ch->in + HEADER_SIZE;
+    uint32_t requested = get32(q), did = get32(q + 4);
+    int err = (int)get32(q + 8);
+    if (done) *done = did;
+    if (did == requested && err == 0) return 0;
+    fail(ch, err > 0 ? err : EPROTO, "iommufdd.Kernel",
+         "IOMMU_HWPT_INVALIDATE stopped at entry %u of %u: the driver refused it with %s; entries 0 to %u took effect and the ones after it were not tried: fix entry %u and send it and the rest again",
+         did, requested, strerror(err > 0 ? err : EPROTO), did == 0 ? 0 : did - 1, did);
+    ch->error.index = did;
+    ch->error.done = did;
+    return -1;
+}
+
+int iommufdd_queue_fd(struct iommufdd_channel *ch, uint32_t queue, uint32_t *kind) {
+    unsigned char *p = ch->out + HEADER_SIZE;
+    put32(p, queue);
+    put32(p + 4, 0);
+    int fd = -1;
+    ssize_t n = transact(ch, OP_QUEUE_FD, 8, -1, &fd);
+    if (n < 0) return -1;
+    if (n != 8 || fd < 0) {
+        if (fd >= 0) close(fd);
+        return fail(ch, EPROTO, "iommufdd.Transport", "a QUEUE_FD answer without its fd");
+    }
+    if (kind) *kind = get32(ch->in + HEADER_SIZE + 4);
+    return fd;
 }

@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import IommufdBroker
+import IommufdChannel
+import IommufdCore
+import IommufdSim
+import Logging
+
+// MARK: Figure 7, continued: invalidation through the channel (issue 16 target 2; branch chnested)
+
+/// Entries per second of INVALIDATE through a delegated channel on a selftest nested HWPT
+/// (made on the channel, NESTED_ALLOC), at 64 entries a message and at 1 (QEMU's pattern: one
+/// guest TLB command, one call), against floors measured in the same run on the same
+/// simulator: its own `IOMMU_HWPT_INVALIDATE` call (64 entries a call, and 1), and a
+/// SOCK_SEQPACKET echo of a message of the same size.
+func figureChannelInvalidation(_ report: Report, _ options: Options) throws {
+    print("Figure 7b: INVALIDATE through the VMM channel (selftest nested HWPT on the simulator)")
+    let daemon = try InProcessDaemon(path: temporarySocketPath("channel-inv"))
+    defer { daemon.stop() }
+    var logger = Logger(label: "bench.channel")
+    logger.logLevel = .error
+    let channels = ChannelServer(broker: daemon.broker, logger: logger)
+    guard let caller = daemon.broker.resolve(uid: getuid(), gid: getgid(), pid: getpid()) else { throw BenchError("no caller") }
+    let owner = "vm-channel-inv"
+    _ = try daemon.broker.ownerCreate(caller, OwnerCreateParams(name: owner))
+    let ioas = try daemon.broker.ioasCreate(caller, IOASCreateParams(owner: owner)).ioas
+    _ = try daemon.broker.deviceAttach(caller, DeviceAttachParams(owner: owner, device: "sim0", ioas: ioas))
+    let parent = try daemon.broker.hwptAlloc(caller, HWPTAllocParams(ioas: ioas, device: "sim0", nestParent: true)).hwpt
+    let (_, end) = try channels.delegate(caller, owner: owner)
+    let client = ChannelClient(adopting: end)
+    defer {
+        client.close()
+        channels.revoke(owner: owner)
+        while channels.openChannels > 0 { usleep(1000) }
+        usleep(10_000)
+        withExtendedLifetime(channels) {}
+    }
+    let nested = try client.nestedAllocSelftest(parent: parent, device: "sim0", iotlb: 1)
+
+    let batch = 64
+    let entries = ChannelClient.selftestHWPTEntries((0..<batch).map { (UInt32(0), UInt32($0 % 4)) })
+    let many = ChannelClient.invalidateMessage(id: 1, target: nested, dataType: InvalidateDataType.selftest, entryLength: 8, entries: entries)
+    let one = ChannelClient.invalidateMessage(id: 1, target: nested, dataType: InvalidateDataType.selftest, entryLength: 8, entries: Array(entries.prefix(8)))
+    func roundTrip(_ message: [UInt8], _ expected: UInt32) throws {
+        try client.sendRaw(message)
+        guard let reply = try client.receive(), reply.header.flags & ChannelWire.flagError == 0 else { throw BenchError("INVALIDATE failed") }
+        let done = reply.payload.withUnsafeBytes { b in var r = ChannelWire.Reader(b); _ = r.u32(); return r.u32() }
+        guard done == expected else { throw BenchError("INVALIDATE did \(done) of \(expected)") }
+    }
+
+    // The channel: messages of 64 entries, and of 1.
+    let messages = options.iterations(20_000)
+    let batched = try measure(iterations: messages, warmup: 500) { try roundTrip(many, UInt32(batch)) }
+    let single = try measure(iterations: messages, warmup: 500) { try roundTrip(one, 1) }
+
+    // Floors, same run: the simulator's own call (the broker's backend, the same nested HWPT)...
+    let manyRequest = InvalidationRequest(dataType: InvalidateDataType.selftest, entryLength: 8, entryCount: UInt32(batch), bytes: entries)
+    let oneRequest = InvalidationRequest(dataType: InvalidateDataType.selftest, entryLength: 8, entryCount: 1, bytes: Array(entries.prefix(8)))
+    func simCall(_ r: InvalidationRequest) throws {
+        let result = daemon.sim.invalidate(nested, r)
+        if let e = result.error { throw e }
+    }
+    let simBatched = try measure(iterations: messages, warmup: 500) { try simCall(manyRequest) }
+    let simSingle = try measure(iterations: messages, warmup: 500) { try simCall(oneRequest) }
+    // ... and an echo of the same packets over a SOCK_SEQPACKET pair.
+    let echo = try SeqpacketEcho()
+    defer { echo.stop() }
+    let replyBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+    defer { replyBuffer.deallocate() }
+    let echoMany = try measure(iterations: messages, warmup: 500) { try echo.roundTrip(many, into: replyBuffer) }
+    let echoOne = try measure(iterations: messages, warmup: 500) { try echo.roundTrip(one, into: replyBuffer) }
+
+    let rate = Double(batch) / batched.median * 1e9
+    let simRate = Double(batch) / simBatched.median * 1e9
+    let floorRate = Double(batch) / (simBatched.median + echoMany.median) * 1e9
+    report.add(Row(
+        figure: "sim IOMMU_HWPT_INVALIDATE, 64 entries a call (same run)", value: "\(Int(simRate)) entries/s (median \(formatNanos(simBatched.median)))",
+        floor: "-", ratio: nil, target: .none, met: nil))
+    report.add(Row(
+        figure: "channel INVALIDATE, 64 entries a message", value: "\(Int(rate)) entries/s (median \(formatNanos(batched.median)) a message)",
+        floor: "\(Int(floorRate)) entries/s (echo \(formatNanos(echoMany.median)) + sim \(formatNanos(simBatched.median)))",
+        ratio: floorRate / rate, target: .atLeast(2_000_000, "entries/s"), met: rate >= 2_000_000))
+    report.latency("channel INVALIDATE, 1 entry a message", single, floor: echoOne.median + simSingle.median,
+                   floorName: "(echo \(formatNanos(echoOne.median)) + sim \(formatNanos(simSingle.median)))", target: .ratioAtMost(2), p99: true)
+    report.add(Row(
+        figure: "channel INVALIDATE, 1 entry a message, rate", value: "\(Int(1e9 / single.median)) entries/s",
+        floor: "\(Int(1e9 / simSingle.median)) entries/s sim, 1 a call", ratio: nil, target: .none, met: nil))
+    report.add(Row(
+        figure: "channel batching gain (64 vs 1 entry a message)", value: "\(format(rate / (1e9 / single.median)))x",
+        floor: "-", ratio: nil, target: .none, met: nil))
+}
