@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import IommufdBroker
+import IommufdContract
 import IommufdChannel
 import IommufdCore
 import IommufdKernel
