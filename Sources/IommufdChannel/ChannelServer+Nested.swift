@@ -3,6 +3,7 @@ import Glibc
 #endif
 import IommufdBroker
 import IommufdCore
+import IommufdContract
 
 // MARK: chnested
 

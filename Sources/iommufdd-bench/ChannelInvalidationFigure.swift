@@ -7,6 +7,7 @@ import IommufdChannel
 import IommufdCore
 import IommufdSim
 import Logging
+import IommufdContract
 
 // MARK: Figure 7, continued: invalidation through the channel (issue 16 target 2; branch chnested)
 

@@ -9,6 +9,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import IommufdContract
 #endif
 
 /// The channel's nested-translation ops (branch chnested) served in process by a
