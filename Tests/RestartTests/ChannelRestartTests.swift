@@ -74,4 +74,66 @@ struct ChannelRestartTests {
         ch2.close()
         #expect(sup.waitForStore { !$0.contains { $0.hasPrefix("channel.") } })
     }
+
+    // MARK: chnested
+
+    @Test("SIGKILL: a nested HWPT made and attached over the channel is taken back from the journal; the same channel fd invalidates, replaces and destroys it")
+    func nestedFromTheChannelSurvivesSIGKILL() throws {
+        let config = NSTemporaryDirectory() + "iommufdd-channel-nested-restart-\(getpid()).toml"
+        try """
+            [daemon]
+            backend = "sim"
+            log_level = "warning"
+            [devices]
+            allow = ["mock-pci0"]
+            [[sim.iommu]]
+            name = "mock0"
+            driver = "selftest-mock"
+            nesting = true
+            [[sim.device]]
+            name = "mock-pci0"
+            iommu = "mock0"
+            pci_address = "0000:01:00.0"
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config])
+        defer { sup.shutdown() }
+        try sup.start()
+        try sup.waitReady(count: 1)
+
+        let c = try Client(path: sup.controlPath)
+        _ = try c.raw("owner.create", OwnerCreateParams(name: "vm-n"))
+        let ioas = try c.call("ioas.create", IOASCreateParams(owner: "vm-n"), as: IOASCreateResult.self).ioas
+        _ = try c.raw("device.attach", DeviceAttachParams(owner: "vm-n", device: "mock-pci0", ioas: ioas))
+        let parent = try c.call("hwpt.alloc", HWPTAllocParams(ioas: ioas, device: "mock-pci0", nestParent: true), as: HWPTInfo.self).hwpt
+        let (result, fds) = try c.rpc.call("owner.delegate", params: ["name": "vm-n"], timeout: .seconds(60))
+        let channelID = try #require(result["channel"]?.uint64Value)
+        let ch = ChannelClient(adopting: try #require(fds.first))
+        #expect(sup.waitForStore { $0.contains(StoredFDName.channel(channelID)) })
+        let nested = try ch.nestedAllocSelftest(parent: parent, device: "mock-pci0", iotlb: 4)
+        #expect(try ch.replace(device: "mock-pci0", pt: nested).pt == nested)
+        let before = try c.call("hwpt.list", HWPTListParams(owner: "vm-n"), as: HWPTListResult.self)
+
+        sup.kill9()
+        try sup.start()
+        try sup.waitReady(count: 2)
+
+        // The same fd, the same nested HWPT, still attached.
+        #expect(try ch.hello().owner == "vm-n")
+        try c.reconnect()
+        let after = try c.call("hwpt.list", HWPTListParams(owner: "vm-n"), as: HWPTListResult.self)
+        #expect(after == before)
+        #expect(after.hwpts.first { $0.hwpt == nested }?.devices == ["mock-pci0"])
+        let recovery = try c.raw("daemon.info", NoParams())["recovery"]?["journal"]
+        #expect((recovery?["problems"]?.arrayValue ?? []).isEmpty, "\(recovery?["problems"] ?? .null)")
+        let inv = try ch.invalidate(target: nested, dataType: InvalidateDataType.selftest, entryLength: 8,
+                                    entries: ChannelClient.selftestHWPTEntries([(1, 0)]))
+        #expect(inv.done == 1 && inv.errno == 0)
+        #expect(try ch.replace(device: "mock-pci0", pt: parent) == (parent, nested))
+        try ch.hwptDestroy(nested)
+        let end = try c.call("hwpt.list", HWPTListParams(owner: "vm-n"), as: HWPTListResult.self)
+        #expect(end.hwpts.allSatisfy { $0.nested == nil }, "\(end.hwpts)")
+        ch.close()
+    }
 }
