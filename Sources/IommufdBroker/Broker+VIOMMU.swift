@@ -29,11 +29,24 @@ extension Broker {
             }
             var created = false
             let parent: HWPTRecord
-            if let id = nestParents[key], let existing = hwptTable[id] {
+            if let onNested = nestParentOfNestedDevice(current) {
+                // nestedgaps: the device is on a nested HWPT (a stage 1 of the guest's) over a
+                // nest parent: IOMMU_VIOMMU_ALLOC needs the device only to name the physical
+                // IOMMU, not attached anywhere in particular, so the device stays where it is and
+                // the vIOMMU shares that nest parent (its stage 2).
+                parent = onNested
+            } else if let id = nestParents[key], let existing = hwptTable[id] {
                 parent = existing
+                if ioas.dirtyEnabled && !parent.tracking && current.id != parent.id {
+                    throw BrokerError(.policyRefused, "IOAS \(ioas.id) is being dirty-tracked and its nest parent HWPT \(parent.id) (\(key.iommuInstance)) was allocated without dirty tracking, so moving device '\(dev.name)' onto it would leave its DMA unseen; stop dirty tracking first (dirty.stop), or destroy the vIOMMUs over HWPT \(parent.id) so the daemon makes a new nest parent with dirty tracking")
+                }
             } else {
                 var flags: HWPTAllocFlags = [.nestParent]
-                if current.flags.contains(.dirtyTracking) { flags.insert(.dirtyTracking) }
+                // Dirty tracking lives on the nest parent (stage 2): it gets the flag when the
+                // device's HWPT has it, or when the IOAS is being tracked (nestedgaps).
+                if dirtyTracker(of: current).flags.contains(.dirtyTracking) || (ioas.dirtyEnabled && dev.dirtyCapable) {
+                    flags.insert(.dirtyTracking)
+                }
                 let id = try kcall("allocating the nest-parent HWPT of \(key.iommuInstance) in IOAS \(ioas.id)") {
                     try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
                 }
@@ -53,7 +66,7 @@ extension Broker {
             func undoParent() {
                 if created { try? backend.destroy(parent.id) }
             }
-            let moved = current.id != parent.id
+            let moved = current.id != parent.id && current.nested == nil
             if moved {
                 do {
                     _ = try kcall("moving device '\(dev.name)' onto nest-parent HWPT \(parent.id)") { try backend.replace(deviceID: bound.id, with: parent.id) }
@@ -71,6 +84,10 @@ extension Broker {
                 if moved { _ = try? backend.replace(deviceID: bound.id, with: current.id) }
                 undoParent()
                 throw error
+            }
+            if !created && nestParents[key] == nil && parent.flags.contains(.nestParent) && parent.ioas == ioas.id {
+                // The nest parent found under a nested HWPT becomes this instance's shared one.
+                nestParents[key] = parent.id
             }
             if created {
                 hwptTable[parent.id] = parent
