@@ -70,3 +70,50 @@ extension Broker {
         readLocked { hwptTable[pt].map { dirtyTracker(of: $0).id } } ?? pt
     }
 }
+
+// MARK: nestedgaps: one shared stage 2
+
+extension Broker {
+    /// The first vIOMMU of an IOMMU instance in an IOAS that already has nest parents for other
+    /// instances: tries each of them (same owner and driver; tracking when the IOAS is tracked),
+    /// moving the device onto it and allocating the vIOMMU over it. `EINVAL` from either (the
+    /// driver will not use another instance's stage 2) undoes the move and tries the next; nil
+    /// when every candidate refused, and the caller makes a nest parent for this instance.
+    func shareNestParent(
+        _ dev: DeviceRecord, bound: BoundDevice, owner: OwnerRecord, ioas: IOASRecord, current: HWPTRecord, key: NestParentKey, type: UInt32
+    ) throws -> (parent: HWPTRecord, viommu: ObjectID)? {
+        let driver = dev.hwInfo?.type
+        let candidates = Set(nestParents.filter { $0.key.ioas == ioas.id && $0.key != key }.values).sorted()
+            .compactMap { hwptTable[$0] }
+            .filter { $0.owner == owner.name && $0.flags.contains(.nestParent) && (driver == nil || driverType(of: $0) == driver) }
+            .filter { !ioas.dirtyEnabled || $0.tracking }
+        for candidate in candidates {
+            let move = current.id != candidate.id
+            if move {
+                do {
+                    _ = try backend.replace(deviceID: bound.id, with: candidate.id)
+                } catch let error as IommuError where error.errno == .EINVAL {
+                    logger.info("nest parent not shared: the device's IOMMU will not attach to it", metadata: [
+                        "hwpt": "\(candidate.id)", "device": "\(dev.name)", "instance": "\(key.iommuInstance)",
+                    ])
+                    continue
+                } catch let error as IommuError {
+                    throw BrokerError.kernel(error, "moving device '\(dev.name)' onto the nest parent HWPT \(candidate.id) of IOAS \(ioas.id) to share it")
+                }
+            }
+            do {
+                let id = try backend.allocVIOMMU(deviceID: bound.id, hwpt: candidate.id, type: type)
+                return (candidate, id)
+            } catch let error as IommuError {
+                if move { _ = try? backend.replace(deviceID: bound.id, with: current.id) }
+                guard error.errno == .EINVAL else {
+                    throw BrokerError.kernel(error, "allocating a vIOMMU (type \(type)) for device '\(dev.name)' over the nest parent HWPT \(candidate.id)")
+                }
+                logger.info("nest parent not shared: IOMMU_VIOMMU_ALLOC refused it", metadata: [
+                    "hwpt": "\(candidate.id)", "device": "\(dev.name)", "instance": "\(key.iommuInstance)",
+                ])
+            }
+        }
+        return nil
+    }
+}

@@ -29,6 +29,9 @@ extension Broker {
             }
             var created = false
             let parent: HWPTRecord
+            // nestedgaps: set when a nest parent of another instance took this vIOMMU (the device
+            // was moved onto it and the vIOMMU allocated over it).
+            var sharedVIOMMU: ObjectID?
             if let onNested = nestParentOfNestedDevice(current) {
                 // nestedgaps: the device is on a nested HWPT (a stage 1 of the guest's) over a
                 // nest parent: IOMMU_VIOMMU_ALLOC needs the device only to name the physical
@@ -40,6 +43,10 @@ extension Broker {
                 if ioas.dirtyEnabled && !parent.tracking && current.id != parent.id {
                     throw BrokerError(.policyRefused, "IOAS \(ioas.id) is being dirty-tracked and its nest parent HWPT \(parent.id) (\(key.iommuInstance)) was allocated without dirty tracking, so moving device '\(dev.name)' onto it would leave its DMA unseen; stop dirty tracking first (dirty.stop), or destroy the vIOMMUs over HWPT \(parent.id) so the daemon makes a new nest parent with dirty tracking")
                 }
+            } else if let shared = try shareNestParent(dev, bound: bound, owner: owner, ioas: ioas, current: current, key: key, type: type) {
+                // nestedgaps: one shared stage 2 (docs/nested.md).
+                parent = shared.parent
+                sharedVIOMMU = shared.viommu
             } else {
                 var flags: HWPTAllocFlags = [.nestParent]
                 // Dirty tracking lives on the nest parent (stage 2): it gets the flag when the
@@ -67,7 +74,7 @@ extension Broker {
                 if created { try? backend.destroy(parent.id) }
             }
             let moved = current.id != parent.id && current.nested == nil
-            if moved {
+            if moved && sharedVIOMMU == nil {
                 do {
                     _ = try kcall("moving device '\(dev.name)' onto nest-parent HWPT \(parent.id)") { try backend.replace(deviceID: bound.id, with: parent.id) }
                 } catch {
@@ -77,7 +84,7 @@ extension Broker {
             }
             let id: ObjectID
             do {
-                id = try kcall("allocating a vIOMMU (type \(type)) for device '\(dev.name)'") {
+                id = try sharedVIOMMU ?? kcall("allocating a vIOMMU (type \(type)) for device '\(dev.name)'") {
                     try backend.allocVIOMMU(deviceID: bound.id, hwpt: parent.id, type: type)
                 }
             } catch {

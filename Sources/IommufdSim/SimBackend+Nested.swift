@@ -50,6 +50,11 @@ extension SimBackend: NestedIommuBackend, NestedTestHooks {
                 // iommufd_hwpt_nested_alloc
                 if !flags.subtracting(allowed).isEmpty || data.bytes.isEmpty || !iommu.nesting { throw Errno.EOPNOTSUPP }
                 if paging.autoDomain || !paging.isNestParent || paging.iommu.hwInfoType != iommu.hwInfoType { throw Errno.EINVAL }
+                // nestedgaps: a driver that does not share nest parents refuses another
+                // instance's (unless the two share domains, as VT-d units of a domainGroup do).
+                if !iommu.acceptsNestParent(of: paging.iommu) && (iommu.domainGroup == nil || iommu.domainGroup != paging.iommu.domainGroup) {
+                    throw Errno.EINVAL
+                }
                 parent = parentID
             case .viommu(let viommu):
                 // iommufd_hwpt_alloc: the vIOMMU must be on the device's IOMMU instance.
@@ -78,7 +83,8 @@ extension SimBackend: NestedIommuBackend, NestedTestHooks {
                 fault = queue
             }
             let id = try allocateID()
-            let hwpt = SimHWPT(ioas: parentHWPT.ioas, iommu: parentHWPT.iommu, flags: flags.intersection(.pasid), autoDomain: false)
+            // The nested domain is the device's driver's (its instance's), over the parent's.
+            let hwpt = SimHWPT(ioas: parentHWPT.ioas, iommu: iommu, flags: flags.intersection(.pasid), autoDomain: false)
             if let fault {
                 fault.users += 1
                 hwpt.faultQueue = faultQueue

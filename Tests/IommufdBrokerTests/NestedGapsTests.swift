@@ -143,3 +143,74 @@ struct NestedGapsTests {
         #expect(released.released && released.failures.isEmpty, "\(released)")
     }
 }
+
+/// Four instances of the selftest mock driver: mockA and mockB share nest parents; mockC
+/// refuses another instance's (attach is EINVAL); mockD shares domains with mockA (a
+/// `domainGroup`, so the attach works) but its IOMMU_VIOMMU_ALLOC refuses mockA's parent.
+let sharedStage2Topology: SimTopology = {
+    var a = SimTopology.IOMMU.selftestMock(name: "mockA", dirtyTracking: true, nesting: true)
+    a.domainGroup = "g"
+    let b = SimTopology.IOMMU.selftestMock(name: "mockB", dirtyTracking: true, nesting: true)
+    let c = SimTopology.IOMMU.selftestMock(name: "mockC", dirtyTracking: true, nesting: true, sharesNestParent: false)
+    var d = SimTopology.IOMMU.selftestMock(name: "mockD", dirtyTracking: true, nesting: true, sharesNestParent: false)
+    d.domainGroup = "g"
+    return SimTopology(
+        iommus: [a, b, c, d],
+        devices: [
+            .init(name: "a0", iommu: "mockA", pciAddress: "0000:01:00.0"), .init(name: "b0", iommu: "mockB", pciAddress: "0000:02:00.0"),
+            .init(name: "c0", iommu: "mockC", pciAddress: "0000:03:00.0"), .init(name: "d0", iommu: "mockD", pciAddress: "0000:04:00.0"),
+        ])
+}()
+
+@Suite("One shared stage 2: a nest parent serves vIOMMUs of several instances where the kernel lets it")
+struct SharedStage2Tests {
+    @Test func aSecondInstanceSharesTheNestParentAndARefusingOneGetsItsOwn() throws {
+        let f = try Fixture(topology: sharedStage2Topology)
+        let ioas = try f.ownerWithIOAS()
+        for name in ["a0", "b0", "c0", "d0"] {
+            _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: name, ioas: ioas))
+        }
+        let first = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "a0"))
+        #expect(first.nestParentCreated && first.iommuInstance == "mockA")
+
+        // mockB takes mockA's stage 2: no second nest parent; b0 moved onto it.
+        let shared = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "b0"))
+        #expect(shared.nestParent == first.nestParent && !shared.nestParentCreated && shared.movedFrom != nil, "\(shared)")
+        #expect(try f.broker.deviceInfo(f.a, DeviceInfoParams(device: "b0")).pt == first.nestParent)
+
+        // mockC refuses the attach, mockD the vIOMMU: each falls back to a nest parent of its
+        // own, and the refused try leaves nothing behind (the device is where the fall-back put it).
+        let refusedAttach = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "c0"))
+        #expect(refusedAttach.nestParentCreated && refusedAttach.nestParent != first.nestParent, "\(refusedAttach)")
+        let refusedVIOMMU = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "d0"))
+        #expect(refusedVIOMMU.nestParentCreated && ![first.nestParent, refusedAttach.nestParent].contains(refusedVIOMMU.nestParent), "\(refusedVIOMMU)")
+        #expect(try f.broker.deviceInfo(f.a, DeviceInfoParams(device: "d0")).pt == refusedVIOMMU.nestParent)
+
+        let parents = try f.broker.hwptList(f.a, HWPTListParams(ioas: ioas)).hwpts.filter(\.nestParent)
+        #expect(parents.map(\.hwpt) == [first.nestParent, refusedAttach.nestParent, refusedVIOMMU.nestParent].sorted())
+        #expect(parents.first { $0.hwpt == first.nestParent }?.viommus == [first.viommu, shared.viommu].sorted())
+        #expect(parents.first { $0.hwpt == first.nestParent }?.devices == ["a0", "b0"])
+
+        // A later vIOMMU of mockB reuses what mockB got; a nested HWPT works on the shared one.
+        let again = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "b0"))
+        #expect(again.nestParent == first.nestParent && again.movedFrom == nil)
+        _ = try f.broker.vdeviceCreate(f.a, VDeviceCreateParams(viommu: shared.viommu, device: "b0", virtualID: 0x2))
+        let nested = try f.broker.hwptAlloc(f.a, HWPTAllocParams(device: "b0", viommu: shared.viommu, data: NestedDataParams(type: "selftest", iotlb: 0)))
+        _ = try f.broker.deviceReplace(f.a, DeviceReplaceParams(device: "b0", hwpt: nested.hwpt))
+
+        let released = try f.broker.ownerRelease(f.a, OwnerReleaseParams(name: "vm-1"))
+        #expect(released.released && released.failures.isEmpty, "\(released)")
+        #expect(errnoOf { try f.sim.destroy(first.nestParent) } == .ENOENT)
+    }
+
+    @Test func aNestParentOfAnotherIOASIsNeverShared() throws {
+        let f = try Fixture(topology: sharedStage2Topology)
+        let ioas1 = try f.ownerWithIOAS()
+        let ioas2 = try f.ownerWithIOAS("vm-2", as: f.b)
+        _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "a0", ioas: ioas1))
+        _ = try f.broker.deviceAttach(f.b, DeviceAttachParams(owner: "vm-2", device: "b0", ioas: ioas2))
+        let one = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "a0"))
+        let two = try f.broker.viommuCreate(f.b, VIOMMUCreateParams(device: "b0"))
+        #expect(two.nestParentCreated && two.nestParent != one.nestParent)
+    }
+}

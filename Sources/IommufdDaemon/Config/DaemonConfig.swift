@@ -308,6 +308,9 @@ public struct SimIOMMU: Sendable, Equatable {
     public var dirtyTracking: Bool
     /// It can allocate nest-parent HWPTs, and vIOMMUs where its driver has them (ARM SMMUv3).
     public var nesting: Bool
+    /// `shares_nest_parent` (nestedgaps): its driver takes another instance's nest parent
+    /// (`SimTopology.IOMMU.sharesNestParent`); nil: the driver's default (selftest-mock only).
+    public var sharesNestParent: Bool? = nil
     public init(name: String, driver: SimIOMMUDriver = .intelVTd, dirtyTracking: Bool = false, nesting: Bool = false) {
         self.name = name
         self.driver = driver
