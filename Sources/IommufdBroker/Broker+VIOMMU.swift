@@ -5,6 +5,10 @@ extension Broker {
     /// IOMMU instance per IOAS (allocated on first use with the dirty flag of the device's
     /// current HWPT, shared by every vIOMMU on that instance); the device is moved onto it
     /// (replace, no DMA window) if it is elsewhere, and the vIOMMU is allocated over it.
+    /// nestedgaps (docs/nested.md): the first vIOMMU of an instance tries the IOAS's nest parents
+    /// of other instances first (one shared stage 2); a device on a nested HWPT stays there and
+    /// the vIOMMU goes over that HWPT's nest parent; a new nest parent gets the dirty flag while
+    /// the IOAS is tracked.
     public func viommuCreate(_ caller: Caller, _ params: VIOMMUCreateParams) throws -> VIOMMUCreateResult {
         try locked {
             let (dev, owner) = try leasedDevice(caller, params.device, "viommu.create")
