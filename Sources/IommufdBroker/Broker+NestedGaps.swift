@@ -75,7 +75,8 @@ extension Broker {
 
 extension Broker {
     /// The first vIOMMU of an IOMMU instance in an IOAS that already has nest parents for other
-    /// instances: tries each of them (same owner and driver; tracking when the IOAS is tracked),
+    /// instances: tries each of them (same owner and driver; tracking when the IOAS is tracked,
+    /// dirty-capable when the device's HWPT is),
     /// moving the device onto it and allocating the vIOMMU over it. `EINVAL` from either (the
     /// driver will not use another instance's stage 2) undoes the move and tries the next; nil
     /// when every candidate refused, and the caller makes a nest parent for this instance.
@@ -86,7 +87,10 @@ extension Broker {
         let candidates = Set(nestParents.filter { $0.key.ioas == ioas.id && $0.key != key }.values).sorted()
             .compactMap { hwptTable[$0] }
             .filter { $0.owner == owner.name && $0.flags.contains(.nestParent) && (driver == nil || driverType(of: $0) == driver) }
+            // Never lose dirty tracking by sharing: a device whose HWPT could track (or an IOAS
+            // being tracked) needs a parent that can (that tracks).
             .filter { !ioas.dirtyEnabled || $0.tracking }
+            .filter { !dirtyTracker(of: current).flags.contains(.dirtyTracking) || $0.flags.contains(.dirtyTracking) }
         for candidate in candidates {
             let move = current.id != candidate.id
             if move {

@@ -214,3 +214,20 @@ struct SharedStage2Tests {
         #expect(two.nestParentCreated && two.nestParent != one.nestParent)
     }
 }
+
+extension SharedStage2Tests {
+    /// A nest parent without dirty tracking is not shared with a device whose HWPT tracks: the
+    /// device would lose tracking. It gets a parent of its own, with the flag.
+    @Test func aParentWithoutDirtyTrackingIsNotSharedWithADirtyDevice() throws {
+        let f = try Fixture(topology: sharedStage2Topology)
+        let ioas = try f.ownerWithIOAS()
+        _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "a0", ioas: ioas, dirty: .off))
+        _ = try f.broker.deviceAttach(f.a, DeviceAttachParams(owner: "vm-1", device: "b0", ioas: ioas, dirty: .required))
+        let first = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "a0"))
+        let second = try f.broker.viommuCreate(f.a, VIOMMUCreateParams(device: "b0"))
+        #expect(second.nestParentCreated && second.nestParent != first.nestParent, "\(second)")
+        let parents = try f.broker.hwptList(f.a, HWPTListParams(ioas: ioas)).hwpts.filter(\.nestParent)
+        #expect(parents.first { $0.hwpt == first.nestParent }?.dirtyTracking == false)
+        #expect(parents.first { $0.hwpt == second.nestParent }?.dirtyTracking == true)
+    }
+}
