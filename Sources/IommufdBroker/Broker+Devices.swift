@@ -225,11 +225,14 @@ extension Broker {
         case .hwpt(let hwpt):
             guard let record = ioasTable[hwpt.ioas] else { throw BrokerError.notFound("IOAS \(hwpt.ioas) of HWPT \(hwpt.id) is gone") }
             ioas = record
-            if policy == .required && !hwpt.flags.contains(.dirtyTracking) {
-                throw BrokerError(.policyRefused, "dirty policy 'required' but HWPT \(hwpt.id) was allocated without dirty tracking; name an HWPT allocated with dirty_tracking, or attach to the IOAS")
+            // A nested HWPT's DMA is tracked by its nest parent (stage 2): see dirtyTracker(of:).
+            let tracker = dirtyTracker(of: hwpt)
+            let via = tracker === hwpt ? "" : " (nested: its nest parent HWPT \(tracker.id) tracks its DMA)"
+            if policy == .required && !tracker.flags.contains(.dirtyTracking) {
+                throw BrokerError(.policyRefused, "dirty policy 'required' but HWPT \(tracker.id) was allocated without dirty tracking\(via); name an HWPT allocated with dirty_tracking, or attach to the IOAS")
             }
-            if ioas.dirtyEnabled && !hwpt.tracking {
-                throw BrokerError(.policyRefused, "IOAS \(ioas.id) is being dirty-tracked and HWPT \(hwpt.id) is not tracking, so DMA of device '\(dev.name)' would go unseen; attach to a tracking HWPT, or stop dirty tracking first")
+            if ioas.dirtyEnabled && !tracker.tracking {
+                throw BrokerError(.policyRefused, "IOAS \(ioas.id) is being dirty-tracked and HWPT \(tracker.id) is not tracking\(via), so DMA of device '\(dev.name)' would go unseen; attach to a tracking HWPT, or stop dirty tracking first")
             }
             if previous == hwpt.id { return result(dev, ioas: ioas, pt: hwpt.id, created: false, previous: previous, destroyed: []) }
             if let driver = dev.hwInfo?.type, let other = driverType(of: hwpt), other != driver {
@@ -272,7 +275,7 @@ extension Broker {
     private func result(_ dev: DeviceRecord, ioas: IOASRecord, pt: ObjectID, created: Bool, previous: ObjectID?, destroyed: [ObjectID]) -> DeviceAttachResult {
         DeviceAttachResult(
             device: dev.name, deviceID: dev.bound?.id ?? 0, ioas: ioas.id, pt: pt, hwptCreated: created,
-            dirtyTracking: hwptTable[pt]?.flags.contains(.dirtyTracking) ?? false,
+            dirtyTracking: hwptTable[pt].map { dirtyTracker(of: $0).flags.contains(.dirtyTracking) } ?? false,
             previousPT: previous, destroyedHWPTs: destroyed)
     }
 

@@ -9,6 +9,8 @@ extension Broker {
         let hwpts = ioas.hwpts.sorted().compactMap { hwptTable[$0] }
         var untracked = Set(ioas.directDevices)
         for h in hwpts where !h.tracking { untracked.formUnion(h.devices) }
+        // Devices on nested HWPTs: tracked by the nest parent (stage 2), or not at all.
+        for n in nestedHWPTs(of: ioas) where !dirtyTracker(of: n).tracking { untracked.formUnion(n.devices) }
         return DirtyStatusResult(
             ioas: ioas.id, enabled: ioas.dirtyEnabled,
             trackingHWPTs: hwpts.filter(\.tracking).map(\.id),
@@ -32,9 +34,10 @@ extension Broker {
             }
             if ioas.dirtyEnabled { return dirtyStatus(ioas) }
             let hwpts = ioas.hwpts.sorted().compactMap { hwptTable[$0] }
-            let untrackable = hwpts.filter { !$0.flags.contains(.dirtyTracking) && !$0.devices.isEmpty }
+            // A nest parent's devices include those on its nested HWPTs: their DMA goes through it.
+            let untrackable = hwpts.filter { !$0.flags.contains(.dirtyTracking) && !devicesThrough($0).isEmpty }
             if !untrackable.isEmpty {
-                let list = untrackable.map { "HWPT \($0.id) (devices \($0.devices.sorted().joined(separator: ", ")))" }.joined(separator: "; ")
+                let list = untrackable.map { "HWPT \($0.id) (devices \(devicesThrough($0).sorted().joined(separator: ", ")))" }.joined(separator: "; ")
                 throw BrokerError(.policyRefused, "IOAS \(ioas.id) cannot be dirty-tracked: \(list) was allocated without dirty tracking, so that DMA would go unseen; re-attach those devices with dirty=required or preferred (behind a dirty-capable IOMMU)")
             }
             var started: [HWPTRecord] = []

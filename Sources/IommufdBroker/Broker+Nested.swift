@@ -20,9 +20,6 @@ extension Broker {
         if params.ioas != nil {
             throw BrokerError.invalid("hwpt.alloc: 'ioas' and '\(params.parent != nil ? "parent" : params.viommu != nil ? "viommu" : "data")' do not go together: name 'ioas' for a paging HWPT, or 'parent' (a nest-parent HWPT) or 'viommu' with 'data' for a nested HWPT")
         }
-        if params.faultQueue != nil {
-            throw BrokerError(.unsupported, "hwpt.alloc: a fault_queue on a nested HWPT is not offered by iommufdd yet (the kernel has it, IOMMU_HWPT_FAULT_ID_VALID on a nested HWPT); give the fault queue to a paging HWPT, or allocate the nested HWPT without one")
-        }
         if params.parent != nil && params.viommu != nil {
             throw BrokerError.invalid("hwpt.alloc: name either 'parent' (a nest-parent HWPT) or 'viommu' (the nested HWPT is then allocated on the vIOMMU, over its nest parent), not both")
         }
@@ -68,9 +65,15 @@ extension Broker {
             }
             let b = try nestedBackend
             let parentID = viommu?.id ?? parent.id
+            // nestedgaps: a nested HWPT whose I/O page faults go to a fault queue of its owner.
+            let faultQueue = try params.faultQueue.map { try nestedFaultQueue(caller, $0, owner: owner) }
             let id: ObjectID
             do {
-                id = try b.allocNestedHWPT(deviceID: bound.id, parentID: parentID, flags: [], data: data.userData)
+                if let faultQueue {
+                    id = try nestedFaultBackend.allocNestedHWPT(deviceID: bound.id, parentID: parentID, flags: [], data: data.userData, faultQueue: faultQueue)
+                } else {
+                    id = try b.allocNestedHWPT(deviceID: bound.id, parentID: parentID, flags: [], data: data.userData)
+                }
             } catch let error as IommuError where error.errno == .EOPNOTSUPP && backend.kind == .sim && data.dataType != HWPTDataType.selftest {
                 throw BrokerError(
                     .unsupported,
@@ -82,6 +85,7 @@ extension Broker {
             let record = HWPTRecord(id: id, owner: owner.name, ioas: parent.ioas, flags: [], auto: false, iommuInstance: dev.descriptor.iommuInstance)
             record.hwInfoType = dev.hwInfo?.type
             record.nested = NestedRecord(parent: parent.id, viommu: viommu?.id, data: data.userData)
+            record.faultQueue = faultQueue
             hwptTable[id] = record
             owner.hwpts.insert(id)
             linkNested(record)

@@ -6,6 +6,10 @@ extension Broker {
     /// IOMMU instance per IOAS (allocated on first use with the dirty flag of the device's
     /// current HWPT, shared by every vIOMMU on that instance); the device is moved onto it
     /// (replace, no DMA window) if it is elsewhere, and the vIOMMU is allocated over it.
+    /// nestedgaps (docs/nested.md): the first vIOMMU of an instance tries the IOAS's nest parents
+    /// of other instances first (one shared stage 2); a device on a nested HWPT stays there and
+    /// the vIOMMU goes over that HWPT's nest parent; a new nest parent gets the dirty flag while
+    /// the IOAS is tracked.
     public func viommuCreate(_ caller: Caller, _ params: VIOMMUCreateParams) throws -> VIOMMUCreateResult {
         try locked {
             let (dev, owner) = try leasedDevice(caller, params.device, "viommu.create")
@@ -30,11 +34,31 @@ extension Broker {
             }
             var created = false
             let parent: HWPTRecord
-            if let id = nestParents[key], let existing = hwptTable[id] {
+            // nestedgaps: set when a nest parent of another instance took this vIOMMU (the device
+            // was moved onto it and the vIOMMU allocated over it).
+            var sharedVIOMMU: ObjectID?
+            if let onNested = nestParentOfNestedDevice(current) {
+                // nestedgaps: the device is on a nested HWPT (a stage 1 of the guest's) over a
+                // nest parent: IOMMU_VIOMMU_ALLOC needs the device only to name the physical
+                // IOMMU, not attached anywhere in particular, so the device stays where it is and
+                // the vIOMMU shares that nest parent (its stage 2).
+                parent = onNested
+            } else if let id = nestParents[key], let existing = hwptTable[id] {
                 parent = existing
+                if ioas.dirtyEnabled && !parent.tracking && current.id != parent.id {
+                    throw BrokerError(.policyRefused, "IOAS \(ioas.id) is being dirty-tracked and its nest parent HWPT \(parent.id) (\(key.iommuInstance)) was allocated without dirty tracking, so moving device '\(dev.name)' onto it would leave its DMA unseen; stop dirty tracking first (dirty.stop), or destroy the vIOMMUs over HWPT \(parent.id) so the daemon makes a new nest parent with dirty tracking")
+                }
+            } else if let shared = try shareNestParent(dev, bound: bound, owner: owner, ioas: ioas, current: current, key: key, type: type) {
+                // nestedgaps: one shared stage 2 (docs/nested.md).
+                parent = shared.parent
+                sharedVIOMMU = shared.viommu
             } else {
                 var flags: HWPTAllocFlags = [.nestParent]
-                if current.flags.contains(.dirtyTracking) { flags.insert(.dirtyTracking) }
+                // Dirty tracking lives on the nest parent (stage 2): it gets the flag when the
+                // device's HWPT has it, or when the IOAS is being tracked (nestedgaps).
+                if dirtyTracker(of: current).flags.contains(.dirtyTracking) || (ioas.dirtyEnabled && dev.dirtyCapable) {
+                    flags.insert(.dirtyTracking)
+                }
                 let id = try kcall("allocating the nest-parent HWPT of \(key.iommuInstance) in IOAS \(ioas.id)") {
                     try backend.allocHWPT(deviceID: bound.id, ptID: ioas.id, flags: flags)
                 }
@@ -54,8 +78,8 @@ extension Broker {
             func undoParent() {
                 if created { try? backend.destroy(parent.id) }
             }
-            let moved = current.id != parent.id
-            if moved {
+            let moved = current.id != parent.id && current.nested == nil
+            if moved && sharedVIOMMU == nil {
                 do {
                     _ = try kcall("moving device '\(dev.name)' onto nest-parent HWPT \(parent.id)") { try backend.replace(deviceID: bound.id, with: parent.id) }
                 } catch {
@@ -65,13 +89,17 @@ extension Broker {
             }
             let id: ObjectID
             do {
-                id = try kcall("allocating a vIOMMU (type \(type)) for device '\(dev.name)'") {
+                id = try sharedVIOMMU ?? kcall("allocating a vIOMMU (type \(type)) for device '\(dev.name)'") {
                     try backend.allocVIOMMU(deviceID: bound.id, hwpt: parent.id, type: type)
                 }
             } catch {
                 if moved { _ = try? backend.replace(deviceID: bound.id, with: current.id) }
                 undoParent()
                 throw error
+            }
+            if !created && nestParents[key] == nil && parent.flags.contains(.nestParent) && parent.ioas == ioas.id {
+                // The nest parent found under a nested HWPT becomes this instance's shared one.
+                nestParents[key] = parent.id
             }
             if created {
                 hwptTable[parent.id] = parent

@@ -183,3 +183,17 @@ public protocol NestedTestHooks: IommuTestHooks {
     /// `deviceID`'s cache holds `value`, else EINVAL.
     func checkDeviceCache(deviceID: ObjectID, index: UInt32, value: UInt32) throws
 }
+
+// MARK: nestedgaps
+
+/// A nested HWPT whose I/O page faults go to a fault queue (branch `nestedgaps`): every backend
+/// that conforms to `NestedIommuBackend` conforms to this too (KernelBackend, SimBackend,
+/// PersistentSimBackend, FeatureRecordingBackend, FaultInjectingBackend).
+public protocol NestedFaultIommuBackend: NestedIommuBackend {
+    /// `IOMMU_HWPT_ALLOC` of a nested HWPT (as `allocNestedHWPT`) with
+    /// `IOMMU_HWPT_FAULT_ID_VALID` and `fault_id = faultQueue`: its I/O page faults go to that
+    /// fault queue, which it then holds (EBUSY to destroy). ENOENT when `faultQueue` is not a
+    /// fault queue; the kernel checks that after the nested domain is allocated, so every other
+    /// refusal of a nested alloc comes first.
+    func allocNestedHWPT(deviceID: ObjectID, parentID: ObjectID, flags: HWPTAllocFlags, data: HWPTUserData, faultQueue: ObjectID) throws -> ObjectID
+}

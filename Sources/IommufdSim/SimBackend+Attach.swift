@@ -140,7 +140,8 @@ extension SimBackend {
     /// `mock_domain_nop_attach`, intel `paging_domain_compatible_second_stage`).
     private func checkCompatible(_ device: SimDevice, _ hwpt: SimHWPT) throws {
         guard let iommu = device.iommu else { throw Errno.EINVAL }
-        if iommu.name != hwpt.iommu.name {
+        // nestedgaps: a shared nest parent of another instance of the same driver.
+        if iommu.name != hwpt.iommu.name && !(hwpt.isNestParent && hwpt.nested == nil && iommu.nesting && iommu.acceptsNestParent(of: hwpt.iommu)) {
             guard let group = iommu.domainGroup, group == hwpt.iommu.domainGroup else { throw Errno.EINVAL }
             if hwpt.isNestParent && !iommu.nesting { throw Errno.EINVAL }
             if !Set(hwpt.iommu.pageSizes).isSubset(of: iommu.pageSizes) { throw Errno.EINVAL }

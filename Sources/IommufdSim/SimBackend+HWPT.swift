@@ -216,8 +216,9 @@ extension SimBackend {
             }
             let parent = try hwpt(hwptID)
             if !parent.isNestParent { throw Errno.EINVAL }
-            // The driver's viommu_init refuses a parent domain of another IOMMU instance.
-            if parent.iommu.name != iommu.name { throw Errno.EINVAL }
+            // The driver's viommu_init refuses a parent domain of another IOMMU instance, unless
+            // both share nest parents (SimTopology.IOMMU.sharesNestParent).
+            if !iommu.acceptsNestParent(of: parent.iommu) { throw Errno.EINVAL }
             let id = try allocateID()
             objects[id] = .viommu(SimVIOMMU(hwpt: hwptID, iommuName: iommu.name, type: type))
             parent.viommuUsers += 1

@@ -25,6 +25,11 @@ struct SimNested {
 extension SimBackend: NestedIommuBackend, NestedTestHooks {
     /// `IOMMU_HWPT_ALLOC` with `data`: the checks in the kernel's order.
     public func allocNestedHWPT(deviceID: ObjectID, parentID: ObjectID, flags: HWPTAllocFlags, data: HWPTUserData) throws -> ObjectID {
+        try allocNested(deviceID: deviceID, parentID: parentID, flags: flags, data: data, faultQueue: nil)
+    }
+
+    /// `iommufd_hwpt_alloc` of a nested HWPT; `faultQueue` is `cmd->fault_id` (0 when not given).
+    func allocNested(deviceID: ObjectID, parentID: ObjectID, flags: HWPTAllocFlags, data: HWPTUserData, faultQueue: ObjectID?) throws -> ObjectID {
         try locked("IOMMU_HWPT_ALLOC") {
             // iommufd_hwpt_alloc: a data type needs data, and NONE takes none.
             if (data.type == HWPTDataType.none) != data.bytes.isEmpty { throw Errno.EINVAL }
@@ -45,6 +50,11 @@ extension SimBackend: NestedIommuBackend, NestedTestHooks {
                 // iommufd_hwpt_nested_alloc
                 if !flags.subtracting(allowed).isEmpty || data.bytes.isEmpty || !iommu.nesting { throw Errno.EOPNOTSUPP }
                 if paging.autoDomain || !paging.isNestParent || paging.iommu.hwInfoType != iommu.hwInfoType { throw Errno.EINVAL }
+                // nestedgaps: a driver that does not share nest parents refuses another
+                // instance's (unless the two share domains, as VT-d units of a domainGroup do).
+                if !iommu.acceptsNestParent(of: paging.iommu) && (iommu.domainGroup == nil || iommu.domainGroup != paging.iommu.domainGroup) {
+                    throw Errno.EINVAL
+                }
                 parent = parentID
             case .viommu(let viommu):
                 // iommufd_hwpt_alloc: the vIOMMU must be on the device's IOMMU instance.
@@ -64,13 +74,21 @@ extension SimBackend: NestedIommuBackend, NestedTestHooks {
             if data.bytes.count < 4 || data.bytes.count > 8 { throw Errno.EINVAL }
             let padded = data.bytes + [UInt8](repeating: 0, count: 8 - data.bytes.count)
             let iotlb = (0..<4).reduce(UInt32(0)) { $0 | UInt32(padded[$1]) << (8 * $1) }
-            if flags.contains(.faultIDValid) {
-                // iommufd_get_fault: no fault object is modelled, so no ID names one.
-                throw Errno.ENOENT
-            }
             guard case .hwpt(let parentHWPT) = objects[parent] else { throw Errno.EINVAL }
+            // iommufd_hwpt_alloc, after the domain: iommufd_get_fault is ENOENT for anything but
+            // a fault object (fault_id 0 included).
+            var fault: SimEventQueue?
+            if flags.contains(.faultIDValid) {
+                guard let faultQueue, case .eventQueue(let queue) = objects[faultQueue], queue.kind == .fault else { throw Errno.ENOENT }
+                fault = queue
+            }
             let id = try allocateID()
-            let hwpt = SimHWPT(ioas: parentHWPT.ioas, iommu: parentHWPT.iommu, flags: flags.intersection(.pasid), autoDomain: false)
+            // The nested domain is the device's driver's (its instance's), over the parent's.
+            let hwpt = SimHWPT(ioas: parentHWPT.ioas, iommu: iommu, flags: flags.intersection(.pasid), autoDomain: false)
+            if let fault {
+                fault.users += 1
+                hwpt.faultQueue = faultQueue
+            }
             hwpt.nested = SimNested(
                 parent: parent, viommu: viommuID, dataType: data.type,
                 iotlb: [UInt32](repeating: iotlb, count: NestedHWPTData.selftestIOTLBCount))
@@ -87,6 +105,7 @@ extension SimBackend: NestedIommuBackend, NestedTestHooks {
     /// `iommufd_hwpt_nested_destroy`: drops the reference on the vIOMMU or the parent.
     func removeNestedHWPT(_ id: ObjectID, _ hwpt: SimHWPT) {
         guard let nested = hwpt.nested else { return }
+        if let fault = hwpt.faultQueue, case .eventQueue(let queue) = objects[fault] { queue.users -= 1 }
         if let viommuID = nested.viommu, case .viommu(let viommu) = objects[viommuID] {
             viommu.nestedUsers -= 1
         } else if case .hwpt(let parent) = objects[nested.parent] {

@@ -31,6 +31,12 @@ public struct SimTopology: Codable, Sendable, Hashable {
         /// match, as Intel VT-d units do (`paging_domain_compatible`). nil: a domain only ever
         /// attaches behind the IOMMU it was allocated for, as on ARM SMMUv3.
         public var domainGroup: String?
+        // MARK: nestedgaps
+        /// Its driver takes a nest-parent HWPT allocated behind another instance of the same
+        /// driver that shares too (Linux 7.3's "sharable nesting parent pagetable across physical
+        /// IOMMUs"): its devices attach to it and `IOMMU_VIOMMU_ALLOC` accepts it. false: both
+        /// are EINVAL for another instance's nest parent, and the daemon makes one per instance.
+        public var sharesNestParent: Bool = false
 
         public init(
             name: String, dirtyTracking: Bool, nesting: Bool,
@@ -62,6 +68,7 @@ public struct SimTopology: Codable, Sendable, Hashable {
             case hwInfoType = "hw_info_type"
             case viommuTypes = "viommu_types"
             case domainGroup = "domain_group"
+            case sharesNestParent = "shares_nest_parent"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -76,6 +83,7 @@ public struct SimTopology: Codable, Sendable, Hashable {
             hwInfoType = try c.decodeIfPresent(UInt32.self, forKey: .hwInfoType) ?? defaults.hwInfoType
             viommuTypes = try c.decodeIfPresent([UInt32].self, forKey: .viommuTypes) ?? defaults.viommuTypes
             domainGroup = try c.decodeIfPresent(String.self, forKey: .domainGroup)
+            sharesNestParent = try c.decodeIfPresent(Bool.self, forKey: .sharesNestParent) ?? (hwInfoType == HWInfoType.selftest)
         }
 
         /// The smallest IOPTE size: the IOVA alignment a domain of this IOMMU imposes on an IOAS.
@@ -114,16 +122,28 @@ public struct SimTopology: Codable, Sendable, Hashable {
 
         /// The kernel selftest's mock IOMMU (CONFIG_IOMMUFD_TEST), which the conformance suite
         /// uses on the real kernel for dirty tracking and nesting: hw_info type and vIOMMU type
-        /// of the selftest. The geometry is the caller's.
+        /// of the selftest. The geometry is the caller's. `sharesNestParent`: the mock driver's
+        /// `mock_viommu_init` and `mock_domain_nop_attach` check nothing about instances (the
+        /// kernel has one mock instance); false models a driver that refuses another
+        /// instance's nest parent.
         public static func selftestMock(
             name: String, dirtyTracking: Bool, nesting: Bool,
             pageSizes: [UInt64] = [4096, 2 << 20, 1 << 30],
             aperture: IOVARange = IOVARange(start: 0, last: (1 << 48) - 1),
-            reservedRanges: [IOVARange] = []
+            reservedRanges: [IOVARange] = [],
+            sharesNestParent: Bool = true
         ) -> IOMMU {
-            IOMMU(
+            var iommu = IOMMU(
                 name: name, dirtyTracking: dirtyTracking, nesting: nesting, pageSizes: pageSizes, aperture: aperture,
                 reservedRanges: reservedRanges, hwInfoType: HWInfoType.selftest, viommuTypes: [VIOMMUType.selftest])
+            iommu.sharesNestParent = sharesNestParent
+            return iommu
+        }
+
+        /// Whether this instance's devices and vIOMMUs may use a nest parent allocated behind
+        /// `other` (always for its own).
+        func acceptsNestParent(of other: IOMMU) -> Bool {
+            other.name == name || (sharesNestParent && other.sharesNestParent && other.hwInfoType == hwInfoType)
         }
 
         /// Stage-2 page tables cannot track dirty IOPTEs on this driver (ARM SMMUv3), so a nest

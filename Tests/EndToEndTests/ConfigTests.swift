@@ -64,14 +64,17 @@ struct ConfigDefaultsTests {
         #expect(c.kernel.mockDevices.isEmpty)
     }
 
-    /// The default simulated topology is what the brief asks for: two IOMMU instances, one
-    /// dirty-capable and one not, PCI devices on both, one mdev-like device.
+    /// The default simulated topology is what the brief asks for: IOMMU instances some
+    /// dirty-capable and one not, PCI devices on each, one mdev-like device; and one instance of
+    /// the selftest mock driver, the one whose nested HWPTs the simulator models.
     @Test func defaultSimTopology() {
         let sim = DaemonConfig.defaults.sim
-        #expect(sim.iommus.count == 2)
-        #expect(sim.iommus.filter(\.dirtyTracking).count == 1)
+        #expect(sim.iommus.count == 3)
+        #expect(sim.iommus.filter(\.dirtyTracking).map(\.name) == ["sim-iommu0", "sim-iommu2"])
         #expect(sim.devices.filter { $0.iommu == sim.iommus[0].name }.count == 2)
         #expect(sim.devices.filter { $0.iommu == sim.iommus[1].name }.count == 1)
+        #expect(sim.iommus[2].driver == .selftestMock && sim.iommus[2].nesting)
+        #expect(sim.devices.filter { $0.iommu == sim.iommus[2].name }.map(\.name) == ["sim-pci3"])
         let mdevs = sim.devices.filter(\.mdev)
         #expect(mdevs.count == 1 && mdevs[0].iommu == nil && mdevs[0].pciAddress == nil)
     }

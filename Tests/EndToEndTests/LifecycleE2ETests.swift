@@ -106,7 +106,7 @@ struct LifecycleE2ETests {
         #expect(try vmm.call("ioas.list", [:])["ioas"] == [])
         #expect(try vmm.call("hwpt.list", [:])["hwpts"] == [])
         let devices = try #require(try vmm.call("device.list", [:])["devices"]?.arrayValue)
-        #expect(devices.count == 4 && devices.allSatisfy { $0["leased"] == false && $0["pt"] == nil })
+        #expect(devices.count == 5 && devices.allSatisfy { $0["leased"] == false && $0["pt"] == nil })
         let counts = try #require(try vmm.call("daemon.info")["counts"])
         for key in ["owners", "ioas", "hwpts", "viommus", "vdevices", "mappings", "pinned_bytes", "devices_leased", "devices_attached"] {
             #expect(counts[key] == 0, "daemon.info counts.\(key) = \(counts[key] ?? .null) after the release")

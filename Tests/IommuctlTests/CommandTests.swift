@@ -162,7 +162,7 @@ struct CommandTests {
         CommandCase(args: ["veventq", "create", "5", "--depth", "64"], method: "veventq.create",
                     answer: ["queue": ["queue": 8, "owner": "vm1", "kind": "veventq", "viommu": 5, "type": 1, "depth": 64, "hwpts": [],
                                        "connected": true, "relayed": 0, "undelivered": 0, "lost_events": 0, "awaiting_response": 0], "fd": ["fd": 0]],
-                    params: ["viommu": 5, "depth": 64], expect: ["vEVENTQ 8 created on vIOMMU 5 (type 1, depth 64)"]),
+                    params: ["viommu": 5, "depth": 64], expect: ["vEVENTQ 8 created on vIOMMU 5 (type arm_smmuv3, depth 64)"]),
         CommandCase(args: ["veventq", "destroy", "8"], method: "veventq.destroy", answer: ["queue": 8], params: ["queue": 8],
                     expect: ["vEVENTQ 8 destroyed"]),
         CommandCase(args: ["queue", "list", "--owner", "vm1"], method: "queue.list",

@@ -18,7 +18,7 @@ final class LiveDaemon {
 
     /// Simulated devices of the daemon's default topology (`DaemonConfig.Sim.defaultDevices`,
     /// used here as it is: the walkthrough shows that topology), all on the allow-list here.
-    static let devices = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-mdev0"]
+    static let devices = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-pci3", "sim-mdev0"]
 
     /// `config` is appended to a base config: root is admin (64 MiB quota), uid 65534 is a
     /// reader, the socket is world-connectable so that access control is the daemon's.

@@ -8,10 +8,12 @@ import IommufdContract
 
 /// Two dirty-capable devices on one nesting IOMMU, one on another, one mdev. The IOMMUs are
 /// the kernel selftest's mock, the one driver with both vIOMMUs and dirty-tracking nest parents.
+/// mock1 refuses another instance's nest parent, so each instance gets its own (sharing one
+/// stage 2 across instances: SharedStage2Tests).
 let nestingTopology = SimTopology(
     iommus: [
         .selftestMock(name: "mock0", dirtyTracking: true, nesting: true),
-        .selftestMock(name: "mock1", dirtyTracking: true, nesting: true),
+        .selftestMock(name: "mock1", dirtyTracking: true, nesting: true, sharesNestParent: false),
     ],
     devices: [
         .init(name: "gpu0", iommu: "mock0", pciAddress: "0000:01:00.0"),

@@ -372,6 +372,15 @@ let isolationMatrix: [MatrixRow] = {
         R.cell("hwpt.alloc", "B's IOAS, A's fault queue", .other, "∅") { f, c in
             p(["ioas": .id(f.otherIOAS), "device": "b0", "fault_queue": .id(try c.newFaultQueue(f))])
         },
+        // nestedgaps: a nested HWPT delivering its faults to a fault queue of the owner.
+        R.row("hwpt.alloc", "nested on A's nest parent with A's fault queue", "✓✓∅✗") { f, c in
+            let parent = try c.nestedSetUp(f).parent
+            return p(["device": "n0", "parent": .id(parent), "data": ["type": "selftest", "iotlb": 7], "fault_queue": .id(try c.newFaultQueue(f))])
+        },
+        R.row("hwpt.alloc", "nested on A's vIOMMU with A's fault queue", "✓✓∅✗") { f, c in
+            let v = try c.nestedSetUp(f, viommu: true).viommu ?? 0
+            return p(["device": "n0", "viommu": .id(v), "data": ["type": "selftest", "iotlb": 7], "fault_queue": .id(try c.newFaultQueue(f))])
+        },
         R.row("events.subscribe", "to owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("events.subscribe", "to all", "✓✓✓✓"),
         // A subscription is its connection's: nobody else can end it, and nobody else sees it.

@@ -44,15 +44,26 @@ struct HWPTList: DaemonCommand {
         return words.joined(separator: ",")
     }
 
+    /// The DIRTY column: a nested HWPT's DMA is tracked by its nest parent (stage 2), so it
+    /// shows the parent's state ("tracking via 13") when the parent is listed too (nestedgaps).
+    static func dirty(_ h: HWPTInfo, parent: HWPTInfo?) -> String {
+        if let n = h.nested {
+            guard let parent, parent.dirtyTracking else { return "" }
+            return (parent.tracking ? "tracking" : "off") + " via \(n.parent)"
+        }
+        return h.dirtyTracking ? (h.tracking ? "tracking" : "off") : ""
+    }
+
     static func render(_ hwpts: [HWPTInfo]) -> String {
         var table = Table([
             .init("hwpt", .right), .init("owner"), .init("ioas", .right), .init("iommu"), .init("flags"),
             .init("dirty"), .init("auto"), .init("devices"), .init("viommus"),
         ])
+        let byID = Dictionary(hwpts.map { ($0.hwpt, $0) }, uniquingKeysWith: { a, _ in a })
         for h in hwpts.sorted(by: { $0.hwpt < $1.hwpt }) {
             table.add([
                 "\(h.hwpt)", h.owner, "\(h.ioas)", h.iommuInstance ?? "", flags(h),
-                h.dirtyTracking ? (h.tracking ? "tracking" : "off") : "", Words.yesNo(h.auto),
+                dirty(h, parent: h.nested.flatMap { byID[$0.parent] }), Words.yesNo(h.auto),
                 h.devices.sorted().joined(separator: ","), h.viommus.map(String.init).joined(separator: ","),
             ])
         }
@@ -77,6 +88,7 @@ struct HWPTAlloc: DaemonCommand {
             Examples:
               iommuctl hwpt alloc --ioas 1 --device vfio3 --dirty-tracking
               iommuctl hwpt alloc --device vfio3 --parent 4 --data-type vtd_s1 --pgtbl-addr 0x1000 --addr-width 48
+              iommuctl hwpt alloc --device vfio3 --viommu 9 --data-type selftest --iotlb 0 --fault-queue 11
             """)
 
     @Option(help: "The IOAS to allocate from (a paging HWPT).")
@@ -110,6 +122,7 @@ struct HWPTAlloc: DaemonCommand {
             try context.emit(result, as: HWPTInfo.self) { h in
                 "nested HWPT \(h.hwpt) allocated on " + (h.nested?.viommu.map { "vIOMMU \($0)" } ?? "nest parent \(h.nested?.parent ?? 0)")
                     + " (\(h.nested?.dataType ?? "?"))" + (h.iommuInstance.map { " for \($0)" } ?? "")
+                    + (h.faultQueue.map { ", its I/O page faults to fault queue \($0)" } ?? "")
             }
             return
         }

@@ -95,7 +95,19 @@ struct VEventQCreate: DaemonCommand {
     func execute(_ context: CommandContext) throws {
         let result = try context.call("veventq.create", encoding: VEventQCreateParams(viommu: viommu, type: type, depth: depth))
         try context.emit(result, as: QueueFDResult.self) { r in
-            "vEVENTQ \(r.queue.queue) created on vIOMMU \(viommu) (type \(r.queue.type ?? 0), depth \(r.queue.depth ?? 0))"
+            "vEVENTQ \(r.queue.queue) created on vIOMMU \(viommu) (type \(Self.typeName(r.queue.type)), depth \(r.queue.depth ?? 0))"
+        }
+    }
+}
+
+extension VEventQCreate {
+    /// enum iommu_veventq_type by name where known (nestedgaps), else its number in hex.
+    static func typeName(_ type: UInt32?) -> String {
+        switch type ?? 0 {
+        case VEventQueueType.armSMMUv3: "arm_smmuv3"
+        case VEventQueueType.tegra241CMDQV: "tegra241_cmdqv"
+        case VEventQueueType.selftest: "selftest"
+        case let other: "0x" + String(other, radix: 16)
         }
     }
 }

@@ -233,6 +233,7 @@ struct ConfigDecoder {
             let driver = t.enumValue("driver", SimIOMMUDriver.self, &self) ?? .intelVTd
             let dirty = t.bool("dirty_tracking", &self) ?? false
             let nesting = t.bool("nesting", &self) ?? false
+            let shares = t.bool("shares_nest_parent", &self)  // nestedgaps
             t.finish(&self)
             guard let name else {
                 if !t.has("name") { fail(t.path(""), "a [[sim.iommu]] needs a `name`") }
@@ -243,7 +244,9 @@ struct ConfigDecoder {
             } else if !iommuNames.insert(name).inserted {
                 fail(t.path("name"), "IOMMU \"\(name)\" is defined twice")
             } else {
-                s.iommus.append(SimIOMMU(name: name, driver: driver, dirtyTracking: dirty, nesting: nesting))
+                var iommu = SimIOMMU(name: name, driver: driver, dirtyTracking: dirty, nesting: nesting)
+                iommu.sharesNestParent = shares
+                s.iommus.append(iommu)
             }
         }
         var deviceNames: Set<String> = []

@@ -127,15 +127,20 @@ public struct DaemonConfig: Sendable, Equatable {
 
         /// Used when the file defines neither `[[sim.iommu]]` nor `[[sim.device]]`.
         /// One Intel VT-d unit with dirty tracking and nest parents (no vIOMMU: VT-d has none),
-        /// one ARM SMMUv3 with nesting and vIOMMUs but no dirty tracking (no HTTU).
+        /// one ARM SMMUv3 with nesting and vIOMMUs but no dirty tracking (no HTTU), and one
+        /// instance of the kernel's selftest mock driver with dirty tracking and nesting: the
+        /// driver whose nested HWPTs (stage 1 over a nest parent) the simulator models, so a
+        /// guest with nested translation can be shown end to end.
         public static let defaultIOMMUs: [SimIOMMU] = [
             SimIOMMU(name: "sim-iommu0", driver: .intelVTd, dirtyTracking: true, nesting: true),
             SimIOMMU(name: "sim-iommu1", driver: .armSMMUv3, dirtyTracking: false, nesting: true),
+            SimIOMMU(name: "sim-iommu2", driver: .selftestMock, dirtyTracking: true, nesting: true),
         ]
         public static let defaultDevices: [SimDevice] = [
             SimDevice(name: "sim-pci0", iommu: "sim-iommu0", pciAddress: "0000:00:02.0"),
             SimDevice(name: "sim-pci1", iommu: "sim-iommu0", pciAddress: "0000:00:03.0"),
             SimDevice(name: "sim-pci2", iommu: "sim-iommu1", pciAddress: "0000:00:04.0"),
+            SimDevice(name: "sim-pci3", iommu: "sim-iommu2", pciAddress: "0000:01:00.0"),
             SimDevice(name: "sim-mdev0", iommu: nil, pciAddress: nil, mdev: true, dirtyTracking: false),
         ]
     }
@@ -303,6 +308,9 @@ public struct SimIOMMU: Sendable, Equatable {
     public var dirtyTracking: Bool
     /// It can allocate nest-parent HWPTs, and vIOMMUs where its driver has them (ARM SMMUv3).
     public var nesting: Bool
+    /// `shares_nest_parent` (nestedgaps): its driver takes another instance's nest parent
+    /// (`SimTopology.IOMMU.sharesNestParent`); nil: the driver's default (selftest-mock only).
+    public var sharesNestParent: Bool? = nil
     public init(name: String, driver: SimIOMMUDriver = .intelVTd, dirtyTracking: Bool = false, nesting: Bool = false) {
         self.name = name
         self.driver = driver

@@ -51,11 +51,14 @@ public enum BackendFactory {
     public static func simTopology(_ sim: DaemonConfig.Sim) -> SimTopology {
         SimTopology(
             iommus: sim.iommus.map { iommu in
-                switch iommu.driver {
-                case .intelVTd: .intelVTd(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
-                case .armSMMUv3: .armSMMUv3(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
-                case .selftestMock: .selftestMock(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
-                }
+                var built: SimTopology.IOMMU =
+                    switch iommu.driver {
+                    case .intelVTd: .intelVTd(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
+                    case .armSMMUv3: .armSMMUv3(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
+                    case .selftestMock: .selftestMock(name: iommu.name, dirtyTracking: iommu.dirtyTracking, nesting: iommu.nesting)
+                    }
+                if let shares = iommu.sharesNestParent { built.sharesNestParent = shares }  // nestedgaps
+                return built
             },
             devices: sim.devices.map {
                 SimTopology.Device(

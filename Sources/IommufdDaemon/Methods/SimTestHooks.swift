@@ -29,7 +29,8 @@ public struct SimDMAParams: Codable, Hashable, Sendable {
 
 public struct SimDMAResult: Codable, Hashable, Sendable {
     public var device: String
-    /// The HWPT the write went through.
+    /// The paging HWPT whose dirty bits the write set: the one the device is attached to, or
+    /// the nest parent (stage 2) of the nested HWPT it is attached to.
     public var hwpt: ObjectID
     public var iova: UInt64
     public var length: UInt64
@@ -53,14 +54,17 @@ extension DaemonService {
             guard let pt = info.pt, info.pt != info.ioas else {
                 throw BrokerError(.conflict, "device '\(p.device)' is not attached to an HWPT, so no IOMMU sees its DMA; attach it to an IOAS first")
             }
+            // Through a nested HWPT, the write sets the dirty bits of its nest parent (stage 2),
+            // as the IOMMU does; IOMMU_TEST_OP_DIRTY takes a paging HWPT only.
+            let target = broker.dirtyWriteTarget(pt)
             do {
-                try hooks.simulateDeviceWrite(hwpt: pt, iova: p.iova, length: p.length, pageSize: p.pageSize ?? 4096)
+                try hooks.simulateDeviceWrite(hwpt: target, iova: p.iova, length: p.length, pageSize: p.pageSize ?? 4096)
             } catch let error as IommuError {
                 var hint = ""
                 if error.errno == .EINVAL { hint = " (the HWPT must have dirty tracking started: dirty.start; iova and length must be multiples of page_size)" }
-                throw BrokerError(.kernel, "simulated DMA of device '\(p.device)' through HWPT \(pt) failed: \(error.operation) returned \(error.errno.name)\(hint)", kernel: error)
+                throw BrokerError(.kernel, "simulated DMA of device '\(p.device)' through HWPT \(target) failed: \(error.operation) returned \(error.errno.name)\(hint)", kernel: error)
             }
-            return SimDMAResult(device: p.device, hwpt: pt, iova: p.iova, length: p.length)
+            return SimDMAResult(device: p.device, hwpt: target, iova: p.iova, length: p.length)
         }
     }
 }
