@@ -43,10 +43,13 @@ public struct FeatureProbe: Sendable {
 
     public var sysfsRoot: String
     public var devRoot: String
+    /// The running kernel's (major, minor): `dmabufMap` is known by release only.
+    public var kernelRelease: (Int, Int)?
 
-    public init(sysfsRoot: String = "/sys", devRoot: String = "/dev") {
+    public init(sysfsRoot: String = "/sys", devRoot: String = "/dev", kernelRelease: (Int, Int)? = FeatureProbe.kernelRelease()) {
         self.sysfsRoot = sysfsRoot
         self.devRoot = devRoot
+        self.kernelRelease = kernelRelease
     }
 
     /// Probes every `Feature` on `iommufd`.
@@ -60,7 +63,7 @@ public struct FeatureProbe: Sendable {
             if feature == .dmabufMap {
                 // No ioctl tells without a dma-buf in hand: IOMMU_IOAS_MAP_FILE (known since
                 // 6.13) takes dma-bufs from 6.19 on.
-                if report.supported.contains(.ioasMapFile), Self.kernelRelease().map({ $0 >= (6, 19) }) ?? false {
+                if report.supported.contains(.ioasMapFile), kernelRelease.map({ $0 >= (6, 19) }) ?? false {
                     report.supported.insert(feature)
                 }
                 continue
@@ -82,7 +85,7 @@ public struct FeatureProbe: Sendable {
     }
 
     /// The running kernel's (major, minor) from uname(2), nil when it cannot be parsed.
-    static func kernelRelease() -> (Int, Int)? {
+    public static func kernelRelease() -> (Int, Int)? {
         var name = utsname()
         guard uname(&name) == 0 else { return nil }
         let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

@@ -21,7 +21,9 @@ import Foundation
 //                           a bare-metal guest whose passed-through edu DMAs through the daemon
 //   vm-e2e fail-nth         the kernel's fail-nth/failslab under broker requests on a mock
 //                           device (KernelFailNthChecks.swift)
-let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | fail-nth | qemu-guest"
+//   vm-e2e p2p              ioas.map of the selftest exporter's dma-bufs through an in-process
+//                           broker over the kernel backend: P2P bytes, revoke, event (P2PChecks.swift)
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | fail-nth | qemu-guest | p2p"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -46,6 +48,8 @@ case "systemd":
     if !SystemdChecks.runAll(run: run) { exit(1) }
 case "queues":
     if !QueueChecks.runAll(run: run) { exit(1) }
+case "p2p":
+    if !P2PChecks.runAll(run: run) { exit(1) }
 case "fail-nth":
     if !KernelFailNthChecks.runAll(run: run) { exit(1) }
 case "mini-vmm":

@@ -41,11 +41,14 @@ public struct OwnerInfo: Codable, Hashable, Sendable {
     public var mappings: Int
     public var pinnedBytes: UInt64
     public var quotaBytes: UInt64?
+    /// Bytes of dma-buf (P2P) mappings: not pinned, not counted against `quota_bytes`.
+    public var p2pBytes: UInt64? = nil
     enum CodingKeys: String, CodingKey {
         case name, identity, policy, ioas, hwpts, viommus, vdevices, devices, mappings
         case creatorUID = "creator_uid"
         case pinnedBytes = "pinned_bytes"
         case quotaBytes = "quota_bytes"
+        case p2pBytes = "p2p_bytes"
     }
 }
 

@@ -99,7 +99,8 @@ enum DmabufCases {
         ) { ctx in
             try withDmabuf(ctx) { b, fd, size in
                 let ioas = try b.allocIOAS()
-                let iova = try mapDmabuf(b, ioas: ioas, fd: fd, offset: 0, length: size)
+                // Inside every device's aperture (the mock IOMMU's starts at 16 MiB).
+                let iova = try b.map(ioas: ioas, source: .file(fd: fd, offset: 0), length: size, iova: 1 << 24, flags: [.readable, .writeable, .fixedIOVA])
                 try b.testDmabufRevoke(fd: fd, revoked: true)
                 let device = try ctx.device(.primary)
                 try ctx.expectSuccess("attach a device to the IOAS with the revoked mapping") { try b.attach(deviceID: device.id, to: ioas) }
