@@ -75,7 +75,8 @@ extension Broker {
         return IOASInfo(
             ioas: ioas.id, owner: ioas.owner, hugePages: ioas.hugePages, mappingCount: ioas.mappings.count,
             mappings: mappings, pinnedBytes: ioas.pinnedBytes, hwpts: ioas.hwpts.sorted(), devices: devs.sorted(),
-            dirtyTracking: ioas.dirtyEnabled, p2pBytes: ioas.p2pBytes, revokedMappings: ioas.revokedMappings.count)
+            dirtyTracking: ioas.dirtyEnabled,
+            p2pBytes: ioas.p2pBytes > 0 ? ioas.p2pBytes : nil, revokedMappings: ioas.revokedMappings.isEmpty ? nil : ioas.revokedMappings.count)
     }
 
     // MARK: Parameter checks

@@ -65,8 +65,9 @@ public struct IOASInfo: Codable, Hashable, Sendable {
     public var dirtyTracking: Bool
     // MARK: p2p
     /// Bytes of dma-buf (P2P) mappings: the exporter's memory, not pinned, not in `pinned_bytes`.
+    /// Absent when 0.
     public var p2pBytes: UInt64? = nil
-    /// How many dma-buf mappings their exporter has revoked.
+    /// How many dma-buf mappings their exporter has revoked. Absent when 0.
     public var revokedMappings: Int? = nil
     enum CodingKeys: String, CodingKey {
         case ioas, owner, mappings, hwpts, devices

@@ -41,7 +41,8 @@ public struct OwnerInfo: Codable, Hashable, Sendable {
     public var mappings: Int
     public var pinnedBytes: UInt64
     public var quotaBytes: UInt64?
-    /// Bytes of dma-buf (P2P) mappings: not pinned, not counted against `quota_bytes`.
+    /// Bytes of dma-buf (P2P) mappings: not pinned, not counted against `quota_bytes`. Absent
+    /// when 0.
     public var p2pBytes: UInt64? = nil
     enum CodingKeys: String, CodingKey {
         case name, identity, policy, ioas, hwpts, viommus, vdevices, devices, mappings
