@@ -163,7 +163,7 @@ struct IOASMap: DaemonCommand {
             VFIO_DEVICE_FEATURE_DMA_BUF, which has no path) is mapped for P2P. The daemon \
             tells a dma-buf apart by its fdinfo; it is not pinned and is counted in the \
             owner's p2p bytes, not against its quota (Linux >= 6.19).
-              iommuctl ioas map 1 --fd 3 --iova 0x1000000000 3<&-   (fd 3 from the launcher)
+              iommuctl ioas map 1 --fd 3 --iova 0x1000000000   (fd 3 open, from the launcher)
             """)
 
     @Argument(help: "The IOAS id.")
