@@ -55,6 +55,12 @@ struct DmabufFileTable {
 }
 
 extension Broker {
+    /// Whether `fd` is a dma-buf `ioas.map` would map as P2P memory (for the VMM channel's
+    /// `MEM_REGISTER`, which otherwise takes regular files only).
+    public func isDmabuf(_ fd: Int32) -> Bool {
+        ((try? dmabufInfo(fd)) ?? nil) != nil
+    }
+
     /// What the client's fd is to the backend: a dma-buf (mapped as P2P memory) or nil.
     func dmabufInfo(_ fd: Int32) throws -> DmabufInfo? {
         guard let backend = backend.dmabuf else { return nil }
