@@ -39,6 +39,23 @@ enum LocalFiles {
         return (fd, UInt64(st.st_size))
     }
 
+    // MARK: p2p
+    /// A duplicate of iommuctl's inherited descriptor `fd` (a memfd or a dma-buf, which has no
+    /// path) and its size (`st_size`: a dma-buf reports its size there too).
+    static func inheritedMemory(_ fd: Int32) throws(CtlError) -> (fd: Int32, size: UInt64) {
+        var st = stat()
+        guard fd >= 0, fstat(fd, &st) == 0 else {
+            let e = Errno.current
+            throw CtlError(.localIO, "--fd \(fd): iommuctl has no such open descriptor (\(e.name)); pass it from the shell, e.g. 3<FILE, or from the program that starts iommuctl")
+        }
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else {
+            let e = Errno.current
+            throw CtlError(.localIO, "--fd \(fd): cannot duplicate it: \(e.name) (\(e.message))")
+        }
+        return (copy, UInt64(max(st.st_size, 0)))
+    }
+
     /// A new memfd of `size` bytes (zero-filled), for mapping fresh memory from the shell.
     static func createMemory(size: UInt64, name: String) throws(CtlError) -> Int32 {
         let fd = ifd_memfd_create(name, 0)

@@ -51,26 +51,33 @@ extension Broker {
             let list = ioasTable.values
                 .filter { (params.owner == nil || $0.owner == params.owner) && canSee(caller, owner: $0.owner) }
                 .sorted { $0.id < $1.id }
-                .map { ioasInfo($0, maxMappings: 0) }
+                .map { checkRevocations($0); return ioasInfo($0, maxMappings: 0) }
             return IOASListResult(ioas: list)
         }
     }
 
     /// `ioas.info`: mappings (the first `max_mappings`, in IOVA order), HWPTs, devices, pinned bytes.
     public func ioasInfo(_ caller: Caller, _ params: IOASInfoParams) throws -> IOASInfo {
-        try locked { ioasInfo(try ioas(caller, params.ioas), maxMappings: max(0, params.maxMappings ?? 1000)) }
+        try locked {
+            let ioas = try ioas(caller, params.ioas)
+            checkRevocations(ioas)  // MARK: p2p
+            return ioasInfo(ioas, maxMappings: max(0, params.maxMappings ?? 1000))
+        }
     }
 
     func ioasInfo(_ ioas: IOASRecord, maxMappings: Int) -> IOASInfo {
         let mappings = ioas.mappings.prefix(maxMappings).map {
-            MappingInfo(iova: $0.key, length: $0.value.length, readable: $0.value.flags.contains(.readable), writeable: $0.value.flags.contains(.writeable), source: $0.value.sourceName)
+            var info = MappingInfo(iova: $0.key, length: $0.value.length, readable: $0.value.flags.contains(.readable), writeable: $0.value.flags.contains(.writeable), source: $0.value.sourceName)
+            if case .dmabuf = $0.value.backing { info.revoked = ioas.revokedMappings.contains($0.key) }  // MARK: p2p
+            return info
         }
         var devs = ioas.directDevices
         for id in ioas.hwpts { devs.formUnion(hwptTable[id]?.devices ?? []) }
         return IOASInfo(
             ioas: ioas.id, owner: ioas.owner, hugePages: ioas.hugePages, mappingCount: ioas.mappings.count,
             mappings: mappings, pinnedBytes: ioas.pinnedBytes, hwpts: ioas.hwpts.sorted(), devices: devs.sorted(),
-            dirtyTracking: ioas.dirtyEnabled)
+            dirtyTracking: ioas.dirtyEnabled,
+            p2pBytes: ioas.p2pBytes > 0 ? ioas.p2pBytes : nil, revokedMappings: ioas.revokedMappings.isEmpty ? nil : ioas.revokedMappings.count)
     }
 
     // MARK: Parameter checks
@@ -117,6 +124,7 @@ extension Broker {
     /// `params.iova`, or where the kernel chooses. Uses `IOMMU_IOAS_MAP_FILE` where the kernel
     /// has it, else maps the file into the daemon and uses `IOMMU_IOAS_MAP`.
     public func ioasMap(_ caller: Caller, _ params: IOASMapParams, fd: Int32) throws -> IOASMapResult {
+        if let dmabuf = try dmabufInfo(fd) { return try ioasMapDmabuf(caller, params, fd: fd, dmabuf) }  // MARK: p2p
         let page = Self.pageSize
         try Self.checkRange(iova: params.iova ?? 0, length: params.length, alignment: page, "ioas.map")
         guard params.offset % page == 0 else {
@@ -190,6 +198,8 @@ extension Broker {
             files.release(key)
         case .copy:
             break
+        case .dmabuf(let key):
+            dmabufFiles.release(key)
         }
     }
 
@@ -199,6 +209,7 @@ extension Broker {
         var bytes: UInt64 = 0
         if all {
             ioas.mappings = IOVAIndex()
+            ioas.revokedMappings = []
             journal?.cleared(ioas: ioas.id)
         }
         for entry in entries {
@@ -206,6 +217,7 @@ extension Broker {
                 ioas.mappings.remove(at: entry.key)
                 journal?.unmapped(ioas: ioas.id, iova: entry.key)
             }
+            if case .dmabuf = entry.value.backing { forgetDmabufMapping(entry.key, length: entry.value.length, of: ioas) }
             release(entry.value.backing, length: entry.value.length)
             ioas.pinnedBytes -= entry.value.charged
             owners[ioas.owner]?.pinnedBytes -= entry.value.charged
@@ -319,6 +331,7 @@ extension Broker {
                 guard covered || src.mappings[params.srcIOVA] != nil || !src.mappings.entries(from: params.srcIOVA, through: last).isEmpty else {
                     throw BrokerError.notFound("ioas.copy: IOAS \(src.id) has nothing mapped at \(Self.hex(params.srcIOVA)); copy from mapped IOVA")
                 }
+                try refuseDmabufCopy(src, srcIOVA: params.srcIOVA, last: last)  // MARK: p2p
                 try reserve(owner, params.length)
                 return (src, dst)
             }

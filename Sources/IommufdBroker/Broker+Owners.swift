@@ -50,7 +50,7 @@ extension Broker {
             ioas: owner.ioas.sorted(), hwpts: owner.hwpts.sorted(), viommus: owner.viommus.sorted(),
             vdevices: owner.vdevices.sorted(), devices: owner.devices.sorted(),
             mappings: owner.ioas.reduce(0) { $0 + (ioasTable[$1]?.mappings.count ?? 0) },
-            pinnedBytes: owner.pinnedBytes, quotaBytes: owner.quotaBytes)
+            pinnedBytes: owner.pinnedBytes, quotaBytes: owner.quotaBytes, p2pBytes: owner.p2pBytes > 0 ? owner.p2pBytes : nil)
     }
 
     /// `owner.release`: tears down everything of one owner in a safe order — dirty tracking

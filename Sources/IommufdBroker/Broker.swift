@@ -78,6 +78,9 @@ public final class Broker: @unchecked Sendable {
     /// Channels the fd store gave back at a restart, for the daemon to serve again.
     var recoveredChannels: [RecoveredChannel] = []
     var files = MemoryFileTable()
+    // MARK: p2p
+    /// The broker's dups of the dma-bufs behind mappings (Broker+Dmabuf.swift).
+    var dmabufFiles = DmabufFileTable()
     /// The object journal in systemd's fd store (Journal/), nil without an fd store.
     var journal: ObjectJournal?
     private var subscribers: [UInt64: Subscription] = [:]

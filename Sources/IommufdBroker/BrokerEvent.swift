@@ -17,6 +17,9 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
     // MARK: queues
     /// A record read from a fault queue or vEVENTQ (BrokerEvent+Queues.swift).
     case queueRecord(owner: String, queue: ObjectID, notice: QueueNotice)
+    // MARK: p2p
+    /// A dma-buf mapping's exporter revoked the dma-buf (seen by `ioas.info` / `ioas.list`).
+    case dmabufRevoked(owner: String, ioas: ObjectID, iova: UInt64, length: UInt64)
 
     /// The notification method, e.g. `"event.object_created"`.
     public var method: String {
@@ -32,6 +35,7 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
         case .dirtyTrackingStopped: "event.dirty_tracking_stopped"
         case .configReloaded: "event.config_reloaded"
         case .queueRecord: "event.queue"
+        case .dmabufRevoked: "event.dmabuf_revoked"
         }
     }
 
@@ -41,7 +45,7 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
         case .ownerCreated(let o), .ownerReleased(let o, _), .objectCreated(let o, _, _),
             .objectDestroyed(let o, _, _), .deviceAttached(let o, _, _, _), .deviceDetached(let o, _, _),
             .deviceReleased(let o, _), .dirtyTrackingStarted(let o, _), .dirtyTrackingStopped(let o, _),
-            .queueRecord(let o, _, _):
+            .queueRecord(let o, _, _), .dmabufRevoked(let o, _, _, _):
             o
         case .configReloaded: nil
         }
@@ -49,6 +53,7 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
 
     private enum Keys: String, CodingKey {
         case owner, kind, id, device, ioas, pt, complete
+        case iova, length
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -72,6 +77,10 @@ public enum BrokerEvent: Hashable, Sendable, Encodable {
             try c.encode(pt, forKey: .pt)
         case .deviceReleased(_, let device): try c.encode(device, forKey: .device)
         case .queueRecord: break
+        case .dmabufRevoked(_, let ioas, let iova, let length):
+            try c.encode(ioas, forKey: .ioas)
+            try c.encode(iova, forKey: .iova)
+            try c.encode(length, forKey: .length)
         }
         switch self {
         case .dirtyTrackingStarted(_, let ioas), .dirtyTrackingStopped(_, let ioas): try c.encode(ioas, forKey: .ioas)

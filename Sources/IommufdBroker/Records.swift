@@ -17,6 +17,9 @@ final class OwnerRecord {
     /// Bytes reserved against the quota by maps and copies in flight (charged, not yet mapped);
     /// 0 whenever no request of the owner runs. Under the broker's `lock`.
     var reservedBytes: UInt64 = 0
+    // MARK: p2p
+    /// Bytes of the owner's dma-buf mappings (P2P), kept apart from `pinnedBytes` and its quota.
+    var p2pBytes: UInt64 = 0
     /// Serialises the owner's requests that work outside the broker's `lock` (`Broker.serialized`).
     /// Taken before `lock`, never while holding it.
     let gate = NSLock()
@@ -46,6 +49,9 @@ struct MappingRecord {
         case mmap(MemoryFileTable.Key, address: UInt64)
         /// `IOMMU_IOAS_COPY` of another mapping's pages.
         case copy
+        // MARK: p2p
+        /// `IOMMU_IOAS_MAP_FILE` of a dma-buf (P2P: the exporter's memory, not pinned, charged 0).
+        case dmabuf(MemoryFileTable.Key)
     }
     // (Field order packs the record into 48 bytes: a million of them are kept.)
     var length: UInt64
@@ -59,6 +65,7 @@ struct MappingRecord {
         case .file: "file"
         case .mmap: "mmap"
         case .copy: "copy"
+        case .dmabuf: "dmabuf"
         }
     }
 }
@@ -73,6 +80,11 @@ final class IOASRecord {
     /// mdev-like devices attached to the IOAS itself.
     var directDevices = Set<String>()
     var dirtyEnabled = false
+    // MARK: p2p
+    /// Bytes of dma-buf mappings (not pinned: not in `pinnedBytes`).
+    var p2pBytes: UInt64 = 0
+    /// IOVAs of dma-buf mappings seen revoked by their exporter (they stay so until unmapped).
+    var revokedMappings = Set<UInt64>()
 
     init(id: ObjectID, owner: String, hugePages: Bool) {
         self.id = id

@@ -376,9 +376,10 @@ final class Channel: @unchecked Sendable {
         case .memRegister(let index):
             let file = fds[0]
             var st = stat()
-            guard fstat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            // A regular file (guest RAM), or a dma-buf (P2P: a VFIO PCI BAR; MARK: p2p).
+            guard fstat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG || broker.isDmabuf(file) else {
                 throw Failure(errno: ChannelWire.EBADF, name: ChannelWire.ErrorName.badFD,
-                    message: "MEM_REGISTER: the fd is \(st.st_mode == 0 ? "unusable" : MemoryFileKind.describe(st.st_mode)), not a regular file; register a memfd (or a hugetlbfs/tmpfs file) backing guest memory")
+                    message: "MEM_REGISTER: the fd is \(st.st_mode == 0 ? "unusable" : MemoryFileKind.describe(st.st_mode)), not a regular file or dma-buf; register a memfd (or a hugetlbfs/tmpfs file) backing guest memory, or a dma-buf for P2P")
             }
             guard memory[index] == nil else {
                 throw Failure(errno: EEXIST, name: BrokerError.Kind.conflict.wireName,

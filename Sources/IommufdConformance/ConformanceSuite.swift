@@ -8,6 +8,7 @@ public enum ConformanceSuite {
         + UserAddressCases.all + NestedCases.all
         // MARK: nestedgaps
         + NestedGapCases.all
+        + DmabufCases.all  // MARK: p2p
 
     /// The cases whose ID contains `substring` (all when it is nil or empty).
     public static func cases(matching substring: String?) -> [ConformanceCase] {

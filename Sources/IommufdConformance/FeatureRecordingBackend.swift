@@ -64,7 +64,9 @@ public final class FeatureRecordingBackend: IommuBackend, IommuTestHooks, @unche
         case .userAddress: feature = .iommufd
         case .file: feature = .ioasMapFile
         }
-        return try note(feature) { try base.map(ioas: ioas, source: source, length: length, iova: iova, flags: flags) }
+        let iova = try note(feature) { try base.map(ioas: ioas, source: source, length: length, iova: iova, flags: flags) }
+        if isDmabuf(source) { note(.dmabufMap) {} }  // MARK: p2p
+        return iova
     }
     public func unmap(ioas: ObjectID, iova: UInt64, length: UInt64) throws -> UInt64 {
         try note(.iommufd) { try base.unmap(ioas: ioas, iova: iova, length: length) }

@@ -45,7 +45,8 @@ public struct MappingInfo: Codable, Hashable, Sendable {
     public var length: UInt64
     public var readable: Bool
     public var writeable: Bool
-    /// "file" (IOMMU_IOAS_MAP_FILE), "mmap" (IOMMU_IOAS_MAP of the daemon's mmap) or "copy".
+    /// "file" (IOMMU_IOAS_MAP_FILE), "mmap" (IOMMU_IOAS_MAP of the daemon's mmap), "copy", or
+    /// "dmabuf" (IOMMU_IOAS_MAP_FILE of a dma-buf: P2P, not pinned).
     public var source: String
     public init(iova: UInt64, length: UInt64, readable: Bool, writeable: Bool, source: String) {
         self.iova = iova
@@ -54,6 +55,9 @@ public struct MappingInfo: Codable, Hashable, Sendable {
         self.writeable = writeable
         self.source = source
     }
+    /// dma-buf mappings only: the exporter revoked the dma-buf (the device's DMA to it is
+    /// blocked, for good: unmap it, and map the dma-buf again once the exporter restores it).
+    public var revoked: Bool? = nil
 }
 
 public struct IOASInfo: Codable, Hashable, Sendable {
@@ -87,12 +91,20 @@ public struct IOASInfo: Codable, Hashable, Sendable {
         self.devices = devices
         self.dirtyTracking = dirtyTracking
     }
+    // MARK: p2p
+    /// Bytes of dma-buf (P2P) mappings: the exporter's memory, not pinned, not in `pinned_bytes`.
+    /// Absent when 0.
+    public var p2pBytes: UInt64? = nil
+    /// How many dma-buf mappings their exporter has revoked. Absent when 0.
+    public var revokedMappings: Int? = nil
     enum CodingKeys: String, CodingKey {
         case ioas, owner, mappings, hwpts, devices
         case hugePages = "huge_pages"
         case mappingCount = "mapping_count"
         case pinnedBytes = "pinned_bytes"
         case dirtyTracking = "dirty_tracking"
+        case p2pBytes = "p2p_bytes"
+        case revokedMappings = "revoked_mappings"
     }
 }
 
@@ -123,7 +135,9 @@ public struct IOASDestroyResult: Codable, Hashable, Sendable {
 }
 
 /// `ioas.map`: `length` bytes of the memory file `fd` from `offset`, at `iova` (or where the
-/// kernel chooses when omitted). All three must be page aligned.
+/// kernel chooses when omitted). All three must be page aligned. `fd` may be a dma-buf (a VFIO
+/// PCI BAR exported with VFIO_DEVICE_FEATURE_DMA_BUF): the daemon tells it apart by the fd's
+/// fdinfo (`exp_name`) and maps it as P2P memory, counted in `p2p_bytes`, not pinned bytes.
 public struct IOASMapParams: Codable, Hashable, Sendable {
     public var ioas: ObjectID
     public var fd: FDRef
@@ -157,9 +171,12 @@ public struct IOASMapResult: Codable, Hashable, Sendable {
         self.length = length
         self.ownerPinnedBytes = ownerPinnedBytes
     }
+    /// A dma-buf mapping only: the owner's P2P bytes after it (dma-bufs are not pinned).
+    public var ownerP2PBytes: UInt64? = nil
     enum CodingKeys: String, CodingKey {
         case ioas, iova, length
         case ownerPinnedBytes = "owner_pinned_bytes"
+        case ownerP2PBytes = "owner_p2p_bytes"
     }
 }
 

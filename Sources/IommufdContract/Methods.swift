@@ -88,7 +88,7 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .ioasDestroy: "Destroy an IOAS that no HWPT or device uses"
         case .ioasList: "List IOAS"
         case .ioasInfo: "An IOAS's mappings, HWPTs, devices and pinned bytes"
-        case .ioasMap: "Map a memfd range into an IOAS (counted against the owner's quota)"
+        case .ioasMap: "Map a memfd range into an IOAS (counted against the owner's quota), or a dma-buf range (P2P: counted in p2p_bytes, not pinned)"
         case .ioasUnmap: "Unmap whole mappings in a range (tolerate_missing: a hole is 0 bytes)"
         case .ioasCopy: "Map the pages behind one IOAS range into another IOAS"
         case .ioasRanges: "The usable IOVA ranges and alignment of an IOAS"

@@ -68,11 +68,15 @@ public struct OwnerInfo: Codable, Hashable, Sendable {
         self.pinnedBytes = pinnedBytes
         self.quotaBytes = quotaBytes
     }
+    /// Bytes of dma-buf (P2P) mappings: not pinned, not counted against `quota_bytes`. Absent
+    /// when 0.
+    public var p2pBytes: UInt64? = nil
     enum CodingKeys: String, CodingKey {
         case name, identity, policy, ioas, hwpts, viommus, vdevices, devices, mappings
         case creatorUID = "creator_uid"
         case pinnedBytes = "pinned_bytes"
         case quotaBytes = "quota_bytes"
+        case p2pBytes = "p2p_bytes"
     }
 }
 

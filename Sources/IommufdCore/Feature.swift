@@ -16,6 +16,7 @@ public enum Feature: String, CaseIterable, Hashable, Sendable, Codable {
     case ioasChangeProcess  // IOMMU_IOAS_CHANGE_PROCESS                     6.13
     case veventq            // IOMMU_VEVENTQ_ALLOC                           6.15
     case hwQueue            // IOMMU_HW_QUEUE_ALLOC                          6.17
+    case dmabufMap          // IOMMU_IOAS_MAP_FILE of a dma-buf (P2P)         6.19
     case selftest           // IOMMU_TEST_CMD (CONFIG_IOMMUFD_TEST kernels only)
 
     /// The first mainline Linux release with this feature.
@@ -29,6 +30,7 @@ public enum Feature: String, CaseIterable, Hashable, Sendable, Codable {
         case .ioasMapFile, .viommu, .vdevice, .ioasChangeProcess: "6.13"
         case .veventq: "6.15"
         case .hwQueue: "6.17"
+        case .dmabufMap: "6.19"
         case .selftest: "CONFIG_IOMMUFD_TEST"
         }
     }

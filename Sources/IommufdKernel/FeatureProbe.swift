@@ -36,16 +36,20 @@ public struct FeatureProbe: Sendable {
         case .ioasChangeProcess: [("IOMMU_IOAS_CHANGE_PROCESS", IFD_IOMMU_IOAS_CHANGE_PROCESS)]
         case .veventq: [("IOMMU_VEVENTQ_ALLOC", IFD_IOMMU_VEVENTQ_ALLOC)]
         case .hwQueue: [("IOMMU_HW_QUEUE_ALLOC", IFD_IOMMU_HW_QUEUE_ALLOC)]
+        case .dmabufMap: []
         case .selftest: [("IOMMU_TEST_CMD", IFD_IOMMU_TEST_CMD)]
         }
     }
 
     public var sysfsRoot: String
     public var devRoot: String
+    /// The running kernel's (major, minor): `dmabufMap` is known by release only.
+    public var kernelRelease: (Int, Int)?
 
-    public init(sysfsRoot: String = "/sys", devRoot: String = "/dev") {
+    public init(sysfsRoot: String = "/sys", devRoot: String = "/dev", kernelRelease: (Int, Int)? = FeatureProbe.kernelRelease()) {
         self.sysfsRoot = sysfsRoot
         self.devRoot = devRoot
+        self.kernelRelease = kernelRelease
     }
 
     /// Probes every `Feature` on `iommufd`.
@@ -54,6 +58,14 @@ public struct FeatureProbe: Sendable {
         for feature in Feature.allCases {
             if feature == .vfioDeviceCdev {
                 if hasVFIODeviceCdev() { report.supported.insert(feature) }
+                continue
+            }
+            if feature == .dmabufMap {
+                // No ioctl tells without a dma-buf in hand: IOMMU_IOAS_MAP_FILE (known since
+                // 6.13) takes dma-bufs from 6.19 on.
+                if report.supported.contains(.ioasMapFile), kernelRelease.map({ $0 >= (6, 19) }) ?? false {
+                    report.supported.insert(feature)
+                }
                 continue
             }
             var known = true
@@ -70,6 +82,15 @@ public struct FeatureProbe: Sendable {
             if known { report.supported.insert(feature) }
         }
         return report
+    }
+
+    /// The running kernel's (major, minor) from uname(2), nil when it cannot be parsed.
+    public static func kernelRelease() -> (Int, Int)? {
+        var name = utsname()
+        guard uname(&name) == 0 else { return nil }
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        return numbers.count == 2 ? (numbers[0], numbers[1]) : nil
     }
 
     /// The errno the kernel answers for `request` with a zero `size`.

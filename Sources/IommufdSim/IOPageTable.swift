@@ -24,10 +24,13 @@ struct SimPages {
     let backing: Backing
     /// `pages->writable`: whether the first mapping asked for IOMMU_WRITE.
     let writable: Bool
+    /// `IOPT_ADDRESS_DMABUF` pages: the dma-buf attachment (revoked or not) behind `backing`.
+    var dmabuf: SimDmabufAttachment?
 
-    init(backing: Backing, writable: Bool) {
+    init(backing: Backing, writable: Bool, dmabuf: SimDmabufAttachment? = nil) {
         self.backing = backing
         self.writable = writable
+        self.dmabuf = dmabuf
     }
 
     /// The address (user VA or file offset) of byte `offset`: what `iopt_alloc_area_pages`
@@ -42,8 +45,8 @@ struct SimPages {
     /// The same memory from byte `offset` on: what an area starting `offset` bytes in sees.
     func advanced(by offset: UInt64) -> SimPages {
         switch backing {
-        case .user(let address): SimPages(backing: .user(address: address &+ offset), writable: writable)
-        case .file(let file, let fileOffset): SimPages(backing: .file(file, offset: fileOffset &+ offset), writable: writable)
+        case .user(let address): SimPages(backing: .user(address: address &+ offset), writable: writable, dmabuf: dmabuf)
+        case .file(let file, let fileOffset): SimPages(backing: .file(file, offset: fileOffset &+ offset), writable: writable, dmabuf: dmabuf)
         }
     }
 }

@@ -105,6 +105,10 @@ extension SimBackend {
             guard let area = table.area(containing: cursor) else {
                 throw SimDMAFault(reason: .notMapped, deviceID: deviceID, iova: cursor, write: write)
             }
+            // iopt_revoke_notify unmapped a revoked dma-buf's IOPTEs from every domain.
+            if area.pages.dmabuf?.revoked == true {
+                throw SimDMAFault(reason: .notMapped, deviceID: deviceID, iova: cursor, write: write)
+            }
             if write && !area.writeable { throw SimDMAFault(reason: .notWriteable, deviceID: deviceID, iova: cursor, write: write) }
             if !write && !area.readable { throw SimDMAFault(reason: .notReadable, deviceID: deviceID, iova: cursor, write: write) }
             let chunk = min(remaining, area.last - cursor + 1)

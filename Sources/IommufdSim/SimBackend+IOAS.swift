@@ -33,8 +33,12 @@ extension SimBackend {
                 // iopt_map_file_pages
                 if length == 0 { throw Errno.EINVAL }
                 if offset.addingReportingOverflow(length - 1).overflow { throw Errno.EOVERFLOW }
-                let file = try sharedFile(for: fd)
-                pages = SimPages(backing: .file(file, offset: offset), writable: flags.contains(.writeable))
+                if let dmabuf = dmabuf(for: fd) {
+                    pages = try mapDmabufPages(dmabuf, offset: offset, length: length, writable: flags.contains(.writeable))
+                } else {
+                    let file = try sharedFile(for: fd)
+                    pages = SimPages(backing: .file(file, offset: offset), writable: flags.contains(.writeable))
+                }
             }
             let mapped = try ioas.table.insert(
                 slices: [(pages, 0, length)], totalLength: length,
@@ -49,7 +53,8 @@ extension SimBackend {
                     detail: "user address 0x\(String(pages.sourceAddress(at: 0), radix: 16))+0x\(String(length, radix: 16)) is not "
                         + (pages.writable ? "readable and writable" : "readable") + " memory of this process")
             }
-            return (mapped, ioas.table.domains.isEmpty ? 0 : length)
+            // dma-buf pages are the exporter's, never pinned (IOPT_PAGES_ACCOUNT_NONE).
+            return (mapped, ioas.table.domains.isEmpty || pages.dmabuf != nil ? 0 : length)
         }
         payPinCost(bytes: pinned)
         return mapped

@@ -23,6 +23,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
         .faultQueue, .veventq,
         .iommufd, .vfioDeviceCdev, .hwptAlloc, .hwInfo, .dirtyTracking, .ioasMapFile, .viommu, .vdevice, .selftest,
         .hwptInvalidate,
+        .dmabufMap,
     ]
     public let topology: SimTopology
     /// The simulated CPU page size (`PAGE_SIZE`).
@@ -50,6 +51,9 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     var files: [SimFileKey: WeakFile] = [:]
     /// When `files` reaches this many entries, entries of closed files are dropped.
     var filesPurgeThreshold = 64
+    // MARK: p2p
+    /// The selftest exporter's dma-bufs (SimBackend+Dmabuf.swift), by the memfd standing for each.
+    var dmabufs: [SimFileKey: SimDmabuf] = [:]
 
     /// Creates a simulator; throws `SimTopologyError` for an invalid topology.
     public init(

@@ -62,6 +62,7 @@ final class RestartChecks {
 
     func runChecks() {
         run.check("start-under-supervisor") { try startFirst() }
+        run.check("dmabuf-mapping-before-kill") { try dmabufBeforeKill() }  // p2p
         run.check("build-state") { try buildState() }
         run.check("fault-queue-before-kill") { try queueBeforeKill() }  // queues
         run.check("sigkill-fds-stay-in-store") { try killAndInspectStore() }
@@ -72,6 +73,7 @@ final class RestartChecks {
         run.check("recovery-clean") { try recoveryClean() }
         run.check("fault-queue-after-restart") { try queueAfterRestart() }  // queues
         run.check("dma-after-restart") { try dmaAfterRestart() }
+        run.check("dmabuf-mapping-after-restart") { try dmabufAfterRestart() }  // p2p
         run.check("owner-release") { try ownerRelease() }
         run.check("nothing-left-for-the-next-owner") { try nothingLeft() }
         run.check("stop-on-sigterm") {

@@ -25,7 +25,9 @@ import Foundation
 //                           against iommufdd --backend kernel on a mock device
 //   vm-e2e invalidate-bench IOMMU_HWPT_INVALIDATE one entry a call in this process against the
 //                           daemon's channel at 64 entries a message (ChannelNestedChecks.swift)
-let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | fail-nth | qemu-guest | channel-nested | invalidate-bench"
+//   vm-e2e p2p              ioas.map of the selftest exporter's dma-bufs through an in-process
+//                           broker over the kernel backend: P2P bytes, revoke, event (P2PChecks.swift)
+let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | fail-nth | qemu-guest | channel-nested | invalidate-bench | p2p"
 let arguments = CommandLine.arguments.dropFirst()
 guard arguments.count == 1, let suite = arguments.first else {
     FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -50,6 +52,8 @@ case "systemd":
     if !SystemdChecks.runAll(run: run) { exit(1) }
 case "queues":
     if !QueueChecks.runAll(run: run) { exit(1) }
+case "p2p":
+    if !P2PChecks.runAll(run: run) { exit(1) }
 case "fail-nth":
     if !KernelFailNthChecks.runAll(run: run) { exit(1) }
 case "mini-vmm":

@@ -73,6 +73,8 @@ struct ParamsSchemaTests {
         "sim.dma": SimDMAParams(device: "sim-pci0", iova: 0, length: 4096, pageSize: 4096),
         "test.stall_main_queue": StallMainQueueParams(seconds: 1),
         "test.sim_inventory": SimInventoryParams(),
+        "test.dmabuf_get": TestDmabufGetParams(length: 4096),  // p2p
+        "test.dmabuf_revoke": TestDmabufRevokeParams(revoked: true),
     ]
 
     /// Every method the daemon serves (test hooks on, so `sim.dma` and `test.stall_main_queue` too),

@@ -187,6 +187,7 @@ final class SweepWorld {
         case .file(let key): "file \(key.device).\(key.inode)"
         case .mmap(let key, _): "mmap \(key.device).\(key.inode)"
         case .copy: "copy"
+        case .dmabuf(let key): "dmabuf \(key.device).\(key.inode)"
         }
     }
 
@@ -297,7 +298,7 @@ final class SweepWorld {
                 for entry in ioas.mappings.all {
                     switch entry.value.backing {
                     case .file(let key), .mmap(let key, _): references[key, default: 0] += 1
-                    case .copy: break
+                    case .copy, .dmabuf: break
                     }
                 }
             }
@@ -333,6 +334,7 @@ final class SweepWorld {
                 case .file: "file \(file)"
                 case .mmap: "mmap \(file)"
                 case .copy: "copy"
+                case .dmabuf: "dmabuf \(file)"
                 }
                 return Mapping(iova: iova, length: m.length, charged: m.charged, flags: m.flags.rawValue, source: source)
             }

@@ -22,8 +22,25 @@ import Testing
         let kernel = FakeKernel(known: FakeKernel.iommufdRequests.union([IFD_IOMMU_TEST_CMD]))
         let iommufd = try Iommufd(path: "/dev/iommu", syscalls: kernel.syscalls)
         let sysfs = try FakeSysfs()
-        let report = FeatureProbe(sysfsRoot: sysfs.root, devRoot: Self.noDev).probe(iommufd)
+        let report = FeatureProbe(sysfsRoot: sysfs.root, devRoot: Self.noDev, kernelRelease: (7, 3)).probe(iommufd)
         #expect(report.supported == Set(Feature.allCases))
+    }
+
+    // MARK: p2p
+    /// dma-buf mapping is known by release (no ioctl tells without a dma-buf): 6.19 on, with
+    /// IOMMU_IOAS_MAP_FILE.
+    @Test func dmabufMapByReleaseAndMapFile() throws {
+        let kernel = FakeKernel(known: FakeKernel.iommufdRequests)
+        let iommufd = try Iommufd(path: "/dev/iommu", syscalls: kernel.syscalls)
+        for (release, expected) in [((6, 18), false), ((6, 19), true), ((7, 3), true)] {
+            let report = FeatureProbe(sysfsRoot: Self.noDev, devRoot: Self.noDev, kernelRelease: release).probe(iommufd)
+            #expect(report.supported.contains(.dmabufMap) == expected, "Linux \(release)")
+        }
+        let noRelease = FeatureProbe(sysfsRoot: Self.noDev, devRoot: Self.noDev, kernelRelease: nil).probe(iommufd)
+        #expect(!noRelease.supported.contains(.dmabufMap))
+        let old = FakeKernel(known: [IFD_IOMMU_IOAS_ALLOC, IFD_IOMMU_IOAS_MAP])
+        let oldReport = FeatureProbe(sysfsRoot: Self.noDev, devRoot: Self.noDev, kernelRelease: (7, 3)).probe(try Iommufd(path: "/dev/iommu", syscalls: old.syscalls))
+        #expect(!oldReport.supported.contains(.dmabufMap), "without IOMMU_IOAS_MAP_FILE")
     }
 
     @Test func dirtyTrackingNeedsBothIoctls() throws {

@@ -311,6 +311,15 @@ let isolationMatrix: [MatrixRow] = {
         R.row("test.stall_main_queue", "", "✓✗✗✗") { _, _ in p(["seconds": 0.01]) },
         // Test hook showing every owner's objects in the simulator (the crash-point sweep): admins only.
         R.row("test.sim_inventory", "", "✓✗✗✗"),
+        // Test hooks of the selftest dma-buf exporter (branch p2p): admins only.
+        R.row("test.dmabuf_get", "", "✓✗✗✗") { _, _ in p(["length": 4096]) },
+        R.row("test.dmabuf_revoke", "", "✓✗✗✗") { _, c in
+            CallParams(params: ["fd": ["fd": 0], "revoked": true], fds: [try c.newDmabuf()])
+        },
+        // ioas.map of a dma-buf (P2P) into owner A's IOAS: as for a memfd.
+        R.row("ioas.map", "a dma-buf", "✓✓∅✗") { f, c in
+            CallParams(params: ["ioas": .id(f.ioas), "fd": ["fd": 0], "offset": 0, "length": 4096, "iova": .int(Fixture.iova)], fds: [try c.newDmabuf()])
+        },
         // Nested translation (branch nested).
         R.row("hwpt.alloc", "nested on A's nest parent", "✓✓∅✗") { f, c in
             p(["device": "n0", "parent": .id(try c.nestedSetUp(f).parent), "data": ["type": "selftest", "iotlb": 7]])

@@ -600,12 +600,15 @@ _iommuctl_ioas_map() {
     repeating_flags=()
     non_repeating_flags=(--read-only --json --compact --version -h --help)
     repeating_options=()
-    non_repeating_options=(--memfd --offset --length --iova --socket --timeout)
+    non_repeating_options=(--memfd --fd --offset --length --iova --socket --timeout)
     __iommuctl_offer_flags_options 2
 
     # Offer option value completions
     case "${prev}" in
     '--memfd')
+        return
+        ;;
+    '--fd')
         return
         ;;
     '--offset')

@@ -64,7 +64,7 @@ function __iommuctl_parse_tokens -S
             case 'info'
                 __iommuctl_parse_subcommand 1 'max-mappings=' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             case 'map'
-                __iommuctl_parse_subcommand 2 'memfd=' 'offset=' 'length=' 'iova=' 'read-only' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
+                __iommuctl_parse_subcommand 2 'memfd=' 'fd=' 'offset=' 'length=' 'iova=' 'read-only' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             case 'unmap'
                 __iommuctl_parse_subcommand 1 'iova=' 'length=' 'all' 'tolerate-missing' 'no-tolerate-missing' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             case 'copy'
@@ -355,6 +355,7 @@ complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_opti
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl ioas info" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl ioas map" -eq 1' -F
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl ioas map" memfd' -l 'memfd' -d 'Map a new zero-filled memfd of this size instead of a file.' -rfka ''
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl ioas map" fd' -l 'fd' -d 'Map this open descriptor of iommuctl\'s (a memfd or a dma-buf it inherited) instead of a file.' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl ioas map" offset' -l 'offset' -d 'Start of the range in the file.' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl ioas map" length' -l 'length' -d 'Bytes to map. (default: from --offset to the end of the file)' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl ioas map" iova' -l 'iova' -d 'Map at this IOVA. (default: the kernel chooses)' -rfka ''

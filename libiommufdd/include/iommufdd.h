@@ -100,7 +100,8 @@ void iommufdd_channel_set_timeout(struct iommufdd_channel *ch, int milliseconds)
 /* The last failure on this channel. */
 const struct iommufdd_error *iommufdd_last_error(const struct iommufdd_channel *ch);
 
-/* Registers `memfd` (guest RAM) under `index`; the library keeps a duplicate, so that after a
+/* Registers `memfd` (guest RAM; or a dma-buf, e.g. a VFIO PCI BAR for P2P, which the daemon
+ * maps as P2P memory, not pinned: docs/p2p.md) under `index`; the library keeps a duplicate, so that after a
  * daemon restart (the daemon answers ESTALE for an index it does not know) it registers it again
  * and retries the call, once, without the caller seeing it. */
 int iommufdd_mem_register(struct iommufdd_channel *ch, uint32_t index, int memfd);

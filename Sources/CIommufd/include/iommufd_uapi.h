@@ -116,6 +116,8 @@ enum {
     IFD_TEST_OP_TRIGGER_IOPF = 15,
     IFD_TEST_OP_TRIGGER_VEVENT = 17,
     IFD_TEST_OP_PASID_CHECK_HWPT = 21,
+    IFD_TEST_OP_DMABUF_GET = 22,
+    IFD_TEST_OP_DMABUF_REVOKE = 23,
 };
 enum {
     IFD_MOCK_FLAGS_DEVICE_NO_DIRTY = 1 << 0,
@@ -347,6 +349,14 @@ struct ifd_test_cmd {
         struct {
             uint32_t dev_id;
         } trigger_vevent;
+        struct {
+            uint32_t length;     /* rounded up to pages; 1..512 pages */
+            uint32_t open_flags; /* O_CLOEXEC ... of the new dma-buf fd */
+        } dmabuf_get;
+        struct {
+            int32_t dmabuf_fd;
+            uint32_t revoked;
+        } dmabuf_revoke;
     };
     uint32_t last;
 };
@@ -358,6 +368,8 @@ _Static_assert(offsetof(struct ifd_test_cmd, last) == 64, "iommu_test_cmd.last")
 _Static_assert(offsetof(struct ifd_test_cmd, pasid_check.hwpt_id) == 20, "iommu_test_cmd.pasid_check.hwpt_id");
 _Static_assert(offsetof(struct ifd_test_cmd, trigger_iopf.addr) == 32, "iommu_test_cmd.trigger_iopf.addr");
 _Static_assert(offsetof(struct ifd_test_cmd, trigger_vevent.dev_id) == 16, "iommu_test_cmd.trigger_vevent.dev_id");
+_Static_assert(offsetof(struct ifd_test_cmd, dmabuf_get.open_flags) == 20, "iommu_test_cmd.dmabuf_get.open_flags");
+_Static_assert(offsetof(struct ifd_test_cmd, dmabuf_revoke.revoked) == 20, "iommu_test_cmd.dmabuf_revoke.revoked");
 
 /* ---- VFIO cdev ---- */
 struct ifd_vfio_device_bind_iommufd {

@@ -124,12 +124,15 @@ struct IOASInfoCommand: DaemonCommand {
         f.add("hwpts", Words.ids(i.hwpts))
         f.add("devices", Words.list(i.devices.sorted()))
         f.add("pinned", Units.bytes(i.pinnedBytes))
+        if let p2p = i.p2pBytes, p2p > 0 {  // MARK: p2p
+            f.add("p2p (dma-buf)", Units.bytes(p2p) + ((i.revokedMappings ?? 0) > 0 ? ", \(i.revokedMappings ?? 0) mapping(s) revoked by the exporter" : ""))
+        }
         f.add("mappings", "\(i.mappingCount)" + (i.mappings.count < i.mappingCount ? " (first \(i.mappings.count) shown)" : ""))
         var table = Table([.init("iova"), .init("last"), .init("size", .right), .init("perm"), .init("source")])
         for m in i.mappings.sorted(by: { $0.iova < $1.iova }) {
             table.add([
                 Units.hex(m.iova), Units.hex(m.iova &+ (m.length &- 1)), Units.bytes(m.length),
-                Words.permissions(readable: m.readable, writeable: m.writeable), m.source,
+                Words.permissions(readable: m.readable, writeable: m.writeable), m.source + (m.revoked == true ? " (revoked)" : ""),
             ])
         }
         return i.mappings.isEmpty ? f.render() : f.render() + "\n\n" + table.render()
@@ -154,6 +157,13 @@ struct IOASMap: DaemonCommand {
               iommuctl ioas map 1 /dev/hugepages/vm1-ram --iova 0
               iommuctl ioas map 1 /proc/4242/fd/12 --offset 2M --length 64M --iova 4G
               iommuctl ioas map 1 --memfd 256M --iova 0x80000000 --read-only
+
+            --fd N maps iommuctl's own open descriptor N, inherited from the shell or the \
+            program that started it: how a dma-buf (a VFIO PCI BAR exported with \
+            VFIO_DEVICE_FEATURE_DMA_BUF, which has no path) is mapped for P2P. The daemon \
+            tells a dma-buf apart by its fdinfo; it is not pinned and is counted in the \
+            owner's p2p bytes, not against its quota (Linux >= 6.19).
+              iommuctl ioas map 1 --fd 3 --iova 0x1000000000   (fd 3 open, from the launcher)
             """)
 
     @Argument(help: "The IOAS id.")
@@ -164,6 +174,9 @@ struct IOASMap: DaemonCommand {
 
     @Option(help: ArgumentHelp("Map a new zero-filled memfd of this size instead of a file.", valueName: "size"))
     var memfd: ByteSize?
+
+    @Option(help: ArgumentHelp("Map this open descriptor of iommuctl's (a memfd or a dma-buf it inherited) instead of a file.", valueName: "n"))
+    var fd: Int32?
 
     @Option(help: "Start of the range in the file.")
     var offset: ByteSize = ByteSize(0)
@@ -180,8 +193,8 @@ struct IOASMap: DaemonCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        if (file == nil) == (memfd == nil) {
-            throw ValidationError("give either a FILE to map or --memfd SIZE")
+        if [file != nil, memfd != nil, fd != nil].filter({ $0 }).count != 1 {
+            throw ValidationError("give one of a FILE to map, --memfd SIZE or --fd N")
         }
         if memfd != nil && offset.value != 0 {
             throw ValidationError("--offset applies to a FILE, not to --memfd")
@@ -195,6 +208,9 @@ struct IOASMap: DaemonCommand {
         if let file {
             (fd, size) = try LocalFiles.openMemory(file, writeable: !readOnly)
             source = file
+        } else if let inherited = self.fd {
+            (fd, size) = try LocalFiles.inheritedMemory(inherited)
+            source = "descriptor \(inherited)"
         } else {
             size = memfd?.value ?? 0
             fd = try LocalFiles.createMemory(size: size, name: "iommuctl-ioas\(ioas)")
@@ -214,7 +230,9 @@ struct IOASMap: DaemonCommand {
         let result = try context.call("ioas.map", encoding: params, fds: [fd])
         try context.emit(result, as: IOASMapResult.self) { r in
             "mapped \(Units.bytes(r.length)) of \(source) at IOVA \(Units.hexRange(iova: r.iova, length: r.length)) in IOAS \(r.ioas)" +
-                " (\(readOnly ? "read-only" : "read-write"); the owner now pins \(Units.bytes(r.ownerPinnedBytes)))"
+                " (\(readOnly ? "read-only" : "read-write"); " +
+                (r.ownerP2PBytes.map { "P2P dma-buf, not pinned; the owner now has \(Units.bytes($0)) of P2P mappings)" }
+                    ?? "the owner now pins \(Units.bytes(r.ownerPinnedBytes)))")
         }
     }
 }

@@ -110,6 +110,7 @@ struct OwnerInfoCommand: DaemonCommand {
             pinned += " of \(Units.bytes(quota)) quota (\(Units.percent(o.pinnedBytes, of: quota, digits: 1)))"
         }
         f.add("pinned", pinned)
+        if let p2p = o.p2pBytes, p2p > 0 { f.add("p2p (dma-buf)", Units.bytes(p2p) + ", not pinned, outside the quota") }  // MARK: p2p
         return f.render()
     }
 }

@@ -120,6 +120,7 @@ public enum Words {
             "ioasChangeProcess": "change process",
             "veventq": "vEVENTQ",
             "hwQueue": "HW queue",
+            "dmabufMap": "dma-buf map (P2P)",
             "selftest": "selftest mocks",
         ]
         let camel = camelCase(name)

@@ -95,6 +95,7 @@ extension Broker {
                 }
             }
             files.store = store
+            dmabufFiles.store = store
 
             // The newest readable generation wins; older ones are what a compaction left behind.
             var adopted: (RecordLog, UInt64, [RecordLog.Record])?
@@ -313,6 +314,15 @@ extension Broker {
                 switch m.backing {
                 case .copy:
                     backing = .copy
+                case .dmabuf:  // MARK: p2p
+                    guard let file = memory[m.file] else {
+                        report.problems.append("IOAS \(ioasID) dma-buf mapping at 0x\(String(iova, radix: 16)): its dma-buf (\(StoredFDName.memory(device: m.file.device, inode: m.file.inode))) is not in the fd store; the mapping is kept, but its revocation can no longer be checked (unmap it)")
+                        backing = .copy
+                        break
+                    }
+                    referenced.insert(m.file)
+                    backing = .dmabuf(m.file)
+                    dmabufFiles.adopt(m.file, fd: file.fd)
                 case .file, .mmap:
                     guard let file = memory[m.file] else {
                         report.problems.append("IOAS \(ioasID) mapping at 0x\(String(iova, radix: 16)): its memory file (\(StoredFDName.memory(device: m.file.device, inode: m.file.inode))) is not in the fd store; the mapping is kept without it (unmap it)")
@@ -338,6 +348,10 @@ extension Broker {
                 _ = ioas.mappings.insert(MappingRecord(length: m.length, charged: m.charged, backing: backing, flags: m.flags), at: iova)
                 ioas.pinnedBytes += m.charged
                 owners[ioas.owner]?.pinnedBytes += m.charged
+                if m.backing == .dmabuf {  // MARK: p2p
+                    ioas.p2pBytes += m.length
+                    owners[ioas.owner]?.p2pBytes += m.length
+                }
                 report.mappings += 1
             }
         }

@@ -29,6 +29,8 @@ final class ObjectJournal {
     }
     enum Backing: UInt8 {
         case file = 0, mmap, copy
+        /// A dma-buf (branch p2p): an older daemon reads it as a copy, charged 0.
+        case dmabuf
     }
 
     let store: any FileDescriptorStore
@@ -74,6 +76,8 @@ final class ObjectJournal {
             mmapOffsets[ioas, default: [:]][iova] = offset
         case .copy:
             w.u8(Backing.copy.rawValue); w.u64(0); w.u64(0)
+        case .dmabuf(let key):
+            w.u8(Backing.dmabuf.rawValue); w.u64(key.device); w.u64(key.inode)
         }
         w.u64(offset)
         log.append(type: RecordType.map.rawValue, w.bytes)

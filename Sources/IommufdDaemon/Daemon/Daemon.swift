@@ -139,6 +139,9 @@ public final class Daemon: @unchecked Sendable {
             status.warn("[kernel] test_hooks is on: sim.dma marks pages written by the selftest mock devices (IOMMU_TEST_OP_DIRTY), test.stall_main_queue stalls the main queue (test-only)")
         }
         if backend.kind == .sim, initial.sim.testHooks { service.addSimInventoryHook() }
+        if (backend.kind == .sim && initial.sim.testHooks) || (backend.kind == .kernel && initial.kernel.testHooks) {
+            service.addDmabufTestHooks()  // MARK: p2p
+        }
         let testHooks = (backend.kind == .sim && initial.sim.testHooks) || (backend.kind == .kernel && initial.kernel.testHooks)
         try Daemon.armCrashPoints(testHooks: testHooks, environment: ProcessInfo.processInfo.environment, status: status, logger: logger)
         if fdStore != nil {
