@@ -43,8 +43,8 @@ let package = Package(
         .target(name: "IommufdKernel", dependencies: ["IommufdCore", "CIommufd"]),
         .target(name: "IommufdSim", dependencies: ["IommufdCore", "CIommufd"]),
         .target(name: "IommufdConformance", dependencies: ["IommufdCore"]),
-        // The wire contract: every method's params and results, the method catalogue. The broker
-        // implements it; clients import it.
+        // The wire contract: every method's params and results, the method catalogue, the error
+        // names and codes. The broker and daemon implement it; clients import it.
         .target(name: "IommufdContract", dependencies: ["IommufdCore"]),
         .target(
             name: "IommufdBroker",
