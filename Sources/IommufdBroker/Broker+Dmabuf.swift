@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import IommufdCore
+import IommufdContract
 
 // MARK: p2p
 

@@ -79,7 +79,9 @@ public struct IOASInfo: Codable, Hashable, Sendable {
         pinnedBytes: UInt64,
         hwpts: [ObjectID],
         devices: [String],
-        dirtyTracking: Bool
+        dirtyTracking: Bool,
+        p2pBytes: UInt64? = nil,
+        revokedMappings: Int? = nil
     ) {
         self.ioas = ioas
         self.owner = owner
@@ -90,6 +92,8 @@ public struct IOASInfo: Codable, Hashable, Sendable {
         self.hwpts = hwpts
         self.devices = devices
         self.dirtyTracking = dirtyTracking
+        self.p2pBytes = p2pBytes
+        self.revokedMappings = revokedMappings
     }
     // MARK: p2p
     /// Bytes of dma-buf (P2P) mappings: the exporter's memory, not pinned, not in `pinned_bytes`.
@@ -165,14 +169,15 @@ public struct IOASMapResult: Codable, Hashable, Sendable {
     public var length: UInt64
     /// The owner's pinned bytes after this mapping.
     public var ownerPinnedBytes: UInt64
-    public init(ioas: ObjectID, iova: UInt64, length: UInt64, ownerPinnedBytes: UInt64) {
+    /// A dma-buf mapping only: the owner's P2P bytes after it (dma-bufs are not pinned).
+    public var ownerP2PBytes: UInt64? = nil
+    public init(ioas: ObjectID, iova: UInt64, length: UInt64, ownerPinnedBytes: UInt64, ownerP2PBytes: UInt64? = nil) {
         self.ioas = ioas
         self.iova = iova
         self.length = length
         self.ownerPinnedBytes = ownerPinnedBytes
+        self.ownerP2PBytes = ownerP2PBytes
     }
-    /// A dma-buf mapping only: the owner's P2P bytes after it (dma-bufs are not pinned).
-    public var ownerP2PBytes: UInt64? = nil
     enum CodingKeys: String, CodingKey {
         case ioas, iova, length
         case ownerPinnedBytes = "owner_pinned_bytes"

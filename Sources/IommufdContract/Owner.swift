@@ -53,7 +53,8 @@ public struct OwnerInfo: Codable, Hashable, Sendable {
         devices: [String],
         mappings: Int,
         pinnedBytes: UInt64,
-        quotaBytes: UInt64? = nil
+        quotaBytes: UInt64? = nil,
+        p2pBytes: UInt64? = nil
     ) {
         self.name = name
         self.identity = identity
@@ -67,6 +68,7 @@ public struct OwnerInfo: Codable, Hashable, Sendable {
         self.mappings = mappings
         self.pinnedBytes = pinnedBytes
         self.quotaBytes = quotaBytes
+        self.p2pBytes = p2pBytes
     }
     /// Bytes of dma-buf (P2P) mappings: not pinned, not counted against `quota_bytes`. Absent
     /// when 0.

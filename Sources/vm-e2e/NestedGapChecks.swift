@@ -6,6 +6,7 @@ import Foundation
 import IommufdBroker
 import IommufdCore
 import IommufdKernel
+import IommufdContract
 
 // MARK: nestedgaps
 

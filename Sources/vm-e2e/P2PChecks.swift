@@ -5,6 +5,7 @@ import Foundation
 import IommufdBroker
 import IommufdCore
 import IommufdKernel
+import IommufdContract
 
 // MARK: p2p
 

@@ -1,6 +1,7 @@
 import Foundation
 import IommufdCore
 import Testing
+import IommufdContract
 
 @testable import IommufdBroker
 

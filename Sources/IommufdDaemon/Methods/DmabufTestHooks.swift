@@ -4,6 +4,7 @@ import Glibc
 import IommufdBroker
 import IommufdCore
 import IommufdRPC
+import IommufdContract
 
 // MARK: p2p
 
