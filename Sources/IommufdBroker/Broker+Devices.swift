@@ -34,7 +34,8 @@ extension Broker {
             owner: visible ? dev.owner : nil,
             deviceID: visible ? dev.bound?.id : nil,
             ioas: visible ? dev.ioas : nil, pt: visible ? dev.pt : nil,
-            capabilities: dev.hwInfo.map(DeviceCapabilities.init))
+            capabilities: dev.hwInfo.map(DeviceCapabilities.init),
+            pasids: visible && !dev.pasids.isEmpty ? dev.pasids.sorted { $0.key < $1.key }.map { PASIDAttachmentInfo(pasid: $0.key, hwpt: $0.value) } : nil)
     }
 
     // MARK: Leases
@@ -77,6 +78,9 @@ extension Broker {
 
     /// Unbinds a detached device and ends its lease.
     func releaseDevice(_ dev: DeviceRecord, owner: OwnerRecord) throws {
+        guard dev.pasids.isEmpty else {  // pasid
+            throw BrokerError(.busy, "device '\(dev.name)' still has PASIDs \(dev.pasids.keys.sorted()) attached; detach them first (device.detach_pasid)")
+        }
         guard dev.pt == nil else {
             throw BrokerError(.busy, "device '\(dev.name)' is still attached to \(dev.pt ?? 0); detach it first")
         }
@@ -137,6 +141,7 @@ extension Broker {
             guard let pt = dev.pt else {
                 throw BrokerError(.conflict, "device '\(dev.name)' is not attached")
             }
+            try refuseRIDDetachWithPASIDs(dev)  // pasid
             let destroyed = try detachDevice(dev, cleanup: true)
             return DeviceDetachResult(device: dev.name, previousPT: pt, destroyedHWPTs: destroyed)
         }
@@ -149,6 +154,7 @@ extension Broker {
             guard dev.vdevices.isEmpty else {
                 throw BrokerError(.busy, "device '\(dev.name)' still has vDevices \(dev.vdevices.sorted()); destroy them first")
             }
+            try detachPASIDs(dev)  // pasid: before the RID, as VFIO's unbind does
             if dev.pt != nil { _ = try detachDevice(dev, cleanup: true) }
             try releaseDevice(dev, owner: owner)
             return DeviceReleaseResult(device: dev.name, owner: owner.name)

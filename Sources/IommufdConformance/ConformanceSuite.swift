@@ -6,6 +6,7 @@ public enum ConformanceSuite {
         ObjectCases.all + HWInfoCases.all + IOASCases.all + OptionCases.all + HWPTCases.all + DirtyCases.all + VIOMMUCases.all
         + QueueCases.all
         + UserAddressCases.all + NestedCases.all
+        + PASIDCases.all  // pasid
 
     /// The cases whose ID contains `substring` (all when it is nil or empty).
     public static func cases(matching substring: String?) -> [ConformanceCase] {

@@ -17,6 +17,8 @@ public enum Feature: String, CaseIterable, Hashable, Sendable, Codable {
     case veventq            // IOMMU_VEVENTQ_ALLOC                           6.15
     case hwQueue            // IOMMU_HW_QUEUE_ALLOC                          6.17
     case selftest           // IOMMU_TEST_CMD (CONFIG_IOMMUFD_TEST kernels only)
+    // MARK: pasid
+    case pasid              // VFIO_DEVICE_ATTACH_PASID, IOMMU_HWPT_ALLOC_PASID  6.15
 
     /// The first mainline Linux release with this feature.
     public var sinceKernel: String {
@@ -30,6 +32,7 @@ public enum Feature: String, CaseIterable, Hashable, Sendable, Codable {
         case .veventq: "6.15"
         case .hwQueue: "6.17"
         case .selftest: "CONFIG_IOMMUFD_TEST"
+        case .pasid: "6.15"
         }
     }
 }

@@ -139,6 +139,7 @@ extension SimBackend {
     /// a dirty-tracking domain on a device that cannot track, is refused with EINVAL (selftest
     /// `mock_domain_nop_attach`, intel `paging_domain_compatible_second_stage`).
     private func checkCompatible(_ device: SimDevice, _ hwpt: SimHWPT) throws {
+        try checkRIDPASIDCompat(device, hwpt)  // pasid: iommufd_hwpt_pasid_compat
         guard let iommu = device.iommu else { throw Errno.EINVAL }
         if iommu.name != hwpt.iommu.name {
             guard let group = iommu.domainGroup, group == hwpt.iommu.domainGroup else { throw Errno.EINVAL }

@@ -113,6 +113,8 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         case allocNestedHWPT, invalidate
         // MARK: queues
         case allocFaultQueue = 100, allocVEventQueue, allocFaultHWPT
+        // MARK: pasid
+        case attachPASID = 110, replacePASID, detachPASID
     }
 
     /// Runs `body` and logs `op` with the fields `encode` writes when it succeeds, in one
@@ -218,6 +220,7 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         case .addReserved: try sim.addReservedIOVA(ioas: r.u32(), range: IOVARange(start: r.u64(), last: r.u64()))
         case .deviceWrite: try sim.simulateDeviceWrite(hwpt: r.u32(), iova: r.u64(), length: r.u64(), pageSize: r.u64())
         case .allocNestedHWPT, .invalidate: try replayNested(op, &r)
+        case .attachPASID, .replacePASID, .detachPASID: try replayPASID(op, &r)  // pasid
         }
     }
 

@@ -191,7 +191,11 @@ public struct DeviceInfo: Codable, Hashable, Sendable {
     public var ioas: ObjectID?
     public var pt: ObjectID?
     public var capabilities: DeviceCapabilities?
+    // MARK: pasid
+    /// Its attached PASIDs and their HWPTs, lowest first (absent when none, or not visible).
+    public var pasids: [PASIDAttachmentInfo]? = nil
     enum CodingKeys: String, CodingKey {
+        case pasids
         case name, kind, driver, allowed, leased, owner, ioas, pt, capabilities
         case pciAddress = "pci_address"
         case iommuGroup = "iommu_group"
