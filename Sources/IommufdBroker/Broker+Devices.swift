@@ -129,6 +129,7 @@ extension Broker {
                 throw BrokerError(.conflict, "device '\(dev.name)' is not attached; use device.attach")
             }
             let target = try attachTarget(caller, owner: owner, ioas: params.ioas, hwpt: params.hwpt)
+            try refuseRIDMoveOffPASIDHWPT(dev, target)  // pasid
             return try connect(dev, owner: owner, target: target, policy: params.dirty ?? owner.policy.dirty, replacing: true)
         }
     }

@@ -124,6 +124,22 @@ extension Broker {
         }
     }
 
+    /// `device.replace` of the RID while PASIDs are attached: only onto an HWPT allocated with
+    /// `pasid` (the kernel refuses any other domain with EINVAL, `iommufd_hwpt_pasid_compat`;
+    /// an IOAS gives an automatic domain, never one).
+    func refuseRIDMoveOffPASIDHWPT(_ dev: DeviceRecord, _ target: AttachTarget) throws {
+        guard !dev.pasids.isEmpty else { return }
+        let attached = "device '\(dev.name)' has PASIDs \(dev.pasids.keys.sorted()) attached, and the kernel refuses to move its RID onto a domain allocated without IOMMU_HWPT_ALLOC_PASID then (EINVAL)"
+        switch target {
+        case .ioas(let ioas):
+            throw BrokerError.invalid("device.replace: \(attached), which an IOAS's automatic domain (IOAS \(ioas.id)) is; name an HWPT allocated with pasid=true, or detach the PASIDs first")
+        case .hwpt(let hwpt) where !hwpt.flags.contains(.pasid):
+            throw BrokerError.invalid("device.replace: \(attached), which HWPT \(hwpt.id) is; name an HWPT allocated with pasid=true, or detach the PASIDs first")
+        case .hwpt:
+            return
+        }
+    }
+
     // MARK: Records
 
     private func link(_ dev: DeviceRecord, _ pasid: UInt32, _ hwpt: HWPTRecord) {

@@ -121,6 +121,7 @@ public enum Words {
             "veventq": "vEVENTQ",
             "hwQueue": "HW queue",
             "selftest": "selftest mocks",
+            "pasid": "PASID attach",
         ]
         let camel = camelCase(name)
         if let word = known[camel] { return word }
