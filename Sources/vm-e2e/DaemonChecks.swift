@@ -126,7 +126,7 @@ struct DaemonChecks {
         }
         try expect(list.devices.first { $0.name == "vfio0" }?.pciAddress == "0000:00:02.0", "vfio0 is not QEMU's first slot 0000:00:02.0")
         let mocks = list.devices.filter { $0.kind == .mock }
-        try expect(Set(mocks.map(\.name)) == ["mock0", "mock1", "mock-nodirty", "mock-unlisted"], "mock devices \(mocks.map(\.name))")
+        try expect(Set(mocks.map(\.name)) == ["mock0", "mock1", "mock-nodirty", "mock-unlisted", "mock-pasid"], "mock devices \(mocks.map(\.name))")
         try expect(mocks.allSatisfy { $0.allowed == ($0.name != "mock-unlisted") }, "mock allow-list state \(mocks.map { "\($0.name)=\($0.allowed)" })")
         // By PCI address too.
         let byAddress: DeviceInfo = try client.call("device.info", DeviceInfoParams(device: "0000:00:02.0"))

@@ -37,6 +37,9 @@ extension RestartChecks {
         RestartPASIDState.shared.first = first
         RestartPASIDState.shared.second = second
         print("      mock-pasid: RID and PASID 100 on HWPT \(first), PASID 200 on HWPT \(second)")
+        // same-objects-same-ids compares every view (device.list with its PASIDs, hwpt.list,
+        // owner.info) after the restart with this one.
+        state.before = try state.snapshot(c)
     }
 
     func pasidAfterRestart() throws {
