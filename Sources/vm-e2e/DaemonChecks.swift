@@ -81,8 +81,8 @@ struct DaemonChecks {
         let known = Set(Feature.allCases.map(\.rawValue))
         try expect(seen == known, "daemon.info features \(seen.sorted()) are not every known feature \(known.sorted())")
         let counts = info["counts"]
-        try expect(counts?["devices_known"]?.int64Value == 6, "devices_known \(counts?["devices_known"] ?? nil), expected 2 edu + 4 mock")
-        try expect(counts?["devices_allowed"]?.int64Value == 5, "devices_allowed \(counts?["devices_allowed"] ?? nil), expected 5")
+        try expect(counts?["devices_known"]?.int64Value == 7, "devices_known \(counts?["devices_known"] ?? nil), expected 2 edu + 5 mock")
+        try expect(counts?["devices_allowed"]?.int64Value == 6, "devices_allowed \(counts?["devices_allowed"] ?? nil), expected 6")
         let warnings = info["warnings"]?.arrayValue?.compactMap(\.stringValue) ?? []
         try expect(warnings.contains { $0.contains("[kernel] test_hooks") }, "daemon.info does not warn that test hooks are on: \(warnings)")
     }

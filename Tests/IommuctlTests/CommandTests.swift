@@ -196,6 +196,9 @@ struct CommandTests {
                                         "devices": ["sim0"], "viommus": [], "tracking": false, "pasid": true,
                                         "pasids": [["pasid": 100, "device": "sim0"]]]]],
                     params: [:], expect: ["pasid,pasid-100-of-sim0"]),
+        CommandCase(args: ["owner", "release", "vm1"], method: "owner.release",
+                    answer: ["name": "vm1", "released": true, "destroyed": ["pasid_attachment": 2, "hwpt": 1], "refunded_bytes": 0, "failures": []],
+                    params: ["name": "vm1"], expect: ["owner vm1 released: destroyed 2 PASID attachments, 1 HWPT"]),
         CommandCase(args: ["metrics"], method: "daemon.metrics", answer: ["text": "# TYPE iommufdd_owners gauge\niommufdd_owners 1\n"], params: nil,
                     expect: ["# TYPE iommufdd_owners gauge", "iommufdd_owners 1"]),
     ]
