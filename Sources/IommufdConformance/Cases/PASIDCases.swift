@@ -245,6 +245,39 @@ enum PASIDCases {
             }
         },
 
+        // iommufd_test_trigger_iopf with a pasid → iommu_report_device_fault finds the PASID's
+        // attach handle (selftest: test_cmd_trigger_iopf_pasid on pasid 2048).
+        ConformanceCase(
+            "pasid.iopf-goes-to-the-fault-queue-of-the-pasid-hwpt",
+            "A page request with a PASID reaches the fault queue of the HWPT that PASID is attached to, flagged PASID_VALID with that PASID; one for a PASID not attached reaches no queue.",
+            requires: [.pasidDevice]
+        ) { ctx in
+            let s = try setUp(ctx)
+            let hooks = try QueueCases.hooks(ctx)
+            let fault = try ctx.backend.allocFaultQueue()
+            let hwpt = try ctx.expectSuccess("IOMMU_HWPT_ALLOC with IOMMU_HWPT_ALLOC_PASID and fault queue \(fault.id)") {
+                try ctx.backend.allocHWPT(deviceID: s.device, ptID: s.ioas, flags: .pasid, faultQueue: fault.id)
+            }
+            try withCleanup(s, [2048]) {
+                try ctx.expectSuccess("attaching PASID 2048 to fault HWPT \(hwpt)") { try s.b.attachPASID(deviceID: s.device, pasid: 2048, to: hwpt) }
+                try QueueCases.hook("IOMMU_TEST_OP_TRIGGER_IOPF") {
+                    try hooks.triggerIOPF(deviceID: s.device, pasid: 7, groupID: 1, perm: 1, address: 0x1000)
+                }
+                try ctx.expectEqual(try QueueCases.read(ctx, fault.id, 40), [], "read after a fault on unattached PASID 7")
+                try QueueCases.hook("IOMMU_TEST_OP_TRIGGER_IOPF") {
+                    try hooks.triggerIOPF(deviceID: s.device, pasid: 2048, groupID: 3, perm: 1, address: 0xbeef_0000)
+                }
+                try ctx.expect(QueueCases.waitReadable(fault.fd), "the fault queue's fd did not poll readable after the PASID page request")
+                let faults = PageFault.parse(try QueueCases.read(ctx, fault.id, 80))
+                try ctx.expectEqual(faults.count, 1, "faults read")
+                try ctx.expectEqual(faults[0].pasid, 2048, "fault pasid")
+                try ctx.expectEqual(faults[0].deviceID, s.device, "fault dev_id")
+                try ctx.expectEqual(faults[0].address, 0xbeef_0000, "fault addr")
+                try ctx.expect(faults[0].flags & PageFault.pasidValid != 0, "fault flags 0x\(String(faults[0].flags, radix: 16)) lack PASID_VALID")
+                try ctx.expect(faults[0].flags & PageFault.lastPage != 0, "fault flags 0x\(String(faults[0].flags, radix: 16)) lack LAST_PAGE")
+            }
+        },
+
         // Nested HWPTs allocated with IOMMU_HWPT_ALLOC_PASID take PASIDs too (selftest:
         // nested_hwpt_id[0] on pasid 100).
         ConformanceCase(
