@@ -35,7 +35,8 @@ extension Broker {
             owner: visible ? dev.owner : nil,
             deviceID: visible ? dev.bound?.id : nil,
             ioas: visible ? dev.ioas : nil, pt: visible ? dev.pt : nil,
-            capabilities: dev.hwInfo.map(DeviceCapabilities.init))
+            capabilities: dev.hwInfo.map(DeviceCapabilities.init),
+            pasids: visible && !dev.pasids.isEmpty ? dev.pasids.sorted { $0.key < $1.key }.map { PASIDAttachmentInfo(pasid: $0.key, hwpt: $0.value) } : nil)
     }
 
     // MARK: Leases
@@ -78,6 +79,9 @@ extension Broker {
 
     /// Unbinds a detached device and ends its lease.
     func releaseDevice(_ dev: DeviceRecord, owner: OwnerRecord) throws {
+        guard dev.pasids.isEmpty else {  // pasid
+            throw BrokerError(.busy, "device '\(dev.name)' still has PASIDs \(dev.pasids.keys.sorted()) attached; detach them first (device.detach_pasid)")
+        }
         guard dev.pt == nil else {
             throw BrokerError(.busy, "device '\(dev.name)' is still attached to \(dev.pt ?? 0); detach it first")
         }
@@ -126,6 +130,7 @@ extension Broker {
                 throw BrokerError(.conflict, "device '\(dev.name)' is not attached; use device.attach")
             }
             let target = try attachTarget(caller, owner: owner, ioas: params.ioas, hwpt: params.hwpt)
+            try refuseRIDMoveOffPASIDHWPT(dev, target)  // pasid
             return try connect(dev, owner: owner, target: target, policy: params.dirty ?? owner.policy.dirty, replacing: true)
         }
     }
@@ -138,6 +143,7 @@ extension Broker {
             guard let pt = dev.pt else {
                 throw BrokerError(.conflict, "device '\(dev.name)' is not attached")
             }
+            try refuseRIDDetachWithPASIDs(dev)  // pasid
             let destroyed = try detachDevice(dev, cleanup: true)
             return DeviceDetachResult(device: dev.name, previousPT: pt, destroyedHWPTs: destroyed)
         }
@@ -150,6 +156,7 @@ extension Broker {
             guard dev.vdevices.isEmpty else {
                 throw BrokerError(.busy, "device '\(dev.name)' still has vDevices \(dev.vdevices.sorted()); destroy them first")
             }
+            try detachPASIDs(dev)  // pasid: before the RID, as VFIO's unbind does
             if dev.pt != nil { _ = try detachDevice(dev, cleanup: true) }
             try releaseDevice(dev, owner: owner)
             return DeviceReleaseResult(device: dev.name, owner: owner.name)

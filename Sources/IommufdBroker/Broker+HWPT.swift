@@ -8,7 +8,9 @@ extension Broker {
             nestParent: h.flags.contains(.nestParent), auto: h.auto, iommuInstance: h.iommuInstance,
             devices: h.devices.sorted(), viommus: h.viommus.sorted(), tracking: h.tracking,
             nested: h.nested.map { NestedHWPTInfo(parent: $0.parent, viommu: $0.viommu, dataType: HWPTDataType.name($0.data.type)) },
-            faultQueue: h.faultQueue)
+            faultQueue: h.faultQueue,
+            pasid: h.flags.contains(.pasid) ? true : nil,
+            pasids: h.pasids.isEmpty ? nil : h.pasids.sorted().map { PASIDAttachmentInfo(pasid: $0.pasid, device: $0.device) })
     }
 
     /// `hwpt.list`: the HWPTs the caller may see, optionally of one owner or IOAS.
@@ -49,6 +51,7 @@ extension Broker {
                 flags.insert(.dirtyTracking)
             }
             if params.nestParent == true { flags.insert(.nestParent) }
+            if params.pasid == true { flags.insert(try pasidAllocFlag()) }  // pasid
             // queues: an HWPT whose I/O page faults go to a fault queue of the owner.
             var faultQueue: ObjectID?
             if let id = params.faultQueue {
@@ -98,6 +101,9 @@ extension Broker {
         try serialized({ try ownerRecord(try hwpt(caller, params.hwpt, write: "hwpt.destroy").owner) }) { _ in try locked {
             let hwpt = try hwpt(caller, params.hwpt, write: "hwpt.destroy")
             guard hwpt.isUnused else {
+                if !hwpt.pasids.isEmpty {  // pasid
+                    throw BrokerError(.busy, "HWPT \(hwpt.id) has device PASIDs attached (\(hwpt.pasids.sorted().map { "'\($0.device)' PASID \($0.pasid)" }.joined(separator: ", "))), and the kernel refuses to destroy it (EBUSY) while they are; detach them (device.detach_pasid) or move them (device.replace_pasid) first\(hwpt.devices.isEmpty && hwpt.viommus.isEmpty && hwpt.nestedChildren.isEmpty ? "" : ", and detach or replace its devices \(hwpt.devices.sorted()), destroy its nested HWPTs \(hwpt.nestedChildren.sorted()) and vIOMMUs \(hwpt.viommus.sorted())")")
+                }
                 throw BrokerError(.busy, "HWPT \(hwpt.id) is in use by devices \(hwpt.devices.sorted()), vIOMMUs \(hwpt.viommus.sorted()) and nested HWPTs \(hwpt.nestedChildren.sorted()); detach or replace the devices and destroy the nested HWPTs and vIOMMUs first")
             }
             try destroyHWPT(hwpt)

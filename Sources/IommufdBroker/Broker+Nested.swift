@@ -64,15 +64,16 @@ extension Broker {
                 throw BrokerError.invalid("hwpt.alloc: nest parent \(parent.id) belongs to an IOMMU of another driver (hw_info type \(parentDriver)) than device '\(dev.name)' (type \(driver))")
             }
             let b = try nestedBackend
+            let nestedFlags: HWPTAllocFlags = params.pasid == true ? [try pasidAllocFlag()] : []  // pasid
             let parentID = viommu?.id ?? parent.id
             // nestedgaps: a nested HWPT whose I/O page faults go to a fault queue of its owner.
             let faultQueue = try params.faultQueue.map { try nestedFaultQueue(caller, $0, owner: owner) }
             let id: ObjectID
             do {
                 if let faultQueue {
-                    id = try nestedFaultBackend.allocNestedHWPT(deviceID: bound.id, parentID: parentID, flags: [], data: data.userData, faultQueue: faultQueue)
+                    id = try nestedFaultBackend.allocNestedHWPT(deviceID: bound.id, parentID: parentID, flags: nestedFlags, data: data.userData, faultQueue: faultQueue)
                 } else {
-                    id = try b.allocNestedHWPT(deviceID: bound.id, parentID: parentID, flags: [], data: data.userData)
+                    id = try b.allocNestedHWPT(deviceID: bound.id, parentID: parentID, flags: nestedFlags, data: data.userData)
                 }
             } catch let error as IommuError where error.errno == .EOPNOTSUPP && backend.kind == .sim && data.dataType != HWPTDataType.selftest {
                 throw BrokerError(
@@ -82,7 +83,7 @@ extension Broker {
             } catch let error as IommuError {
                 throw BrokerError.kernel(error, "allocating a nested HWPT (\(HWPTDataType.name(data.dataType))) for device '\(dev.name)' on \(viommu.map { "vIOMMU \($0.id)" } ?? "nest parent \(parent.id)")")
             }
-            let record = HWPTRecord(id: id, owner: owner.name, ioas: parent.ioas, flags: [], auto: false, iommuInstance: dev.descriptor.iommuInstance)
+            let record = HWPTRecord(id: id, owner: owner.name, ioas: parent.ioas, flags: nestedFlags, auto: false, iommuInstance: dev.descriptor.iommuInstance)
             record.hwInfoType = dev.hwInfo?.type
             record.nested = NestedRecord(parent: parent.id, viommu: viommu?.id, data: data.userData)
             record.faultQueue = faultQueue

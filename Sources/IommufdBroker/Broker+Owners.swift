@@ -80,6 +80,8 @@ extension Broker {
                     emit(.dirtyTrackingStopped(owner: owner.name, ioas: id))
                 }
             }
+            // 1a. PASID attachments (before the HWPTs, nested or paging, they hold; Broker+PASID.swift).
+            releasePASIDs(owner, destroyed: &destroyed, failures: &failures)
             // 1b. vEVENTQs (before the vIOMMUs they hold; Broker+Queues.swift).
             releaseVEventQueues(of: owner.name, destroyed: &destroyed, failures: &failures)
             // 1c. Nested HWPTs (their devices move onto the nest parent first).

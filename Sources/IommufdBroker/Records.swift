@@ -117,6 +117,9 @@ final class HWPTRecord {
     var nestedChildren = Set<ObjectID>()
     /// The fault queue its I/O page faults go to (`hwpt.alloc fault_queue`).
     var faultQueue: ObjectID?
+    // MARK: pasid
+    /// Device PASIDs attached to it (each holds it in the kernel).
+    var pasids = Set<PASIDKey>()
 
     init(id: ObjectID, owner: String, ioas: ObjectID, flags: HWPTAllocFlags, auto: Bool, iommuInstance: String?) {
         self.id = id
@@ -127,7 +130,7 @@ final class HWPTRecord {
         self.iommuInstance = iommuInstance
     }
 
-    var isUnused: Bool { devices.isEmpty && viommus.isEmpty && nestedChildren.isEmpty }
+    var isUnused: Bool { devices.isEmpty && viommus.isEmpty && nestedChildren.isEmpty && pasids.isEmpty }
 }
 
 final class DeviceRecord {
@@ -140,6 +143,9 @@ final class DeviceRecord {
     /// The attached page table: an HWPT, or the IOAS for mdevs.
     var pt: ObjectID?
     var vdevices = Set<ObjectID>()
+    // MARK: pasid
+    /// Attached PASIDs → their HWPT.
+    var pasids: [UInt32: ObjectID] = [:]
 
     init(descriptor: DeviceDescriptor) { self.descriptor = descriptor }
 
@@ -188,4 +194,13 @@ struct NestedRecord: Equatable {
     var parent: ObjectID
     var viommu: ObjectID?
     var data: HWPTUserData
+}
+
+// MARK: pasid
+
+/// One PASID of one device, as an HWPT's record lists what is attached to it.
+struct PASIDKey: Hashable, Comparable {
+    var device: String
+    var pasid: UInt32
+    static func < (a: PASIDKey, b: PASIDKey) -> Bool { (a.device, a.pasid) < (b.device, b.pasid) }
 }

@@ -25,6 +25,11 @@ public enum ConformanceRequirement: String, Hashable, Sendable, CaseIterable, Cu
     case nonNestingDevice
     /// `IOMMU_IOAS_MAP_FILE`.
     case mapFile
+    // MARK: pasid
+    /// A PASID-capable device (`out_max_pasid_log2` > 0) behind the primary's IOMMU (role
+    /// `.pasid`) and one without PASID behind it too (role `.noPASID`), like the selftest's
+    /// `MOCK_FLAGS_DEVICE_PASID` device beside a plain mock device.
+    case pasidDevice
 
     public var description: String {
         switch self {
@@ -37,6 +42,7 @@ public enum ConformanceRequirement: String, Hashable, Sendable, CaseIterable, Cu
         case .nesting: "an IOMMU that supports nest-parent HWPTs and vIOMMUs"
         case .nonNestingDevice: "a device behind an IOMMU without nesting support"
         case .mapFile: "IOMMU_IOAS_MAP_FILE"
+        case .pasidDevice: "a PASID-capable device and a device without PASID behind one IOMMU"
         }
     }
 }

@@ -17,6 +17,11 @@ public enum DeviceRole: String, Hashable, Sendable, CaseIterable {
     case mdev
     /// A device behind an IOMMU without nesting support.
     case nonNesting
+    // MARK: pasid
+    /// A PASID-capable device behind the primary's IOMMU.
+    case pasid
+    /// A device without PASID behind the PASID-capable device's IOMMU.
+    case noPASID
 }
 
 /// What a case body works with: a fresh backend, its devices by role, memory to map, and

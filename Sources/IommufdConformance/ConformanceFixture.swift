@@ -60,11 +60,13 @@ public struct ConformanceFixture: Sendable {
 
     private static let deviceRequirements: Set<ConformanceRequirement> = [
         .device, .dirtyDevice, .peerDevice, .noDirtyDevice, .otherIOMMUDevice, .nesting, .nonNestingDevice,
+        .pasidDevice,
     ]
 
     private struct Candidate {
         var device: BoundDevice
         var dirty: Bool
+        var pasid = false
         var instance: String? { device.descriptor.iommuInstance }
         func sameIOMMU(as other: Candidate) -> Bool {
             device.id != other.device.id && instance != nil && instance == other.instance
@@ -84,7 +86,7 @@ public struct ConformanceFixture: Sendable {
             for descriptor in descriptors where !descriptor.isMdev {
                 let bound = try backend.bind(descriptor)
                 let info = try backend.hwInfo(deviceID: bound.id)
-                candidates.append(Candidate(device: bound, dirty: info.capabilities.contains(.dirtyTracking)))
+                candidates.append(Candidate(device: bound, dirty: info.capabilities.contains(.dirtyTracking), pasid: info.maxPasidLog2 > 0))
             }
             // Dirty-capable devices first: the primary should be able to do everything.
             candidates.sort { $0.dirty && !$1.dirty }
@@ -107,6 +109,15 @@ public struct ConformanceFixture: Sendable {
             roles[.noDirty] = candidates.first { !$0.dirty && $0.sameIOMMU(as: primary) }?.device
             roles[.otherIOMMU] = candidates.first { $0.otherIOMMU(than: primary) }?.device
 
+            if requirements.contains(.pasidDevice) {  // pasid
+                let pasid = candidates.first { $0.pasid && ($0.device.id == primary.device.id || $0.sameIOMMU(as: primary)) }
+                let plain = pasid.flatMap { p in candidates.first { !$0.pasid && $0.sameIOMMU(as: p) } }
+                guard let pasid, let plain else {
+                    throw ConformanceSkip("needs \(ConformanceRequirement.pasidDevice); the backend's devices do not provide it")
+                }
+                roles[.pasid] = pasid.device
+                roles[.noPASID] = plain.device
+            }
             if requirements.contains(.nesting), try !canNest(backend, primary.device) {
                 throw ConformanceSkip("needs \(ConformanceRequirement.nesting); device \(primary.device.descriptor.name) cannot allocate a nest-parent HWPT")
             }

@@ -9,6 +9,7 @@ public enum ConformanceSuite {
         // MARK: nestedgaps
         + NestedGapCases.all
         + DmabufCases.all  // MARK: p2p
+        + PASIDCases.all  // pasid
 
     /// The cases whose ID contains `substring` (all when it is nil or empty).
     public static func cases(matching substring: String?) -> [ConformanceCase] {

@@ -216,6 +216,9 @@ public struct DeviceInfo: Codable, Hashable, Sendable {
     public var ioas: ObjectID?
     public var pt: ObjectID?
     public var capabilities: DeviceCapabilities?
+    // MARK: pasid
+    /// Its attached PASIDs and their HWPTs, lowest first (absent when none, or not visible).
+    public var pasids: [PASIDAttachmentInfo]? = nil
     public init(
         name: String,
         kind: DeviceKind,
@@ -230,7 +233,8 @@ public struct DeviceInfo: Codable, Hashable, Sendable {
         deviceID: ObjectID? = nil,
         ioas: ObjectID? = nil,
         pt: ObjectID? = nil,
-        capabilities: DeviceCapabilities? = nil
+        capabilities: DeviceCapabilities? = nil,
+        pasids: [PASIDAttachmentInfo]? = nil
     ) {
         self.name = name
         self.kind = kind
@@ -246,8 +250,10 @@ public struct DeviceInfo: Codable, Hashable, Sendable {
         self.ioas = ioas
         self.pt = pt
         self.capabilities = capabilities
+        self.pasids = pasids
     }
     enum CodingKeys: String, CodingKey {
+        case pasids
         case name, kind, driver, allowed, leased, owner, ioas, pt, capabilities
         case pciAddress = "pci_address"
         case iommuGroup = "iommu_group"

@@ -28,6 +28,10 @@ public struct HWPTAllocParams: Codable, Hashable, Sendable {
     /// A fault queue of the owner (`fault.create`): the HWPT's I/O page faults go to it
     /// (`IOMMU_HWPT_FAULT_ID_VALID`). Not with `nest_parent`.
     public var faultQueue: ObjectID?
+    // MARK: pasid
+    /// `IOMMU_HWPT_ALLOC_PASID`: device PASIDs may attach to it (`device.attach_pasid`), and a
+    /// device whose PASIDs are attached needs its RID on such an HWPT.
+    public var pasid: Bool?
     public init(ioas: ObjectID, device: String, dirtyTracking: Bool? = nil, nestParent: Bool? = nil, faultQueue: ObjectID? = nil) {
         self.ioas = ioas
         self.device = device
@@ -48,6 +52,7 @@ public struct HWPTAllocParams: Codable, Hashable, Sendable {
         case dirtyTracking = "dirty_tracking"
         case nestParent = "nest_parent"
         case faultQueue = "fault_queue"
+        case pasid
     }
 }
 
@@ -74,6 +79,11 @@ public struct HWPTInfo: Codable, Hashable, Sendable {
     public var nested: NestedHWPTInfo? = nil
     /// The fault queue its I/O page faults go to.
     public var faultQueue: ObjectID? = nil
+    // MARK: pasid
+    /// Allocated with `IOMMU_HWPT_ALLOC_PASID` (absent when not).
+    public var pasid: Bool? = nil
+    /// The device PASIDs attached to it (absent when none).
+    public var pasids: [PASIDAttachmentInfo]? = nil
     public init(
         hwpt: ObjectID,
         owner: String,
@@ -86,7 +96,9 @@ public struct HWPTInfo: Codable, Hashable, Sendable {
         viommus: [ObjectID],
         tracking: Bool,
         nested: NestedHWPTInfo? = nil,
-        faultQueue: ObjectID? = nil
+        faultQueue: ObjectID? = nil,
+        pasid: Bool? = nil,
+        pasids: [PASIDAttachmentInfo]? = nil
     ) {
         self.hwpt = hwpt
         self.owner = owner
@@ -100,8 +112,11 @@ public struct HWPTInfo: Codable, Hashable, Sendable {
         self.tracking = tracking
         self.nested = nested
         self.faultQueue = faultQueue
+        self.pasid = pasid
+        self.pasids = pasids
     }
     enum CodingKeys: String, CodingKey {
+        case pasid, pasids
         case hwpt, owner, ioas, auto, devices, viommus, tracking, nested
         case faultQueue = "fault_queue"
         case dirtyTracking = "dirty_tracking"

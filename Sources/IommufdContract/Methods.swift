@@ -48,6 +48,10 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     // MARK: nested
     case hwptInvalidate = "hwpt.invalidate"
     case viommuInvalidate = "viommu.invalidate"
+    // MARK: pasid
+    case deviceAttachPASID = "device.attach_pasid"
+    case deviceReplacePASID = "device.replace_pasid"
+    case deviceDetachPASID = "device.detach_pasid"
 
     /// False for methods a reader may call (`dirty.read` changes state unless `clear` is false).
     public var changesState: Bool {
@@ -115,6 +119,9 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .eventsUnsubscribe: "Stop a subscription"
         case .hwptInvalidate: "Invalidate a nested HWPT's caches: an array of driver entries in one IOMMU_HWPT_INVALIDATE"
         case .viommuInvalidate: "Invalidate a vIOMMU's caches: an array of driver entries in one IOMMU_HWPT_INVALIDATE"
+        case .deviceAttachPASID: "Attach a PASID of a leased device to a PASID-capable HWPT (hwpt.alloc pasid) of its owner"
+        case .deviceReplacePASID: "Move an attached PASID to another PASID-capable HWPT without a DMA gap"
+        case .deviceDetachPASID: "Detach a PASID of a device"
         }
     }
 }

@@ -18,6 +18,8 @@ public enum Feature: String, CaseIterable, Hashable, Sendable, Codable {
     case hwQueue            // IOMMU_HW_QUEUE_ALLOC                          6.17
     case dmabufMap          // IOMMU_IOAS_MAP_FILE of a dma-buf (P2P)         6.19
     case selftest           // IOMMU_TEST_CMD (CONFIG_IOMMUFD_TEST kernels only)
+    // MARK: pasid
+    case pasid              // VFIO_DEVICE_ATTACH_PASID, IOMMU_HWPT_ALLOC_PASID  6.15
 
     /// The first mainline Linux release with this feature.
     public var sinceKernel: String {
@@ -32,6 +34,7 @@ public enum Feature: String, CaseIterable, Hashable, Sendable, Codable {
         case .hwQueue: "6.17"
         case .dmabufMap: "6.19"
         case .selftest: "CONFIG_IOMMUFD_TEST"
+        case .pasid: "6.15"
         }
     }
 }

@@ -197,3 +197,42 @@ public protocol NestedFaultIommuBackend: NestedIommuBackend {
     /// refusal of a nested alloc comes first.
     func allocNestedHWPT(deviceID: ObjectID, parentID: ObjectID, flags: HWPTAllocFlags, data: HWPTUserData, faultQueue: ObjectID) throws -> ObjectID
 }
+
+// MARK: pasid
+
+extension IommuBackend {
+    /// Whether this backend implements PASID attachments (the requirements of
+    /// `PASIDIommuBackend`).
+    public var pasid: (any PASIDIommuBackend)? { self as? any PASIDIommuBackend }
+}
+
+/// PASID attachments (branch `pasid`): a device's PASID other than `IOMMU_NO_PASID` (0) attached
+/// to an HWPT allocated with `IOMMU_HWPT_ALLOC_PASID`, with the iommufd core's rules
+/// (drivers/iommu/iommufd/device.c, `iommufd_device_attach/replace/detach` with a pasid). Every
+/// backend conforms (KernelBackend, SimBackend, PersistentSimBackend, FeatureRecordingBackend,
+/// FaultInjectingBackend).
+///
+/// The semantics are the iommufd core's, which the kernel's selftest ops reach directly: an
+/// attach of an attached PASID is EBUSY, a replace of an unattached one EINVAL, a detach of an
+/// unattached one does nothing. On a VFIO cdev (`VFIO_DEVICE_ATTACH_IOMMUFD_PT` with
+/// `VFIO_DEVICE_ATTACH_PASID`) the VFIO glue turns an attach of an attached PASID into a replace
+/// and a replace of an unattached one into an attach; callers that need the core's answer (the
+/// broker) check their own records first.
+public protocol PASIDIommuBackend: IommuBackend {
+    /// Attaches `pasid` of `deviceID` to the HWPT `ptID` (`VFIO_DEVICE_ATTACH_PASID`).
+    func attachPASID(deviceID: ObjectID, pasid: UInt32, to ptID: ObjectID) throws
+
+    /// Replaces the HWPT of the attached `pasid` of `deviceID` with `ptID`.
+    func replacePASID(deviceID: ObjectID, pasid: UInt32, with ptID: ObjectID) throws
+
+    /// Detaches `pasid` of `deviceID` (`VFIO_DEVICE_DETACH_PASID`); nothing for an unattached one.
+    func detachPASID(deviceID: ObjectID, pasid: UInt32) throws
+}
+
+/// The selftest check of a PASID attachment (CONFIG_IOMMUFD_TEST kernels; always on the
+/// simulator).
+public protocol PASIDTestHooks: IommuTestHooks {
+    /// `IOMMU_TEST_OP_PASID_CHECK_HWPT`: succeeds when `pasid` of the mock device `deviceID` is
+    /// attached to `hwpt` (or, with `hwpt` nil, to nothing), else EINVAL.
+    func checkPASID(deviceID: ObjectID, pasid: UInt32, hwpt: ObjectID?) throws
+}

@@ -38,6 +38,10 @@ public struct FeatureProbe: Sendable {
         case .hwQueue: [("IOMMU_HW_QUEUE_ALLOC", IFD_IOMMU_HW_QUEUE_ALLOC)]
         case .dmabufMap: []
         case .selftest: [("IOMMU_TEST_CMD", IFD_IOMMU_TEST_CMD)]
+        // PASID attach is a flag of VFIO_DEVICE_ATTACH_IOMMUFD_PT and IOMMU_HWPT_ALLOC, which
+        // no size-0 probe can see without a device: it is marked by IOMMU_VEVENTQ_ALLOC, new
+        // in the same release (6.15) as VFIO_DEVICE_ATTACH_PASID and IOMMU_HWPT_ALLOC_PASID.
+        case .pasid: [("IOMMU_VEVENTQ_ALLOC", IFD_IOMMU_VEVENTQ_ALLOC)]
         }
     }
 

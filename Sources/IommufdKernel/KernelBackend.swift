@@ -7,10 +7,19 @@ public struct MockDeviceSpec: Hashable, Sendable, Codable {
     public var name: String
     /// Create it with MOCK_FLAGS_DEVICE_NO_DIRTY: its IOMMU cannot track dirty pages.
     public var noDirty: Bool
+    // MARK: pasid
+    /// Create it with MOCK_FLAGS_DEVICE_PASID: PASID-capable, `MOCK_PASID_WIDTH` (20) bits.
+    public var pasid: Bool = false
 
     public init(name: String, noDirty: Bool = false) {
         self.name = name
         self.noDirty = noDirty
+    }
+
+    public init(name: String, noDirty: Bool = false, pasid: Bool) {
+        self.name = name
+        self.noDirty = noDirty
+        self.pasid = pasid
     }
 }
 
@@ -70,6 +79,9 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
     // MARK: queues
     /// The fds of the event and fault queues allocated here (Iommufd+Queues.swift).
     let queueFDs = KernelQueueFDs()
+    // MARK: pasid
+    /// The PASIDs attached on each mock device (Iommufd+PASID.swift).
+    let mockPASIDs = KernelPASIDTable()
 
     /// Opens the iommufd and probes it. Fails if it cannot be opened, or if mock devices are
     /// requested on a kernel without CONFIG_IOMMUFD_TEST.
@@ -140,7 +152,7 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
                 throw IommuError(.EBUSY, operation, detail: "mock device \(spec.name) is already bound")
             }
             let parking = try parkingIOASLocked()
-            let mock = try iommufd.testMockDomain(ptID: parking, noDirty: spec.noDirty)
+            let mock = try iommufd.testMockDomain(ptID: parking, noDirty: spec.noDirty, pasid: spec.pasid)
             let descriptor = Self.mockDescriptor(spec)
             mockDevices[mock.deviceID] = MockBinding(descriptor: descriptor, stdevID: mock.stdevID)
             return BoundDevice(descriptor: descriptor, id: mock.deviceID, fd: nil)
@@ -165,6 +177,7 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
             return
         }
         if let mock {
+            detachMockPASIDs(deviceID, stdevID: mock.stdevID)  // pasid
             try iommufd.destroy(mock.stdevID)
             locked { _ = mockDevices.removeValue(forKey: deviceID) }
             return
@@ -207,12 +220,12 @@ public final class KernelBackend: IommuBackend, IommuTestHooks, @unchecked Senda
         try iommufd.hwInfo(deviceID: deviceID, request: request)
     }
 
-    private enum Binding {
+    enum Binding {
         case vfio(VFIODevice)
         case mock(stdevID: ObjectID)
     }
 
-    private func lookup(_ deviceID: ObjectID, _ operation: String) throws -> Binding {
+    func lookup(_ deviceID: ObjectID, _ operation: String) throws -> Binding {
         try locked {
             if let entry = vfioDevices[deviceID] { return .vfio(entry.device) }
             if let mock = mockDevices[deviceID] { return .mock(stdevID: mock.stdevID) }

@@ -139,6 +139,7 @@ extension SimBackend {
     /// a dirty-tracking domain on a device that cannot track, is refused with EINVAL (selftest
     /// `mock_domain_nop_attach`, intel `paging_domain_compatible_second_stage`).
     private func checkCompatible(_ device: SimDevice, _ hwpt: SimHWPT) throws {
+        try checkRIDPASIDCompat(device, hwpt)  // pasid: iommufd_hwpt_pasid_compat
         guard let iommu = device.iommu else { throw Errno.EINVAL }
         // nestedgaps: a shared nest parent of another instance of the same driver.
         if iommu.name != hwpt.iommu.name && !(hwpt.isNestParent && hwpt.nested == nil && iommu.nesting && iommu.acceptsNestParent(of: hwpt.iommu)) {

@@ -235,12 +235,15 @@ extension SimBackend: IommuQueueTestHooks {
     public func triggerIOPF(deviceID: ObjectID, pasid: UInt32, groupID: UInt32, perm: UInt32, address: UInt64) throws {
         try locked("IOMMU_TEST_OP_TRIGGER_IOPF") {
             let device = try physicalDevice(deviceID)
-            // PASID attachments are not modelled: a PASID-valid fault finds no handler.
-            guard pasid == 0, let hwptID = device.attached, case .hwpt(let hwpt) = objects[hwptID],
+            // The attach handle of the RID, or of the PASID named (SimBackend+PASID.swift); a
+            // PASID fault is flagged PASID_VALID.
+            let pageTable = pasid == SimBackend.noPASID ? device.attached : device.pasids[pasid]
+            guard let hwptID = pageTable, case .hwpt(let hwpt) = objects[hwptID],
                 let faultID = hwpt.faultQueue, case .eventQueue(let queue) = objects[faultID]
             else { return }
+            let flags = PageFault.lastPage | (pasid == SimBackend.noPASID ? 0 : PageFault.pasidValid)
             let fault = PageFault(
-                flags: PageFault.lastPage, deviceID: deviceID, pasid: pasid, groupID: groupID, perm: perm,
+                flags: flags, deviceID: deviceID, pasid: pasid, groupID: groupID, perm: perm,
                 address: address, cookie: 0)
             queue.deliver.append(.fault(.init(fault: fault, hwpt: hwptID)))
             queue.syncReadiness()

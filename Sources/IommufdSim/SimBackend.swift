@@ -24,6 +24,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
         .iommufd, .vfioDeviceCdev, .hwptAlloc, .hwInfo, .dirtyTracking, .ioasMapFile, .viommu, .vdevice, .selftest,
         .hwptInvalidate,
         .dmabufMap,
+        .pasid,  // SimBackend+PASID.swift
     ]
     public let topology: SimTopology
     /// The simulated CPU page size (`PAGE_SIZE`).
@@ -186,7 +187,9 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             let dirty = iommu.map { $0.dirtyTracking && (config.dirtyTracking ?? true) } ?? false
             let id = try allocateID()
             let desc = self.descriptor(for: config, group: index)
-            objects[id] = .device(SimDevice(descriptor: desc, iommu: iommu, dirtyCapable: dirty))
+            let device = SimDevice(descriptor: desc, iommu: iommu, dirtyCapable: dirty)
+            device.pasidWidth = iommu == nil ? 0 : config.pasidWidth ?? 0  // pasid
+            objects[id] = .device(device)
             boundByName[descriptor.name] = id
             return BoundDevice(descriptor: desc, id: id, fd: nil)
         }
@@ -203,6 +206,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 objects[vdevID] = .tombstone
                 device.vdevice = nil
             }
+            detachPASIDsLocked(device)  // pasid: vfio_iommufd_physical_unbind detaches them first
             detachLocked(deviceID, device)
             removeObject(deviceID)
             boundByName[device.descriptor.name] = nil
@@ -231,8 +235,9 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     /// driver's `hw_info` refuses an input type other than DEFAULT or its own with EOPNOTSUPP; a
     /// driver without one answers type NONE and no data whatever was asked. The data is copied
     /// up to the buffer offered, `dataLength` is the driver's. No simulated device has ATS or
-    /// PASID enabled: `IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED`, `out_max_pasid_log2` 0, as for the
-    /// selftest's mock devices and QEMU's emulated PCI devices.
+    /// PASID enabled unless its topology gives it a `pasid_width`: `IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED`,
+    /// `out_max_pasid_log2` 0 (or the width), as for the selftest's mock devices (20 with
+    /// MOCK_FLAGS_DEVICE_PASID) and QEMU's emulated PCI devices.
     public func hwInfo(deviceID: ObjectID, request: HWInfoRequest) throws -> HWInfo {
         try locked("IOMMU_GET_HW_INFO") {
             guard request.dataLength <= HWInfoRequest.maxDataLength else { throw Errno.EINVAL }
@@ -246,7 +251,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
             var capabilities: HWCapabilities = .pciATSNotSupported
             if device.dirtyCapable { capabilities.insert(.dirtyTracking) }
             return HWInfo(
-                type: type, capabilities: capabilities, maxPasidLog2: 0,
+                type: type, capabilities: capabilities, maxPasidLog2: device.pasidWidth,
                 data: Array(data.prefix(Int(request.dataLength))), dataLength: UInt32(data.count))
         }
     }
@@ -269,7 +274,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 if !ioas.hwpts.isEmpty || !ioas.accessDevices.isEmpty { throw Errno.EBUSY }
                 removeObject(id)
             case .hwpt(let hwpt):
-                if !hwpt.devices.isEmpty || hwpt.viommuUsers > 0 || hwpt.nestedUsers > 0 { throw Errno.EBUSY }
+                if !hwpt.devices.isEmpty || hwpt.viommuUsers > 0 || hwpt.nestedUsers > 0 || hwpt.pasidUsers > 0 { throw Errno.EBUSY }
                 if hwpt.nested != nil {
                     removeNestedHWPT(id, hwpt)
                 } else {

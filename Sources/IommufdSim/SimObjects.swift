@@ -32,6 +32,9 @@ final class SimHWPT {
     // MARK: queues
     /// `hwpt->fault`: the fault queue its I/O page faults go to (it holds a users reference).
     var faultQueue: ObjectID?
+    // MARK: pasid
+    /// PASID attachments of devices to it (each holds a users reference: EBUSY to destroy).
+    var pasidUsers = 0
 
     init(ioas: ObjectID, iommu: SimTopology.IOMMU, flags: HWPTAllocFlags, autoDomain: Bool) {
         self.ioas = ioas
@@ -58,6 +61,13 @@ final class SimDevice {
     var vdevice: ObjectID?
     /// `mock_dev->cache`: what the selftest vIOMMU's invalidation clears.
     var cache = [UInt32](repeating: SimNested.deviceCacheDefault, count: 4)
+    // MARK: pasid
+    /// `out_max_pasid_log2`: the PASID width (0: no PASID; `dev->iommu->max_pasids` is 1 << it).
+    var pasidWidth: UInt8 = 0
+    /// `igroup->pasid_attach` of the device's PASIDs (not `IOMMU_NO_PASID`): PASID → HWPT.
+    var pasids: [UInt32: ObjectID] = [:]
+    /// `mock_dev->pasid_1024_fake_error` (selftest mock IOMMU only).
+    var pasid1024FakeError = false
 
     init(descriptor: DeviceDescriptor, iommu: SimTopology.IOMMU?, dirtyCapable: Bool) {
         self.descriptor = descriptor

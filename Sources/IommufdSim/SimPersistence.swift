@@ -115,6 +115,8 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         case allocFaultQueue = 100, allocVEventQueue, allocFaultHWPT
         // MARK: nestedgaps
         case allocNestedFaultHWPT = 110
+        // MARK: pasid
+        case attachPASID = 120, replacePASID, detachPASID
     }
 
     /// Runs `body` and logs `op` with the fields `encode` writes when it succeeds, in one
@@ -222,6 +224,7 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         case .allocNestedHWPT, .invalidate: try replayNested(op, &r)
         // MARK: nestedgaps
         case .allocNestedFaultHWPT: try replayNestedFault(&r, expect)
+        case .attachPASID, .replacePASID, .detachPASID: try replayPASID(op, &r)  // pasid
         }
     }
 

@@ -160,18 +160,24 @@ public struct SimTopology: Codable, Sendable, Hashable {
         /// `MOCK_FLAGS_DEVICE_NO_DIRTY`). `true` or nil: the IOMMU's capability, which a device
         /// cannot add to.
         public var dirtyTracking: Bool?
+        // MARK: pasid
+        /// The device's PASID width in bits (`out_max_pasid_log2`, 1...20), like
+        /// `MOCK_FLAGS_DEVICE_PASID` (20); nil or 0: no PASID.
+        public var pasidWidth: UInt8?
 
-        public init(name: String, iommu: String?, pciAddress: String? = nil, dirtyTracking: Bool? = nil) {
+        public init(name: String, iommu: String?, pciAddress: String? = nil, dirtyTracking: Bool? = nil, pasidWidth: UInt8? = nil) {
             self.name = name
             self.iommu = iommu
             self.pciAddress = pciAddress
             self.dirtyTracking = dirtyTracking
+            self.pasidWidth = pasidWidth
         }
 
         enum CodingKeys: String, CodingKey {
             case name, iommu
             case pciAddress = "pci_address"
             case dirtyTracking = "dirty_tracking"
+            case pasidWidth = "pasid_width"
         }
     }
 
@@ -192,8 +198,9 @@ public struct SimTopology: Codable, Sendable, Hashable {
 
     /// What the conformance suite runs on in the test VM, in miniature: a selftest mock IOMMU
     /// (dirty tracking, nesting, the selftest vIOMMU type) with two devices, the second unable
-    /// to track dirty pages (`MOCK_FLAGS_DEVICE_NO_DIRTY`); an Intel VT-d unit without dirty
-    /// tracking or nesting (QEMU's) with one device; and one mdev-like device.
+    /// to track dirty pages (`MOCK_FLAGS_DEVICE_NO_DIRTY`), and a third with 20-bit PASIDs
+    /// (`MOCK_FLAGS_DEVICE_PASID`); an Intel VT-d unit without dirty tracking or nesting (QEMU's)
+    /// with one device; and one mdev-like device.
     public static let `default` = SimTopology(
         iommus: [
             // With the x86 MSI window, so the reserved-range cases meet one on the primary device.
@@ -207,6 +214,8 @@ public struct SimTopology: Codable, Sendable, Hashable {
             Device(name: "sim1", iommu: "mock0", pciAddress: "0000:00:03.0", dirtyTracking: false),
             Device(name: "sim2", iommu: "dmar1", pciAddress: "0000:00:04.0"),
             Device(name: "mdev0", iommu: nil),
+            // pasid: PASID-capable like MOCK_FLAGS_DEVICE_PASID (20 bits).
+            Device(name: "sim-pasid0", iommu: "mock0", pciAddress: "0000:00:05.0", pasidWidth: 20),
         ])
 
     /// Checks names, references and sizes; throws the first problem found.
@@ -234,6 +243,10 @@ public struct SimTopology: Codable, Sendable, Hashable {
             if device.iommu == nil, device.dirtyTracking == true {
                 throw .mdevCannotTrackDirty(device: device.name)
             }
+            if let width = device.pasidWidth, width > 0 {
+                if device.iommu == nil { throw .mdevCannotHavePASID(device: device.name) }
+                if width > 20 { throw .invalidPASIDWidth(device: device.name, width: width) }
+            }
         }
     }
 
@@ -250,6 +263,9 @@ public enum SimTopologyError: Error, Hashable, Sendable, CustomStringConvertible
     case invalidPageSize(iommu: String, size: UInt64)
     case invalidRange(iommu: String, IOVARange)
     case mdevCannotTrackDirty(device: String)
+    // MARK: pasid
+    case mdevCannotHavePASID(device: String)
+    case invalidPASIDWidth(device: String, width: UInt8)
 
     public var description: String {
         switch self {
@@ -269,6 +285,10 @@ public enum SimTopologyError: Error, Hashable, Sendable, CustomStringConvertible
             "simulated topology: IOMMU \"\(iommu)\" range \(range) has start > last"
         case .mdevCannotTrackDirty(let device):
             "simulated topology: device \"\(device)\" has no IOMMU (mdev-like) and cannot track dirty pages; drop dirty_tracking or give it an IOMMU"
+        case .mdevCannotHavePASID(let device):
+            "simulated topology: device \"\(device)\" has no IOMMU (mdev-like) and cannot have PASIDs; drop pasid_width or give it an IOMMU"
+        case .invalidPASIDWidth(let device, let width):
+            "simulated topology: device \"\(device)\" has pasid_width \(width); a PCI PASID is at most 20 bits wide (1...20, or 0 for none)"
         }
     }
 }

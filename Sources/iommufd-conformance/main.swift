@@ -93,10 +93,14 @@ func makeFixture(_ backend: IommufdConformanceCommand.Backend, mockDevices: Bool
 
 /// The kernel backend on /dev/iommu with every VFIO cdev of the machine and, when asked, the
 /// selftest mock devices: two that track dirty pages and one that cannot (the roles the suite's
-/// dirty-tracking cases need), all behind the one mock IOMMU.
+/// dirty-tracking cases need), and one with PASIDs (MOCK_FLAGS_DEVICE_PASID) for the PASID
+/// cases, all behind the one mock IOMMU.
 func makeKernelFixture(mockDevices: Bool) -> ConformanceFixture {
     let mocks = mockDevices
-        ? [MockDeviceSpec(name: "mock0"), MockDeviceSpec(name: "mock1"), MockDeviceSpec(name: "mock-nodirty", noDirty: true)]
+        ? [
+            MockDeviceSpec(name: "mock0"), MockDeviceSpec(name: "mock1"), MockDeviceSpec(name: "mock-nodirty", noDirty: true),
+            MockDeviceSpec(name: "mock-pasid", pasid: true),
+        ]
         : []
     return ConformanceFixture(backendName: "kernel") {
         try KernelBackend(options: KernelBackendOptions(mockDevices: mocks))

@@ -81,8 +81,8 @@ struct DaemonChecks {
         let known = Set(Feature.allCases.map(\.rawValue))
         try expect(seen == known, "daemon.info features \(seen.sorted()) are not every known feature \(known.sorted())")
         let counts = info["counts"]
-        try expect(counts?["devices_known"]?.int64Value == 6, "devices_known \(counts?["devices_known"] ?? nil), expected 2 edu + 4 mock")
-        try expect(counts?["devices_allowed"]?.int64Value == 5, "devices_allowed \(counts?["devices_allowed"] ?? nil), expected 5")
+        try expect(counts?["devices_known"]?.int64Value == 7, "devices_known \(counts?["devices_known"] ?? nil), expected 2 edu + 5 mock")
+        try expect(counts?["devices_allowed"]?.int64Value == 6, "devices_allowed \(counts?["devices_allowed"] ?? nil), expected 6")
         let warnings = info["warnings"]?.arrayValue?.compactMap(\.stringValue) ?? []
         try expect(warnings.contains { $0.contains("[kernel] test_hooks") }, "daemon.info does not warn that test hooks are on: \(warnings)")
     }
@@ -126,7 +126,7 @@ struct DaemonChecks {
         }
         try expect(list.devices.first { $0.name == "vfio0" }?.pciAddress == "0000:00:02.0", "vfio0 is not QEMU's first slot 0000:00:02.0")
         let mocks = list.devices.filter { $0.kind == .mock }
-        try expect(Set(mocks.map(\.name)) == ["mock0", "mock1", "mock-nodirty", "mock-unlisted"], "mock devices \(mocks.map(\.name))")
+        try expect(Set(mocks.map(\.name)) == ["mock0", "mock1", "mock-nodirty", "mock-unlisted", "mock-pasid"], "mock devices \(mocks.map(\.name))")
         try expect(mocks.allSatisfy { $0.allowed == ($0.name != "mock-unlisted") }, "mock allow-list state \(mocks.map { "\($0.name)=\($0.allowed)" })")
         // By PCI address too.
         let byAddress: DeviceInfo = try client.call("device.info", DeviceInfoParams(device: "0000:00:02.0"))

@@ -36,11 +36,11 @@ final class DaemonProcess {
         role = "manager"
 
         [devices]
-        allow = ["0000:00:02.0", "vfio1", "mock0", "mock1", "mock-nodirty"]
+        allow = ["0000:00:02.0", "vfio1", "mock0", "mock1", "mock-nodirty", "mock-pasid"]
 
         [kernel]
         allow_mock_devices = true
-        mock_devices = [{ name = "mock0" }, { name = "mock1" }, { name = "mock-nodirty", no_dirty = true }, { name = "mock-unlisted" }]
+        mock_devices = [{ name = "mock0" }, { name = "mock1" }, { name = "mock-nodirty", no_dirty = true }, { name = "mock-unlisted" }, { name = "mock-pasid", pasid = true }]
         test_hooks = true
 
         """

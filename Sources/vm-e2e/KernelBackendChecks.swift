@@ -35,6 +35,7 @@ struct KernelBackendChecks {
         run.check("msi-window-reserved") { try msiWindowReserved() }
         run.check("huge-pages-option") { try hugePagesOption() }
         run.check("unbind-then-rebind") { try unbindThenRebind() }
+        run.check("vfio-pasid-on-a-device-without-pasid") { try vfioPASIDOnADeviceWithoutPASID() }  // pasid
     }
 
     // MARK: What the kernel reports

@@ -65,6 +65,7 @@ final class RestartChecks {
         run.check("dmabuf-mapping-before-kill") { try dmabufBeforeKill() }  // p2p
         run.check("build-state") { try buildState() }
         run.check("fault-queue-before-kill") { try queueBeforeKill() }  // queues
+        run.check("pasid-before-kill") { try pasidBeforeKill() }  // pasid
         run.check("sigkill-fds-stay-in-store") { try killAndInspectStore() }
         run.check("dma-while-daemon-dead") { try dmaWhileDead() }
         run.check("restart-ready") { try restart() }
@@ -72,6 +73,7 @@ final class RestartChecks {
         run.check("dirty-bitmap-survives") { try state.expectDirtyBitmapSame(try connected()) }
         run.check("recovery-clean") { try recoveryClean() }
         run.check("fault-queue-after-restart") { try queueAfterRestart() }  // queues
+        run.check("pasid-after-restart") { try pasidAfterRestart() }  // pasid
         run.check("dma-after-restart") { try dmaAfterRestart() }
         run.check("dmabuf-mapping-after-restart") { try dmabufAfterRestart() }  // p2p
         run.check("owner-release") { try ownerRelease() }

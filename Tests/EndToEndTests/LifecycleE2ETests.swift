@@ -143,7 +143,7 @@ struct LifecycleE2ETests {
         for name in ["ioasChangeProcess", "hwQueue"] {
             #expect(supported[name] == false, "the simulator has no \(name), yet daemon.info says \(supported[name].map { "\($0)" } ?? "nothing")")
         }
-        for name in ["iommufd", "vfioDeviceCdev", "hwptAlloc", "hwInfo", "dirtyTracking", "ioasMapFile", "viommu", "vdevice", "selftest", "hwptInvalidate", "faultQueue", "veventq"] {
+        for name in ["iommufd", "vfioDeviceCdev", "hwptAlloc", "hwInfo", "dirtyTracking", "ioasMapFile", "viommu", "vdevice", "selftest", "hwptInvalidate", "faultQueue", "veventq", "pasid"] {
             #expect(supported[name] == true, "the simulator implements \(name), yet daemon.info says \(supported[name].map { "\($0)" } ?? "nothing")")
         }
         #expect(daemon.stop() == 0, "\(daemon.log)")

@@ -43,6 +43,7 @@ struct ParamsSchemaTests {
             p.parent = 2
             p.viommu = 3
             p.data = NestedDataParams(type: "selftest", iotlb: 1, flags: 0, pgtblAddr: 0x1000, addrWidth: 48, ste: [1, 2], dte: [1, 2, 3, 4])
+            p.pasid = true
             return p
         }(),
         "hwpt.destroy": HWPTDestroyParams(hwpt: 2),
@@ -63,6 +64,10 @@ struct ParamsSchemaTests {
         "vdevice.create": VDeviceCreateParams(viommu: 3, device: "sim-pci0", virtualID: 7),
         "vdevice.destroy": VDeviceDestroyParams(vdevice: 4),
         "hwpt.invalidate": HWPTInvalidateParams(hwpt: 5, entries: [InvalidationEntryParams(iotlbID: 1, all: false, vdevID: 7, cacheID: 0, addr: 0, npages: 1, leaf: true, cmd: [1, 2])]),
+        // pasid
+        "device.attach_pasid": DevicePASIDParams(device: "sim-pci0", pasid: 100, hwpt: 2),
+        "device.replace_pasid": DevicePASIDParams(device: "sim-pci0", pasid: 100, hwpt: 3),
+        "device.detach_pasid": DevicePASIDDetachParams(device: "sim-pci0", pasid: 100),
         "viommu.invalidate": VIOMMUInvalidateParams(viommu: 3, entries: [InvalidationEntryParams(iotlbID: 1, all: true, vdevID: 7, cacheID: 0, addr: 0, npages: 1, leaf: false, cmd: [1, 2])]),
         "daemon.ping": NoParams(),
         "daemon.info": NoParams(),

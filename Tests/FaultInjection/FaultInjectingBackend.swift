@@ -20,6 +20,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
         case allocNestedHWPT, invalidate
         // MARK: queues
         case allocFaultQueue, allocVEventQueue, readEventQueue, respondToFaults
+        // MARK: pasid
+        case attachPASID, replacePASID, detachPASID
 
         /// The ioctl (or syscall) name the backend's `IommuError` carries.
         public var operation: String {
@@ -48,6 +50,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             case .allocFaultQueue: "IOMMU_FAULT_QUEUE_ALLOC"
             case .allocVEventQueue: "IOMMU_VEVENTQ_ALLOC"
             case .readEventQueue: "read"
+            case .attachPASID, .replacePASID: "VFIO_DEVICE_ATTACH_IOMMUFD_PT"
+            case .detachPASID: "VFIO_DEVICE_DETACH_IOMMUFD_PT"
             case .respondToFaults: "write"
             }
         }
@@ -97,6 +101,10 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             case .invalidate: [.ENOMEM, .EFAULT]
             case .allocFaultQueue, .allocVEventQueue: [.ENOMEM]
             case .readEventQueue, .respondToFaults: [.EFAULT]
+            // iommufd_hw_pagetable_attach / iommufd_hwpt_replace_device: the attach's and the
+            // handle's allocations; vfio_df_ioctl_detach_pt: copy_from_user of its argument.
+            case .attachPASID, .replacePASID: [.ENOMEM]
+            case .detachPASID: [.EFAULT]
             }
         }
     }

@@ -13,9 +13,34 @@ struct SimTopologyTests {
         #expect(topology.iommus.filter { $0.dirtyTracking && $0.nesting }.count == 1)
         #expect(topology.iommus.filter { !$0.dirtyTracking && !$0.nesting }.count == 1)
         let first = try #require(topology.iommus.first { $0.nesting })
-        #expect(topology.devices.filter { $0.iommu == first.name }.count == 2)
+        #expect(topology.devices.filter { $0.iommu == first.name }.count == 3)
+        // One PASID-capable device, 20 bits like MOCK_FLAGS_DEVICE_PASID, behind the mock IOMMU.
+        #expect(topology.devices.filter { ($0.pasidWidth ?? 0) > 0 }.map(\.name) == ["sim-pasid0"])
+        #expect(topology.devices.first { $0.name == "sim-pasid0" }?.pasidWidth == 20)
         #expect(topology.devices.filter { $0.iommu == nil }.count == 1)
         #expect(first.reservedRanges.contains(IOVARange(start: 0xfee0_0000, last: 0xfeef_ffff)))
+    }
+
+    // MARK: pasid
+
+    @Test func pasidWidthIsValidatedAndReported() throws {
+        let mdev = SimTopology(iommus: [], devices: [.init(name: "m", iommu: nil, pasidWidth: 8)])
+        #expect(throws: SimTopologyError.mdevCannotHavePASID(device: "m")) { try mdev.validate() }
+        let wide = SimTopology(
+            iommus: [.init(name: "dmar0", dirtyTracking: false, nesting: false)],
+            devices: [.init(name: "nic", iommu: "dmar0", pasidWidth: 21)])
+        #expect(throws: SimTopologyError.invalidPASIDWidth(device: "nic", width: 21)) { try wide.validate() }
+        #expect(SimTopologyError.invalidPASIDWidth(device: "nic", width: 21).description.contains("at most 20 bits"))
+        let ok = SimTopology(
+            iommus: [.init(name: "dmar0", dirtyTracking: false, nesting: false)],
+            devices: [.init(name: "nic", iommu: "dmar0", pasidWidth: 8), .init(name: "gpu", iommu: "dmar0")])
+        let backend = try SimBackend(topology: ok)
+        let devices = try backend.discoverDevices()
+        let nic = try backend.bind(devices[0]), gpu = try backend.bind(devices[1])
+        #expect(try backend.hwInfo(deviceID: nic.id).maxPasidLog2 == 8)
+        #expect(try backend.hwInfo(deviceID: gpu.id).maxPasidLog2 == 0)
+        let roundTrip = try JSONDecoder().decode(SimTopology.self, from: JSONEncoder().encode(ok))
+        #expect(roundTrip == ok)
     }
 
     @Test func unknownIOMMUIsRejected() {
@@ -75,7 +100,7 @@ struct SimTopologyTests {
     @Test func devicesFollowTheTopology() throws {
         let backend = try SimBackend()
         let devices = try backend.discoverDevices()
-        #expect(devices.map(\.name) == ["sim0", "sim1", "sim2", "mdev0"])
+        #expect(devices.map(\.name) == ["sim0", "sim1", "sim2", "mdev0", "sim-pasid0"])
         #expect(devices[3].isMdev && devices[3].iommuInstance == nil)
         let sim0 = try backend.bind(devices[0])
         let sim1 = try backend.bind(devices[1])

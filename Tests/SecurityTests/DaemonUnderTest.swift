@@ -46,7 +46,7 @@ final class DaemonUnderTest {
         dirty_tracking = "off"
 
         [devices]
-        allow = ["a0", "a1", "a2", "b0", "b1", "c0", "v0", "n0"]
+        allow = ["a0", "a1", "a2", "b0", "b1", "c0", "v0", "n0", "p0"]
 
         [[access]]
         user = 0
@@ -95,6 +95,12 @@ final class DaemonUnderTest {
         [[sim.device]]
         name = "n0"
         iommu = "mock0"
+
+        # PASID attachments: 20-bit PASIDs, like MOCK_FLAGS_DEVICE_PASID.
+        [[sim.device]]
+        name = "p0"
+        iommu = "mock0"
+        pasid_width = 20
 
         [[sim.device]]
         name = "a0"

@@ -366,6 +366,25 @@ let isolationMatrix: [MatrixRow] = {
             let vdev = try c.a.value("vdevice.create", ["viommu": .id(v), "device": "v0", "virtual_id": 7]).id("vdevice")
             return p(["vdevice": .id(vdev)])
         },
+        // pasid
+        R.row("device.attach_pasid", "", "✓✓∅✗") { f, c in
+            p(["device": "p0", "pasid": 5, "hwpt": .id(try c.pasidSetUp(f))])
+        },
+        R.row("device.replace_pasid", "", "✓✓∅✗") { f, c in
+            _ = try c.pasidSetUp(f, attach: 5)
+            return p(["device": "p0", "pasid": 5, "hwpt": .id(try c.newPASIDHWPT(f))])
+        },
+        R.row("device.detach_pasid", "", "✓✓∅✗") { f, c in
+            _ = try c.pasidSetUp(f, attach: 5)
+            return p(["device": "p0", "pasid": 5])
+        },
+        R.cell("device.attach_pasid", "B's device onto A's HWPT", .other, "∅") { f, c in
+            p(["device": "b0", "pasid": 5, "hwpt": .id(try c.pasidSetUp(f))])
+        },
+        R.row("hwpt.alloc", "with pasid", "✓✓∅✗") { f, c in
+            _ = try c.pasidSetUp(f)
+            return p(["ioas": .id(f.ioas), "device": "p0", "pasid": true])
+        },
         // queues
         R.row("fault.create", "", "✓✓∅✗") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("fault.destroy", "", "✓✓∅✗") { f, c in p(["queue": .id(try c.newFaultQueue(f))]) },

@@ -248,13 +248,13 @@ _iommuctl_device() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    info|attach|detach|replace|release)
+    info|attach|detach|replace|release|attach-pasid|replace-pasid|detach-pasid)
         # Offer subcommand argument completions
         "_iommuctl_device_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'info attach detach replace release' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'info attach detach replace release attach-pasid replace-pasid detach-pasid' -- "${cur}"))
         ;;
     esac
 }
@@ -364,6 +364,69 @@ _iommuctl_device_release() {
     repeating_options=()
     non_repeating_options=(--socket --timeout)
     __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_device_attach-pasid() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--hwpt --socket --timeout)
+    __iommuctl_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '--hwpt')
+        return
+        ;;
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_device_replace-pasid() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--hwpt --socket --timeout)
+    __iommuctl_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '--hwpt')
+        return
+        ;;
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_device_detach-pasid() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--socket --timeout)
+    __iommuctl_offer_flags_options 2
 
     # Offer option value completions
     case "${prev}" in
@@ -789,7 +852,7 @@ _iommuctl_hwpt_list() {
 
 _iommuctl_hwpt_alloc() {
     repeating_flags=()
-    non_repeating_flags=(--dirty-tracking --nest-parent --json --compact --version -h --help)
+    non_repeating_flags=(--dirty-tracking --nest-parent --pasid --json --compact --version -h --help)
     repeating_options=()
     non_repeating_options=(--ioas --device --parent --viommu --data-type --iotlb --vtd-flags --pgtbl-addr --addr-width --ste --dte --fault-queue --socket --timeout)
     __iommuctl_offer_flags_options 0

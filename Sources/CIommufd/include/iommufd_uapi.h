@@ -115,6 +115,9 @@ enum {
     IFD_TEST_OP_DIRTY = 13,
     IFD_TEST_OP_TRIGGER_IOPF = 15,
     IFD_TEST_OP_TRIGGER_VEVENT = 17,
+    IFD_TEST_OP_PASID_ATTACH = 18,
+    IFD_TEST_OP_PASID_REPLACE = 19,
+    IFD_TEST_OP_PASID_DETACH = 20,
     IFD_TEST_OP_PASID_CHECK_HWPT = 21,
     IFD_TEST_OP_DMABUF_GET = 22,
     IFD_TEST_OP_DMABUF_REVOKE = 23,
@@ -340,6 +343,13 @@ struct ifd_test_cmd {
             uint32_t hwpt_id; /* 0: checks that nothing is attached at `pasid` */
         } pasid_check; /* `id` is the selftest object */
         struct {
+            uint32_t pasid;
+            uint32_t pt_id;
+        } pasid_attach; /* also pasid_replace; `id` is the selftest object */
+        struct {
+            uint32_t pasid;
+        } pasid_detach; /* `id` is the selftest object */
+        struct {
             uint32_t dev_id;
             uint32_t pasid;
             uint32_t grpid;
@@ -366,6 +376,8 @@ _Static_assert(offsetof(struct ifd_test_cmd, dirty.iova) == 24, "iommu_test_cmd.
 _Static_assert(offsetof(struct ifd_test_cmd, dirty.out_nr_dirty) == 56, "iommu_test_cmd.dirty.out_nr_dirty");
 _Static_assert(offsetof(struct ifd_test_cmd, last) == 64, "iommu_test_cmd.last");
 _Static_assert(offsetof(struct ifd_test_cmd, pasid_check.hwpt_id) == 20, "iommu_test_cmd.pasid_check.hwpt_id");
+_Static_assert(offsetof(struct ifd_test_cmd, pasid_attach.pt_id) == 20, "iommu_test_cmd.pasid_attach.pt_id");
+_Static_assert(offsetof(struct ifd_test_cmd, pasid_detach.pasid) == 16, "iommu_test_cmd.pasid_detach.pasid");
 _Static_assert(offsetof(struct ifd_test_cmd, trigger_iopf.addr) == 32, "iommu_test_cmd.trigger_iopf.addr");
 _Static_assert(offsetof(struct ifd_test_cmd, trigger_vevent.dev_id) == 16, "iommu_test_cmd.trigger_vevent.dev_id");
 _Static_assert(offsetof(struct ifd_test_cmd, dmabuf_get.open_flags) == 20, "iommu_test_cmd.dmabuf_get.open_flags");
@@ -396,6 +408,8 @@ struct ifd_vfio_device_detach_iommufd_pt {
     uint32_t pasid;
 };
 _Static_assert(sizeof(struct ifd_vfio_device_detach_iommufd_pt) == 12, "vfio_device_detach_iommufd_pt");
+/* VFIO_DEVICE_ATTACH_PASID / VFIO_DEVICE_DETACH_PASID: `flags` of the two structs above. */
+enum { IFD_VFIO_DEVICE_ATTACH_PASID = 1 << 0, IFD_VFIO_DEVICE_DETACH_PASID = 1 << 0 };
 
 /* VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: a 12-byte header, then `count` of these. */
 struct ifd_vfio_pci_dependent_device {

@@ -71,7 +71,11 @@ struct DeviceCommand: ParsableCommand {
             device.fd (handing the bound device fd to a trusted VMM) has no command: the fd is \
             only useful to the process that receives it, which is a VMM, not a shell.
             """,
-        subcommands: [DeviceInfoCommand.self, DeviceAttach.self, DeviceDetach.self, DeviceReplace.self, DeviceRelease.self])
+        subcommands: [
+            DeviceInfoCommand.self, DeviceAttach.self, DeviceDetach.self, DeviceReplace.self, DeviceRelease.self,
+            // MARK: pasid
+            DeviceAttachPASID.self, DeviceReplacePASID.self, DeviceDetachPASID.self,
+        ])
 }
 
 struct DeviceInfoCommand: DaemonCommand {
@@ -121,6 +125,9 @@ struct DeviceInfoCommand: DaemonCommand {
         f.addIfPresent("capabilities", d.capabilities.map(Words.capabilities))
         if let c = d.capabilities {
             f.add("pasid", Words.pasid(c))
+            if let pasids = d.pasids, !pasids.isEmpty {  // pasid
+                f.add("pasids", pasids.map { "\($0.pasid) on HWPT \($0.hwpt.map(String.init) ?? "?")" }.joined(separator: ", "))
+            }
             if let ats = c.ats { f.add("ats", ats ? "may be used" : "not supported (IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED)") }
             for (key, value) in Words.vendorData(c.vendor) { f.add(key, value) }
         }

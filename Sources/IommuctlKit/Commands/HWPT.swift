@@ -41,6 +41,8 @@ struct HWPTList: DaemonCommand {
         if h.nestParent { words.append("nest-parent") }
         if let n = h.nested { words.append("nested(\(n.dataType) on \(n.viommu.map { "viommu \($0)" } ?? "hwpt \(n.parent)"))") }
         if let queue = h.faultQueue { words.append("faults-to-queue-\(queue)") }
+        if h.pasid == true { words.append("pasid") }  // pasid
+        for p in h.pasids ?? [] { words.append("pasid-\(p.pasid)-of-\(p.device ?? "?")") }
         return words.joined(separator: ",")
     }
 
@@ -87,6 +89,7 @@ struct HWPTAlloc: DaemonCommand {
 
             Examples:
               iommuctl hwpt alloc --ioas 1 --device vfio3 --dirty-tracking
+              iommuctl hwpt alloc --ioas 1 --device vfio3 --pasid
               iommuctl hwpt alloc --device vfio3 --parent 4 --data-type vtd_s1 --pgtbl-addr 0x1000 --addr-width 48
               iommuctl hwpt alloc --device vfio3 --viommu 9 --data-type selftest --iotlb 0 --fault-queue 11
             """)
@@ -103,6 +106,10 @@ struct HWPTAlloc: DaemonCommand {
     @Flag(help: "IOMMU_HWPT_ALLOC_NEST_PARENT: the HWPT can be the stage-2 parent of a vIOMMU.")
     var nestParent = false
 
+    // MARK: pasid
+    @Flag(help: "IOMMU_HWPT_ALLOC_PASID: device PASIDs may attach to the HWPT (`device attach-pasid`), and a device with PASIDs attached needs its RID on such an HWPT.")
+    var pasid = false
+
     @OptionGroup var nested: NestedDataOptions
 
     @Option(help: ArgumentHelp("IOMMU_HWPT_FAULT_ID_VALID: the HWPT's I/O page faults go to this fault queue of the owner (`fault create`).", valueName: "id"))
@@ -118,6 +125,7 @@ struct HWPTAlloc: DaemonCommand {
             p.ioas = ioas
             p.dirtyTracking = dirtyTracking ? true : nil
             p.nestParent = nestParent ? true : nil
+            p.pasid = pasid ? true : nil
             let result = try context.call("hwpt.alloc", encoding: p)
             try context.emit(result, as: HWPTInfo.self) { h in
                 "nested HWPT \(h.hwpt) allocated on " + (h.nested?.viommu.map { "vIOMMU \($0)" } ?? "nest parent \(h.nested?.parent ?? 0)")
@@ -127,7 +135,9 @@ struct HWPTAlloc: DaemonCommand {
             return
         }
         guard let ioas else { throw ValidationError("name --ioas (a paging HWPT), or --parent/--viommu with --data-type (a nested HWPT)") }
-        params = HWPTAllocParams(ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil, faultQueue: faultQueue)
+        var paging = HWPTAllocParams(ioas: ioas, device: device, dirtyTracking: dirtyTracking ? true : nil, nestParent: nestParent ? true : nil, faultQueue: faultQueue)
+        paging.pasid = pasid ? true : nil
+        params = paging
         let result = try context.call("hwpt.alloc", encoding: params)
         try context.emit(result, as: HWPTInfo.self) { h in
             let flags = HWPTList.flags(h)

@@ -141,7 +141,7 @@ struct OwnerRelease: DaemonCommand {
     }
 
     static func render(_ r: OwnerReleaseResult) -> String {
-        let order = ["vdevice", "viommu", "device", "hwpt", "mapping", "ioas"]
+        let order = ["pasid_attachment", "vdevice", "viommu", "device", "hwpt", "mapping", "ioas"]
         let kinds = r.destroyed.keys.sorted { (order.firstIndex(of: $0) ?? 99, $0) < (order.firstIndex(of: $1) ?? 99, $1) }
         let destroyed = kinds.filter { (r.destroyed[$0] ?? 0) > 0 }.map { kind -> String in
             let n = r.destroyed[kind] ?? 0
@@ -150,6 +150,7 @@ struct OwnerRelease: DaemonCommand {
             case "hwpt": return Words.count(n, "HWPT")
             case "viommu": return Words.count(n, "vIOMMU")
             case "vdevice": return Words.count(n, "vDevice")
+            case "pasid_attachment": return Words.count(n, "PASID attachment")  // pasid
             default: return Words.count(n, kind)
             }
         }

@@ -122,6 +122,7 @@ public enum Words {
             "hwQueue": "HW queue",
             "dmabufMap": "dma-buf map (P2P)",
             "selftest": "selftest mocks",
+            "pasid": "PASID attach",
         ]
         let camel = camelCase(name)
         if let word = known[camel] { return word }

@@ -126,6 +126,7 @@ extension Broker {
                 rebuild(from: contents, memory: &memory, deviceFDs: &deviceFDs, journal: journal, report: &report)
                 adoptChannels(contents.state.channels ?? [], stored: &channelFDs, report: &report)
                 adoptQueues(contents.state.queues ?? [], stored: &queueFDs, problems: &report.problems)
+                adoptPASIDs(contents.state.pasids ?? [], report: &report)  // pasid
                 if reconcileWithBackend(journal: journal, report: &report) || journal.log.hasPending {
                     // The corrected state is journaled before the first request.
                     journal.recordState(journalState())

@@ -92,6 +92,10 @@ struct JournalState: Codable, Equatable {
     // MARK: queues
     /// Fault queues and vEVENTQs (Broker+QueueJournal.swift); nil when there are none.
     var queues: [Queue]?
+    // MARK: pasid
+    /// PASID attachments (Broker+PASIDJournal.swift); nil when there are none, so a journal
+    /// without them reads the same.
+    var pasids: [PASIDAttachment]?
 }
 
 extension Broker {
@@ -122,6 +126,7 @@ extension Broker {
         s.nestParents = nestParents.map { .init(ioas: $0.key.ioas, iommuInstance: $0.key.iommuInstance, hwpt: $0.value) }
             .sorted { ($0.ioas, $0.iommuInstance) < ($1.ioas, $1.iommuInstance) }
         s.queues = journalQueues()  // queues
+        s.pasids = journalPASIDs()  // pasid
         s.channels = channels.isEmpty ? nil : channels.sorted { $0.key < $1.key }.map { .init(id: $0.key, owner: $0.value) }
         return s
     }

@@ -192,13 +192,14 @@ struct ConfigDecoder {
                     continue
                 }
                 let noDirty = m.bool("no_dirty", &self) ?? false
+                let pasid = m.bool("pasid", &self) ?? false  // pasid: MOCK_FLAGS_DEVICE_PASID
                 m.finish(&self)
                 if !isValidName(name) {
                     fail(m.path("name"), "\"\(name)\" is not a valid device name (letters, digits, '-', '_', '.')")
                 } else if !seen.insert(name).inserted {
                     fail(m.path("name"), "mock device \"\(name)\" is defined twice")
                 } else {
-                    k.mockDevices.append(MockDevice(name: name, noDirty: noDirty))
+                    k.mockDevices.append(MockDevice(name: name, noDirty: noDirty, pasid: pasid))
                 }
             }
         }
@@ -257,6 +258,7 @@ struct ConfigDecoder {
             let address = t.string("pci_address", &self)
             let mdev = t.bool("mdev", &self) ?? false
             let dirty = t.bool("dirty_tracking", &self) ?? !mdev
+            let pasidWidth = t.int("pasid_width", min: 0, max: 20, &self)  // pasid
             t.finish(&self)
             guard let name else {
                 if !t.has("name") { fail(t.path(""), "a [[sim.device]] needs a `name`") }
@@ -283,6 +285,10 @@ struct ConfigDecoder {
                     fail(t.path("dirty_tracking"), "an mdev-like device has no HWPT, so no dirty tracking")
                     ok = false
                 }
+                if let w = pasidWidth, w > 0 {
+                    fail(t.path("pasid_width"), "an mdev-like device has no IOMMU, so no PASIDs; remove `pasid_width`")
+                    ok = false
+                }
             } else if let iommu {
                 if !iommuNames.contains(iommu) {
                     fail(t.path("iommu"), "no [[sim.iommu]] is named \"\(iommu)\"")
@@ -307,7 +313,7 @@ struct ConfigDecoder {
             }
             if ok {
                 s.devices.append(
-                    SimDevice(name: name, iommu: mdev ? nil : iommu, pciAddress: canonical, mdev: mdev, dirtyTracking: dirty))
+                    SimDevice(name: name, iommu: mdev ? nil : iommu, pciAddress: canonical, mdev: mdev, dirtyTracking: dirty, pasidWidth: UInt8(pasidWidth ?? 0)))
             }
         }
         return s

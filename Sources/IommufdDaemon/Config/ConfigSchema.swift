@@ -99,6 +99,8 @@ public enum ConfigSchema {
                   "The device's name, as clients and [devices] allow call it."),
         ConfigKey("kernel.mock_devices", "no_dirty", "boolean", nil, "false",
                   "Create it with MOCK_FLAGS_DEVICE_NO_DIRTY: its IOMMU refuses dirty tracking."),
+        ConfigKey("kernel.mock_devices", "pasid", "boolean", nil, "false",
+                  "Create it with MOCK_FLAGS_DEVICE_PASID: 20-bit PASIDs, for device.attach_pasid."),
         ConfigKey("sim", "test_hooks", "boolean", "false", nil,
                   "TEST ONLY: serve sim.dma (a simulated device writes guest memory, so tests see dirty tracking work), test.stall_main_queue (the daemon stops its watchdog pings) and test.sim_inventory (what the simulator holds), and honour IOMMUFDD_TEST_CRASH_POINT=N (the daemon kills itself at its Nth crash point, for the crash-point sweep). Never useful outside a test; no effect on the kernel backend."),
         ConfigKey("sim", "pin_ns_per_page", "integer (0 to 1000000000)", "0", nil,
@@ -119,6 +121,8 @@ public enum ConfigSchema {
         ConfigKey("sim.device", "pci_address", "string (\"dddd:bb:dd.f\")", nil, "unset", "Its PCI address (not for mdev-like devices)."),
         ConfigKey("sim.device", "mdev", "boolean", nil, "false", "mdev-like: no IOMMU of its own, no HWPT; attaches to an IOAS only."),
         ConfigKey("sim.device", "dirty_tracking", "boolean", nil, "true (false for mdev)", "false: the device refuses dirty tracking even behind a dirty-capable IOMMU."),
+        ConfigKey("sim.device", "pasid_width", "integer (0 to 20)", nil, "0",
+                  "The device's PASID width in bits (IOMMU_GET_HW_INFO out_max_pasid_log2), for device.attach_pasid; 0: no PASID. Not for mdev-like devices."),
     ]
 }
 

@@ -293,9 +293,12 @@ public struct MockDevice: Sendable, Equatable {
     public var name: String
     /// Create it with `MOCK_FLAGS_DEVICE_NO_DIRTY`: its IOMMU refuses dirty tracking.
     public var noDirty: Bool
-    public init(name: String, noDirty: Bool = false) {
+    /// `pasid`: create it with `MOCK_FLAGS_DEVICE_PASID` (20-bit PASIDs).
+    public var pasid: Bool
+    public init(name: String, noDirty: Bool = false, pasid: Bool = false) {
         self.name = name
         self.noDirty = noDirty
+        self.pasid = pasid
     }
 }
 
@@ -343,14 +346,17 @@ public struct SimDevice: Sendable, Equatable {
     public var mdev: Bool
     /// false: the device refuses dirty tracking even behind a dirty-capable IOMMU.
     public var dirtyTracking: Bool
+    /// `pasid_width`: the device's PASID width in bits (0: no PASID; at most 20).
+    public var pasidWidth: UInt8
     public init(
-        name: String, iommu: String?, pciAddress: String?, mdev: Bool = false, dirtyTracking: Bool = true
+        name: String, iommu: String?, pciAddress: String?, mdev: Bool = false, dirtyTracking: Bool = true, pasidWidth: UInt8 = 0
     ) {
         self.name = name
         self.iommu = iommu
         self.pciAddress = pciAddress
         self.mdev = mdev
         self.dirtyTracking = dirtyTracking
+        self.pasidWidth = pasidWidth
     }
 }
 

@@ -26,7 +26,7 @@ public enum BackendFactory {
         case .kernel:
             var options = KernelBackendOptions()
             if config.kernel.allowMockDevices {
-                options.mockDevices = config.kernel.mockDevices.map { MockDeviceSpec(name: $0.name, noDirty: $0.noDirty) }
+                options.mockDevices = config.kernel.mockDevices.map { MockDeviceSpec(name: $0.name, noDirty: $0.noDirty, pasid: $0.pasid) }
             }
             do {
                 return try KernelBackend(options: options)
@@ -63,7 +63,7 @@ public enum BackendFactory {
             devices: sim.devices.map {
                 SimTopology.Device(
                     name: $0.name, iommu: $0.mdev ? nil : $0.iommu, pciAddress: $0.pciAddress,
-                    dirtyTracking: $0.mdev ? nil : $0.dirtyTracking)
+                    dirtyTracking: $0.mdev ? nil : $0.dirtyTracking, pasidWidth: $0.pasidWidth == 0 ? nil : $0.pasidWidth)
             })
     }
 }

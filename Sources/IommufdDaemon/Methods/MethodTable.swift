@@ -186,6 +186,10 @@ extension MethodTable {
         // MARK: nested
         add(.hwptInvalidate, HWPTInvalidateParams.self, broker.hwptInvalidate)
         add(.viommuInvalidate, VIOMMUInvalidateParams.self, broker.viommuInvalidate)
+        // MARK: pasid
+        add(.deviceAttachPASID, DevicePASIDParams.self, broker.deviceAttachPASID)
+        add(.deviceReplacePASID, DevicePASIDParams.self, broker.deviceReplacePASID)
+        add(.deviceDetachPASID, DevicePASIDDetachParams.self, broker.deviceDetachPASID)
         // MARK: queues
         t.addWithFDs(BrokerMethod.faultCreate.rawValue, BrokerMethod.faultCreate.summary, access: .write, params: FaultCreateParams.self) { c, p, _ in
             try broker.faultCreate(c, p)

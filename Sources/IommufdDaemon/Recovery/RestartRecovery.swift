@@ -75,7 +75,7 @@ enum RestartRecovery {
             }
             var options = KernelBackendOptions()
             if config.kernel.allowMockDevices {
-                options.mockDevices = config.kernel.mockDevices.map { MockDeviceSpec(name: $0.name, noDirty: $0.noDirty) }
+                options.mockDevices = config.kernel.mockDevices.map { MockDeviceSpec(name: $0.name, noDirty: $0.noDirty, pasid: $0.pasid) }
             }
             do {
                 let backend = try KernelBackend(options: options, adoptingIommufd: first.fd)
