@@ -1,4 +1,5 @@
 import IommufdCore
+import IommufdContract
 
 // MARK: pasid
 

@@ -107,6 +107,10 @@ extension BrokerMethod {
         case .eventsUnsubscribe: MethodSignature(EventsUnsubscribeParams.self, EmptyResult.self)
         case .hwptInvalidate: MethodSignature(HWPTInvalidateParams.self, InvalidateResult.self)
         case .viommuInvalidate: MethodSignature(VIOMMUInvalidateParams.self, InvalidateResult.self)
+        // MARK: pasid
+        case .deviceAttachPASID: MethodSignature(DevicePASIDParams.self, DevicePASIDResult.self)
+        case .deviceReplacePASID: MethodSignature(DevicePASIDParams.self, DevicePASIDResult.self)
+        case .deviceDetachPASID: MethodSignature(DevicePASIDDetachParams.self, DevicePASIDResult.self)
         }
     }
 }

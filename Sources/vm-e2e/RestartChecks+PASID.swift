@@ -2,6 +2,7 @@ import Foundation
 import IommufdBroker
 import IommufdCore
 import IommufdRPC
+import IommufdContract
 
 // PASID attachments across the SIGKILL (branch `pasid`): mock-pasid (MOCK_FLAGS_DEVICE_PASID)
 // with its RID on one PASID-capable HWPT and PASIDs 100 and 200 on two of them. The restarted

@@ -2,6 +2,7 @@ import Foundation
 import IommufdCore
 import IommufdSim
 import Testing
+import IommufdContract
 
 @testable import IommufdBroker
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import IommufdBroker
+import IommufdContract
 
 // MARK: pasid
 
