@@ -194,10 +194,10 @@ extension Broker {
 
     /// Forgets the mappings `entries` of `ioas` (already unmapped in the kernel) and refunds them.
     /// `all` says `entries` is every mapping: the index is then dropped at once, not entry by entry.
-    private func forget(_ entries: [IOVAIndex<MappingRecord>.Entry], of ioas: IOASRecord, all: Bool = false) -> UInt64 {
+    private func forget(_ entries: [MappingIndex.Entry], of ioas: IOASRecord, all: Bool = false) -> UInt64 {
         var bytes: UInt64 = 0
         if all {
-            ioas.mappings = IOVAIndex()
+            ioas.mappings = MappingIndex()
             journal?.cleared(ioas: ioas.id)
         }
         for entry in entries {
@@ -223,7 +223,7 @@ extension Broker {
                 journal?.stateUnchanged = true  // mappings only: the journal records them one by one
                 return try unmapPlan(caller, params, owner)
             }
-            let ioas: IOASRecord, iova: UInt64, length: UInt64, inside: [IOVAIndex<MappingRecord>.Entry], all: Bool
+            let ioas: IOASRecord, iova: UInt64, length: UInt64, inside: [MappingIndex.Entry], all: Bool
             switch plan {
             case .done(let result): return result
             case .unmap(let i, let v, let l, let e, let a): (ioas, iova, length, inside, all) = (i, v, l, e, a)
@@ -246,7 +246,7 @@ extension Broker {
 
     enum UnmapPlan {
         case done(IOASUnmapResult)
-        case unmap(IOASRecord, iova: UInt64, length: UInt64, inside: [IOVAIndex<MappingRecord>.Entry], all: Bool)
+        case unmap(IOASRecord, iova: UInt64, length: UInt64, inside: [MappingIndex.Entry], all: Bool)
     }
 
     /// Phase 1 of `ioas.unmap` (under `lock`): the checks, and the mappings to unmap.
