@@ -104,7 +104,10 @@ extension Broker {
                 journal?.stateUnchanged = true
                 for (plan, result) in zip(plans, unmapped) {
                     switch plan {
-                    case .done(let answer): results.append(answer)
+                    case .done(var answer):
+                        // Planned before the unmaps ahead of it in the group were refunded.
+                        answer.ownerPinnedBytes = owner.pinnedBytes
+                        results.append(answer)
                     case .unmap(let ioas, _, _, let inside, let all): results.append(try finishUnmap(ioas, inside: inside, all: all, result, owner))
                     }
                 }
