@@ -163,12 +163,12 @@ extension Broker {
             let dirtyScratch = owner.dirtyScratch
             // The kernel only sets bits, so reading every tracking HWPT into one zeroed bitmap
             // gives their union without a second buffer.
-            let union = try dirtyScratch.zeroed(words: words)
             var result = DirtyReadResult(
                 ioas: ioas.id, iova: params.iova, length: params.length, pageSize: pageSize, cleared: clear,
                 format: format, dirtyPages: 0)
             switch format {
             case .runs, .packedRuns:
+                let union = try dirtyScratch.zeroed(words: words)
                 let maxRuns = min(params.maxRuns ?? configuredMaxRuns, configuredMaxRuns)
                 // At most one run in two pages: below that, the answer cannot be cut short.
                 let mayTruncate = UInt64(maxRuns) < (bitCount + 1) / 2
@@ -205,10 +205,24 @@ extension Broker {
                 if let bitmapFD {
                     // Checked before the (possibly clearing) read, so a bad file loses no bit.
                     try Self.checkBitmapFile(bitmapFD, bytes: UInt64(words) * 8)
+                    // The client's memfd mapped (kept from its last read): the bits go straight there.
+                    if let target = dirtyScratch.into.words(of: bitmapFD, bytes: words * 8) {
+                        if let start = target.baseAddress { memset(start, 0, words * 8) }
+                        let failures = try readDirty(hwpts, segments, base: params.iova, pageSize: pageSize, clear: clear, into: target)
+                        var bits: UInt64 = 0
+                        for w in target { bits &+= UInt64(w.nonzeroBitCount) }
+                        result.dirtyPages = bits
+                        result.bitmapBytes = words * 8
+                        result.clearFailures = failures.isEmpty ? nil : failures
+                        return WithFDs(result: result, fds: [])
+                    }
                 }
+                let union = try dirtyScratch.zeroed(words: words)
                 let failures = try readDirty(hwpts, segments, base: params.iova, pageSize: pageSize, clear: clear, into: union)
                 if let bitmapFD {
-                    result.dirtyPages = try Self.writeBitmap(UnsafeBufferPointer(union), to: bitmapFD)
+                    result.dirtyPages = try Self.writeBitmap(union, to: bitmapFD)
+                    // `writeBitmap` left the scratch all zero again: the next read skips its clear.
+                    dirtyScratch.markClean()
                     result.bitmapBytes = words * 8
                     result.clearFailures = failures.isEmpty ? nil : failures
                     return WithFDs(result: result, fds: [])
@@ -239,10 +253,10 @@ extension Broker {
         }
     }
 
-    /// Writes `words` at offset 0 of `fd`; returns the bits set.
-    static func writeBitmap(_ words: UnsafeBufferPointer<UInt64>, to fd: Int32) throws -> UInt64 {
-        var bits: UInt64 = 0
-        for w in words { bits &+= UInt64(w.nonzeroBitCount) }
+    /// Writes `words` at offset 0 of `fd`; returns the bits set. On success the words are zero
+    /// again: the pass that counts the bits clears the words that have some (a read of every
+    /// word and a write of few, instead of clearing the whole scratch before the next read).
+    static func writeBitmap(_ words: UnsafeMutableBufferPointer<UInt64>, to fd: Int32) throws -> UInt64 {
         guard let base = words.baseAddress else { return 0 }
         let raw = UnsafeRawPointer(base)
         let total = words.count * 8
@@ -255,6 +269,14 @@ extension Broker {
                 throw BrokerError(.io, "writing the dirty bitmap into the supplied memfd failed with \(err.name) (\(err.message)); the pages read were cleared and are lost unless read with clear off")
             }
             offset += rc
+        }
+        var bits: UInt64 = 0
+        for i in 0..<words.count {
+            let w = base[i]
+            if w != 0 {
+                bits &+= UInt64(w.nonzeroBitCount)
+                base[i] = 0
+            }
         }
         return bits
     }

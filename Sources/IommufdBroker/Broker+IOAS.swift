@@ -205,10 +205,11 @@ extension Broker {
 
     /// Forgets the mappings `entries` of `ioas` (already unmapped in the kernel) and refunds them.
     /// `all` says `entries` is every mapping: the index is then dropped at once, not entry by entry.
-    private func forget(_ entries: [IOVAIndex<MappingRecord>.Entry], of ioas: IOASRecord, all: Bool = false) -> UInt64 {
+    func forget(_ entries: [MappingIndex.Entry], of ioas: IOASRecord, all: Bool = false, owner: OwnerRecord? = nil) -> UInt64 {
+        let owner = owner ?? owners[ioas.owner]
         var bytes: UInt64 = 0
         if all {
-            ioas.mappings = IOVAIndex()
+            ioas.mappings = MappingIndex()
             ioas.revokedMappings = []
             journal?.cleared(ioas: ioas.id)
         }
@@ -220,7 +221,7 @@ extension Broker {
             if case .dmabuf = entry.value.backing { forgetDmabufMapping(entry.key, length: entry.value.length, of: ioas) }
             release(entry.value.backing, length: entry.value.length)
             ioas.pinnedBytes -= entry.value.charged
-            owners[ioas.owner]?.pinnedBytes -= entry.value.charged
+            owner?.pinnedBytes -= entry.value.charged
             bytes += entry.value.length
         }
         return bytes
@@ -236,35 +237,33 @@ extension Broker {
                 journal?.stateUnchanged = true  // mappings only: the journal records them one by one
                 return try unmapPlan(caller, params, owner)
             }
-            let ioas: IOASRecord, iova: UInt64, length: UInt64, inside: [IOVAIndex<MappingRecord>.Entry], all: Bool
+            let ioas: IOASRecord, iova: UInt64, length: UInt64, inside: [MappingIndex.Entry], all: Bool
             switch plan {
             case .done(let result): return result
             case .unmap(let i, let v, let l, let e, let a): (ioas, iova, length, inside, all) = (i, v, l, e, a)
             }
             // 2. Under the owner's gate only: the backend call.
-            let what = all ? "unmapping everything of IOAS \(ioas.id)" : "unmapping [\(Self.hex(iova)), \(Self.hex(iova &+ (length &- 1)))] of IOAS \(ioas.id)"
-            let unmapped = Result { try kcall(what) { try backend.unmap(ioas: ioas.id, iova: iova, length: length) } }
+            let unmapped = backendUnmap(ioas, iova: iova, length: length, all: all)
             // 3. Under `lock`: forget and refund what the kernel unmapped.
             return try locked {
                 journal?.stateUnchanged = true
-                let kernelBytes = try unmapped.get()
-                let bytes = forget(inside, of: ioas, all: all)
-                if kernelBytes != bytes {
-                    logger.warning("kernel and records disagree on unmapped bytes", metadata: ["ioas": "\(ioas.id)", "kernel": "\(kernelBytes)", "records": "\(bytes)"])
-                }
-                return IOASUnmapResult(ioas: ioas.id, unmappedBytes: all ? bytes : kernelBytes, mappings: inside.count, ownerPinnedBytes: owner.pinnedBytes)
+                return try finishUnmap(ioas, inside: inside, all: all, unmapped, owner)
             }
         }
     }
 
     enum UnmapPlan {
         case done(IOASUnmapResult)
-        case unmap(IOASRecord, iova: UInt64, length: UInt64, inside: [IOVAIndex<MappingRecord>.Entry], all: Bool)
+        case unmap(IOASRecord, iova: UInt64, length: UInt64, inside: [MappingIndex.Entry], all: Bool)
     }
 
     /// Phase 1 of `ioas.unmap` (under `lock`): the checks, and the mappings to unmap.
-    private func unmapPlan(_ caller: Caller, _ params: IOASUnmapParams, _ owner: OwnerRecord) throws -> UnmapPlan {
-        let ioas = try ioas(caller, params.ioas, write: "ioas.unmap")
+    func unmapPlan(_ caller: Caller, _ params: IOASUnmapParams, _ owner: OwnerRecord) throws -> UnmapPlan {
+        try unmapPlan(try ioas(caller, params.ioas, write: "ioas.unmap"), params, owner)
+    }
+
+    /// `unmapPlan` for an IOAS of `owner` the caller was found to be allowed to change.
+    func unmapPlan(_ ioas: IOASRecord, _ params: IOASUnmapParams, _ owner: OwnerRecord) throws -> UnmapPlan {
         let tolerate = params.tolerateMissing ?? owner.policy.tolerateMissing
         if params.all == true {
             if ioas.mappings.isEmpty {

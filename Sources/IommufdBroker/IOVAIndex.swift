@@ -55,14 +55,22 @@ struct IOVAIndex<Value> {
         let c = chunkIndex(for: key)
         let i = Self.lowerBound(chunks[c], key)
         if i < chunks[c].count && chunks[c][i].key == key { return false }
+        Self.makeRoom(&chunks[c])
         chunks[c].insert(Entry(key: key, value: value), at: i)
         count += 1
         if chunks[c].count > 2 * Self.maxChunk {
+            // Both halves exactly sized: the lower one would keep the whole chunk's capacity.
             let upper = Array(chunks[c][Self.maxChunk...])
-            chunks[c].removeSubrange(Self.maxChunk...)
+            chunks[c] = Array(chunks[c][..<Self.maxChunk])
             chunks.insert(upper, at: c + 1)
         }
         return true
+    }
+
+    /// Grows a full chunk by an eighth (at least 4 entries) instead of doubling it: with a
+    /// million mappings the doubling's spare half would be a third of the memory they take.
+    private static func makeRoom(_ chunk: inout [Entry]) {
+        if chunk.count == chunk.capacity { chunk.reserveCapacity(chunk.count + max(4, chunk.count / 8)) }
     }
 
     /// Removes and returns the value at `key`.

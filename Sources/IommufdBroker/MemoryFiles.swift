@@ -169,6 +169,8 @@ func makeBitmapMemfd(name: String, words: UnsafeMutableBufferPointer<UInt64>) th
 /// Backed by transparent huge pages where the kernel gives them. A reader that hands it back
 /// with every word it set cleared again (`markClean`) spares the next one the full clear.
 final class DirtyScratch {
+    /// The client's bitmap memfd, mapped (`dirty.read` `into`); released with the scratch.
+    let into = DirtyIntoMapping()
     private var base: UnsafeMutableRawPointer?
     private var capacity = 0
     /// Words at the start that may be non-zero; every word after them is zero.
@@ -177,7 +179,7 @@ final class DirtyScratch {
     /// `count` zeroed words.
     func zeroed(words count: Int) throws -> UnsafeMutableBufferPointer<UInt64> {
         if count > capacity {
-            release()
+            releaseScratch()
             let bytes = (count * 8 + (2 << 20) - 1) & ~((2 << 20) - 1)
             guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
                 let err = Errno.current
@@ -199,6 +201,11 @@ final class DirtyScratch {
 
     /// Gives the memory back (when no IOAS tracks dirty pages any more).
     func release() {
+        into.release()
+        releaseScratch()
+    }
+
+    private func releaseScratch() {
         if let base { munmap(base, capacity * 8) }
         base = nil
         capacity = 0

@@ -40,7 +40,8 @@ final class OwnerRecord {
     }
 }
 
-/// One mapping of an IOAS, keyed by its IOVA in the IOAS's index.
+/// One mapping of an IOAS, keyed by its IOVA in the IOAS's index (`MappingIndex`, which keeps
+/// it packed into 16 bytes and hands it back whole).
 struct MappingRecord {
     enum Backing {
         /// `IOMMU_IOAS_MAP_FILE` from the broker's dup of a memory file.
@@ -53,7 +54,6 @@ struct MappingRecord {
         /// `IOMMU_IOAS_MAP_FILE` of a dma-buf (P2P: the exporter's memory, not pinned, charged 0).
         case dmabuf(MemoryFileTable.Key)
     }
-    // (Field order packs the record into 48 bytes: a million of them are kept.)
     var length: UInt64
     /// Bytes counted against the owner's quota.
     var charged: UInt64
@@ -74,7 +74,7 @@ final class IOASRecord {
     let id: ObjectID
     let owner: String
     var hugePages: Bool
-    var mappings = IOVAIndex<MappingRecord>()
+    var mappings = MappingIndex()
     var pinnedBytes: UInt64 = 0
     var hwpts = IOASHWPTs()
     /// mdev-like devices attached to the IOAS itself.

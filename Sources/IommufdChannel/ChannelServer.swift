@@ -420,24 +420,20 @@ final class Channel: @unchecked Sendable {
             return (w.bytes, -1)
 
         case .unmap(let entries):
-            var bytes: [UInt64] = []
-            var pinned: UInt64 = 0
-            for (i, e) in entries.enumerated() {
-                do {
-                    let all = e.flags & ChannelWire.unmapAll != 0
-                    let tolerate: Bool? = e.flags & ChannelWire.unmapTolerateMissing != 0 ? true : e.flags & ChannelWire.unmapRequirePresent != 0 ? false : nil
-                    let r = try broker.ioasUnmap(caller, IOASUnmapParams(
-                        ioas: e.ioas, iova: all ? nil : e.iova, length: all ? nil : e.length, all: all ? true : nil, tolerateMissing: tolerate))
-                    bytes.append(r.unmappedBytes)
-                    pinned = r.ownerPinnedBytes
-                } catch {
-                    var f = Failure(error, index: UInt32(i), done: UInt32(i))
-                    f.message = "UNMAP entry \(i): \(f.message)" + (i > 0 ? " (entries 0 to \(i - 1) were unmapped)" : "")
-                    throw f
-                }
+            // One broker batch: the owner's gate once, one hold of the broker's lock an entry.
+            let outcome = broker.ioasUnmapBatch(caller, entries.map { e in
+                let all = e.flags & ChannelWire.unmapAll != 0
+                let tolerate: Bool? = e.flags & ChannelWire.unmapTolerateMissing != 0 ? true : e.flags & ChannelWire.unmapRequirePresent != 0 ? false : nil
+                return IOASUnmapParams(ioas: e.ioas, iova: all ? nil : e.iova, length: all ? nil : e.length, all: all ? true : nil, tolerateMissing: tolerate)
+            })
+            if let error = outcome.failure {
+                let i = outcome.results.count
+                var f = Failure(error, index: UInt32(i), done: UInt32(i))
+                f.message = "UNMAP entry \(i): \(f.message)" + (i > 0 ? " (entries 0 to \(i - 1) were unmapped)" : "")
+                throw f
             }
-            w.u32(UInt32(bytes.count)); w.u32(0); w.u64(pinned)
-            for b in bytes { w.u64(b) }
+            w.u32(UInt32(outcome.results.count)); w.u32(0); w.u64(outcome.results.last?.ownerPinnedBytes ?? 0)
+            for r in outcome.results { w.u64(r.unmappedBytes) }
             return (w.bytes, -1)
 
         case .copy(let entries):

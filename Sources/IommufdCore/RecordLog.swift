@@ -233,12 +233,13 @@ public enum Memfd {
         return unsafeBitCast(symbol, to: Create.self)
     }()
 
-    /// A new close-on-exec memfd.
-    public static func create(name: String) throws(IommuError) -> Int32 {
+    /// A new close-on-exec memfd; with `allowSealing`, one that takes seals (`MFD_ALLOW_SEALING`:
+    /// a bitmap memfd the daemon may then keep mapped, see `dirty.read` `into`).
+    public static func create(name: String, allowSealing: Bool = false) throws(IommuError) -> Int32 {
         guard let create = createFunction else {
             throw IommuError(.ENOSYS, "memfd_create", detail: "not available in this C library")
         }
-        let fd = create(name, 1 /* MFD_CLOEXEC */)
+        let fd = create(name, 1 /* MFD_CLOEXEC */ | (allowSealing ? 2 /* MFD_ALLOW_SEALING */ : 0))
         guard fd >= 0 else { throw IommuError(.current, "memfd_create", detail: name) }
         return fd
     }

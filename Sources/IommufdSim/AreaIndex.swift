@@ -7,13 +7,28 @@ import IommufdCore
 /// the same at ten mappings and at a million (one sorted array would move megabytes per insert).
 /// Each chunk remembers the largest hole between its own areas, so the IOVA allocator steps over
 /// full chunks without looking inside them.
+///
+/// Areas are kept packed (`PackedArea`, 32 bytes, no reference): the file behind an area is a
+/// number into this index's own table of files, reference-counted by the areas that use it.
+/// Chunks grow by an eighth, not by doubling. (Issue 16 target 5: a million mappings.)
 struct AreaIndex {
+    /// One area as the index keeps it.
+    struct PackedArea {
+        var iova: UInt64
+        var last: UInt64
+        /// The user address, or the file offset, of the byte at `iova`.
+        var source: UInt64
+        /// Bits 0-27: the file's number in `files` (0: user memory); bit 28: the pages are
+        /// writable (`SimPages.writable`); 29: readable; 30: writeable.
+        var meta: UInt32
+    }
+
     struct Chunk {
-        var areas: [SimArea]
+        var areas: [PackedArea]
         /// The largest number of free bytes between two consecutive areas of this chunk.
         var maxGap: UInt64 = 0
 
-        init(_ areas: [SimArea]) {
+        init(_ areas: [PackedArea]) {
             self.areas = areas
             updateMaxGap()
         }
@@ -26,6 +41,11 @@ struct AreaIndex {
                 index += 1
             }
             maxGap = gap
+        }
+
+        /// Grows a full chunk by an eighth (at least 4 areas) instead of doubling it.
+        mutating func makeRoom() {
+            if areas.count == areas.capacity { areas.reserveCapacity(areas.count + max(4, areas.count / 8)) }
         }
     }
 
@@ -40,13 +60,24 @@ struct AreaIndex {
 
     private(set) var chunks: [Chunk] = []
     private(set) var count = 0
+    /// The files behind areas: `files[n - 1]` is file number n, used by `fileUses[n - 1]` areas.
+    private var files: [SimFile?] = []
+    private var fileUses: [UInt32] = []
+    private var fileNumbers: [ObjectIdentifier: UInt32] = [:]
+    private var freeNumbers: [UInt32] = []
 
     var isEmpty: Bool { count == 0 }
 
-    subscript(position: Position) -> SimArea { chunks[position.chunk].areas[position.index] }
+    subscript(position: Position) -> SimArea { decode(chunks[position.chunk].areas[position.index]) }
 
-    var first: SimArea? { chunks.first?.areas.first }
-    var last: SimArea? { chunks.last?.areas.last }
+    /// The IOVA bounds of the area at `position`, without unpacking it.
+    private func bounds(_ position: Position) -> (iova: UInt64, last: UInt64) {
+        let area = chunks[position.chunk].areas[position.index]
+        return (area.iova, area.last)
+    }
+
+    var first: SimArea? { chunks.first?.areas.first.map(decode) }
+    var last: SimArea? { chunks.last?.areas.last.map(decode) }
 
     // MARK: Lookups
 
@@ -62,7 +93,7 @@ struct AreaIndex {
     }
 
     /// The first index in `areas` whose area starts above `iova`.
-    private static func upperBound(_ areas: [SimArea], _ iova: UInt64) -> Int {
+    private static func upperBound(_ areas: [PackedArea], _ iova: UInt64) -> Int {
         var lo = 0
         var hi = areas.count
         while lo < hi {
@@ -92,19 +123,18 @@ struct AreaIndex {
     /// The first area (in IOVA order) that ends at or above `iova`.
     func firstEnding(atOrAbove iova: UInt64) -> Position? {
         guard let below = floor(iova) else { return firstPosition }
-        return self[below].last >= iova ? below : next(below)
+        return bounds(below).last >= iova ? below : next(below)
     }
 
     /// The first area that intersects `[start, last]`.
     func firstIntersecting(_ start: UInt64, _ last: UInt64) -> Position? {
-        guard let position = firstEnding(atOrAbove: start), self[position].iova <= last else { return nil }
+        guard let position = firstEnding(atOrAbove: start), bounds(position).iova <= last else { return nil }
         return position
     }
 
     func area(containing iova: UInt64) -> SimArea? {
-        guard let position = floor(iova) else { return nil }
-        let area = self[position]
-        return area.last >= iova ? area : nil
+        guard let position = floor(iova), bounds(position).last >= iova else { return nil }
+        return self[position]
     }
 
     func intersects(_ start: UInt64, _ last: UInt64) -> Bool { firstIntersecting(start, last) != nil }
@@ -113,7 +143,7 @@ struct AreaIndex {
     func areas(intersecting start: UInt64, _ last: UInt64) -> [SimArea] {
         var result: [SimArea] = []
         var position = firstIntersecting(start, last)
-        while let p = position, self[p].iova <= last {
+        while let p = position, bounds(p).iova <= last {
             result.append(self[p])
             position = next(p)
         }
@@ -123,7 +153,7 @@ struct AreaIndex {
     /// Every area, in IOVA order, until `body` returns false.
     func forEach(_ body: (SimArea) throws -> Bool) rethrows {
         for chunk in chunks {
-            for area in chunk.areas where try !body(area) { return }
+            for area in chunk.areas where try !body(decode(area)) { return }
         }
     }
 
@@ -136,7 +166,7 @@ struct AreaIndex {
         var cursor = window.start
         var position = firstEnding(atOrAbove: window.start)
         while let p = position {
-            let area = self[p]
+            let area = bounds(p)
             if area.iova > window.last { break }
             if area.iova > cursor, fits(cursor, area.iova - 1), !body(IOVARange(start: cursor, last: area.iova - 1)) { return }
             if area.last >= window.last { return }
@@ -163,8 +193,9 @@ struct AreaIndex {
     // MARK: Changes
 
     /// Inserts `area`, which must not overlap any area already in the index.
-    mutating func insert(_ area: SimArea) {
+    mutating func insert(_ unpacked: SimArea) {
         count += 1
+        let area = encode(unpacked)
         guard !chunks.isEmpty else {
             chunks = [Chunk([area])]
             return
@@ -188,6 +219,7 @@ struct AreaIndex {
                 i -= cut
             }
         }
+        chunks[c].makeRoom()
         chunks[c].areas.insert(area, at: i)
         chunks[c].updateMaxGap()
     }
@@ -197,7 +229,9 @@ struct AreaIndex {
     mutating func remove(at position: Position) -> SimArea {
         count -= 1
         let c = position.chunk
-        let area = chunks[c].areas.remove(at: position.index)
+        let packed = chunks[c].areas.remove(at: position.index)
+        let area = decode(packed)
+        release(packed)
         if chunks[c].areas.isEmpty {
             chunks.remove(at: c)
         } else if chunks[c].areas.count < Self.chunkCapacity / 4, c + 1 < chunks.count,
@@ -216,5 +250,83 @@ struct AreaIndex {
     mutating func removeAll() {
         chunks = []
         count = 0
+        files = []
+        fileUses = []
+        fileNumbers = [:]
+        freeNumbers = []
+    }
+
+    // MARK: Packing
+
+    private static let fileMask: UInt32 = (1 << 28) - 1
+    private static let pagesWritable: UInt32 = 1 << 28
+    private static let readableBit: UInt32 = 1 << 29
+    private static let writeableBit: UInt32 = 1 << 30
+
+    /// Files interned, for tests.
+    var internedFiles: Int { fileNumbers.count }
+
+    private mutating func encode(_ area: SimArea) -> PackedArea {
+        var meta: UInt32 = 0
+        let source: UInt64
+        switch area.pages.backing {
+        case .user(let address):
+            source = address
+        case .file(let file, let offset):
+            source = offset
+            meta = intern(file)
+        }
+        if area.pages.writable { meta |= Self.pagesWritable }
+        if area.readable { meta |= Self.readableBit }
+        if area.writeable { meta |= Self.writeableBit }
+        return PackedArea(iova: area.iova, last: area.last, source: source, meta: meta)
+    }
+
+    private func decode(_ area: PackedArea) -> SimArea {
+        let number = Int(area.meta & Self.fileMask)
+        let backing: SimPages.Backing
+        if number == 0 {
+            backing = .user(address: area.source)
+        } else {
+            backing = .file(files[number - 1]!, offset: area.source)
+        }
+        return SimArea(
+            iova: area.iova, last: area.last,
+            pages: SimPages(backing: backing, writable: area.meta & Self.pagesWritable != 0),
+            readable: area.meta & Self.readableBit != 0, writeable: area.meta & Self.writeableBit != 0)
+    }
+
+    private mutating func intern(_ file: SimFile) -> UInt32 {
+        let id = ObjectIdentifier(file)
+        if let number = fileNumbers[id] {
+            fileUses[Int(number) - 1] += 1
+            return number
+        }
+        let number: UInt32
+        if let free = freeNumbers.popLast() {
+            number = free
+            files[Int(number) - 1] = file
+            fileUses[Int(number) - 1] = 1
+        } else {
+            // Each file is an open fd of the simulator: RLIMIT_NOFILE ends them long before this.
+            precondition(UInt32(files.count) < Self.fileMask, "more than 2^28 files mapped into one IOAS")
+            files.append(file)
+            fileUses.append(1)
+            number = UInt32(files.count)
+        }
+        fileNumbers[id] = number
+        return number
+    }
+
+    /// Drops the use of its file that `area` took (the file closes with its last use).
+    private mutating func release(_ area: PackedArea) {
+        let number = Int(area.meta & Self.fileMask)
+        guard number > 0 else { return }
+        fileUses[number - 1] -= 1
+        if fileUses[number - 1] == 0, let file = files[number - 1] {
+            fileNumbers[ObjectIdentifier(file)] = nil
+            files[number - 1] = nil
+            freeNumbers.append(UInt32(number))
+        }
     }
 }

@@ -100,10 +100,10 @@ final class InProcessDaemon: @unchecked Sendable {
 }
 
 /// `memfd_create`, looked up once (Swift's Glibc module does not export it).
-func makeMemfd(size: UInt64) throws -> Int32 {
+func makeMemfd(size: UInt64, sealable: Bool = false) throws -> Int32 {
     typealias Create = @convention(c) (UnsafePointer<CChar>, UInt32) -> Int32
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memfd_create") else { throw BenchError("no memfd_create") }
-    let fd = unsafeBitCast(symbol, to: Create.self)("iommufdd-bench", 1)
+    let fd = unsafeBitCast(symbol, to: Create.self)("iommufdd-bench", sealable ? 1 | 2 /* MFD_ALLOW_SEALING */ : 1)
     guard fd >= 0 else { throw BenchError.errno("memfd_create") }
     guard ftruncate(fd, off_t(size)) == 0 else { throw BenchError.errno("ftruncate") }
     return fd

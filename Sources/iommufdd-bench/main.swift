@@ -6,6 +6,16 @@ import Foundation
 // iommufdd-bench: the benchmarks of issue 7, each figure against a floor measured in the same
 // run. `swift run -c release iommufdd-bench [--quick] [--only 1,2,3,4,5,6,7,8] [--daemon PATH]`.
 signal(SIGPIPE, SIG_IGN)
+// Figure 4's child: a simulator alone, its resident memory per mapping.
+if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--simulator-share",
+    let ioas = Int(CommandLine.arguments[2]), let perIOAS = Int(CommandLine.arguments[3])
+{
+    do { try runSimulatorShare(ioas: ioas, mappingsPerIOAS: perIOAS) } catch {
+        print("\(error)")
+        exit(1)
+    }
+    exit(0)
+}
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
