@@ -1,4 +1,5 @@
 import IommufdCore
+import IommufdContract
 
 /// What `Broker.ioasUnmapBatch` did: the results of the entries it unmapped, in order, and the
 /// error that stopped it at entry `results.count`, if one did (the entries before it stay

@@ -4,6 +4,7 @@ import Glibc
 import IommufdCore
 import IommufdSim
 import Testing
+import IommufdContract
 
 @testable import IommufdBroker
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import IommufdCore
 import Testing
+import IommufdContract
 
 @testable import IommufdBroker
 
