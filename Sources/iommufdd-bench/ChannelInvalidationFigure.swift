@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Foundation
-import IommufdBroker
 import IommufdChannel
 import IommufdCore
 import IommufdSim

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import IommufdBroker
+import IommufdContract
 import IommufdRPC
 
 // MARK: p2p

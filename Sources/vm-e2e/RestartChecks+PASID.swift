@@ -1,5 +1,4 @@
 import Foundation
-import IommufdBroker
 import IommufdCore
 import IommufdRPC
 import IommufdContract

@@ -13,6 +13,8 @@ struct ClientImportTests {
         "Sources/iommufdd-bench/InProcessDaemon.swift",  // the benchmarks' in-process floors
         "Sources/vm-e2e/KernelFailNthChecks.swift",  // the kernel fail-nth sweep drives a broker directly
         "Sources/vm-e2e/QueueChecks.swift",  // the queue checks drive a broker over the real kernel
+        "Sources/vm-e2e/NestedGapChecks.swift",  // nested gaps through a broker over the real kernel
+        "Sources/vm-e2e/P2PChecks.swift",  // dma-buf mappings through a broker over the real kernel
     ]
 
     static func imports(_ module: String, under directory: String) throws -> [String] {

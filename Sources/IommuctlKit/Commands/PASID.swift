@@ -1,5 +1,4 @@
 import ArgumentParser
-import IommufdBroker
 import IommufdContract
 
 // MARK: pasid

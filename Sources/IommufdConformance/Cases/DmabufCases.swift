@@ -120,7 +120,13 @@ enum DmabufCases {
             let b = try hooks(ctx)
             guard case .file(let memfd, _) = ctx.source() else { throw ConformanceSkip("no IOMMU_IOAS_MAP_FILE") }
             try ctx.expectErrno(.EINVAL, "revoke a memfd") { try b.testDmabufRevoke(fd: memfd, revoked: true) }
-            let fd = try ctx.expectSuccess("DMABUF_GET of one page") { try b.testDmabufGet(length: UInt32(ctx.pageSize)) }
+            let got = try ctx.expectSuccess("DMABUF_GET of one page") { try b.testDmabufGet(length: UInt32(ctx.pageSize)) }
+            // A closed number that stays closed: the kernel hands out the lowest free fd, so a
+            // low one may be reused by another thread of this process before the map below. The
+            // dma-buf moves high (F_DUPFD: the lowest free number >= 900), then both close.
+            let fd = fcntl(got, F_DUPFD_CLOEXEC, 900)
+            close(got)
+            guard fd >= 0 else { throw ConformanceSkip("F_DUPFD_CLOEXEC to 900 failed (errno \(errno)): a soft fd limit below 901") }
             close(fd)
             try ctx.expectErrno(.EBADF, "revoke a closed fd") { try b.testDmabufRevoke(fd: fd, revoked: true) }
             let ioas = try b.allocIOAS()
