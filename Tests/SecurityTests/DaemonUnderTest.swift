@@ -202,6 +202,26 @@ final class DaemonUnderTest {
         return RPCClient(adopting: fd)
     }
 
+    /// The daemon's open fds and what each is (`readlink` of /proc/PID/fd/N: a path,
+    /// `socket:[inode]`, `anon_inode:[eventfd]`...), for messages that say which fd differs.
+    func openFDs() -> [Int: String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return [:] }
+        var fds: [Int: String] = [:]
+        for name in names {
+            guard let n = Int(name) else { continue }
+            fds[n] = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(name)")) ?? "?"
+        }
+        return fds
+    }
+
+    /// What differs between two `openFDs()` listings, fd by fd ("+5 socket:[123]", "-7 ...").
+    static func fdDifference(_ before: [Int: String], _ after: [Int: String]) -> String {
+        var lines: [String] = []
+        for (n, what) in before.sorted(by: { $0.key < $1.key }) where after[n] != what { lines.append("-\(n) \(what)") }
+        for (n, what) in after.sorted(by: { $0.key < $1.key }) where before[n] != what { lines.append("+\(n) \(what)") }
+        return lines.isEmpty ? "(same fds)" : lines.joined(separator: ", ")
+    }
+
     /// The daemon's open fds (entries of /proc/PID/fd).
     func openFDCount() -> Int {
         guard let dir = opendir("/proc/\(pid)/fd") else { return -1 }

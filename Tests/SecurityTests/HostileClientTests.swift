@@ -16,6 +16,7 @@ import Glibc
 /// The state a daemon must come back to after an attack.
 private struct Baseline {
     var fds: Int
+    var fdTable: [Int: String]
     var counts: JSONValue
     var ioas: JSONValue
 }
@@ -39,7 +40,7 @@ private final class Victim {
 
     func baseline() throws -> Baseline {
         let info = try client.value("daemon.info")
-        return Baseline(fds: daemon.openFDCount(), counts: info["counts"] ?? .null, ioas: try client.value("ioas.list"))
+        return Baseline(fds: daemon.openFDCount(), fdTable: daemon.openFDs(), counts: info["counts"] ?? .null, ioas: try client.value("ioas.list"))
     }
 
     /// The well-behaved client is answered, and so is a new connection.
@@ -54,7 +55,8 @@ private final class Victim {
     func expectRecovered(to base: Baseline, _ context: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let deadline = Date().addingTimeInterval(10)
         while daemon.openFDCount() != base.fds && Date() < deadline { usleep(20_000) }
-        #expect(daemon.openFDCount() == base.fds, "\(context): the daemon holds \(daemon.openFDCount()) fds, \(base.fds) before", sourceLocation: sourceLocation)
+        let held = daemon.openFDCount()
+        #expect(held == base.fds, "\(context): the daemon holds \(held) fds, \(base.fds) before: \(DaemonUnderTest.fdDifference(base.fdTable, daemon.openFDs()))", sourceLocation: sourceLocation)
         let info = try client.value("daemon.info")
         var counts = info["counts"] ?? .null
         var before = base.counts
