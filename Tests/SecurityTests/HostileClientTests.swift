@@ -39,6 +39,12 @@ private final class Victim {
     }
 
     func baseline() throws -> Baseline {
+        // The daemon closes a connection when it reads the peer's EOF, asynchronously: the
+        // readiness probe's connection (DaemonUnderTest's daemon.ping) may still be open here
+        // under load, and an fd count taken now would then be one too high. Wait until the
+        // victim's own connection is the only one.
+        let deadline = Date().addingTimeInterval(10)
+        while (try metric("iommufdd_connections_open") ?? 0) > 1 && Date() < deadline { usleep(20_000) }
         let info = try client.value("daemon.info")
         return Baseline(fds: daemon.openFDCount(), fdTable: daemon.openFDs(), counts: info["counts"] ?? .null, ioas: try client.value("ioas.list"))
     }
