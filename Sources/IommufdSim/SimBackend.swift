@@ -284,7 +284,10 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 // Each vDevice (iommufd_vdevice_alloc_ioctl), nested HWPT
                 // (iommufd_viommu_alloc_hwpt_nested) and vEVENTQ (iommufd_veventq_alloc) holds a
                 // users reference on its vIOMMU.
-                if !viommu.vdevices.isEmpty || !viommu.veventqs.isEmpty || viommu.nestedUsers > 0 { throw Errno.EBUSY }
+                // A HW queue (iommufd_hw_queue_alloc_ioctl) holds one too.
+                if !viommu.vdevices.isEmpty || !viommu.veventqs.isEmpty || viommu.nestedUsers > 0 || !viommu.hwQueues.isEmpty {
+                    throw Errno.EBUSY
+                }
                 if case .hwpt(let parent) = objects[viommu.hwpt] { parent.viommuUsers -= 1 }
                 removeObject(id)
             case .vdevice(let vdev):
@@ -293,6 +296,8 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 removeObject(id)
             case .eventQueue(let queue):
                 try destroyEventQueue(id, queue)
+            case .hwQueue(let queue):
+                try destroyHWQueue(id, queue)
             }
         }
     }
