@@ -15,8 +15,9 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     /// `IOMMU_HWPT_INVALIDATE` of the selftest mock driver (`NestedIommuBackend`), the selftest
     /// operations of `IommuTestHooks` / `NestedTestHooks`, and fault queues and vEVENTQs as far
     /// as the queue conformance cases go (SimBackend+Queues.swift).
-    /// Not `ioasChangeProcess` or `hwQueue`: no
-    /// call reaches them, so advertising them would promise what nothing answers. A test runs
+    /// HW queues of the mock vIOMMU (SimBackend+HWQueue.swift).
+    /// Not `ioasChangeProcess`: no
+    /// call reaches it, so advertising it would promise what nothing answers. A test runs
     /// the conformance suite on the simulator and checks each of these is exercised by a case
     /// that passes.
     public static let implementedFeatures: Set<Feature> = [
@@ -25,6 +26,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
         .hwptInvalidate,
         .dmabufMap,
         .pasid,  // SimBackend+PASID.swift
+        .hwQueue,  // SimBackend+HWQueue.swift
     ]
     public let topology: SimTopology
     /// The simulated CPU page size (`PAGE_SIZE`).
