@@ -6,8 +6,9 @@ public enum HWQueueType {
     /// `IOMMU_HW_QUEUE_TYPE_DEFAULT`: reserved; the kernel refuses it EOPNOTSUPP.
     public static let `default`: UInt32 = 0
     /// `IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV`: an NVIDIA Tegra241 CMDQV virtual command queue.
-    /// The guest reaches the queue's registers through an mmap of the iommufd itself
-    /// (`IOMMU_VIOMMU_ALLOC`'s `out_hw_queue_mmap_offset`), which the daemon never hands out.
+    /// The guest reaches the queues' registers through an mmap of the iommufd itself (VINTF
+    /// page 0 at the `out_vintf_mmap_offset` of `struct iommu_viommu_tegra241_cmdqv`), which
+    /// the daemon never hands out.
     public static let tegra241CMDQV: UInt32 = 1
     /// `IOMMU_HW_QUEUE_TYPE_SELFTEST`: the mock vIOMMU's queue type.
     public static let selftest: UInt32 = 0xdead_beef
