@@ -59,6 +59,13 @@ struct SimHWQueueTests {
         let second = try PersistentSimBackend(SimBackend(), adopting: first.log.fd, resolveFile: { _, _ in memory }, report: &report)
         #expect(report.problems.isEmpty)
         #expect(failure { try second.unmap(ioas: ioas, iova: iova, length: page) } == .EBUSY)
+        do {
+            _ = try second.unmap(ioas: ioas, iova: 0, length: .max)
+            Issue.record("unmap-all succeeded over a HW queue's pinned page")
+        } catch let error as IommuError {
+            #expect(error.errno == .EBUSY)
+            #expect("\(error)".contains("pinned by a HW queue"), "the error does not say why: \(error)")
+        }
         #expect(failure { try second.destroy(viommu) } == .EBUSY)
         #expect(failure { try second.allocHWQueue(viommu: viommu, type: HWQueueType.selftest, index: 0, baseAddress: iova, length: page) } == .EEXIST)
         try second.destroy(queue)
