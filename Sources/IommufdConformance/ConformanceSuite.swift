@@ -10,6 +10,7 @@ public enum ConformanceSuite {
         + NestedGapCases.all
         + DmabufCases.all  // MARK: p2p
         + PASIDCases.all  // pasid
+        + HWQueueCases.all  // hwqueue
 
     /// The cases whose ID contains `substring` (all when it is nil or empty).
     public static func cases(matching substring: String?) -> [ConformanceCase] {

@@ -90,6 +90,10 @@ struct IOPageTable {
     private(set) var domains: [(hwpt: ObjectID, minPageSize: UInt64)] = []
     /// Accesses (mdev-like devices) attached, each needing PAGE_SIZE alignment.
     private(set) var accessCount = 0
+    // MARK: hwqueue
+    /// Ranges pinned by internal accesses (a HW queue's, `iommufd_hw_queue_alloc_phys`), by the
+    /// owning object: an area they touch has `num_locks` and cannot be unmapped (EBUSY).
+    private(set) var locks: [ObjectID: IOVARange] = [:]
 
     let pageSize: UInt64
     let hugePageSize: UInt64
@@ -220,7 +224,7 @@ struct IOPageTable {
     mutating func unmap(start: UInt64, last: UInt64) -> (unmapped: UInt64, removed: [IOVARange], error: Errno?) {
         var unmapped: UInt64 = 0
         var removed: [IOVARange] = []
-        if let first = areas.first, let final = areas.last, first.iova >= start, final.last <= last {
+        if locks.isEmpty, let first = areas.first, let final = areas.last, first.iova >= start, final.last <= last {
             // Every area lies inside the range (unmap all): drop the index at once.
             removed.reserveCapacity(areas.count)
             areas.forEach { area in
@@ -233,6 +237,8 @@ struct IOPageTable {
         }
         while let position = areas.firstIntersecting(start, last) {
             let area = areas[position]
+            // The area is locked by an object that has not been destroyed (a HW queue).
+            if isLocked(area) { return (unmapped, removed, .EBUSY) }
             if area.iova < start || area.last > last { return (unmapped, removed, .ENOENT) }
             areas.remove(at: position)
             unmapped += area.length
@@ -332,6 +338,31 @@ struct IOPageTable {
         domains.removeAll { $0.hwpt == hwpt }
         removeReserved(owner: .domain(hwpt))
         _ = try? recalculateAlignment()
+    }
+
+    // MARK: hwqueue
+
+    /// Whether a range pinned by an internal access touches `area` (`area->num_locks`).
+    func isLocked(_ area: SimArea) -> Bool {
+        locks.values.contains { $0.start <= area.last && $0.last >= area.iova }
+    }
+
+    /// `iommufd_access_pin_pages` of an internal access (flags 0: read) over `range`, which
+    /// must be wholly mapped by contiguous areas (ENOENT) that are readable (EPERM).
+    mutating func lock(_ range: IOVARange, owner: ObjectID) throws(Errno) {
+        var cursor = range.start
+        while true {
+            guard let area = area(containing: cursor) else { throw .ENOENT }
+            if !area.readable { throw .EPERM }
+            if area.last >= range.last { break }
+            cursor = area.last + 1
+        }
+        locks[owner] = range
+    }
+
+    /// `iommufd_access_unpin_pages` of the range `owner` pinned.
+    mutating func unlock(owner: ObjectID) {
+        locks[owner] = nil
     }
 
     /// `iopt_add_access` (a vfio emulated device needs pin_pages: PAGE_SIZE alignment).

@@ -95,7 +95,11 @@ extension SimBackend {
             if iova == 0 && length == UInt64.max {
                 let result = ioas.table.unmap(start: 0, last: .max)
                 dropDirtyBits(of: ioas, in: result.removed)
-                if let error = result.error { throw error }
+                if let error = result.error {
+                    throw IommuError(
+                        error, "IOMMU_IOAS_UNMAP",
+                        detail: error == .EBUSY ? "a mapping of the IOAS is pinned by a HW queue (destroy the queue first)" : nil)
+                }
                 return result.unmapped
             }
             if iova >= UInt64.max || length >= UInt64.max { throw Errno.EOVERFLOW }
@@ -106,9 +110,12 @@ extension SimBackend {
             let result = ioas.table.unmap(start: iova, last: last)
             dropDirtyBits(of: ioas, in: result.removed)
             if let error = result.error {
+                let why = error == .EBUSY
+                    ? "takes in a mapping a HW queue has pinned (destroy the queue first)"
+                    : "cuts a mapping"
                 throw IommuError(
                     error, "IOMMU_IOAS_UNMAP",
-                    detail: "range 0x\(String(iova, radix: 16))+0x\(String(length, radix: 16)) cuts a mapping"
+                    detail: "range 0x\(String(iova, radix: 16))+0x\(String(length, radix: 16)) \(why)"
                         + (result.unmapped > 0 ? " (0x\(String(result.unmapped, radix: 16)) bytes before it were unmapped)" : ""))
             }
             if result.unmapped == 0 {

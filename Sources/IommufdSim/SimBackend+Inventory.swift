@@ -99,6 +99,8 @@ extension SimBackend {
                     inventory.vdevices.append(.init(id: id, viommu: vdev.viommu, device: vdev.device, virtualID: vdev.virtualID))
                 case .eventQueue:
                     break  // queues are not part of the inventory (SimBackend+Queues.swift)
+                case .hwQueue:
+                    break  // nor are HW queues (SimBackend+HWQueue.swift)
                 case .tombstone:
                     inventory.tombstones.append(id)
                 }

@@ -15,8 +15,9 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
     /// `IOMMU_HWPT_INVALIDATE` of the selftest mock driver (`NestedIommuBackend`), the selftest
     /// operations of `IommuTestHooks` / `NestedTestHooks`, and fault queues and vEVENTQs as far
     /// as the queue conformance cases go (SimBackend+Queues.swift).
-    /// Not `ioasChangeProcess` or `hwQueue`: no
-    /// call reaches them, so advertising them would promise what nothing answers. A test runs
+    /// HW queues of the mock vIOMMU (SimBackend+HWQueue.swift).
+    /// Not `ioasChangeProcess`: no
+    /// call reaches it, so advertising it would promise what nothing answers. A test runs
     /// the conformance suite on the simulator and checks each of these is exercised by a case
     /// that passes.
     public static let implementedFeatures: Set<Feature> = [
@@ -25,6 +26,7 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
         .hwptInvalidate,
         .dmabufMap,
         .pasid,  // SimBackend+PASID.swift
+        .hwQueue,  // SimBackend+HWQueue.swift
     ]
     public let topology: SimTopology
     /// The simulated CPU page size (`PAGE_SIZE`).
@@ -284,7 +286,10 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 // Each vDevice (iommufd_vdevice_alloc_ioctl), nested HWPT
                 // (iommufd_viommu_alloc_hwpt_nested) and vEVENTQ (iommufd_veventq_alloc) holds a
                 // users reference on its vIOMMU.
-                if !viommu.vdevices.isEmpty || !viommu.veventqs.isEmpty || viommu.nestedUsers > 0 { throw Errno.EBUSY }
+                // A HW queue (iommufd_hw_queue_alloc_ioctl) holds one too.
+                if !viommu.vdevices.isEmpty || !viommu.veventqs.isEmpty || viommu.nestedUsers > 0 || !viommu.hwQueues.isEmpty {
+                    throw Errno.EBUSY
+                }
                 if case .hwpt(let parent) = objects[viommu.hwpt] { parent.viommuUsers -= 1 }
                 removeObject(id)
             case .vdevice(let vdev):
@@ -293,6 +298,8 @@ public final class SimBackend: IommuBackend, IommuTestHooks, @unchecked Sendable
                 removeObject(id)
             case .eventQueue(let queue):
                 try destroyEventQueue(id, queue)
+            case .hwQueue(let queue):
+                try destroyHWQueue(id, queue)
             }
         }
     }

@@ -91,6 +91,9 @@ final class SimVIOMMU {
     var veventqs: [UInt32: ObjectID] = [:]
     /// Nested HWPTs allocated on this vIOMMU (each holds a users reference).
     var nestedUsers = 0
+    // MARK: hwqueue
+    /// `mock_viommu->hw_queue`: index → HW queue (each holds a users reference on the vIOMMU).
+    var hwQueues: [UInt32: ObjectID] = [:]
 
     init(hwpt: ObjectID, iommuName: String, type: UInt32) {
         self.hwpt = hwpt
@@ -112,6 +115,30 @@ final class SimVDevice {
     }
 }
 
+// MARK: hwqueue
+
+/// `struct mock_hw_queue` (drivers/iommu/iommufd/selftest.c) with its `struct iommufd_hw_queue`.
+final class SimHWQueue {
+    let viommu: ObjectID
+    let type: UInt32
+    let index: UInt32
+    /// The IOAS of the vIOMMU's nest parent, and the page-aligned range the queue's internal
+    /// access pinned in it (`iommufd_hw_queue_alloc_phys`).
+    let ioas: ObjectID
+    let pinned: IOVARange
+    /// The queue at `index + 1`, which depends on this one (`iommufd_hw_queue_depend`): EBUSY to
+    /// destroy this one first.
+    var dependents = 0
+
+    init(viommu: ObjectID, type: UInt32, index: UInt32, ioas: ObjectID, pinned: IOVARange) {
+        self.viommu = viommu
+        self.type = type
+        self.index = index
+        self.ioas = ioas
+        self.pinned = pinned
+    }
+}
+
 /// An entry of the iommufd's object xarray.
 enum SimObject {
     case ioas(SimIOAS)
@@ -122,6 +149,9 @@ enum SimObject {
     // MARK: queues
     /// `IOMMUFD_OBJ_FAULT` or `IOMMUFD_OBJ_VEVENTQ` (SimBackend+Queues.swift).
     case eventQueue(SimEventQueue)
+    // MARK: hwqueue
+    /// `IOMMUFD_OBJ_HW_QUEUE` (SimBackend+HWQueue.swift).
+    case hwQueue(SimHWQueue)
     /// `XA_ZERO_ENTRY` left by `iommufd_object_tombstone_user`: the ID stays taken, every
     /// lookup answers ENOENT.
     case tombstone

@@ -117,6 +117,8 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         case allocNestedFaultHWPT = 110
         // MARK: pasid
         case attachPASID = 120, replacePASID, detachPASID
+        // MARK: hwqueue
+        case allocHWQueue = 130
     }
 
     /// Runs `body` and logs `op` with the fields `encode` writes when it succeeds, in one
@@ -225,6 +227,7 @@ public final class PersistentSimBackend: RestartableBackend, IommuTestHooks, @un
         // MARK: nestedgaps
         case .allocNestedFaultHWPT: try replayNestedFault(&r, expect)
         case .attachPASID, .replacePASID, .detachPASID: try replayPASID(op, &r)  // pasid
+        case .allocHWQueue: try replayHWQueue(&r, expect)  // hwqueue
         }
     }
 

@@ -40,7 +40,7 @@ struct SimFeatureTests {
     /// without /dev/iommu does not claim it).
     @Test func unmodelledFeaturesAreNotAdvertised() throws {
         let advertised = try SimBackend().features
-        for feature in [Feature.ioasChangeProcess, .hwQueue] {
+        for feature in [Feature.ioasChangeProcess] {
             #expect(!advertised.contains(feature), "the simulator advertises \(feature.rawValue), which it does not model")
         }
     }

@@ -22,6 +22,8 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
         case allocFaultQueue, allocVEventQueue, readEventQueue, respondToFaults
         // MARK: pasid
         case attachPASID, replacePASID, detachPASID
+        // MARK: hwqueue
+        case allocHWQueue
 
         /// The ioctl (or syscall) name the backend's `IommuError` carries.
         public var operation: String {
@@ -53,6 +55,7 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             case .attachPASID, .replacePASID: "VFIO_DEVICE_ATTACH_IOMMUFD_PT"
             case .detachPASID: "VFIO_DEVICE_DETACH_IOMMUFD_PT"
             case .respondToFaults: "write"
+            case .allocHWQueue: "IOMMU_HW_QUEUE_ALLOC"
             }
         }
 
@@ -105,6 +108,9 @@ public final class FaultInjectingBackend: IommuBackend, @unchecked Sendable {
             // handle's allocations; vfio_df_ioctl_detach_pt: copy_from_user of its argument.
             case .attachPASID, .replacePASID: [.ENOMEM]
             case .detachPASID: [.EFAULT]
+            // iommufd_hw_queue_alloc_ioctl: the object and page-array allocations, and the
+            // internal access's pin (RLIMIT_MEMLOCK, allocations).
+            case .allocHWQueue: [.ENOMEM]
             }
         }
     }

@@ -63,6 +63,7 @@ import Testing
         #expect(MemoryLayout<ifd_hwpt_get_dirty_bitmap>.size == 48)
         #expect(MemoryLayout<ifd_viommu_alloc>.size == 40)
         #expect(MemoryLayout<ifd_vdevice_alloc>.size == 24)
+        #expect(MemoryLayout<ifd_hw_queue_alloc>.size == 40)
         #expect(MemoryLayout<ifd_test_cmd>.size == 72)
     }
 
@@ -81,6 +82,11 @@ import Testing
         #expect(MemoryLayout<ifd_hw_info>.offset(of: \.out_capabilities) == 32)
         #expect(MemoryLayout<ifd_hwpt_get_dirty_bitmap>.offset(of: \.data) == 40)
         #expect(MemoryLayout<ifd_vdevice_alloc>.offset(of: \.virt_id) == 16)
+        #expect(MemoryLayout<ifd_hw_queue_alloc>.offset(of: \.out_hw_queue_id) == 20)
+        #expect(MemoryLayout<ifd_hw_queue_alloc>.offset(of: \.nesting_parent_iova) == 24)
+        #expect(MemoryLayout<ifd_hw_queue_alloc>.offset(of: \.length) == 32)
+        #expect(IFD_HW_QUEUE_TYPE_SELFTEST == 0xdead_beef && IFD_TEST_HW_QUEUE_MAX == 2)
+        #expect(IFD_HW_QUEUE_TYPE_TEGRA241_CMDQV == 1)
         #expect(MemoryLayout<ifd_test_cmd>.offset(of: \.last) == 64)
         #expect(MemoryLayout<ifd_vfio_device_bind_iommufd>.offset(of: \.out_devid) == 12)
     }

@@ -9,6 +9,7 @@
 #define CIOMMUFD_H
 #include "iommufd_uapi.h"
 #include "iommufd_queues_uapi.h"
+#include "iommufd_hwqueue_uapi.h"
 #include "sys_helpers.h"
 #include "socket_helpers.h"
 #include "linger_helpers.h"
