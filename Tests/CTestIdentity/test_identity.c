@@ -70,15 +70,20 @@ int test_connect_as(const char *path, uid_t uid, gid_t gid) {
 
 static void test_noop_handler(int sig) { (void)sig; }
 
-int test_install_interrupting_sigusr2(void) {
+/* A real-time signal no other code in the test process uses: SIGUSR1/SIGUSR2 are the
+ * SignalWatcher tests' (kill(getpid(), ...)), and a handler or an unblocked mask for them here
+ * would take their process-directed signals. */
+int test_interrupt_signal(void) { return SIGRTMIN + 5; }
+
+int test_install_interrupting_signal(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = test_noop_handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART: interrupted calls fail with EINTR */
-    return sigaction(SIGUSR2, &sa, NULL);
+    return sigaction(test_interrupt_signal(), &sa, NULL);
 }
 
-int test_interrupt_thread(unsigned long thread) { return pthread_kill((pthread_t)thread, SIGUSR2); }
+int test_interrupt_thread(unsigned long thread) { return pthread_kill((pthread_t)thread, test_interrupt_signal()); }
 
 unsigned long test_current_thread(void) { return (unsigned long)pthread_self(); }

@@ -16,12 +16,17 @@ import Glibc
 struct ChannelClientSignalTests {
     @Test("a signal during receive does not end the wait")
     func receiveSurvivesSignals() throws {
-        #expect(test_install_interrupting_sigusr2() == 0)
-        // This thread must take SIGUSR2 (a runtime may start test threads with it blocked).
+        // A real-time signal of its own: SIGUSR1/SIGUSR2 are SystemdTests' (sent to the whole
+        // process, they would land in this thread's handler while it runs).
+        #expect(test_install_interrupting_signal() == 0)
+        // This thread must take the signal (a runtime may start test threads with it blocked);
+        // it gets its old mask back at the end.
         var unblock = sigset_t()
         sigemptyset(&unblock)
-        sigaddset(&unblock, SIGUSR2)
-        #expect(pthread_sigmask(SIG_UNBLOCK, &unblock, nil) == 0)
+        sigaddset(&unblock, test_interrupt_signal())
+        var previous = sigset_t()
+        #expect(pthread_sigmask(SIG_UNBLOCK, &unblock, &previous) == 0)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         var pair: [Int32] = [-1, -1]
         #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0)
         let client = ChannelClient(adopting: pair[0])

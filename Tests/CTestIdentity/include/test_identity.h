@@ -11,12 +11,17 @@
  * thread ends with the connect, so no other code ever runs with those credentials. */
 int test_connect_as(const char *path, uid_t uid, gid_t gid);
 
-/* Test-only: installs a handler for SIGUSR2 that does nothing, without SA_RESTART, so a
- * blocking call in a thread the signal is sent to (pthread_kill) fails with EINTR, as in a VMM
- * full of timers or under libFuzzer's alarm. */
-int test_install_interrupting_sigusr2(void);
+/* Test-only: the signal the two calls below use, a real-time one (SIGRTMIN + 5) that no other
+ * test sends: SIGUSR1/SIGUSR2 belong to the SignalWatcher tests, which send them to the whole
+ * process. */
+int test_interrupt_signal(void);
 
-/* pthread_kill(thread, SIGUSR2) on the thread `test_current_thread` named. */
+/* Installs a handler for that signal that does nothing, without SA_RESTART, so a blocking call
+ * in a thread the signal is sent to (pthread_kill) fails with EINTR, as in a VMM full of timers
+ * or under libFuzzer's alarm. */
+int test_install_interrupting_signal(void);
+
+/* pthread_kill(thread, test_interrupt_signal()) on the thread `test_current_thread` named. */
 int test_interrupt_thread(unsigned long thread);
 unsigned long test_current_thread(void);
 
