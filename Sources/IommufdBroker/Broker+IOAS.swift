@@ -125,67 +125,81 @@ extension Broker {
     /// has it, else maps the file into the daemon and uses `IOMMU_IOAS_MAP`.
     public func ioasMap(_ caller: Caller, _ params: IOASMapParams, fd: Int32) throws -> IOASMapResult {
         if let dmabuf = try dmabufInfo(fd) { return try ioasMapDmabuf(caller, params, fd: fd, dmabuf) }  // MARK: p2p
+        let flags = try Self.mapChecks(params)
+        return try serialized({ try ownerOfIOAS(caller, params.ioas, write: "ioas.map") }) { owner in
+            try mapUnderGate(params, fd: fd, flags: flags, owner: owner) { try self.ioas(caller, params.ioas, write: "ioas.map") }
+        }
+    }
+
+    /// `ioas.map`'s checks of the parameters alone (before the IOAS is looked up): the range,
+    /// the offset and the flags, which it returns.
+    static func mapChecks(_ params: IOASMapParams) throws -> MapFlags {
         let page = Self.pageSize
         try Self.checkRange(iova: params.iova ?? 0, length: params.length, alignment: page, "ioas.map")
         guard params.offset % page == 0 else {
             throw BrokerError.invalid("ioas.map: offset \(Self.hex(params.offset)) must be a multiple of the page size \(Self.hex(page))")
         }
-        let flags = try Self.mapFlags(readable: params.readable, writeable: params.writeable)
+        return try Self.mapFlags(readable: params.readable, writeable: params.writeable)
+    }
+
+    /// `ioas.map`'s phases 1-3 of a memory file (not a dma-buf), under `owner`'s gate, after
+    /// `mapChecks` gave `flags`. `lookup` (under `lock`) finds the IOAS, or throws.
+    func mapUnderGate(
+        _ params: IOASMapParams, fd: Int32, flags: MapFlags, owner: OwnerRecord, lookup: () throws -> IOASRecord
+    ) throws -> IOASMapResult {
         var kernelFlags = flags
         if params.iova != nil { kernelFlags.insert(.fixedIOVA) }
         let byFile = backend.features.contains(.ioasMapFile)
-        return try serialized({ try ownerOfIOAS(caller, params.ioas, write: "ioas.map") }) { owner in
-            // 1. Under `lock`: check, reserve the quota, hold the memory file.
-            let (ioas, key, heldFD) = try locked { () throws -> (IOASRecord, MemoryFileTable.Key, Int32) in
-                journal?.stateUnchanged = true  // mappings only: the journal records them one by one
-                let ioas = try self.ioas(caller, params.ioas, write: "ioas.map")
-                try reserve(owner, params.length)
-                do {
-                    let (key, heldFD) = try files.retain(fd: fd, offset: params.offset, length: params.length)
-                    return (ioas, key, heldFD)
-                } catch {
-                    owner.reservedBytes -= params.length
-                    throw error
-                }
-            }
-            // 2. Under the owner's gate only: the backend call, which pins the pages.
-            var backing: MappingRecord.Backing = .file(key)
-            let mapped = Result { () throws -> UInt64 in
-                let source: MemorySource
-                if byFile {
-                    source = .file(fd: heldFD, offset: params.offset)
-                } else {
-                    let address = try mapShared(fd: heldFD, offset: params.offset, length: params.length, writable: flags.contains(.writeable))
-                    backing = .mmap(key, address: address)
-                    source = .userAddress(address)
-                }
-                return try kcall("mapping \(Self.hex(params.length)) bytes into IOAS \(ioas.id)") {
-                    try backend.map(ioas: ioas.id, source: source, length: params.length, iova: params.iova ?? 0, flags: kernelFlags)
-                }
-            }
-            // 3. Under `lock`: record and journal the mapping, or give back what 1 reserved.
-            return try locked {
-                journal?.stateUnchanged = true
+        // 1. Under `lock`: check, reserve the quota, hold the memory file.
+        let (ioas, key, heldFD) = try locked { () throws -> (IOASRecord, MemoryFileTable.Key, Int32) in
+            journal?.stateUnchanged = true  // mappings only: the journal records them one by one
+            let ioas = try lookup()
+            try reserve(owner, params.length)
+            do {
+                let (key, heldFD) = try files.retain(fd: fd, offset: params.offset, length: params.length)
+                return (ioas, key, heldFD)
+            } catch {
                 owner.reservedBytes -= params.length
-                let iova: UInt64
-                do {
-                    iova = try mapped.get()
-                } catch {
-                    release(backing, length: params.length)
-                    throw error
-                }
-                let mapping = MappingRecord(length: params.length, charged: params.length, backing: backing, flags: flags)
-                guard ioasTable[ioas.id] === ioas, ioas.mappings.insert(mapping, at: iova) else {
-                    // The kernel accepted a mapping the records say overlaps: trust neither, undo it.
-                    _ = try? backend.unmap(ioas: ioas.id, iova: iova, length: params.length)
-                    release(backing, length: params.length)
-                    throw BrokerError(.conflict, "IOAS \(ioas.id) already has a mapping at \(Self.hex(iova)) in the daemon's records; the new mapping was undone")
-                }
-                owner.pinnedBytes += params.length
-                ioas.pinnedBytes += params.length
-                journal?.mapped(ioas: ioas.id, iova: iova, mapping, offset: params.offset)
-                return IOASMapResult(ioas: ioas.id, iova: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
+                throw error
             }
+        }
+        // 2. Under the owner's gate only: the backend call, which pins the pages.
+        var backing: MappingRecord.Backing = .file(key)
+        let mapped = Result { () throws -> UInt64 in
+            let source: MemorySource
+            if byFile {
+                source = .file(fd: heldFD, offset: params.offset)
+            } else {
+                let address = try mapShared(fd: heldFD, offset: params.offset, length: params.length, writable: flags.contains(.writeable))
+                backing = .mmap(key, address: address)
+                source = .userAddress(address)
+            }
+            return try kcall("mapping \(Self.hex(params.length)) bytes into IOAS \(ioas.id)") {
+                try backend.map(ioas: ioas.id, source: source, length: params.length, iova: params.iova ?? 0, flags: kernelFlags)
+            }
+        }
+        // 3. Under `lock`: record and journal the mapping, or give back what 1 reserved.
+        return try locked {
+            journal?.stateUnchanged = true
+            owner.reservedBytes -= params.length
+            let iova: UInt64
+            do {
+                iova = try mapped.get()
+            } catch {
+                release(backing, length: params.length)
+                throw error
+            }
+            let mapping = MappingRecord(length: params.length, charged: params.length, backing: backing, flags: flags)
+            guard ioasTable[ioas.id] === ioas, ioas.mappings.insert(mapping, at: iova) else {
+                // The kernel accepted a mapping the records say overlaps: trust neither, undo it.
+                _ = try? backend.unmap(ioas: ioas.id, iova: iova, length: params.length)
+                release(backing, length: params.length)
+                throw BrokerError(.conflict, "IOAS \(ioas.id) already has a mapping at \(Self.hex(iova)) in the daemon's records; the new mapping was undone")
+            }
+            owner.pinnedBytes += params.length
+            ioas.pinnedBytes += params.length
+            journal?.mapped(ioas: ioas.id, iova: iova, mapping, offset: params.offset)
+            return IOASMapResult(ioas: ioas.id, iova: iova, length: params.length, ownerPinnedBytes: owner.pinnedBytes)
         }
     }
 

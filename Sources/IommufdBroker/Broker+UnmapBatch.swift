@@ -60,11 +60,15 @@ extension Broker {
             try locked {
                 journal?.stateUnchanged = true  // a plan changes nothing
                 var ranges: [(ioas: ObjectID, first: UInt64, last: UInt64)] = []
+                ranges.reserveCapacity(min(Self.unmapGroup, batch.count - i))
+                var previous: IOASRecord?  // the entry before's IOAS: the table cannot change during this hold
                 while i + plans.count < batch.count, plans.count < Self.unmapGroup {
                     let params = batch[i + plans.count]
                     let ioas: IOASRecord
                     if i + plans.count == start {
                         ioas = try self.ioas(caller, params.ioas, write: "ioas.unmap")
+                    } else if let previous, previous.id == params.ioas {
+                        ioas = previous  // looked up (and found this owner's) by an entry before
                     } else {
                         // The caller may change the first entry's IOAS (`serialized` found its
                         // owner with the caller's rights), so every IOAS of that owner, which
@@ -86,6 +90,7 @@ extension Broker {
                         break
                     }
                     ranges.append((ioas.id, range.first, range.last))
+                    previous = ioas
                 }
             }
             // 2. Under the owner's gate only: the kernel calls, in order, up to a failure.

@@ -97,16 +97,20 @@ struct IOVAIndex<Value> {
     }
 
     /// Entries with `lo <= key <= hi`, in order.
-    func entries(from lo: UInt64, through hi: UInt64) -> [Entry] {
+    func entries(from lo: UInt64, through hi: UInt64) -> [Entry] { entries(from: lo, through: hi) { $0 } }
+
+    /// `transform` of each entry with `lo <= key <= hi`, in order, into one array (a caller
+    /// that converts the entries allocates no array in between: one an unmap, issue 16 target 2).
+    func entries<T>(from lo: UInt64, through hi: UInt64, _ transform: (Entry) -> T) -> [T] {
         guard !chunks.isEmpty, lo <= hi else { return [] }
-        var out: [Entry] = []
+        var out: [T] = []
         var c = chunkIndex(for: lo)
         var i = Self.lowerBound(chunks[c], lo)
         while c < chunks.count {
             let chunk = chunks[c]
             while i < chunk.count {
                 if chunk[i].key > hi { return out }
-                out.append(chunk[i])
+                out.append(transform(chunk[i]))
                 i += 1
             }
             c += 1

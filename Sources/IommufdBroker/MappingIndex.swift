@@ -69,7 +69,7 @@ struct MappingIndex {
 
     /// Entries with `lo <= key <= hi`, in order.
     func entries(from lo: UInt64, through hi: UInt64) -> [Entry] {
-        packed.entries(from: lo, through: hi).map { Entry(key: $0.key, value: decode($0.value, key: $0.key)) }
+        packed.entries(from: lo, through: hi) { Entry(key: $0.key, value: decode($0.value, key: $0.key)) }
     }
 
     /// Every entry, in order.

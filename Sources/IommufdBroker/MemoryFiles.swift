@@ -39,10 +39,9 @@ struct MemoryFileTable {
             throw BrokerError.invalid("offset 0x\(String(offset, radix: 16)) + length 0x\(String(length, radix: 16)) is beyond the end of the file (size 0x\(String(size, radix: 16))); grow the memfd (ftruncate) or map less")
         }
         let key = Key(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-        if var file = files[key] {
-            file.references += 1
-            files[key] = file
-            return (key, file.fd)
+        if let index = files.index(forKey: key) {  // one hash, the count changed in place
+            files.values[index].references += 1
+            return (key, files.values[index].fd)
         }
         let dup = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard dup >= 0 else {
@@ -68,14 +67,12 @@ struct MemoryFileTable {
 
     /// Drops one reference; closes the broker's fd with the last.
     mutating func release(_ key: Key) {
-        guard var file = files[key] else { return }
-        file.references -= 1
-        if file.references <= 0 {
+        guard let index = files.index(forKey: key) else { return }  // one hash, the count changed in place
+        files.values[index].references -= 1
+        if files.values[index].references <= 0 {
             store?.remove(name: StoredFDName.memory(device: key.device, inode: key.inode))
-            close(file.fd)
-            files[key] = nil
-        } else {
-            files[key] = file
+            close(files.values[index].fd)
+            files.remove(at: index)
         }
     }
 

@@ -396,27 +396,31 @@ final class Channel: @unchecked Sendable {
             return ([], -1)
 
         case .map(let entries):
-            var iovas: [UInt64] = []
-            var pinned: UInt64 = 0
-            for (i, e) in entries.enumerated() {
-                do {
-                    guard let file = memory[e.memIndex] else { throw notRegistered(e.memIndex, nil) }
-                    let params = IOASMapParams(
-                        ioas: e.ioas, fd: FDRef(fd: 0), offset: e.offset, length: e.length,
-                        iova: e.flags & ChannelWire.mapFixedIOVA != 0 ? e.iova : nil,
-                        readable: e.flags & ChannelWire.mapRead != 0, writeable: e.flags & ChannelWire.mapWrite != 0)
-                    let r = try broker.ioasMap(caller, params, fd: file)
-                    iovas.append(r.iova)
-                    pinned = r.ownerPinnedBytes
-                } catch {
-                    let undo = undoMaps(zip(entries, iovas).map { ($0.0.ioas, $0.1, $0.0.length) }, caller: caller)
-                    var f = Failure(error, index: UInt32(i), done: UInt32(undo.failed))
-                    f.message = "MAP entry \(i): \(f.message)" + undo.note
-                    throw f
+            // One broker batch (the owner's gate once for a run of one owner's entries), up to
+            // the first entry whose memory index is not registered.
+            var batch: [(params: IOASMapParams, fd: Int32)] = []
+            batch.reserveCapacity(entries.count)
+            var unregistered: (any Error)?
+            for e in entries {
+                guard let file = memory[e.memIndex] else {
+                    unregistered = notRegistered(e.memIndex, nil)
+                    break
                 }
+                batch.append((IOASMapParams(
+                    ioas: e.ioas, fd: FDRef(fd: 0), offset: e.offset, length: e.length,
+                    iova: e.flags & ChannelWire.mapFixedIOVA != 0 ? e.iova : nil,
+                    readable: e.flags & ChannelWire.mapRead != 0, writeable: e.flags & ChannelWire.mapWrite != 0), file))
             }
-            w.u32(UInt32(iovas.count)); w.u32(0); w.u64(pinned)
-            for iova in iovas { w.u64(iova) }
+            let outcome = broker.ioasMapBatch(caller, batch)
+            if let error = outcome.failure ?? unregistered {
+                let i = outcome.results.count
+                let undo = undoMaps(zip(entries, outcome.results).map { ($0.0.ioas, $0.1.iova, $0.0.length) }, caller: caller)
+                var f = Failure(error, index: UInt32(i), done: UInt32(undo.failed))
+                f.message = "MAP entry \(i): \(f.message)" + undo.note
+                throw f
+            }
+            w.u32(UInt32(outcome.results.count)); w.u32(0); w.u64(outcome.results.last?.ownerPinnedBytes ?? 0)
+            for r in outcome.results { w.u64(r.iova) }
             return (w.bytes, -1)
 
         case .unmap(let entries):
