@@ -18,26 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) {                                                            \
-            passed++;                                                          \
-        } else {                                                               \
-            failed++;                                                          \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);             \
-            printf(__VA_ARGS__);                                               \
-            printf("\n");                                                      \
-        }                                                                      \
-    } while (0)
-
-static const char *last(struct iommufdd_channel *ch) {
-    static char text[1200];
-    const struct iommufdd_error *e = iommufdd_last_error(ch);
-    snprintf(text, sizeof(text), "errno %d (%s) %s: %s [entry %u, done %u]", e->err, strerror(e->err), e->name, e->message, e->index, e->done);
-    return text;
-}
+#include "check.h"
 
 int main(int argc, char **argv) {
     if (argc != 7) {
