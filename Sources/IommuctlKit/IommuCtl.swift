@@ -52,6 +52,7 @@ public struct IommuCtl: ParsableCommand {
             FaultCommand.self,  // queues
             VEventQCommand.self,
             QueueCommand.self,
+            HWQueueCommand.self,  // hwqueue3
             Watch.self,
             Metrics.self,
             Call.self,

@@ -283,7 +283,9 @@ extension Broker {
             if ioas.mappings.isEmpty {
                 return .done(IOASUnmapResult(ioas: ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes))
             }
-            return .unmap(ioas, iova: 0, length: .max, inside: ioas.mappings.all, all: true)
+            let all = ioas.mappings.all
+            try checkNoHWQueuePin(ioas, all)  // hwqueue3
+            return .unmap(ioas, iova: 0, length: .max, inside: all, all: true)
         }
         guard let iova = params.iova, let length = params.length else {
             throw BrokerError.invalid("ioas.unmap needs 'iova' and 'length', or 'all': true")
@@ -302,6 +304,7 @@ extension Broker {
             }
             throw BrokerError.notFound("IOAS \(ioas.id) has no mapping in [\(Self.hex(iova)), \(Self.hex(last))]; with tolerate_missing (per request or owner policy) this is a 0-byte success")
         }
+        try checkNoHWQueuePin(ioas, inside)  // hwqueue3
         return .unmap(ioas, iova: iova, length: length, inside: inside, all: false)
     }
 

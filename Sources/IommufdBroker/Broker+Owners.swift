@@ -45,12 +45,14 @@ extension Broker {
     }
 
     func info(_ owner: OwnerRecord) -> OwnerInfo {
-        OwnerInfo(
+        var info = OwnerInfo(
             name: owner.name, identity: owner.identity, creatorUID: owner.creatorUID, policy: owner.policy,
             ioas: owner.ioas.sorted(), hwpts: owner.hwpts.sorted(), viommus: owner.viommus.sorted(),
             vdevices: owner.vdevices.sorted(), devices: owner.devices.sorted(),
             mappings: owner.ioas.reduce(0) { $0 + (ioasTable[$1]?.mappings.count ?? 0) },
             pinnedBytes: owner.pinnedBytes, quotaBytes: owner.quotaBytes, p2pBytes: owner.p2pBytes > 0 ? owner.p2pBytes : nil)
+        info.hwQueues = hwQueueIDs(of: owner.name)  // hwqueue3
+        return info
     }
 
     /// `owner.release`: tears down everything of one owner in a safe order — dirty tracking
@@ -84,6 +86,8 @@ extension Broker {
             releasePASIDs(owner, destroyed: &destroyed, failures: &failures)
             // 1b. vEVENTQs (before the vIOMMUs they hold; Broker+Queues.swift).
             releaseVEventQueues(of: owner.name, destroyed: &destroyed, failures: &failures)
+            // 1b'. HW queues, highest index first (before the vIOMMUs they hold; Broker+HWQueues.swift).
+            releaseHWQueues(of: owner.name, destroyed: &destroyed, failures: &failures)
             // 1c. Nested HWPTs (their devices move onto the nest parent first).
             releaseNestedHWPTs(owner, failures: &failures, destroyed: &destroyed)
             // 2. vDevices, 3. vIOMMUs.
@@ -152,7 +156,7 @@ extension Broker {
             }
 
             let complete = failures.isEmpty && owner.ioas.isEmpty && owner.hwpts.isEmpty && owner.viommus.isEmpty
-                && owner.vdevices.isEmpty && owner.devices.isEmpty
+                && owner.vdevices.isEmpty && owner.devices.isEmpty && hwQueueIDs(of: owner.name) == nil
             if complete {
                 owners[owner.name] = nil
             }

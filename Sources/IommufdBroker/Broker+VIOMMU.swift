@@ -145,6 +145,11 @@ extension Broker {
                             vdeviceTable[id].map { VDeviceCreateResult(vdevice: $0.id, viommu: $0.viommu, device: $0.device, virtualID: $0.virtualID) }
                         })
                 }
+                .map { info in
+                    var info = info
+                    info.hwQueues = hwQueueInfos(ofVIOMMU: info.viommu)  // hwqueue3
+                    return info
+                }
             return VIOMMUListResult(viommus: list)
         }
     }
@@ -179,6 +184,7 @@ extension Broker {
             throw BrokerError(.busy, "vIOMMU \(id) still has nested HWPTs \(v.nestedHWPTs.sorted()); move their devices off them and destroy them (hwpt.destroy) first")
         }
         try checkNoQueues(viommu: id)
+        try checkNoHWQueues(viommu: id)  // hwqueue3
         try kcall("destroying vIOMMU \(id)") { try backend.destroy(id) }
         viommuTable[id] = nil
         owners[v.owner]?.viommus.remove(id)

@@ -81,6 +81,9 @@ public final class Broker: @unchecked Sendable {
     // MARK: p2p
     /// The broker's dups of the dma-bufs behind mappings (Broker+Dmabuf.swift).
     var dmabufFiles = DmabufFileTable()
+    // MARK: hwqueue3
+    /// HW queues of vIOMMUs (Broker+HWQueues.swift).
+    var hwQueueTable: [ObjectID: HWQueueRecord] = [:]
     /// The object journal in systemd's fd store (Journal/), nil without an fd store.
     var journal: ObjectJournal?
     private var subscribers: [UInt64: Subscription] = [:]

@@ -111,6 +111,9 @@ extension BrokerMethod {
         case .deviceAttachPASID: MethodSignature(DevicePASIDParams.self, DevicePASIDResult.self)
         case .deviceReplacePASID: MethodSignature(DevicePASIDParams.self, DevicePASIDResult.self)
         case .deviceDetachPASID: MethodSignature(DevicePASIDDetachParams.self, DevicePASIDResult.self)
+        // MARK: hwqueue3
+        case .hwqueueAlloc: MethodSignature(HWQueueAllocParams.self, HWQueueInfo.self)
+        case .hwqueueDestroy: MethodSignature(HWQueueParams.self, HWQueueDestroyResult.self)
         }
     }
 }

@@ -30,4 +30,6 @@ public enum ObjectKind: String, Codable, Sendable, Hashable, CaseIterable {
     case ioas, hwpt, device, viommu, vdevice
     // MARK: queues
     case veventq, fault
+    // MARK: hwqueue3
+    case hwQueue = "hw_queue"
 }

@@ -52,6 +52,9 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
     case deviceAttachPASID = "device.attach_pasid"
     case deviceReplacePASID = "device.replace_pasid"
     case deviceDetachPASID = "device.detach_pasid"
+    // MARK: hwqueue3
+    case hwqueueAlloc = "hwqueue.alloc"
+    case hwqueueDestroy = "hwqueue.destroy"
 
     /// False for methods a reader may call (`dirty.read` changes state unless `clear` is false).
     public var changesState: Bool {
@@ -122,6 +125,9 @@ public enum BrokerMethod: String, CaseIterable, Sendable, Codable {
         case .deviceAttachPASID: "Attach a PASID of a leased device to a PASID-capable HWPT (hwpt.alloc pasid) of its owner"
         case .deviceReplacePASID: "Move an attached PASID to another PASID-capable HWPT without a DMA gap"
         case .deviceDetachPASID: "Detach a PASID of a device"
+        // MARK: hwqueue3
+        case .hwqueueAlloc: "Allocate a HW queue (IOMMU_HW_QUEUE_ALLOC) of a vIOMMU over a mapped guest-physical range, which it pins (selftest mock type; Tegra241 CMDQV is refused)"
+        case .hwqueueDestroy: "Destroy a HW queue (highest index first on the mock vIOMMU)"
         }
     }
 }

@@ -73,12 +73,16 @@ public struct OwnerInfo: Codable, Hashable, Sendable {
     /// Bytes of dma-buf (P2P) mappings: not pinned, not counted against `quota_bytes`. Absent
     /// when 0.
     public var p2pBytes: UInt64? = nil
+    // MARK: hwqueue3
+    /// The owner's HW queues (`hwqueue.alloc`); absent when it has none.
+    public var hwQueues: [ObjectID]? = nil
     enum CodingKeys: String, CodingKey {
         case name, identity, policy, ioas, hwpts, viommus, vdevices, devices, mappings
         case creatorUID = "creator_uid"
         case pinnedBytes = "pinned_bytes"
         case quotaBytes = "quota_bytes"
         case p2pBytes = "p2p_bytes"
+        case hwQueues = "hw_queues"  // hwqueue3
     }
 }
 

@@ -33,6 +33,9 @@ public struct VIOMMUInfo: Codable, Hashable, Sendable {
     public var device: String
     public var iommuInstance: String?
     public var vdevices: [VDeviceCreateResult]
+    // MARK: hwqueue3
+    /// Its HW queues (`hwqueue.alloc`), by index; absent when it has none.
+    public var hwQueues: [HWQueueInfo]? = nil
     public init(
         viommu: ObjectID,
         owner: String,
@@ -54,6 +57,7 @@ public struct VIOMMUInfo: Codable, Hashable, Sendable {
         case viommu, owner, ioas, device, vdevices
         case nestParent = "nest_parent"
         case iommuInstance = "iommu_instance"
+        case hwQueues = "hw_queues"  // hwqueue3
     }
 }
 

@@ -60,7 +60,8 @@ struct ContractCatalogueTests {
     }
 
     static func describe(_ schema: JSONValue) -> String {
-        let type = schema["type"]?.stringValue ?? "any"
+        // A param that takes a name or a number (hwqueue3) has a list of types.
+        let type = schema["type"]?.stringValue ?? schema["type"]?.arrayValue?.compactMap(\.stringValue).joined(separator: " or ") ?? "any"
         var text = type == "array" ? "array of " + describe(schema["items"] ?? .null) : type
         if let values = schema["enum"]?.arrayValue {
             text += " [" + values.map { $0.stringValue ?? $0.int64Value.map { "\($0)" } ?? "\($0)" }.joined(separator: ", ") + "]"

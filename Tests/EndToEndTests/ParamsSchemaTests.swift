@@ -80,6 +80,9 @@ struct ParamsSchemaTests {
         "test.sim_inventory": SimInventoryParams(),
         "test.dmabuf_get": TestDmabufGetParams(length: 4096),  // p2p
         "test.dmabuf_revoke": TestDmabufRevokeParams(revoked: true),
+        // hwqueue3
+        "hwqueue.alloc": HWQueueAllocParams(viommu: 3, type: .name("selftest"), index: 0, baseAddress: 0x10_0000, length: 4096, flags: 0),
+        "hwqueue.destroy": HWQueueParams(hwQueue: 9),
     ]
 
     /// Every method the daemon serves (test hooks on, so `sim.dma` and `test.stall_main_queue` too),
@@ -243,12 +246,14 @@ struct ParamsSchemaTests {
 
     /// The schema's type against an encoded value, recursively through objects.
     static func compare(_ schema: JSONValue, _ value: JSONValue, _ path: String) {
-        let type = schema["type"]?.stringValue
+        // One type, or (a name or a number, hwqueue3) a list of them.
+        let types = schema["type"]?.stringValue.map { [$0] } ?? schema["type"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let type = types.first
         switch value {
-        case .bool: #expect(type == "boolean", "\(path): a boolean, rpc.discover says \(schema)")
-        case .int, .uint: #expect(type == "integer", "\(path): an integer, rpc.discover says \(schema)")
-        case .double: #expect(type == "number", "\(path): a number, rpc.discover says \(schema)")
-        case .string: #expect(type == "string", "\(path): a string, rpc.discover says \(schema)")
+        case .bool: #expect(types.contains("boolean"), "\(path): a boolean, rpc.discover says \(schema)")
+        case .int, .uint: #expect(types.contains("integer"), "\(path): an integer, rpc.discover says \(schema)")
+        case .double: #expect(types.contains("number"), "\(path): a number, rpc.discover says \(schema)")
+        case .string: #expect(types.contains("string"), "\(path): a string, rpc.discover says \(schema)")
         case .array(let items):
             #expect(type == "array", "\(path): an array, rpc.discover says \(schema)")
             if let first = items.first, let itemSchema = schema["items"] { compare(itemSchema, first, path + "[]") }

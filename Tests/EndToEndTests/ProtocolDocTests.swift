@@ -75,6 +75,8 @@ struct ProtocolDocTests {
         if let values = schema["enum"]?.arrayValue {
             return values.compactMap(\.stringValue).map { "`\"\($0)\"`" }.joined(separator: " \\| ")
         }
+        // A param that takes a name or a number (hwqueue3): `"type": ["string", "integer"]`.
+        if let types = schema["type"]?.arrayValue?.compactMap(\.stringValue), !types.isEmpty { return types.joined(separator: " or ") }
         switch schema["type"]?.stringValue {
         case "integer": return "integer"
         case "string": return "string"

@@ -354,6 +354,7 @@ struct StreamingTests {
         #expect(Watch.render(method: "event.owner_created", params: ["owner": "vm1"]) == "owner vm1 created")
         #expect(Watch.render(method: "event.owner_released", params: ["owner": "vm1", "complete": false]) == "owner vm1 released (partly: some objects remain)")
         #expect(Watch.render(method: "event.object_destroyed", params: ["owner": "vm1", "kind": "viommu", "id": 5]) == "vm1: vIOMMU 5 destroyed")
+        #expect(Watch.render(method: "event.object_created", params: ["owner": "vm1", "kind": "hw_queue", "id": 21]) == "vm1: HW queue 21 created")  // hwqueue3
         #expect(Watch.render(method: "event.device_attached", params: ["owner": "vm1", "device": "m", "ioas": 3, "pt": 3]) == "vm1: m attached to IOAS 3 directly")
         #expect(Watch.render(method: "event.device_detached", params: ["owner": "vm1", "device": "m", "pt": 3]) == "vm1: m detached from page table 3")
         #expect(Watch.render(method: "event.device_released", params: ["owner": "vm1", "device": "m"]) == "vm1: m released")

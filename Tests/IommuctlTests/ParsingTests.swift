@@ -38,6 +38,8 @@ struct ParsingTests {
             (["vdevice", "destroy", "5"], VDeviceDestroy.self),
             (["owner", "create", "vm1"], OwnerCreate.self), (["owner", "list"], OwnerList.self),
             (["owner", "info", "vm1"], OwnerInfoCommand.self), (["owner", "release", "vm1"], OwnerRelease.self),
+            (["hwqueue", "alloc", "--viommu", "2", "--base", "0x100000", "--length", "4K"], HWQueueAlloc.self),  // hwqueue3
+            (["hwqueue", "destroy", "3"], HWQueueDestroy.self),
             (["watch"], Watch.self), (["call", "daemon.ping"], Call.self),
         ]
         for (args, expected) in cases {

@@ -409,6 +409,21 @@ let isolationMatrix: [MatrixRow] = {
             let v = try c.nestedSetUp(f, viommu: true).viommu ?? 0
             return p(["device": "n0", "viommu": .id(v), "data": ["type": "selftest", "iotlb": 7], "fault_queue": .id(try c.newFaultQueue(f))])
         },
+        // hwqueue3: HW queues of A's mock vIOMMU, over a page mapped in A's IOAS.
+        R.row("hwqueue.alloc", "", "✓✓∅✗") { f, c in CallParams(params: Clients.hwQueueParams(try c.hwQueueSetUp(f))) },
+        R.row("hwqueue.destroy", "", "✓✓∅✗") { f, c in p(["hw_queue": .id(try c.newHWQueue(f))]) },
+        R.cell("hwqueue.alloc", "by number (0xdeadbeef)", .owner, "✓") { f, c in
+            CallParams(params: Clients.hwQueueParams(try c.hwQueueSetUp(f), type: .int(0xdead_beef)))
+        },
+        R.cell("hwqueue.alloc", "tegra241_cmdqv (its guest needs an mmap of the iommufd)", .owner, "U") { f, c in
+            CallParams(params: Clients.hwQueueParams(try c.hwQueueSetUp(f), type: "tegra241_cmdqv"))
+        },
+        R.cell("hwqueue.alloc", "admin: tegra241_cmdqv", .admin, "U") { f, c in
+            CallParams(params: Clients.hwQueueParams(try c.hwQueueSetUp(f), type: "tegra241_cmdqv"))
+        },
+        R.cell("hwqueue.alloc", "index 2 of the mock vIOMMU", .owner, "I") { f, c in
+            CallParams(params: Clients.hwQueueParams(try c.hwQueueSetUp(f), index: 2))
+        },
         R.row("events.subscribe", "to owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("events.subscribe", "to all", "✓✓✓✓"),
         // A subscription is its connection's: nobody else can end it, and nobody else sees it.
@@ -584,6 +599,11 @@ struct IsolationMatrixTests {
         compare("hwpt.destroy", "hwpt", id: hwpt)
         compare("viommu.destroy", "viommu", id: viommu)
         compare("vdevice.destroy", "vdevice", id: vdevice)
+        // hwqueue3: A's mock vIOMMU and its HW queue.
+        let mockVIOMMU = try c.hwQueueSetUp(f)
+        let hwQueue = try c.a.value("hwqueue.alloc", Clients.hwQueueParams(mockVIOMMU)).id("hw_queue")
+        compare("hwqueue.alloc", "viommu", id: mockVIOMMU, ["type": "selftest", "index": 1, "base_address": .int(Fixture.iova), "length": 4096])
+        compare("hwqueue.destroy", "hw_queue", id: hwQueue)
         try c.tearDown(f)
     }
 

@@ -103,6 +103,7 @@ struct OwnerInfoCommand: DaemonCommand {
         f.add("hwpts", Words.ids(o.hwpts))
         f.add("viommus", Words.ids(o.viommus))
         f.add("vdevices", Words.ids(o.vdevices))
+        if let queues = o.hwQueues { f.add("hw queues", Words.ids(queues)) }  // hwqueue3
         f.add("devices", Words.list(o.devices.sorted()))
         f.add("mappings", "\(o.mappings)")
         var pinned = Units.bytes(o.pinnedBytes)
@@ -141,7 +142,7 @@ struct OwnerRelease: DaemonCommand {
     }
 
     static func render(_ r: OwnerReleaseResult) -> String {
-        let order = ["pasid_attachment", "vdevice", "viommu", "device", "hwpt", "mapping", "ioas"]
+        let order = ["pasid_attachment", "hw_queue", "vdevice", "viommu", "device", "hwpt", "mapping", "ioas"]
         let kinds = r.destroyed.keys.sorted { (order.firstIndex(of: $0) ?? 99, $0) < (order.firstIndex(of: $1) ?? 99, $1) }
         let destroyed = kinds.filter { (r.destroyed[$0] ?? 0) > 0 }.map { kind -> String in
             let n = r.destroyed[kind] ?? 0
@@ -151,6 +152,7 @@ struct OwnerRelease: DaemonCommand {
             case "viommu": return Words.count(n, "vIOMMU")
             case "vdevice": return Words.count(n, "vDevice")
             case "pasid_attachment": return Words.count(n, "PASID attachment")  // pasid
+            case "hw_queue": return Words.count(n, "HW queue")  // hwqueue3
             default: return Words.count(n, kind)
             }
         }

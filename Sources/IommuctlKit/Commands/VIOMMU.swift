@@ -70,8 +70,8 @@ struct VIOMMUList: DaemonCommand {
         commandName: "list",
         abstract: "List vIOMMUs.",
         discussion: """
-            Each vIOMMU with its IOAS, nest-parent HWPT, physical IOMMU instance and vDevices \
-            (shown as id:device=virtual-id). With a daemon older than viommu.list, lists the \
+            Each vIOMMU with its IOAS, nest-parent HWPT, physical IOMMU instance, vDevices \
+            (shown as id:device=virtual-id) and HW queues (id:index@base+length). With a daemon older than viommu.list, lists the \
             vIOMMU ids of each owner from owner.list.
             """)
 
@@ -122,7 +122,7 @@ struct VIOMMUList: DaemonCommand {
     /// Renders the list whatever members the objects carry: known ones first, in a fixed order.
     static func render(_ result: JSONValue) -> String {
         let items = result["viommus"]?.arrayValue ?? []
-        let preferred = ["viommu", "owner", "ioas", "iommu_instance", "nest_parent", "type", "device", "vdevices"]
+        let preferred = ["viommu", "owner", "ioas", "iommu_instance", "nest_parent", "type", "device", "vdevices", "hw_queues"]
         var keys = Set<String>()
         for item in items { keys.formUnion(item.objectValue.map { Array($0.keys) } ?? []) }
         let ordered = preferred.filter(keys.contains) + keys.subtracting(preferred).sorted()
@@ -135,6 +135,9 @@ struct VIOMMUList: DaemonCommand {
                 if key == "type", let t = value.int64Value, let type = UInt32(exactly: t) { return Words.viommuType(type) }
                 if key == "vdevices", let vdevices = value.arrayValue {
                     return vdevices.isEmpty ? "none" : vdevices.map(Self.vdevice).joined(separator: ", ")
+                }
+                if key == "hw_queues", let queues = value.arrayValue {  // hwqueue3
+                    return queues.isEmpty ? "none" : queues.map(Self.hwQueue).joined(separator: ", ")
                 }
                 return Status.scalar(value)
             })

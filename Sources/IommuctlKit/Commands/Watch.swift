@@ -68,6 +68,7 @@ struct Watch: DaemonCommand {
         case "hwpt": "HWPT"
         case "viommu": "vIOMMU"
         case "vdevice": "vDevice"
+        case "hw_queue": "HW queue"  // hwqueue3
         case let other?: other
         case nil: "object"
         }

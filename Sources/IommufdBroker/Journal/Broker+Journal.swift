@@ -127,6 +127,7 @@ extension Broker {
                 adoptChannels(contents.state.channels ?? [], stored: &channelFDs, report: &report)
                 adoptQueues(contents.state.queues ?? [], stored: &queueFDs, problems: &report.problems)
                 adoptPASIDs(contents.state.pasids ?? [], report: &report)  // pasid
+                adoptHWQueues(contents.state.hwQueues ?? [], report: &report)  // hwqueue3
                 if reconcileWithBackend(journal: journal, report: &report) || journal.log.hasPending {
                     // The corrected state is journaled before the first request.
                     journal.recordState(journalState())

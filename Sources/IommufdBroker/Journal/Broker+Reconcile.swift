@@ -61,6 +61,7 @@ extension Broker {
             viommuTable[id] = nil
             hwptTable[v.hwpt]?.viommus.remove(id)
             owners[v.owner]?.viommus.remove(id)
+            dropHWQueues(ofVIOMMU: id, report: &report)  // hwqueue3
             changed = true
             note("vIOMMU \(id) of owner '\(v.owner)' was journaled but is gone from the iommufd (its destroy was cut off); dropped from the records")
         }

@@ -96,6 +96,10 @@ struct JournalState: Codable, Equatable {
     /// PASID attachments (Broker+PASIDJournal.swift); nil when there are none, so a journal
     /// without them reads the same.
     var pasids: [PASIDAttachment]?
+    // MARK: hwqueue3
+    /// HW queues (Broker+HWQueueJournal.swift); nil when there are none, so a journal without
+    /// them reads the same.
+    var hwQueues: [HWQueue]?
 }
 
 extension Broker {
@@ -127,6 +131,7 @@ extension Broker {
             .sorted { ($0.ioas, $0.iommuInstance) < ($1.ioas, $1.iommuInstance) }
         s.queues = journalQueues()  // queues
         s.pasids = journalPASIDs()  // pasid
+        s.hwQueues = journalHWQueues()  // hwqueue3
         s.channels = channels.isEmpty ? nil : channels.sorted { $0.key < $1.key }.map { .init(id: $0.key, owner: $0.value) }
         return s
     }

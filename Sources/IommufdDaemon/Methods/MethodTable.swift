@@ -203,6 +203,9 @@ extension MethodTable {
         t.addWithFDs(BrokerMethod.queueFD.rawValue, BrokerMethod.queueFD.summary, access: .write, params: QueueParams.self) { c, p, _ in
             try broker.queueFD(c, p)
         }
+        // MARK: hwqueue3
+        add(.hwqueueAlloc, HWQueueAllocParams.self, broker.hwqueueAlloc)
+        add(.hwqueueDestroy, HWQueueParams.self, broker.hwqueueDestroy)
         return t
     }
 }

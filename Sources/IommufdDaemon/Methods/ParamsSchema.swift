@@ -1,3 +1,4 @@
+import IommufdContract
 import IommufdRPC
 
 /// Derives a JSON Schema for a method's params by decoding the params type with a decoder that
@@ -43,7 +44,7 @@ struct ParamsSchemaError: Error, CustomStringConvertible {
 
 /// What the recorder learned about one value.
 final class SchemaNode {
-    enum Kind { case unknown, object, array, string, integer, number, boolean }
+    enum Kind { case unknown, object, array, string, integer, number, boolean, stringOrInteger }
     var kind: Kind = .unknown
     var properties: [(name: String, node: SchemaNode, required: Bool)] = []
     var items: SchemaNode?
@@ -68,6 +69,7 @@ final class SchemaNode {
         case .integer: out["type"] = "integer"
         case .number: out["type"] = "number"
         case .boolean: out["type"] = "boolean"
+        case .stringOrInteger: out["type"] = ["string", "integer"]  // hwqueue3: a name or a number
         }
         if let enumValues { out["enum"] = .array(enumValues) }
         return .object(out)
@@ -138,6 +140,11 @@ private func record<T: Decodable>(_ type: T.Type, into node: SchemaNode, path: [
         node.kind = kind
         node.enumValues = values
         return value
+    }
+    // hwqueue3: a param that takes a name or a number (`HWQueueTypeParam`).
+    if let either = T.self as? any StringOrIntegerParam.Type {
+        node.kind = .stringOrInteger
+        return either.schemaPlaceholder as! T
     }
     switch T.self {
     case is String.Type: node.kind = .string; return "" as! T
