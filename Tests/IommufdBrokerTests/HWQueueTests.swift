@@ -154,6 +154,22 @@ struct HWQueueTests {
         #expect(f.sim.backendInventory().viommus.isEmpty)
     }
 
+    /// The VMM channel's UNMAP (a batch) plans each entry as ioas.unmap does: it stops at the
+    /// entry whose mapping a queue pins, Busy naming the queue, the entries before it done.
+    @Test func aChannelUnmapBatchStopsAtThePinnedMapping() throws {
+        let f = try Fixture(topology: nestedTopology)
+        let (ioas, v, iova) = try setUp(f)
+        let q1Base = iova + page
+        let q = try f.broker.hwqueueAlloc(f.a, params(v, base: q1Base)).hwQueue
+        let outcome = f.broker.ioasUnmapBatch(f.a, [
+            IOASUnmapParams(ioas: ioas, iova: iova, length: page), IOASUnmapParams(ioas: ioas, iova: q1Base, length: page),
+        ])
+        #expect(outcome.results.map(\.unmappedBytes) == [page])
+        let e = outcome.failure as? BrokerError
+        #expect(e?.kind == .busy && e?.message.contains("pinned by HW queue \(q)") == true, "\(String(describing: outcome.failure))")
+        #expect(try f.broker.ioasInfo(f.a, IOASInfoParams(ioas: ioas)).mappings.map(\.iova) == [q1Base])
+    }
+
     @Test func withoutTheFeatureItIsUnsupported() throws {
         let f = try Fixture(topology: nestedTopology, without: [.hwQueue])
         let (_, v, iova) = try setUp(f)
