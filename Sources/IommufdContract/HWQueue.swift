@@ -40,12 +40,20 @@ public enum HWQueueTypeParam: Codable, Hashable, Sendable, StringOrIntegerParam 
 
     public static var schemaPlaceholder: HWQueueTypeParam { .name("selftest") }
 
+    /// A string is a name; a number must fit `u32` (the decoder's range error says so);
+    /// anything else is refused naming what the field takes.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if let n = try? c.decode(UInt32.self) {
-            self = .number(n)
-        } else {
-            self = .name(try c.decode(String.self))
+        if let s = try? c.decode(String.self) {
+            self = .name(s)
+            return
+        }
+        do {
+            self = .number(try c.decode(UInt32.self))
+        } catch DecodingError.typeMismatch {
+            throw DecodingError.typeMismatch(
+                HWQueueTypeParam.self,
+                .init(codingPath: decoder.codingPath, debugDescription: "expected a HW queue type: a name (selftest, tegra241_cmdqv) or a number of enum iommu_hw_queue_type"))
         }
     }
 
