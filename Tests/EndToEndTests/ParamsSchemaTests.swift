@@ -80,6 +80,8 @@ struct ParamsSchemaTests {
         "test.sim_inventory": SimInventoryParams(),
         "test.dmabuf_get": TestDmabufGetParams(length: 4096),  // p2p
         "test.dmabuf_revoke": TestDmabufRevokeParams(revoked: true),
+        "test.trigger_vevent": TestTriggerVEventParams(device: "sim-pci3"),  // i14audit
+        "test.trigger_iopf": TestTriggerIOPFParams(device: "sim-pci3", address: 0x1000, pasid: 0, group: 1, perm: 1),
     ]
 
     /// Every method the daemon serves (test hooks on, so `sim.dma` and `test.stall_main_queue` too),

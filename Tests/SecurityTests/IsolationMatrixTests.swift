@@ -409,6 +409,12 @@ let isolationMatrix: [MatrixRow] = {
             let v = try c.nestedSetUp(f, viommu: true).viommu ?? 0
             return p(["device": "n0", "viommu": .id(v), "data": ["type": "selftest", "iotlb": 7], "fault_queue": .id(try c.newFaultQueue(f))])
         },
+        // i14audit: test hooks that make a device report a vEVENT or an I/O page fault: admins only.
+        R.row("test.trigger_vevent", "", "✓✗✗✗") { f, c in
+            try c.veventReady(f)
+            return p(["device": "n0"])
+        },
+        R.row("test.trigger_iopf", "", "✓✗✗✗") { _, _ in p(["device": "a0", "address": 0x1000]) },
         R.row("events.subscribe", "to owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("events.subscribe", "to all", "✓✓✓✓"),
         // A subscription is its connection's: nobody else can end it, and nobody else sees it.
