@@ -1382,13 +1382,13 @@ _iommuctl_queue() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    list)
+    list|read)
         # Offer subcommand argument completions
         "_iommuctl_queue_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'list' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'list read' -- "${cur}"))
         ;;
     esac
 }
@@ -1406,6 +1406,31 @@ _iommuctl_queue_list() {
         return
         ;;
     '--viommu')
+        return
+        ;;
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_queue_read() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--count --wait --socket --timeout)
+    __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--count')
+        return
+        ;;
+    '--wait')
         return
         ;;
     '--socket')

@@ -145,6 +145,8 @@ function __iommuctl_parse_tokens -S
             switch $unparsed_tokens[1]
             case 'list'
                 __iommuctl_parse_subcommand 0 'owner=' 'viommu=' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
+            case 'read'
+                __iommuctl_parse_subcommand 1 'count=' 'wait=' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
             end
         case 'watch'
             __iommuctl_parse_subcommand 0 'owner=' 'count=' 'socket=' 'json' 'compact' 'timeout=' 'version' 'h/help'
@@ -224,7 +226,7 @@ complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "i
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'vdevice' -d 'Give a device its guest-visible ID on a vIOMMU.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'fault' -d 'Create and destroy I/O page fault queues (Linux >= 6.11).'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'veventq' -d 'Create and destroy vIOMMU event queues (Linux >= 6.15).'
-complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'queue' -d 'List fault queues and vEVENTQs.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'queue' -d 'List fault queues and vEVENTQs, and read their records.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'watch' -d 'Stream the daemon\'s events (object lifecycle, attachments, dirty tracking) until interrupted.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'metrics' -d 'Print the daemon\'s metrics in the Prometheus text format.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl" -eq 1' -fa 'call' -d 'Call any JSON-RPC method with raw JSON params and print the answer.'
@@ -607,6 +609,7 @@ complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_opti
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue" version' -l 'version' -d 'Show the version.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl queue" -eq 1' -fa 'list' -d 'List fault queues and vEVENTQs with their counters.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_positional "iommuctl queue" -eq 1' -fa 'read' -d 'Take a queue\'s fd (queue.fd) and print the records read from it.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue list" owner' -l 'owner' -d 'Only this owner\'s queues.' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue list" viommu' -l 'viommu' -d 'Only the vEVENTQs of this vIOMMU.' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue list" socket' -l 'socket' -d 'The daemon\'s control socket. (default: $IOMMUFDD_SOCKET, else /run/iommufdd/control.sock; for a non-root user without it, $XDG_RUNTIME_DIR/iommufdd/control.sock)' -rF
@@ -615,6 +618,14 @@ complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_opti
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue list" timeout' -l 'timeout' -d 'Seconds to wait for each answer of the daemon (0: wait forever).' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue list" version' -l 'version' -d 'Show the version.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue list" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue read" count' -l 'count' -d 'Exit after this many records. (default: read until interrupted or the queue is gone)' -rfka ''
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue read" wait' -l 'wait' -d 'Give up when no record came for this many seconds. (default: wait as long as it takes)' -rfka ''
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue read" socket' -l 'socket' -d 'The daemon\'s control socket. (default: $IOMMUFDD_SOCKET, else /run/iommufdd/control.sock; for a non-root user without it, $XDG_RUNTIME_DIR/iommufdd/control.sock)' -rF
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue read" json' -l 'json' -d 'Print the daemon\'s answer as JSON (keys sorted) instead of a table.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue read" compact' -l 'compact' -d 'With --json: print the JSON on one line. Implies --json.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue read" timeout' -l 'timeout' -d 'Seconds to wait for each answer of the daemon (0: wait forever).' -rfka ''
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue read" version' -l 'version' -d 'Show the version.'
+complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl queue read" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl watch" owner' -l 'owner' -d 'Only this owner\'s events (and daemon-wide ones).' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl watch" count' -l 'count' -d 'Exit after this many events.' -rfka ''
 complete -c 'iommuctl' -n '__iommuctl_should_offer_completions_for_flags_or_options "iommuctl watch" socket' -l 'socket' -d 'The daemon\'s control socket. (default: $IOMMUFDD_SOCKET, else /run/iommufdd/control.sock; for a non-root user without it, $XDG_RUNTIME_DIR/iommufdd/control.sock)' -rF
