@@ -66,6 +66,7 @@ final class RestartChecks {
         run.check("build-state") { try buildState() }
         run.check("fault-queue-before-kill") { try queueBeforeKill() }  // queues
         run.check("pasid-before-kill") { try pasidBeforeKill() }  // pasid
+        run.check("nested-veventq-before-kill") { try nestedBeforeKill() }  // i14audit
         run.check("sigkill-fds-stay-in-store") { try killAndInspectStore() }
         run.check("dma-while-daemon-dead") { try dmaWhileDead() }
         run.check("restart-ready") { try restart() }
@@ -74,6 +75,7 @@ final class RestartChecks {
         run.check("recovery-clean") { try recoveryClean() }
         run.check("fault-queue-after-restart") { try queueAfterRestart() }  // queues
         run.check("pasid-after-restart") { try pasidAfterRestart() }  // pasid
+        run.check("nested-veventq-after-restart") { try nestedAfterRestart() }  // i14audit
         run.check("dma-after-restart") { try dmaAfterRestart() }
         run.check("dmabuf-mapping-after-restart") { try dmabufAfterRestart() }  // p2p
         run.check("owner-release") { try ownerRelease() }
