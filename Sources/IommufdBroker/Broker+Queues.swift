@@ -66,7 +66,7 @@ extension Broker {
         QueueInfo(
             queue: q.id, owner: q.owner, kind: q.kind.rawValue, viommu: q.viommu, type: q.type, depth: q.depth,
             hwpts: hwptTable.values.filter { $0.faultQueue == q.id }.map(\.id).sorted(),
-            connected: q.relayFD != nil, relayed: q.relayed, undelivered: q.undelivered, lostEvents: q.lostEvents,
+            connected: q.relayFD.map(Self.holderConnected) ?? false, relayed: q.relayed, undelivered: q.undelivered, lostEvents: q.lostEvents,
             awaitingResponse: q.awaiting.count)
     }
 

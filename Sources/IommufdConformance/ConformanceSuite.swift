@@ -11,6 +11,7 @@ public enum ConformanceSuite {
         + DmabufCases.all  // MARK: p2p
         + PASIDCases.all  // pasid
         + HWQueueCases.all  // hwqueue
+        + AuditCases.all  // MARK: i14audit
 
     /// The cases whose ID contains `substring` (all when it is nil or empty).
     public static func cases(matching substring: String?) -> [ConformanceCase] {

@@ -41,6 +41,7 @@ struct DaemonChecks {
         run.check("dirty-tracking-mock") { try dirtyTrackingMock() }
         run.check("dirty-resume-mock") { try dirtyResumeMock() }
         run.check("viommu-vdevice-mock") { try viommuVDeviceMock() }
+        run.check("device-info-vendor-data") { try deviceInfoVendorData() }  // i14audit
         run.check("vmm-dma-through-daemon") { try vmmDMAThroughDaemon() }
         run.check("two-owners-isolated") { try twoOwnersIsolated() }
         run.check("manager-without-trusted-vmm") { try managerWithoutTrustedVMM() }

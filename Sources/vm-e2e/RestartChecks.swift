@@ -67,6 +67,7 @@ final class RestartChecks {
         run.check("fault-queue-before-kill") { try queueBeforeKill() }  // queues
         run.check("pasid-before-kill") { try pasidBeforeKill() }  // pasid
         run.check("hwqueue-before-kill") { try hwQueueBeforeKill() }  // hwqueue3
+        run.check("nested-veventq-before-kill") { try nestedBeforeKill() }  // i14audit
         run.check("sigkill-fds-stay-in-store") { try killAndInspectStore() }
         run.check("dma-while-daemon-dead") { try dmaWhileDead() }
         run.check("restart-ready") { try restart() }
@@ -76,6 +77,7 @@ final class RestartChecks {
         run.check("fault-queue-after-restart") { try queueAfterRestart() }  // queues
         run.check("pasid-after-restart") { try pasidAfterRestart() }  // pasid
         run.check("hwqueue-after-restart") { try hwQueueAfterRestart() }  // hwqueue3
+        run.check("nested-veventq-after-restart") { try nestedAfterRestart() }  // i14audit
         run.check("dma-after-restart") { try dmaAfterRestart() }
         run.check("dmabuf-mapping-after-restart") { try dmabufAfterRestart() }  // p2p
         run.check("owner-release") { try ownerRelease() }

@@ -83,6 +83,8 @@ struct ParamsSchemaTests {
         // hwqueue3
         "hwqueue.alloc": HWQueueAllocParams(viommu: 3, type: .name("selftest"), index: 0, baseAddress: 0x10_0000, length: 4096, flags: 0),
         "hwqueue.destroy": HWQueueParams(hwQueue: 9),
+        "test.trigger_vevent": TestTriggerVEventParams(device: "sim-pci3"),  // i14audit
+        "test.trigger_iopf": TestTriggerIOPFParams(device: "sim-pci3", address: 0x1000, pasid: 0, group: 1, perm: 1),
     ]
 
     /// Every method the daemon serves (test hooks on, so `sim.dma` and `test.stall_main_queue` too),

@@ -9,6 +9,8 @@ import Testing
 /// what the tool prints. README.md's walkthrough is checked the same way. After changing output
 /// on purpose, regenerate both with
 /// IOMMUCTL_UPDATE_WALKTHROUGH=1 swift test --filter WalkthroughTests, and read the diff.
+/// A line ending in ` &` runs in the background and `$ wait` waits for it
+/// (WalkthroughBackgroundJob says what each of them shows).
 @Suite("docs/walkthrough.md and README.md show what iommuctl prints")
 struct WalkthroughTests {
     static let files = ["docs/walkthrough.md", "README.md"]
@@ -66,16 +68,31 @@ struct WalkthroughTests {
         let daemon = try LiveDaemon(quota: "4GiB")
         var updated = lines
         var replacements: [(Int, Int, [String])] = []
+        var jobs: [WalkthroughBackgroundJob] = []  // i14audit: `$ iommuctl ... &` and `$ wait`
         for (index, step) in steps {
-            let argv = Self.words(step.command)
-            try #require(argv.first == "iommuctl", "walkthrough lines run iommuctl only: \(step.command)")
-            let run = try daemon.ctl(Array(argv.dropFirst()))
-            var printed = run.output.isEmpty ? [] : run.output.components(separatedBy: "\n")
-            if !run.error.isEmpty { printed += run.error.components(separatedBy: "\n") }
-            if run.code != 0 { printed.append("[exit status \(run.code)]") }
+            var printed: [String]
+            if step.command == "wait" {
+                try #require(!jobs.isEmpty, "`wait` with no background job before it")
+                printed = jobs.flatMap { $0.finish() }
+                jobs.removeAll()
+            } else if step.command.hasSuffix(" &") {
+                let argv = Self.words(String(step.command.dropLast(2)))
+                try #require(argv.first == "iommuctl", "walkthrough lines run iommuctl only: \(step.command)")
+                let job = try WalkthroughBackgroundJob(command: step.command, arguments: Array(argv.dropFirst()), socketPath: daemon.socketPath)
+                printed = try #require(job.firstLine(), "'\(step.command)' printed no line on stderr within 30 s")
+                jobs.append(job)
+            } else {
+                let argv = Self.words(step.command)
+                try #require(argv.first == "iommuctl", "walkthrough lines run iommuctl only: \(step.command)")
+                let run = try daemon.ctl(Array(argv.dropFirst()))
+                printed = run.output.isEmpty ? [] : run.output.components(separatedBy: "\n")
+                if !run.error.isEmpty { printed += run.error.components(separatedBy: "\n") }
+                if run.code != 0 { printed.append("[exit status \(run.code)]") }
+            }
             #expect(printed == step.expected, "\(step.command)")
             replacements.append((index + 1, step.expected.count, printed))
         }
+        #expect(jobs.isEmpty, "background jobs never waited for: \(jobs.map(\.command))")
         if ProcessInfo.processInfo.environment["IOMMUCTL_UPDATE_WALKTHROUGH"] == "1" {
             for (start, count, printed) in replacements.reversed() {
                 updated.replaceSubrange(start..<(start + count), with: printed)

@@ -424,6 +424,12 @@ let isolationMatrix: [MatrixRow] = {
         R.cell("hwqueue.alloc", "index 2 of the mock vIOMMU", .owner, "I") { f, c in
             CallParams(params: Clients.hwQueueParams(try c.hwQueueSetUp(f), index: 2))
         },
+        // i14audit: test hooks that make a device report a vEVENT or an I/O page fault: admins only.
+        R.row("test.trigger_vevent", "", "✓✗✗✗") { f, c in
+            try c.veventReady(f)
+            return p(["device": "n0"])
+        },
+        R.row("test.trigger_iopf", "", "✓✗✗✗") { _, _ in p(["device": "a0", "address": 0x1000]) },
         R.row("events.subscribe", "to owner A", "✓✓∅✓") { f, _ in p(["owner": .string(f.owner)]) },
         R.row("events.subscribe", "to all", "✓✓✓✓"),
         // A subscription is its connection's: nobody else can end it, and nobody else sees it.

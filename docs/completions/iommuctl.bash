@@ -184,13 +184,13 @@ _iommuctl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|devices|device|owner|ioas|hwpt|dirty|viommu|vdevice|fault|veventq|queue|hwqueue|watch|metrics|call|help)
+    status|devices|device|owner|ioas|hwpt|dirty|viommu|vdevice|fault|veventq|queue|watch|metrics|call|help)
         # Offer subcommand argument completions
         "_iommuctl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status devices device owner ioas hwpt dirty viommu vdevice fault veventq queue hwqueue watch metrics call help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status devices device owner ioas hwpt dirty viommu vdevice fault veventq queue watch metrics call help' -- "${cur}"))
         ;;
     esac
 }
@@ -1382,13 +1382,13 @@ _iommuctl_queue() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    list)
+    list|read)
         # Offer subcommand argument completions
         "_iommuctl_queue_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'list' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'list read' -- "${cur}"))
         ;;
     esac
 }
@@ -1418,72 +1418,21 @@ _iommuctl_queue_list() {
     esac
 }
 
-_iommuctl_hwqueue() {
-    repeating_flags=()
-    non_repeating_flags=(--version -h --help)
-    repeating_options=()
-    non_repeating_options=()
-    __iommuctl_offer_flags_options 0
-
-    # Offer subcommand / subcommand argument completions
-    local -r subcommand="${unparsed_words[0]}"
-    unset 'unparsed_words[0]'
-    unparsed_words=("${unparsed_words[@]}")
-    case "${subcommand}" in
-    alloc|destroy)
-        # Offer subcommand argument completions
-        "_iommuctl_hwqueue_${subcommand}"
-        ;;
-    *)
-        # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'alloc destroy' -- "${cur}"))
-        ;;
-    esac
-}
-
-_iommuctl_hwqueue_alloc() {
+_iommuctl_queue_read() {
     repeating_flags=()
     non_repeating_flags=(--json --compact --version -h --help)
     repeating_options=()
-    non_repeating_options=(--viommu --type --index --base --length --socket --timeout)
-    __iommuctl_offer_flags_options 0
-
-    # Offer option value completions
-    case "${prev}" in
-    '--viommu')
-        return
-        ;;
-    '--type')
-        return
-        ;;
-    '--index')
-        return
-        ;;
-    '--base')
-        return
-        ;;
-    '--length')
-        return
-        ;;
-    '--socket')
-        __iommuctl_add_completions -f
-        return
-        ;;
-    '--timeout')
-        return
-        ;;
-    esac
-}
-
-_iommuctl_hwqueue_destroy() {
-    repeating_flags=()
-    non_repeating_flags=(--json --compact --version -h --help)
-    repeating_options=()
-    non_repeating_options=(--socket --timeout)
+    non_repeating_options=(--count --wait --socket --timeout)
     __iommuctl_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
+    '--count')
+        return
+        ;;
+    '--wait')
+        return
+        ;;
     '--socket')
         __iommuctl_add_completions -f
         return

@@ -132,8 +132,8 @@ struct VEventQDestroy: DaemonCommand {
 struct QueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
-        abstract: "List fault queues and vEVENTQs.",
-        subcommands: [QueueList.self])
+        abstract: "List fault queues and vEVENTQs, and read their records.",
+        subcommands: [QueueList.self, QueueRead.self])
 }
 
 struct QueueList: DaemonCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IommufdCore
 import IommufdRPC
 
 /// `iommuctl watch`: `events.subscribe`, then one line per notification until interrupted.
@@ -102,8 +103,38 @@ struct Watch: DaemonCommand {
             return prefix + "dirty tracking stopped on IOAS \(id("ioas"))"
         case "event.config_reloaded":
             return "daemon configuration reloaded"
+        case "event.queue":  // MARK: i14audit
+            return prefix + queueRecord(p)
+        case "event.dmabuf_revoked":
+            let range: String
+            if let iova = p["iova"]?.uint64Value, let length = p["length"]?.uint64Value, length > 0 {
+                range = "IOVA " + Units.hexRange(start: iova, last: iova &+ length &- 1)
+            } else {
+                range = "IOVA \(id("iova"))"
+            }
+            return prefix + "the exporter revoked the dma-buf mapped at \(range) of IOAS \(id("ioas")) (it stays dead until unmapped and mapped again)"
         default:
             return method + (params.map { " " + $0.description } ?? "")
         }
+    }
+}
+
+extension Watch {
+    // MARK: i14audit
+    /// An `event.queue` record (docs/queues.md) as words: a vEVENT or an I/O page fault.
+    static func queueRecord(_ p: JSONValue) -> String {
+        func id(_ key: String) -> String { p[key].map(Status.scalar) ?? "?" }
+        if p["kind"]?.stringValue == "fault" {
+            let device = p["device"]?.stringValue ?? "device id \(id("device_id"))"
+            let pasidValid = (p["flags"]?.uint64Value ?? 0) & UInt64(PageFault.pasidValid) != 0
+            let address = p["address"]?.uint64Value.map(Units.hex) ?? id("address")
+            return "fault queue \(id("queue")): \(device) faulted (\(pasidValid ? "PASID \(id("pasid"))" : "no PASID"), group \(id("group")), "
+                + "\(QueueRead.permissions(UInt32(truncatingIfNeeded: p["perm"]?.uint64Value ?? 0))) at \(address), cookie \(id("cookie")))"
+        }
+        if p["lost_events"]?.boolValue == true {
+            return "vEVENTQ \(id("queue")): events lost before sequence \(id("sequence")) (the kernel queue overflowed)"
+        }
+        let data = p["data"]?.stringValue ?? ""
+        return "vEVENTQ \(id("queue")): event \(id("sequence")), \(Words.count(data.count / 2, "byte")) \(data.isEmpty ? "-" : data)"
     }
 }

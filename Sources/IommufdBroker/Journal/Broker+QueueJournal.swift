@@ -50,7 +50,16 @@ extension Broker {
     /// Puts a new queue's fds in the fd store (nothing without one).
     func storeQueueFDs(_ record: QueueRecord) {
         guard let store = journal?.store else { return }
-        if let fd = (backend as? any RestartableQueueBackend)?.queueFDToStore(record.id) { store.store(fd, name: StoredFDName.queue(record.id)) }
+        if let fd = (backend as? any RestartableQueueBackend)?.queueFDToStore(record.id) {
+            // i14audit: in a capsule of its own inode, so the store cannot take it for another
+            // queue's fd (FDCapsule); stored as it is if no capsule can be made.
+            if let capsule = FDCapsule.wrap(fd) {
+                store.store(capsule, name: StoredFDName.queue(record.id))
+                close(capsule)
+            } else {
+                store.store(fd, name: StoredFDName.queue(record.id))
+            }
+        }
         if let relay = record.relayFD { store.store(relay, name: StoredFDName.queueRelay(record.id)) }
     }
 
@@ -73,7 +82,13 @@ extension Broker {
                 problems.append("queue \(q.id) (\(q.kind)) of owner '\(q.owner)' is not of a known kind or owner; not taken back")
                 continue
             }
-            let backendFD = stored.removeValue(forKey: StoredFDName.queue(q.id))
+            var backendFD = stored.removeValue(forKey: StoredFDName.queue(q.id))
+            // i14audit: a capsule gives a copy of the queue fd it holds (and keeps it there for
+            // the next restart); a raw fd (an older daemon's) is used as it is.
+            if let capsule = backendFD, let inner = FDCapsule.unwrap(capsule) {
+                close(capsule)
+                backendFD = inner
+            }
             let pollFD: Int32
             do {
                 guard let restartable = backend as? any RestartableQueueBackend else {

@@ -43,7 +43,7 @@ public enum ConfigSchema {
         ("kernel.mock_devices", "The kernel's selftest mock devices to create (also written mock_devices = [{ name = \"mock0\" }, ...] in [kernel]). CONFIG_IOMMUFD_TEST kernels only, and only with allow_mock_devices."),
         ("sim", "The simulator (backend \"sim\", or \"auto\" without /dev/iommu)."),
         ("sim.iommu", "A simulated physical IOMMU instance. If the file defines no [[sim.iommu]] and no [[sim.device]], three are built in: sim-iommu0, an Intel VT-d with dirty tracking and nesting; sim-iommu1, an ARM SMMUv3 with nesting and vIOMMUs but no dirty tracking; and sim-iommu2, the kernel's selftest mock driver with dirty tracking, nesting, vIOMMUs and nested HWPTs."),
-        ("sim.device", "A simulated device. Built in when none is defined: sim-pci0 and sim-pci1 behind sim-iommu0, sim-pci2 behind sim-iommu1, sim-pci3 behind sim-iommu2, and the mdev-like sim-mdev0."),
+        ("sim.device", "A simulated device. Built in when none is defined: sim-pci0 and sim-pci1 (20-bit PASIDs) behind sim-iommu0, sim-pci2 behind sim-iommu1, sim-pci3 behind sim-iommu2, and the mdev-like sim-mdev0."),
     ]
 
     public static let keys: [ConfigKey] = [

@@ -130,7 +130,7 @@ public struct DaemonConfig: Sendable, Equatable {
         /// one ARM SMMUv3 with nesting and vIOMMUs but no dirty tracking (no HTTU), and one
         /// instance of the kernel's selftest mock driver with dirty tracking and nesting: the
         /// driver whose nested HWPTs (stage 1 over a nest parent) the simulator models, so a
-        /// guest with nested translation can be shown end to end.
+        /// guest with nested translation can be shown end to end. sim-pci1 has 20-bit PASIDs.
         public static let defaultIOMMUs: [SimIOMMU] = [
             SimIOMMU(name: "sim-iommu0", driver: .intelVTd, dirtyTracking: true, nesting: true),
             SimIOMMU(name: "sim-iommu1", driver: .armSMMUv3, dirtyTracking: false, nesting: true),
@@ -138,7 +138,8 @@ public struct DaemonConfig: Sendable, Equatable {
         ]
         public static let defaultDevices: [SimDevice] = [
             SimDevice(name: "sim-pci0", iommu: "sim-iommu0", pciAddress: "0000:00:02.0"),
-            SimDevice(name: "sim-pci1", iommu: "sim-iommu0", pciAddress: "0000:00:03.0"),
+            // i14audit: 20-bit PASIDs (as VT-d devices commonly have), for the README's PASID steps.
+            SimDevice(name: "sim-pci1", iommu: "sim-iommu0", pciAddress: "0000:00:03.0", pasidWidth: 20),
             SimDevice(name: "sim-pci2", iommu: "sim-iommu1", pciAddress: "0000:00:04.0"),
             SimDevice(name: "sim-pci3", iommu: "sim-iommu2", pciAddress: "0000:01:00.0"),
             SimDevice(name: "sim-mdev0", iommu: nil, pciAddress: nil, mdev: true, dirtyTracking: false),

@@ -141,6 +141,7 @@ public final class Daemon: @unchecked Sendable {
         if backend.kind == .sim, initial.sim.testHooks { service.addSimInventoryHook() }
         if (backend.kind == .sim && initial.sim.testHooks) || (backend.kind == .kernel && initial.kernel.testHooks) {
             service.addDmabufTestHooks()  // MARK: p2p
+            service.addQueueTestHooks()  // MARK: i14audit
         }
         let testHooks = (backend.kind == .sim && initial.sim.testHooks) || (backend.kind == .kernel && initial.kernel.testHooks)
         try Daemon.armCrashPoints(testHooks: testHooks, environment: ProcessInfo.processInfo.environment, status: status, logger: logger)
