@@ -41,6 +41,8 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
     /// The last read was handled in less than `RPCLingerGate.quickRequestNanoseconds`: only then
     /// does the worker linger for the next request (confined to `queue`).
     private var handledQuickly = false
+    /// Whether this client came back quickly after the last answer (confined to `queue`).
+    private var lingerState = LingerState()
 
     private struct OutChunk {
         var bytes: [UInt8]
@@ -154,7 +156,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
             if shared.withLock({ $0.closed || $0.closeAfterFlush != nil }) { return }
             switch SocketIO.receive(fd, into: readBuffer, maxFDs: limits.maxFileDescriptorsPerMessage) {
             case .failure(.EAGAIN):
-                if handledQuickly && server.linger.linger(on: fd) { continue }
+                if handledQuickly && server.linger.linger(on: fd, &lingerState) { continue }
                 return
             case .failure(let e):
                 if e == .ECONNRESET {
@@ -188,7 +190,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                 handledQuickly = DispatchTime.now().uptimeNanoseconds - started < RPCLingerGate.quickRequestNanoseconds
                 // A short read without fds took everything there was: new data means a new event.
                 if received.count < readBuffer.count && received.fds.isEmpty && problem == nil {
-                    if handledQuickly && server.linger.linger(on: fd) { continue }
+                    if handledQuickly && server.linger.linger(on: fd, &lingerState) { continue }
                     return
                 }
             }

@@ -27,6 +27,11 @@ public struct RPCLimits: Sendable, Hashable {
     /// next request before handing the socket back to Dispatch, when no other connection is
     /// being served (`RPCLingerGate`). 0: never.
     public var lingerMicroseconds: Int = 200
+    /// The first part of that window, the lingering thread spins (polls the socket without
+    /// sleeping) instead of sleeping, for a client that came back that quickly last time
+    /// (`RPCLingerGate`): a sleeping thread must be woken, which on a VM whose idle vCPUs halt
+    /// costs more than the request itself. At most `lingerMicroseconds`; 0: never spin.
+    public var lingerSpinMicroseconds: Int = 50
 
     public init() {}
 }

@@ -70,7 +70,7 @@ public final class RPCServer: @unchecked Sendable {
         self.limits = limits
         self.logger = logger
         self.handler = handler
-        linger = RPCLingerGate(microseconds: limits.lingerMicroseconds)
+        linger = RPCLingerGate(microseconds: limits.lingerMicroseconds, spinMicroseconds: limits.lingerSpinMicroseconds)
         switch listen {
         case .path(let path, let mode, let group):
             let created = try Self.createListeningSocket(path: path, mode: mode, group: group)

@@ -36,6 +36,8 @@ final class InProcessDaemon: @unchecked Sendable {
         limits.maxOutputBytes = 256 << 20
         // IOMMUFDD_BENCH_LINGER=0 turns the worker's linger off, to see what it buys.
         if let linger = ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_LINGER"].flatMap(Int.init) { limits.lingerMicroseconds = linger }
+        // IOMMUFDD_BENCH_LINGER_SPIN=N sets the spinning part of it (µs; 0: sleep only).
+        if let spin = ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_LINGER_SPIN"].flatMap(Int.init) { limits.lingerSpinMicroseconds = spin }
         var logger = Logger(label: "bench.rpc")
         logger.logLevel = .error
         server = try RPCServer(listen: .path(path, mode: 0o600), limits: limits, logger: logger, handler: router)

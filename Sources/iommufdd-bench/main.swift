@@ -16,6 +16,10 @@ if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--simulator-sh
     }
     exit(0)
 }
+// Figure 1's echo floor in a process of its own.
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--echo-server" {
+    ExternalEcho.serve(path: CommandLine.arguments[2])
+}
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
