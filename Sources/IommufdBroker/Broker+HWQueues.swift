@@ -195,7 +195,7 @@ extension Broker {
     /// `ioas.unmap` (and the channel's UNMAP) of mappings a HW queue pins: Busy, naming the
     /// queue, before the kernel call (which would unmap the mappings before the pinned one in
     /// the range, then answer EBUSY).
-    func checkNoHWQueuePin(_ ioas: IOASRecord, _ mappings: [MappingIndex.Entry]) throws {
+    func checkNoHWQueuePin(_ ioas: IOASRecord, _ mappings: some Collection<MappingIndex.Entry>) throws {
         guard !hwQueueTable.isEmpty else { return }
         for q in hwQueueTable.values where q.ioas == ioas.id {
             let (first, last) = q.pinned

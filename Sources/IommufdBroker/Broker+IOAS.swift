@@ -278,34 +278,50 @@ extension Broker {
 
     /// `unmapPlan` for an IOAS of `owner` the caller was found to be allowed to change.
     func unmapPlan(_ ioas: IOASRecord, _ params: IOASUnmapParams, _ owner: OwnerRecord) throws -> UnmapPlan {
-        let tolerate = params.tolerateMissing ?? owner.policy.tolerateMissing
+        var inside: [MappingIndex.Entry] = []
+        guard let range = try unmapChecks(ioas, params, owner, appendingTo: &inside) else {
+            return .done(IOASUnmapResult(ioas: ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes))
+        }
+        return .unmap(ioas, iova: range.iova, length: range.length, inside: inside, all: range.all)
+    }
+
+    /// The checks of an unmap of `ioas` (under `lock`): appends the mappings it unmaps to
+    /// `inside` and returns the range for the backend, or nil when there is nothing to unmap
+    /// (a 0-byte success); throws what `ioas.unmap` refuses. `inside` is left as it was unless
+    /// it returns a range. (A batch collects every entry's mappings in one array this way.)
+    func unmapChecks(
+        _ ioas: IOASRecord, _ params: IOASUnmapParams, _ owner: OwnerRecord, appendingTo inside: inout [MappingIndex.Entry]
+    ) throws -> (iova: UInt64, length: UInt64, all: Bool)? {
         if params.all == true {
-            if ioas.mappings.isEmpty {
-                return .done(IOASUnmapResult(ioas: ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes))
-            }
+            if ioas.mappings.isEmpty { return nil }
             let all = ioas.mappings.all
             try checkNoHWQueuePin(ioas, all)  // hwqueue3
-            return .unmap(ioas, iova: 0, length: .max, inside: all, all: true)
+            inside.append(contentsOf: all)
+            return (0, .max, true)
         }
         guard let iova = params.iova, let length = params.length else {
             throw BrokerError.invalid("ioas.unmap needs 'iova' and 'length', or 'all': true")
         }
         let last = try Self.checkRange(iova: iova, length: length, alignment: Self.pageSize, "ioas.unmap")
-        if let before = ioas.mappings.floor(iova), before.key < iova, before.key &+ (before.value.length - 1) >= iova {
+        let start = inside.count
+        if let before = ioas.mappings.unmapLookup(from: iova, through: last, appendingTo: &inside) {
             throw BrokerError.invalid("ioas.unmap: [\(Self.hex(iova)), \(Self.hex(last))] cuts the mapping at \(Self.hex(before.key)) (length \(Self.hex(before.value.length))); mappings are unmapped whole")
         }
-        let inside = ioas.mappings.entries(from: iova, through: last)
-        if let tail = inside.last, tail.key &+ (tail.value.length - 1) > last {
+        if inside.count > start, let tail = inside.last, tail.key &+ (tail.value.length - 1) > last {
+            inside.removeSubrange(start...)
             throw BrokerError.invalid("ioas.unmap: [\(Self.hex(iova)), \(Self.hex(last))] cuts the mapping at \(Self.hex(tail.key)) (length \(Self.hex(tail.value.length))); mappings are unmapped whole")
         }
-        if inside.isEmpty {
-            if tolerate {
-                return .done(IOASUnmapResult(ioas: ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes))
-            }
+        if inside.count == start {
+            if params.tolerateMissing ?? owner.policy.tolerateMissing { return nil }
             throw BrokerError.notFound("IOAS \(ioas.id) has no mapping in [\(Self.hex(iova)), \(Self.hex(last))]; with tolerate_missing (per request or owner policy) this is a 0-byte success")
         }
-        try checkNoHWQueuePin(ioas, inside)  // hwqueue3
-        return .unmap(ioas, iova: iova, length: length, inside: inside, all: false)
+        do {
+            try checkNoHWQueuePin(ioas, inside[start...])  // hwqueue3
+        } catch {
+            inside.removeSubrange(start...)
+            throw error
+        }
+        return (iova, length, false)
     }
 
     /// Unmaps every mapping of `ioas` in the kernel and the records; returns the bytes.

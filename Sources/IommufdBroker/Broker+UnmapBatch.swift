@@ -19,7 +19,11 @@ public struct UnmapBatchOutcome {
 ///   already in it (same IOAS): every plan then reads records that the unmaps before it in the
 ///   group do not change, so it is the plan it would have been after them. A plan changes
 ///   nothing, so one that is refused, or follows a kernel failure, is simply dropped: the batch
-///   stops at that entry, with the entries before it done.
+///   stops at that entry, with the entries before it done;
+/// - nothing is allocated an entry: a group's plans and the mappings they found go in arrays
+///   kept from group to group; entries in ascending order (a VMM's usual) are found apart
+///   without comparing ranges; the mappings leave the index in runs (one move of a chunk for a
+///   run of them) and the references of a run of mappings of one memory file go with one hash.
 /// Issue 16 target 2.
 extension Broker {
     /// At most this many entries are planned in one hold of the lock (about 10 µs; other owners
@@ -43,6 +47,14 @@ extension Broker {
         return UnmapBatchOutcome(results: results, failure: nil)
     }
 
+    /// One planned entry of a group: its IOAS, the range for the backend (nil: nothing to
+    /// unmap, a 0-byte success) and its mappings, `found[inside]` in the group's one array.
+    private struct GroupPlan {
+        let ioas: IOASRecord
+        let range: (iova: UInt64, length: UInt64, all: Bool)?
+        let inside: Range<Int>
+    }
+
     /// Under `owner`'s gate: unmaps `batch[start...]` up to the first entry of another owner;
     /// returns that entry's index (or the batch's end). Throws the error of the entry that
     /// stopped it (`results` then holds the entries before it).
@@ -50,18 +62,27 @@ extension Broker {
         _ caller: Caller, _ batch: [IOASUnmapParams], from start: Int, owner: OwnerRecord, results: inout [IOASUnmapResult]
     ) throws -> Int {
         var i = start
-        var plans: [UnmapPlan] = []
-        plans.reserveCapacity(min(Self.unmapGroup, batch.count - start))
+        // Kept from group to group: no allocation an entry.
+        let capacity = min(Self.unmapGroup, batch.count - start)
+        var plans: [GroupPlan] = []
+        var found: [MappingIndex.Entry] = []
+        var ranges: [(ioas: ObjectID, first: UInt64, last: UInt64)] = []
+        var unmapped: [Result<UInt64, any Error>] = []
+        plans.reserveCapacity(capacity)
+        found.reserveCapacity(capacity)
+        ranges.reserveCapacity(capacity)
+        unmapped.reserveCapacity(capacity)
         while i < batch.count {
             // 1. Under `lock`: plan a group.
             plans.removeAll(keepingCapacity: true)
+            found.removeAll(keepingCapacity: true)
+            ranges.removeAll(keepingCapacity: true)
             var refused: (any Error)?
             var runEnds = false
             try locked {
                 journal?.stateUnchanged = true  // a plan changes nothing
-                var ranges: [(ioas: ObjectID, first: UInt64, last: UInt64)] = []
-                ranges.reserveCapacity(min(Self.unmapGroup, batch.count - i))
                 var previous: IOASRecord?  // the entry before's IOAS: the table cannot change during this hold
+                var highest: UInt64?  // the highest last IOVA of the group's ranges, of any IOAS
                 while i + plans.count < batch.count, plans.count < Self.unmapGroup {
                     let params = batch[i + plans.count]
                     let ioas: IOASRecord
@@ -81,48 +102,112 @@ extension Broker {
                         ioas = record
                     }
                     let range = Self.unmapRange(params)
-                    if ranges.contains(where: { $0.ioas == ioas.id && $0.first <= range.last && range.first <= $0.last }) { break }
+                    // Entries in ascending order (a VMM's usual) pass the first test, no scan.
+                    if let highest, range.first <= highest,
+                        ranges.contains(where: { $0.ioas == ioas.id && $0.first <= range.last && range.first <= $0.last })
+                    {
+                        break
+                    }
+                    let from = found.count
                     do {
-                        plans.append(try unmapPlan(ioas, params, owner))
+                        let backendRange = try unmapChecks(ioas, params, owner, appendingTo: &found)
+                        plans.append(GroupPlan(ioas: ioas, range: backendRange, inside: from..<found.count))
                     } catch {
                         if plans.isEmpty { throw error }
                         refused = error  // after the entries planned before it
                         break
                     }
                     ranges.append((ioas.id, range.first, range.last))
+                    highest = max(highest ?? 0, range.last)
                     previous = ioas
                 }
             }
             // 2. Under the owner's gate only: the kernel calls, in order, up to a failure.
-            var unmapped: [Result<UInt64, any Error>] = []
-            unmapped.reserveCapacity(plans.count)
+            unmapped.removeAll(keepingCapacity: true)
             for plan in plans {
-                guard case .unmap(let ioas, let iova, let length, _, let all) = plan else {
+                guard let range = plan.range else {
                     unmapped.append(.success(0))
                     continue
                 }
-                let result = backendUnmap(ioas, iova: iova, length: length, all: all)
+                let result = backendUnmap(plan.ioas, iova: range.iova, length: range.length, all: range.all)
                 unmapped.append(result)
                 if case .failure = result { break }
             }
             // 3. Under `lock`: record them, in order; the first failure stops the batch.
             try locked {
                 journal?.stateUnchanged = true
-                for (plan, result) in zip(plans, unmapped) {
-                    switch plan {
-                    case .done(var answer):
-                        // Planned before the unmaps ahead of it in the group were refunded.
-                        answer.ownerPinnedBytes = owner.pinnedBytes
-                        results.append(answer)
-                    case .unmap(let ioas, _, _, let inside, let all): results.append(try finishUnmap(ioas, inside: inside, all: all, result, owner))
-                    }
-                }
+                try recordGroup(plans, found, unmapped, owner: owner, results: &results)
             }
             i += plans.count
             if let refused { throw refused }
             if runEnds { return i }
         }
         return i
+    }
+
+    /// Phase 3 of a group, under `lock`: each entry the kernel unmapped is `finishUnmap`'s work
+    /// (journal records, refunds and the result, in order; the kernel failure of an entry is
+    /// thrown after the entries before it), except that the mappings leave the IOAS's index in
+    /// runs (`MappingIndex.remove(_:)`: one move of a chunk's tail for a run, not one an entry)
+    /// and the references of consecutive mappings of one memory file are dropped with one hash.
+    private func recordGroup(
+        _ plans: [GroupPlan], _ found: [MappingIndex.Entry], _ unmapped: [Result<UInt64, any Error>],
+        owner: OwnerRecord, results: inout [IOASUnmapResult]
+    ) throws {
+        var keys: [UInt64] = []  // of `keysOf`'s index, still to remove
+        keys.reserveCapacity(found.count)
+        var keysOf: IOASRecord?
+        var file: (key: MemoryFileTable.Key, count: Int)?  // references still to drop
+        func removeKeys() {
+            if let keysOf, !keys.isEmpty { keysOf.mappings.remove(keys) }
+            keys.removeAll(keepingCapacity: true)
+        }
+        defer {
+            removeKeys()
+            if let file { files.release(file.key, count: file.count) }
+        }
+        for (plan, result) in zip(plans, unmapped) {
+            guard let range = plan.range else {
+                results.append(IOASUnmapResult(ioas: plan.ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes))
+                continue
+            }
+            let kernelBytes = try result.get()
+            let ioas = plan.ioas
+            var bytes: UInt64 = 0
+            if range.all {
+                if keysOf === ioas { removeKeys() }  // never: an `all` entry meets every range of its IOAS
+                bytes = forget(Array(found[plan.inside]), of: ioas, all: true, owner: owner)
+            } else {
+                if keysOf !== ioas {
+                    removeKeys()
+                    keysOf = ioas
+                }
+                for j in plan.inside {
+                    let entry = found[j]
+                    keys.append(entry.key)
+                    journal?.unmapped(ioas: ioas.id, iova: entry.key)
+                    if case .file(let key) = entry.value.backing {
+                        if file?.key == key {
+                            file!.count += 1
+                        } else {
+                            if let file { files.release(file.key, count: file.count) }
+                            file = (key, 1)
+                        }
+                    } else {
+                        if case .dmabuf = entry.value.backing { forgetDmabufMapping(entry.key, length: entry.value.length, of: ioas) }
+                        release(entry.value.backing, length: entry.value.length)
+                    }
+                    ioas.pinnedBytes -= entry.value.charged
+                    owner.pinnedBytes -= entry.value.charged
+                    bytes += entry.value.length
+                }
+            }
+            if kernelBytes != bytes {
+                logger.warning("kernel and records disagree on unmapped bytes", metadata: ["ioas": "\(ioas.id)", "kernel": "\(kernelBytes)", "records": "\(bytes)"])
+            }
+            results.append(IOASUnmapResult(
+                ioas: ioas.id, unmappedBytes: range.all ? bytes : kernelBytes, mappings: plan.inside.count, ownerPinnedBytes: owner.pinnedBytes))
+        }
     }
 
     /// The IOVA an unmap entry may touch: its range, or the whole IOAS (`all`, or parameters

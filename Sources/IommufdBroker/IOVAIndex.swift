@@ -102,21 +102,62 @@ struct IOVAIndex<Value> {
     /// `transform` of each entry with `lo <= key <= hi`, in order, into one array (a caller
     /// that converts the entries allocates no array in between: one an unmap, issue 16 target 2).
     func entries<T>(from lo: UInt64, through hi: UInt64, _ transform: (Entry) -> T) -> [T] {
-        guard !chunks.isEmpty, lo <= hi else { return [] }
         var out: [T] = []
+        forEach(from: lo, through: hi) { out.append(transform($0)) }
+        return out
+    }
+
+    /// Calls `body` with each entry with `lo <= key <= hi`, in order (a caller appending them
+    /// to an array it keeps allocates nothing: a batch's unmaps, issue 16 target 2).
+    func forEach(from lo: UInt64, through hi: UInt64, _ body: (Entry) -> Void) {
+        forEach(from: lo, through: hi, before: { _ in true }, body)
+    }
+
+    /// `forEach(from:through:_:)`, after handing `before` the entry with the largest key below
+    /// `lo` when no key is `lo` (with a key `lo`, the entry below it or none): when `before`
+    /// answers false, no entry follows. One search for both (an unmap's check for a mapping it
+    /// would cut, which with a mapping at `lo` there cannot be, and its mappings).
+    func forEach(from lo: UInt64, through hi: UInt64, before: (Entry) -> Bool, _ body: (Entry) -> Void) {
+        guard !chunks.isEmpty else { return }
         var c = chunkIndex(for: lo)
         var i = Self.lowerBound(chunks[c], lo)
+        // i == 0: `lo` is below every key (c == 0), or the first key of chunk c is `lo` itself.
+        if i > 0, !before(chunks[c][i - 1]) { return }
+        guard lo <= hi else { return }
         while c < chunks.count {
             let chunk = chunks[c]
             while i < chunk.count {
-                if chunk[i].key > hi { return out }
-                out.append(transform(chunk[i]))
+                if chunk[i].key > hi { return }
+                body(chunk[i])
                 i += 1
             }
             c += 1
             i = 0
         }
-        return out
+    }
+
+    /// Removes the entries at `keys` (absent keys are skipped), calling `removed` with each
+    /// entry removed. Keys that follow each other in the index, in the same order in `keys`, go
+    /// in one move of the chunk's tail: a batch of unmaps removing the first 64 entries of a
+    /// chunk moves the rest once, not 64 times (issue 16 target 2). Any order is correct.
+    mutating func remove<Keys: Collection<UInt64>>(_ keys: Keys, _ removed: (Entry) -> Void) {
+        var k = keys.startIndex
+        while k != keys.endIndex, !chunks.isEmpty {
+            let key = keys[k]
+            keys.formIndex(after: &k)
+            let c = chunkIndex(for: key)
+            let first = Self.lowerBound(chunks[c], key)
+            guard first < chunks[c].count && chunks[c][first].key == key else { continue }
+            var end = first + 1
+            while k != keys.endIndex, end < chunks[c].count, chunks[c][end].key == keys[k] {
+                end += 1
+                keys.formIndex(after: &k)
+            }
+            for i in first..<end { removed(chunks[c][i]) }
+            chunks[c].removeSubrange(first..<end)
+            count -= end - first
+            if chunks[c].isEmpty { chunks.remove(at: c) }
+        }
     }
 
     /// Every entry, in order.

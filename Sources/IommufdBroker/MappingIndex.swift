@@ -72,6 +72,44 @@ struct MappingIndex {
         packed.entries(from: lo, through: hi) { Entry(key: $0.key, value: decode($0.value, key: $0.key)) }
     }
 
+    /// Appends the entries with `lo <= key <= hi` to `out`, in order (no array of its own: a
+    /// batch of unmaps collects its entries in one).
+    func appendEntries(from lo: UInt64, through hi: UInt64, to out: inout [Entry]) {
+        packed.forEach(from: lo, through: hi) { out.append(Entry(key: $0.key, value: decode($0.value, key: $0.key))) }
+    }
+
+    /// For an unmap of `[lo, hi]`: the mapping that starts before `lo` and reaches into it (the
+    /// range would cut it), or nil after appending the entries with `lo <= key <= hi` to `out`.
+    /// `mutating` though it changes nothing: called through an `IOASRecord`'s property it then
+    /// works on the index in place, where a non-mutating call copies the index out of the class
+    /// (a retain and a release of each of its six tables: most of a batched unmap's own cost).
+    mutating func unmapLookup(from lo: UInt64, through hi: UInt64, appendingTo out: inout [Entry]) -> Entry? {
+        var cut: Entry?
+        packed.forEach(from: lo, through: hi, before: { below in
+            let record = decode(below.value, key: below.key)
+            guard below.key &+ (record.length - 1) >= lo else { return true }
+            cut = Entry(key: below.key, value: record)
+            return false
+        }) { out.append(Entry(key: $0.key, value: decode($0.value, key: $0.key))) }
+        return cut
+    }
+
+    /// Removes the mappings at `keys` (as `remove(at:)` each, absent keys skipped); runs of
+    /// keys in index order go in one move (`IOVAIndex.remove(_:_:)`).
+    mutating func remove<Keys: Collection<UInt64>>(_ keys: Keys) {
+        // The index is moved out while it changes, so the closure may change the other tables.
+        var index = IOVAIndex<UInt64>()
+        swap(&index, &packed)
+        defer { swap(&index, &packed) }
+        index.remove(keys) { entry in
+            if entry.value & Self.unusualBit != 0 {
+                unusual.removeValue(forKey: entry.key)
+            } else {
+                forgetFile(of: entry.value)
+            }
+        }
+    }
+
     /// Every entry, in order.
     var all: [Entry] { packed.all.map { Entry(key: $0.key, value: decode($0.value, key: $0.key)) } }
 

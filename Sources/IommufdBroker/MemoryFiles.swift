@@ -25,10 +25,31 @@ struct MemoryFileTable {
     /// Checks that `fd` is a regular file with `[offset, offset+length)` inside it, and returns
     /// its key and the broker's fd for it (a new dup on first use).
     mutating func retain(fd: Int32, offset: UInt64, length: UInt64) throws -> (Key, Int32) {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let err = Errno.current
-            throw BrokerError.invalid("the fd sent for memory cannot be used: fstat failed with \(err.name) (\(err.message)). Pass an open memfd.")
+        var none: Stat?
+        return try retain(fd: fd, offset: offset, length: length, stat: &none)
+    }
+
+    /// An fd's `fstat`, reused by `retain` for the next entries of a batch with the same fd in
+    /// the same hold of the broker's lock (one `fstat` a group of a VMM's maps, not one each).
+    struct Stat {
+        var fd: Int32
+        var st: stat
+    }
+
+    /// `retain`, with the `fstat` of `fd` taken from `cache` when it is that fd's (and kept
+    /// there for the next call).
+    mutating func retain(fd: Int32, offset: UInt64, length: UInt64, stat cache: inout Stat?) throws -> (Key, Int32) {
+        let st: stat
+        if let cache, cache.fd == fd {
+            st = cache.st
+        } else {
+            var fresh = stat()
+            guard fstat(fd, &fresh) == 0 else {
+                let err = Errno.current
+                throw BrokerError.invalid("the fd sent for memory cannot be used: fstat failed with \(err.name) (\(err.message)). Pass an open memfd.")
+            }
+            st = fresh
+            cache = Stat(fd: fd, st: fresh)
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw BrokerError.invalid("the fd sent for memory is \(Self.kind(of: st.st_mode)), not a regular file; only a memfd, hugetlbfs or tmpfs file can back guest memory")
@@ -66,9 +87,12 @@ struct MemoryFileTable {
     }
 
     /// Drops one reference; closes the broker's fd with the last.
-    mutating func release(_ key: Key) {
+    mutating func release(_ key: Key) { release(key, count: 1) }
+
+    /// Drops `count` references at once (a batch of unmaps of one file: one hash, not `count`).
+    mutating func release(_ key: Key, count: Int) {
         guard let index = files.index(forKey: key) else { return }  // one hash, the count changed in place
-        files.values[index].references -= 1
+        files.values[index].references -= count
         if files.values[index].references <= 0 {
             store?.remove(name: StoredFDName.memory(device: key.device, inode: key.inode))
             close(files.values[index].fd)

@@ -77,12 +77,12 @@ public final class RecordLog: @unchecked Sendable {
 
     /// Queues one record; `flush` writes it.
     public func append(type: UInt8, _ payload: UnsafeRawBufferPointer) {
-        var w = ByteWriter(reserving: payload.count + 9)
-        w.u32(UInt32(payload.count))
-        w.u8(type)
-        w.bytes.append(contentsOf: payload)
-        w.u32(Self.checksum(type: type, payload))
-        pending.append(contentsOf: w.bytes)
+        // Straight into `pending` (no record-sized array between: a batch of unmaps appends
+        // one record a mapping).
+        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { pending.append(contentsOf: $0) }
+        pending.append(type)
+        pending.append(contentsOf: payload)
+        withUnsafeBytes(of: Self.checksum(type: type, payload).littleEndian) { pending.append(contentsOf: $0) }
     }
 
     public func append(type: UInt8, _ payload: [UInt8]) {

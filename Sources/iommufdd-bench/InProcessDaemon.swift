@@ -47,6 +47,12 @@ final class InProcessDaemon: @unchecked Sendable {
 
     func stop() { server.shutdown() }
 
+    /// Makes the broker journal every request as the daemon's does (into a memfd; the fd store
+    /// keeps nothing). Before the first request.
+    func journalInMemfd() throws {
+        _ = try broker.recover(storedFDs: [], store: DiscardingFDStore())
+    }
+
     private static func caller(_ broker: Broker, _ call: RPCCall) throws -> Caller {
         guard let caller = broker.resolve(uid: call.peer.uid, gid: call.peer.gid, pid: call.peer.pid) else {
             throw RPCError(code: -32001, message: "permission denied")
@@ -109,4 +115,10 @@ func makeMemfd(size: UInt64, sealable: Bool = false) throws -> Int32 {
     guard fd >= 0 else { throw BenchError.errno("memfd_create") }
     guard ftruncate(fd, off_t(size)) == 0 else { throw BenchError.errno("ftruncate") }
     return fd
+}
+
+/// An fd store that keeps nothing (the journal still writes its memfd).
+final class DiscardingFDStore: FileDescriptorStore, @unchecked Sendable {
+    func store(_ fd: Int32, name: String) {}
+    func remove(name: String) {}
 }

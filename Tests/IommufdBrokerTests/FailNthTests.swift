@@ -86,11 +86,12 @@ final class SweepWorld {
     /// Objects the scenario made, by name ("X": an IOAS, "v0": a vIOMMU ...).
     var ids: [String: ObjectID] = [:]
 
-    init(ram: Int32, without: Set<Feature>) throws {
+    /// `quotaPages`: the quota of each owner of the manager (the batch property tests map more).
+    init(ram: Int32, without: Set<Feature>, quotaPages: UInt64 = SweepWorld.quotaPages) throws {
         sim = try SimBackend(topology: Self.topology)
         backend = FaultInjectingBackend(sim, without: without)
         let access = AccessControl(
-            rules: [AccessRule(.uid(TestUID.managerA), role: .manager, name: "libvirt-a", quotaBytes: Self.quotaPages * page)],
+            rules: [AccessRule(.uid(TestUID.managerA), role: .manager, name: "libvirt-a", quotaBytes: quotaPages * page)],
             rootIsAdmin: false, groupsOf: { _, _ in [] })
         var logger = Logger(label: "fail-nth")
         logger.logLevel = .critical

@@ -84,10 +84,13 @@ final class ObjectJournal {
     }
 
     func unmapped(ioas: ObjectID, iova: UInt64) {
-        var w = ByteWriter(reserving: 12)
-        w.u32(ioas); w.u64(iova)
-        log.append(type: RecordType.unmap.rawValue, w.bytes)
-        mmapOffsets[ioas]?[iova] = nil
+        // The 12 bytes on the stack (a batch of unmaps writes one record a mapping).
+        withUnsafeTemporaryAllocation(byteCount: 12, alignment: 8) { record in
+            record.storeBytes(of: ioas.littleEndian, toByteOffset: 0, as: UInt32.self)
+            record.storeBytes(of: iova.littleEndian, toByteOffset: 4, as: UInt64.self)
+            log.append(type: RecordType.unmap.rawValue, UnsafeRawBufferPointer(record))
+        }
+        if !mmapOffsets.isEmpty { mmapOffsets[ioas]?[iova] = nil }
     }
 
     func cleared(ioas: ObjectID) {
