@@ -22,6 +22,8 @@ public final class ChannelServer: @unchecked Sendable {
     /// Counters for `daemon.metrics`.
     private var served: UInt64 = 0
     private var refused: UInt64 = 0
+    /// `[limits] channel_busy_poll_us` in nanoseconds (0: off); see `busyPollMicroseconds`.
+    private var busyPollNanoseconds: UInt64 = 0
 
     public init(broker: Broker, logger: Logger) {
         self.broker = broker
@@ -76,6 +78,23 @@ public final class ChannelServer: @unchecked Sendable {
         for channel in doomed { channel.close(reason: "owner released") }
         return doomed.count
     }
+
+    /// The busy-poll window (`[limits] channel_busy_poll_us`; 0, the default: off, at most
+    /// `maxBusyPollMicroseconds`). After it answers a request, a channel's thread keeps polling
+    /// its socket without sleeping (`poll` with a zero timeout) for this long before it blocks,
+    /// so a VMM's next request within the window is read without waking the thread: under a
+    /// hypervisor or TCG a wake-up across CPUs is the largest cost of a small request. The price
+    /// is CPU: up to one window of one CPU per channel after each burst of requests, spent even
+    /// when nothing more comes. Changing it applies to every channel from its next wait.
+    public var busyPollMicroseconds: UInt32 {
+        get { lock.withLock { UInt32(busyPollNanoseconds / 1000) } }
+        set { lock.withLock { busyPollNanoseconds = UInt64(min(newValue, Self.maxBusyPollMicroseconds)) * 1000 } }
+    }
+
+    /// The largest busy-poll window: one millisecond.
+    public static let maxBusyPollMicroseconds: UInt32 = 1000
+
+    var busyPollWindow: UInt64 { lock.withLock { busyPollNanoseconds } }
 
     public var openChannels: Int { lock.withLock { channels.count } }
     public var counters: (requests: UInt64, refused: UInt64) { lock.withLock { (served, refused) } }
@@ -166,24 +185,33 @@ final class Channel: @unchecked Sendable {
         }
     }
 
-    /// The serving thread: waits for a request or a close, handles requests in order.
+    /// The serving thread: waits for a request or a close, handles requests in order. With a
+    /// busy-poll window (`ChannelServer.busyPollMicroseconds`), the wait after a request polls
+    /// without sleeping until the window has passed, then blocks.
     private func serve() {
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        var spinUntil: UInt64 = 0  // monotonic ns; 0: block
         while !closed {
             fds[0].revents = 0
             fds[1].revents = 0
-            let rc = poll(&fds, 2, -1)
+            let spinning = spinUntil != 0 && monotonicNanoseconds() < spinUntil
+            let rc = poll(&fds, 2, spinning ? 0 : -1)
             if rc < 0 {
                 let err = Errno.current
                 if err == .EINTR { continue }
                 close(reason: "poll failed: \(err.name)")
                 break
             }
+            if rc == 0 { continue }  // spinning: nothing yet
             if fds[0].revents & Int16(POLLNVAL) != 0 {
                 close(reason: "the channel's socket is no longer open (POLLNVAL)")
                 break
             }
-            if fds[0].revents != 0 { readable() }
+            if fds[0].revents != 0 {
+                readable()
+                let window = server.busyPollWindow
+                spinUntil = window == 0 ? 0 : monotonicNanoseconds() + window
+            }
         }
         let reason = state.withLock { closeReason ?? "closed" }
         server.closed(self, reason: reason)

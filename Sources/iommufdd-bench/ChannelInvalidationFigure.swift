@@ -90,4 +90,48 @@ func figureChannelInvalidation(_ report: Report, _ options: Options) throws {
     report.add(Row(
         figure: "channel batching gain (64 vs 1 entry a message)", value: "\(format(rate / (1e9 / single.median)))x",
         floor: "-", ratio: nil, target: .none, met: nil))
+
+    // MARK: kinval
+    // Several messages in flight (the protocol answers in order, each with its id), and the
+    // channel thread's busy-poll window ([limits] channel_busy_poll_us); this process's CPU
+    // time (the client and the daemon's channel thread both) per message says what each costs.
+    func cpuNow() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+    func pipelined(_ message: [UInt8], _ expected: UInt32, messages: Int, inFlight: Int) throws -> (rate: Double, cpuPerMessage: Double) {
+        let cpu0 = cpuNow()
+        let t0 = monotonicNanoseconds()
+        var sent = 0, answered = 0
+        while sent < min(inFlight, messages) { try client.sendRaw(message); sent += 1 }
+        while answered < messages {
+            guard let reply = try client.receive(), reply.header.flags & ChannelWire.flagError == 0 else { throw BenchError("INVALIDATE failed") }
+            let done = reply.payload.withUnsafeBytes { b in var r = ChannelWire.Reader(b); _ = r.u32(); return r.u32() }
+            guard done == expected else { throw BenchError("INVALIDATE did \(done) of \(expected)") }
+            answered += 1
+            if sent < messages { try client.sendRaw(message); sent += 1 }
+        }
+        let elapsed = Double(monotonicNanoseconds() - t0)
+        return (Double(messages) * Double(expected) / elapsed * 1e9, Double(cpuNow() - cpu0) / Double(messages))
+    }
+    let window: UInt32 = 50
+    for pollWindow in [UInt32(0), window] {
+        channels.busyPollMicroseconds = pollWindow
+        let how = pollWindow == 0 ? "no busy poll" : "busy poll \(pollWindow) µs"
+        for inFlight in [1, 4] {
+            _ = try pipelined(many, UInt32(batch), messages: 200, inFlight: inFlight)
+            let r = try pipelined(many, UInt32(batch), messages: messages, inFlight: inFlight)
+            report.add(Row(
+                figure: "channel INVALIDATE, 64 a message, \(inFlight) in flight, \(how)",
+                value: "\(Int(r.rate)) entries/s (process CPU \(formatNanos(r.cpuPerMessage)) a message)",
+                floor: "\(Int(floorRate)) entries/s (echo + sim)", ratio: floorRate / r.rate, target: .none, met: nil))
+        }
+        if pollWindow != 0 {
+            let polled = try measure(iterations: messages, warmup: 500) { try roundTrip(one, 1) }
+            report.latency("channel INVALIDATE, 1 entry a message, \(how)", polled, floor: echoOne.median + simSingle.median,
+                           floorName: "(echo \(formatNanos(echoOne.median)) + sim \(formatNanos(simSingle.median)))", target: .none, p99: true)
+        }
+    }
+    channels.busyPollMicroseconds = 0
 }

@@ -20,17 +20,15 @@ import IommufdKernel
 /// - `vm-e2e invalidate-bench`: issue 16 target 2's real-kernel figure, printed: entries/s of
 ///   this process calling IOMMU_HWPT_INVALIDATE itself with one entry a call (QEMU's pattern:
 ///   its own iommufd, its own mock device and nested HWPT) against the daemon's channel with 64
-///   entries a message, same boot, rounds interleaved, medians and their ratio.
+///   entries a message (one at a time, and several in flight; busy poll off, then on), same
+///   boot, rounds interleaved, medians and their ratios (InvalidateBench.swift).
 enum ChannelNestedChecks {
     static let owner = "vm-nested"
 
     static func runAll(run: CheckRunner, bench: Bool) -> Bool {
-        DaemonProcess.withDaemon(run: run) { _, client, _ in
-            if bench {
-                run.check("invalidate-direct-vs-channel") { try benchmark(client) }
-            } else {
-                run.check("nested-ops-on-the-channel") { try nestedOps(client) }
-            }
+        if bench { return runBenchmarks(run: run) }  // InvalidateBench.swift
+        return DaemonProcess.withDaemon(run: run) { _, client, _ in
+            run.check("nested-ops-on-the-channel") { try nestedOps(client) }
         }
     }
 
@@ -149,81 +147,5 @@ enum ChannelNestedChecks {
             if i >= 100 { samples.append(Double(monotonicNanoseconds() - t0) / 1000) }
         }
         return median(samples)
-    }
-
-    static func benchmark(_ client: DaemonClient) throws {
-        defer { _ = try? client.release(owner) }
-        // The direct process: its own iommufd, mock device and nested HWPT.
-        let direct = try KernelBackend(options: KernelBackendOptions(mockDevices: [MockDeviceSpec(name: "bench-mock")]))
-        guard let mock = try direct.discoverDevices().first(where: { $0.name == "bench-mock" }) else {
-            throw CheckFailure(description: "the direct backend has no mock device")
-        }
-        let device = try direct.bind(mock).id
-        let directIOAS = try direct.allocIOAS()
-        let directParent = try direct.allocHWPT(deviceID: device, ptID: directIOAS, flags: .nestParent)
-        let directNested = try direct.allocNestedHWPT(deviceID: device, parentID: directParent, flags: [],
-                                                      data: NestedHWPTData.selftest(iotlb: 1, pagetableType: 0).userData)
-        _ = try direct.attach(deviceID: device, to: directNested)
-        let one = InvalidationRequest([.selftestHWPT(flags: 0, iotlbID: 1)])
-        func directRound(_ calls: Int) throws -> Double {
-            let t0 = monotonicNanoseconds()
-            for _ in 0..<calls {
-                let r = direct.invalidate(directNested, one)
-                if let e = r.error { throw e }
-            }
-            return Double(calls) / (Double(monotonicNanoseconds() - t0) / 1e9)
-        }
-
-        // The daemon's channel.
-        let s = try setUp(client)
-        let ch = s.channel
-        defer { ch.close() }
-        let nested = try ch.nestedAllocSelftest(parent: s.parent, device: "mock0", iotlb: 1)
-        _ = try ch.replace(device: "mock0", pt: nested)
-        let entries = ChannelClient.selftestHWPTEntries((0..<64).map { (UInt32(0), UInt32($0 % 4)) })
-        let message64 = ChannelClient.invalidateMessage(id: 1, target: nested, dataType: InvalidateDataType.selftest, entryLength: 8, entries: entries)
-        let message1 = ChannelClient.invalidateMessage(id: 1, target: nested, dataType: InvalidateDataType.selftest, entryLength: 8, entries: Array(entries.prefix(8)))
-        func channelRound(_ message: [UInt8], entries count: Int, _ messages: Int) throws -> Double {
-            let t0 = monotonicNanoseconds()
-            for _ in 0..<messages {
-                try ch.sendRaw(message)
-                guard let reply = try ch.receive(), reply.header.flags & ChannelWire.flagError == 0 else {
-                    throw CheckFailure(description: "INVALIDATE on the channel failed")
-                }
-            }
-            return Double(messages * count) / (Double(monotonicNanoseconds() - t0) / 1e9)
-        }
-
-        // Warm up both, then interleave rounds so both see the same load.
-        _ = try directRound(500)
-        _ = try channelRound(message64, entries: 64, 50)
-        let rounds = 5
-        var directRates: [Double] = [], channelRates: [Double] = []
-        for _ in 0..<rounds {
-            directRates.append(try directRound(10_000))
-            channelRates.append(try channelRound(message64, entries: 64, 500))
-        }
-        let single = try channelRound(message1, entries: 1, 1000)
-        var message256 = ChannelClient.invalidateMessage(id: 1, target: nested, dataType: InvalidateDataType.selftest, entryLength: 8,
-                                                         entries: ChannelClient.selftestHWPTEntries((0..<256).map { (UInt32(0), UInt32($0 % 4)) }))
-        var rates256: [Double] = []
-        for _ in 0..<3 { rates256.append(try channelRound(message256, entries: 256, 200)) }
-        message256 = []
-        // The hand-off alone: a SOCK_SEQPACKET echo between two threads of this process, a packet
-        // the size of a 64-entry INVALIDATE each way (what every channel message pays before any work).
-        let echo = try echoRoundTrip(bytes: message64.count, count: 2000)
-        let d = median(directRates), c = median(channelRates)
-        func rates(_ v: [Double]) -> String { v.map { String(Int($0)) }.joined(separator: ", ") }
-        print("FIGURE invalidate-direct-1-per-call: \(Int(d)) entries/s (median of \(rounds) rounds of 10,000 IOMMU_HWPT_INVALIDATE calls: \(rates(directRates)))")
-        print("FIGURE invalidate-channel-64-per-message: \(Int(c)) entries/s (median of \(rounds) rounds of 500 INVALIDATE messages: \(rates(channelRates)))")
-        print("FIGURE invalidate-channel-1-per-message: \(Int(single)) entries/s (1 round of 1,000 messages)")
-        print("FIGURE invalidate-channel-256-per-message: \(Int(median(rates256))) entries/s (median of 3 rounds of 200 messages: \(rates(rates256)))")
-        print("FIGURE seqpacket-echo-\(message64.count)B: median \(Int(echo)) µs a round trip (2,000 round trips between two threads; the floor of a channel message)")
-        print("FIGURE invalidate-ratio channel-64 / direct-1: \(String(format: "%.2f", c / d))x (target >= 1: \(c >= d ? "met" : "NOT met"))")
-        print("      load: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?")")
-        _ = try ch.replace(device: "mock0", pt: s.parent)
-        try ch.hwptDestroy(nested)
-        _ = try direct.replace(deviceID: device, with: directParent)
-        try direct.destroy(directNested)
     }
 }

@@ -46,12 +46,13 @@ final class DaemonProcess {
         """
     }
 
-    /// Writes the config next to the socket and starts `executable` on it.
-    init(executable: String, directory: String) throws {
+    /// Writes the config next to the socket (`extraConfig`, tables the base config does not
+    /// have, appended) and starts `executable` on it.
+    init(executable: String, directory: String, extraConfig: String = "") throws {
         socketPath = directory + "/control.sock"
         logPath = directory + "/iommufdd.log"
         let configPath = directory + "/iommufdd.toml"
-        try Self.config(socketPath: socketPath).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try (Self.config(socketPath: socketPath) + extraConfig).write(toFile: configPath, atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         let arguments = ["--config", configPath, "--socket", socketPath, "--backend", "kernel"]
@@ -195,12 +196,14 @@ extension DaemonProcess {
     /// A suite against one `iommufdd --backend kernel` started in the current directory: runs
     /// `checks`, then the `stop-on-sigterm` check (exit 0 on SIGTERM), and prints the daemon's log.
     /// False when the daemon did not start.
-    static func withDaemon(run: CheckRunner, _ checks: (DaemonProcess, DaemonClient, String) -> Void) -> Bool {
-        let directory = FileManager.default.currentDirectoryPath
+    /// `directory` (default: the current one) and `extraConfig` as `init` takes them.
+    static func withDaemon(run: CheckRunner, directory: String? = nil, extraConfig: String = "",
+                           _ checks: (DaemonProcess, DaemonClient, String) -> Void) -> Bool {
+        let directory = directory ?? FileManager.default.currentDirectoryPath
         let daemon: DaemonProcess
         let client: DaemonClient
         do {
-            daemon = try DaemonProcess(executable: DaemonProcess.executablePath(), directory: directory)
+            daemon = try DaemonProcess(executable: DaemonProcess.executablePath(), directory: directory, extraConfig: extraConfig)
             client = try daemon.connect()
         } catch {
             print("FAIL  \(run.suite): the daemon did not start: \(error)")

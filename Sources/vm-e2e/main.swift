@@ -24,7 +24,8 @@ import Foundation
 //   vm-e2e channel-nested   the channel's NESTED_ALLOC, REPLACE, INVALIDATE and HWPT_DESTROY
 //                           against iommufdd --backend kernel on a mock device
 //   vm-e2e invalidate-bench IOMMU_HWPT_INVALIDATE one entry a call in this process against the
-//                           daemon's channel at 64 entries a message (ChannelNestedChecks.swift)
+//                           daemon's channel at 64 entries a message, 1 to 8 in flight, busy
+//                           poll off and on (InvalidateBench.swift)
 //   vm-e2e p2p              ioas.map of the selftest exporter's dma-bufs through an in-process
 //                           broker over the kernel backend: P2P bytes, revoke, event (P2PChecks.swift)
 let usage = "usage: vm-e2e kernel-backend | daemon | restart | crash | systemd | mini-vmm | queues | fail-nth | qemu-guest | channel-nested | invalidate-bench | p2p"

@@ -11,7 +11,9 @@
  * iommufdd_last_error(). Transport failures set errno too (EPIPE: the daemon closed the channel,
  * e.g. revoked; ETIMEDOUT: no answer within the timeout) with name "iommufdd.Transport".
  *
- * Not thread-safe: one call at a time per channel (open more channels for more threads).
+ * Not thread-safe: one call at a time per channel (open more channels for more threads). One
+ * exception to one request at a time: INVALIDATE batches can be pipelined
+ * (iommufdd_invalidate_send / iommufdd_invalidate_wait), several in flight on one channel.
  * The wire structs below are the ones on the wire (little-endian hosts only). */
 #ifndef IOMMUFDD_H
 #define IOMMUFDD_H
@@ -175,6 +177,22 @@ int iommufdd_hwpt_destroy(struct iommufdd_channel *ch, uint32_t hwpt);
  * once it is fixed). iommufdd_last_error()->done is the same. */
 int iommufdd_invalidate(struct iommufdd_channel *ch, uint32_t target, uint32_t data_type, const void *entries,
                         uint32_t entry_len, unsigned count, uint32_t *done);
+/* Pipelined invalidation (docs/vmm-channel.md, "Pipelining and busy polling"): for a VMM whose
+ * guest queues TLB commands faster than one round trip each, e.g. several vCPUs or invalidation
+ * queues. iommufdd_invalidate_send sends a batch as iommufdd_invalidate would and returns at once
+ * (0, *id (may be NULL) the request's id; -1 with errno: EBUSY when IOMMUFDD_MAX_IN_FLIGHT are
+ * in flight already, or as iommufdd_invalidate for a bad batch or a closed channel).
+ * iommufdd_invalidate_wait waits for the answer to the oldest one in flight (the daemon runs
+ * them in order, one after the other): *id (may be NULL) which request it answers, and 0 or -1
+ * with errno and *done exactly as iommufdd_invalidate (a refused batch changes nothing and the
+ * next one still runs; ETIMEDOUT leaves it in flight). EINVAL when nothing is in flight. While
+ * any is in flight, every other call on the channel fails with EBUSY. */
+#define IOMMUFDD_MAX_IN_FLIGHT 16u
+int iommufdd_invalidate_send(struct iommufdd_channel *ch, uint32_t target, uint32_t data_type, const void *entries,
+                             uint32_t entry_len, unsigned count, uint64_t *id);
+int iommufdd_invalidate_wait(struct iommufdd_channel *ch, uint64_t *id, uint32_t *done);
+/* INVALIDATE requests sent by iommufdd_invalidate_send and not yet collected. */
+unsigned iommufdd_in_flight(const struct iommufdd_channel *ch);
 /* An event or fault queue of this owner (fault.create / veventq.create on the control plane):
  * a fresh relay fd (SOCK_SEQPACKET, one record a message; fault responses go back on it), >= 0,
  * the caller owns it; the previous holder's fd reaches end of file. Never the kernel's queue fd.

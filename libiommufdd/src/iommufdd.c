@@ -46,6 +46,7 @@ struct iommufdd_channel {
     uint64_t page_size;
     int memory[IOMMUFDD_MAX_MEMORY_SLOTS]; /* the library's duplicates, -1 when unused */
     int bitmap;
+    unsigned in_flight;   /* pipelined INVALIDATEs sent and not yet answered (ids next_id - in_flight ...) */
     struct iommufdd_error error;
     unsigned char out[MAX_MESSAGE];
     unsigned char in[ANSWER_BUFFER + IOMMUFDD_MAX_ENTRIES * 8];
@@ -73,10 +74,8 @@ static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); re
 static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 /* Sends a request of `size` payload bytes (already in ch->out + HEADER_SIZE) with `sendfd`
- * (-1: none) and waits for its answer. Returns the answer's payload size, or -1 (ch->error). The
- * answer's fd, if any, goes to *recvfd (closed when recvfd is NULL). */
-static ssize_t transact(struct iommufdd_channel *ch, uint16_t op, size_t size, int sendfd, int *recvfd) {
-    if (recvfd) *recvfd = -1;
+ * (-1: none). Returns 0 and its id in *sent, or -1 (ch->error). */
+static int send_request(struct iommufdd_channel *ch, uint16_t op, size_t size, int sendfd, uint64_t *sent) {
     if (ch->fd < 0) return fail(ch, EBADF, "iommufdd.Transport", "the channel is closed");
     uint64_t id = ch->next_id++;
     put64(ch->out, id);
@@ -106,7 +105,15 @@ static ssize_t transact(struct iommufdd_channel *ch, uint16_t op, size_t size, i
         return fail(ch, e, "iommufdd.Transport", "sending the request on the channel failed: %s%s", strerror(e),
                     e == EPIPE || e == ECONNRESET ? " (the daemon closed the channel: revoked, or the owner was released)" : "");
     }
+    *sent = id;
+    return 0;
+}
 
+/* Waits for the answer to request `id` of `op` (answers to earlier requests that timed out are
+ * dropped). Returns the answer's payload size, or -1 (ch->error). The answer's fd, if any, goes
+ * to *recvfd (closed when recvfd is NULL). */
+static ssize_t await_answer(struct iommufdd_channel *ch, uint64_t id, uint16_t op, int *recvfd) {
+    ssize_t n;
     for (;;) {
         struct pollfd p = { .fd = ch->fd, .events = POLLIN };
         int rc;
@@ -177,6 +184,18 @@ static ssize_t transact(struct iommufdd_channel *ch, uint16_t op, size_t size, i
         memset(&ch->error, 0, sizeof(ch->error));
         return (ssize_t)h.size;
     }
+}
+
+/* One request and its answer (send_request, await_answer). Not while pipelined requests are in
+ * flight: their answers come first. */
+static ssize_t transact(struct iommufdd_channel *ch, uint16_t op, size_t size, int sendfd, int *recvfd) {
+    if (recvfd) *recvfd = -1;
+    if (ch->in_flight > 0)
+        return fail(ch, EBUSY, "iommufdd.Transport", "%u pipelined INVALIDATE requests are in flight on this channel; collect their answers (iommufdd_invalidate_wait) before another call",
+                    ch->in_flight);
+    uint64_t id;
+    if (send_request(ch, op, size, sendfd, &id) < 0) return -1;
+    return await_answer(ch, id, op, recvfd);
 }
 
 static int reregister(struct iommufdd_channel *ch);
@@ -470,9 +489,9 @@ int iommufdd_hwpt_destroy(struct iommufdd_channel *ch, uint32_t hwpt) {
     return 0;
 }
 
-int iommufdd_invalidate(struct iommufdd_channel *ch, uint32_t target, uint32_t data_type, const void *entries,
-                        uint32_t entry_len, unsigned count, uint32_t *done) {
-    if (done) *done = 0;
+/* An INVALIDATE request's payload in ch->out: its size, or -1 (ch->error). */
+static ssize_t put_invalidate(struct iommufdd_channel *ch, uint32_t target, uint32_t data_type, const void *entries,
+                              uint32_t entry_len, unsigned count) {
     if (check_count(ch, count, "INVALIDATE") < 0) return -1;
     if (entry_len == 0 || !entries || 16 + (size_t)entry_len * count > sizeof(ch->out) - HEADER_SIZE)
         return fail(ch, EINVAL, "iommufdd.InvalidParams", "INVALIDATE: %u entries of %u bytes do not fit one message (at most %zu bytes of entries)",
@@ -483,7 +502,11 @@ int iommufdd_invalidate(struct iommufdd_channel *ch, uint32_t target, uint32_t d
     put32(p + 8, entry_len);
     put32(p + 12, count);
     memcpy(p + 16, entries, (size_t)entry_len * count);
-    ssize_t n = transact(ch, OP_INVALIDATE, 16 + (size_t)entry_len * count, -1, NULL);
+    return 16 + (ssize_t)entry_len * count;
+}
+
+/* An INVALIDATE answer of n bytes (or -1 from the transport) in ch->in: 0, or -1 (ch->error). */
+static int invalidate_answer(struct iommufdd_channel *ch, ssize_t n, uint32_t *done) {
     if (n < 0) return -1;
     if (n != 16) return fail(ch, EPROTO, "iommufdd.Transport", "an INVALIDATE answer of %zd bytes, not 16", n);
     const unsigned char *q = ch->in + HEADER_SIZE;
@@ -498,6 +521,48 @@ int iommufdd_invalidate(struct iommufdd_channel *ch, uint32_t target, uint32_t d
     ch->error.done = did;
     return -1;
 }
+
+int iommufdd_invalidate(struct iommufdd_channel *ch, uint32_t target, uint32_t data_type, const void *entries,
+                        uint32_t entry_len, unsigned count, uint32_t *done) {
+    if (done) *done = 0;
+    ssize_t size = put_invalidate(ch, target, data_type, entries, entry_len, count);
+    if (size < 0) return -1;
+    return invalidate_answer(ch, transact(ch, OP_INVALIDATE, (size_t)size, -1, NULL), done);
+}
+
+int iommufdd_invalidate_send(struct iommufdd_channel *ch, uint32_t target, uint32_t data_type, const void *entries,
+                             uint32_t entry_len, unsigned count, uint64_t *id) {
+    if (ch->in_flight >= IOMMUFDD_MAX_IN_FLIGHT)
+        return fail(ch, EBUSY, "iommufdd.Transport", "%u INVALIDATE requests are already in flight (at most %u); collect an answer (iommufdd_invalidate_wait) first",
+                    ch->in_flight, IOMMUFDD_MAX_IN_FLIGHT);
+    ssize_t size = put_invalidate(ch, target, data_type, entries, entry_len, count);
+    if (size < 0) return -1;
+    uint64_t sent;
+    if (send_request(ch, OP_INVALIDATE, (size_t)size, -1, &sent) < 0) return -1;
+    ch->in_flight++;
+    if (id) *id = sent;
+    memset(&ch->error, 0, sizeof(ch->error));
+    return 0;
+}
+
+int iommufdd_invalidate_wait(struct iommufdd_channel *ch, uint64_t *id, uint32_t *done) {
+    if (done) *done = 0;
+    if (ch->in_flight == 0)
+        return fail(ch, EINVAL, "iommufdd.InvalidParams", "no INVALIDATE is in flight on this channel (iommufdd_invalidate_send sends one)");
+    uint64_t oldest = ch->next_id - ch->in_flight;
+    if (id) *id = oldest;
+    ssize_t n = await_answer(ch, oldest, OP_INVALIDATE, NULL);
+    if (n < 0 && strcmp(ch->error.name, "iommufdd.Transport") == 0) {
+        /* A timeout leaves the request in flight (its answer may still come); any other transport
+         * failure ends the channel, and with it every request in flight. */
+        if (ch->error.err != ETIMEDOUT) ch->in_flight = 0;
+        return -1;
+    }
+    ch->in_flight--;
+    return invalidate_answer(ch, n, done);
+}
+
+unsigned iommufdd_in_flight(const struct iommufdd_channel *ch) { return ch->in_flight; }
 
 int iommufdd_queue_fd(struct iommufdd_channel *ch, uint32_t queue, uint32_t *kind) {
     unsigned char *p = ch->out + HEADER_SIZE;

@@ -1,5 +1,6 @@
 /* libiommufdd's nested-translation calls (iommufdd_nested_alloc, iommufdd_replace,
- * iommufdd_invalidate, iommufdd_hwpt_destroy, iommufdd_queue_fd), run against the real iommufdd on
+ * iommufdd_invalidate and its pipelined form iommufdd_invalidate_send / _wait,
+ * iommufdd_hwpt_destroy, iommufdd_queue_fd), run against the real iommufdd on
  * the simulator by Tests/EndToEndTests/LibIommufddTests.swift, which plays the manager: an owner
  * whose device (behind the simulator's selftest mock IOMMU) is on a vIOMMU's nest parent, with
  * vDevice 7 and a fault queue, and a channel delegated for it (inherited as an fd).
@@ -76,6 +77,34 @@ int main(int argc, char **argv) {
     CHECK(iommufdd_invalidate(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, v, sizeof(v[0]), 1, &done) == -1 && errno == EINVAL, "%s", last(ch));
     CHECK(iommufdd_invalidate(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 0, &done) == -1 && errno == EINVAL, "an empty batch");
     CHECK(iommufdd_invalidate(ch, 999999, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 1, &done) == -1 && errno == ENOENT, "%s", last(ch));
+
+    /* Pipelined: four batches in flight, the third refused by the daemon's checks; the answers
+     * come in order, each for its request, and the refused one does not stop the fourth. */
+    uint64_t ids[4] = { 0 }, answered = 0;
+    CHECK(iommufdd_invalidate_wait(ch, &answered, &done) == -1 && errno == EINVAL, "a wait with nothing in flight: %s", last(ch));
+    CHECK(iommufdd_invalidate_send(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 64, &ids[0]) == 0, "send: %s", last(ch));
+    CHECK(iommufdd_invalidate_send(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 8, &ids[1]) == 0, "send: %s", last(ch));
+    CHECK(iommufdd_invalidate_send(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, &bad, sizeof(bad), 1, &ids[2]) == 0, "send: %s", last(ch));
+    CHECK(iommufdd_invalidate_send(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 256 / 8, &ids[3]) == 0, "send: %s", last(ch));
+    CHECK(iommufdd_in_flight(ch) == 4 && ids[1] == ids[0] + 1 && ids[3] == ids[0] + 3, "in flight %u, ids %" PRIu64 "..%" PRIu64, iommufdd_in_flight(ch), ids[0], ids[3]);
+    /* Any other call waits its turn: EBUSY, and nothing is sent. */
+    CHECK(iommufdd_invalidate(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 1, &done) == -1 && errno == EBUSY, "%s", last(ch));
+    CHECK(iommufdd_replace(ch, device, parent, NULL) == -1 && errno == EBUSY && strstr(iommufdd_last_error(ch)->message, "iommufdd_invalidate_wait"), "%s", last(ch));
+    CHECK(iommufdd_invalidate_wait(ch, &answered, &done) == 0 && answered == ids[0] && done == 64, "answer 0: %s (id %" PRIu64 ", done %u)", last(ch), answered, done);
+    CHECK(iommufdd_invalidate_wait(ch, &answered, &done) == 0 && answered == ids[1] && done == 8, "answer 1: %s (done %u)", last(ch), done);
+    CHECK(iommufdd_invalidate_wait(ch, &answered, &done) == -1 && errno == EINVAL && answered == ids[2] && done == 0, "answer 2: %s", last(ch));
+    CHECK(strcmp(iommufdd_last_error(ch)->name, "iommufdd.InvalidParams") == 0 && strstr(iommufdd_last_error(ch)->message, "iotlb_id 4"), "%s", last(ch));
+    CHECK(iommufdd_invalidate_wait(ch, &answered, &done) == 0 && answered == ids[3] && done == 32, "answer 3: %s (done %u)", last(ch), done);
+    CHECK(iommufdd_in_flight(ch) == 0, "in flight %u", iommufdd_in_flight(ch));
+    /* The bound: IOMMUFDD_MAX_IN_FLIGHT, then EBUSY until one is collected. */
+    unsigned sent = 0;
+    while (sent < IOMMUFDD_MAX_IN_FLIGHT && iommufdd_invalidate_send(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 64, NULL) == 0) sent++;
+    CHECK(sent == IOMMUFDD_MAX_IN_FLIGHT, "sent %u: %s", sent, last(ch));
+    CHECK(iommufdd_invalidate_send(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 64, NULL) == -1 && errno == EBUSY, "%s", last(ch));
+    unsigned collected = 0;
+    while (iommufdd_in_flight(ch) > 0 && iommufdd_invalidate_wait(ch, NULL, &done) == 0 && done == 64) collected++;
+    CHECK(collected == IOMMUFDD_MAX_IN_FLIGHT, "collected %u: %s", collected, last(ch));
+    CHECK(iommufdd_invalidate(ch, hwpt, IOMMUFDD_INVALIDATE_DATA_SELFTEST, batch, sizeof(batch[0]), 64, &done) == 0 && done == 64, "after: %s", last(ch));
 
     /* Destroy: busy while the device is on it. QEMU's flow for a new guest STE: alloc, replace,
      * destroy the old one. */

@@ -69,6 +69,8 @@ public enum ConfigSchema {
                   "Close a connection that sent part of a message and stalled for this long."),
         ConfigKey("limits", "max_output_buffer_bytes", "integer (4096 to 2^34)", "16777216", nil,
                   "Replies queued for a client that does not read them. Past this, the connection closes."),
+        ConfigKey("limits", "channel_busy_poll_us", "integer (0 to 1000)", "0", "0 (off)",
+                  "Microseconds a VMM channel's thread keeps polling its socket without sleeping after it answered a request, so a request sent within that window is read without a thread wake-up (under a hypervisor or QEMU TCG, a wake-up across CPUs costs far more than a small request: docs/vmm-channel.md, \"Pipelining and busy polling\"). It costs CPU: up to this long of one CPU per channel after each burst of requests, even when nothing more comes; worth it only on a host with a CPU to spare per busy channel. A reload applies it to every channel. 0: the thread sleeps in poll(2) at once."),
         ConfigKey("policy", "dirty_tracking", "\"off\", \"preferred\" or \"required\"", "\"off\"", nil,
                   "Dirty tracking for the HWPTs device.attach allocates when the request does not say: \"off\" never (no IOMMU_HWPT_ALLOC_DIRTY_TRACKING), \"preferred\" where the device's IOMMU supports it, \"required\" refuses devices whose IOMMU cannot track dirty pages."),
         ConfigKey("policy", "huge_pages", "boolean", "true", nil,

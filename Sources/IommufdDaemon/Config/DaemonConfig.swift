@@ -67,6 +67,9 @@ public struct DaemonConfig: Sendable, Equatable {
         /// `max_output_buffer_bytes`: replies queued for a client that does not read them; past
         /// this the connection is closed.
         public var maxOutputBufferBytes = 16 << 20
+        /// `channel_busy_poll_us` (MARK: kinval): how long a VMM channel's thread polls for the
+        /// next request without sleeping after answering one; 0 never does.
+        public var channelBusyPollMicroseconds: UInt32 = 0
         public init() {}
     }
 

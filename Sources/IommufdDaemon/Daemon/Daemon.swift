@@ -113,6 +113,7 @@ public final class Daemon: @unchecked Sendable {
         let status = DaemonStatus(socketPath: socketPath, configFile: overrides.configPath ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : nil))
         let service = DaemonService(broker: broker, backend: backend, status: status, logger: logger)
         self.service = service
+        service.channels.busyPollMicroseconds = initial.limits.channelBusyPollMicroseconds  // kinval
         do {
             server = try RPCServer(listen: listen, limits: Daemon.limits(initial), logger: logger, handler: service)
         } catch {
@@ -218,6 +219,7 @@ public final class Daemon: @unchecked Sendable {
             do {
                 try service.broker.reload(config: BrokerSettings.make(new, backend: service.backend.kind))
                 service.forgetCallers()
+                service.channels.busyPollMicroseconds = new.limits.channelBusyPollMicroseconds  // kinval
                 DaemonLogging.levels.level = new.daemon.logLevel
                 let restart = new.changesNeedingRestart(from: old)
                 if !restart.isEmpty {
