@@ -192,6 +192,11 @@ func makeBitmapMemfd(name: String, words: UnsafeMutableBufferPointer<UInt64>) th
 final class DirtyScratch {
     /// The client's bitmap memfd, mapped (`dirty.read` `into`); released with the scratch.
     let into = DirtyIntoMapping()
+    /// The varint bytes of the owner's last `packed_runs` answer: kept, so a harvest repeated
+    /// during a migration writes into memory it already has (issue 16 target 4). Dropped when
+    /// one answer made it larger than `maxKeptPackedBytes`, and with the scratch.
+    var packed = DirtyRunPacking.Bytes()
+    static let maxKeptPackedBytes = 4 << 20
     private var base: UnsafeMutableRawPointer?
     private var capacity = 0
     /// Words at the start that may be non-zero; every word after them is zero.
@@ -223,7 +228,16 @@ final class DirtyScratch {
     /// Gives the memory back (when no IOAS tracks dirty pages any more).
     func release() {
         into.release()
+        packed.deallocate()
         releaseScratch()
+    }
+
+    /// The packed bytes as the answer's base64 string; the buffer is kept for the next read
+    /// unless this answer grew it past `maxKeptPackedBytes`.
+    func takePackedString() -> String {
+        let string = DirtyRunPacking.base64(packed.buffer)
+        if packed.capacity > Self.maxKeptPackedBytes { packed.deallocate() } else { packed.removeAll() }
+        return string
     }
 
     private func releaseScratch() {

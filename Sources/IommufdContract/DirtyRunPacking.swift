@@ -7,7 +7,13 @@
 /// 1 TiB IOAS dirty in 2 MiB units, a run takes about 4 bytes (about 6 characters) instead of ~40 as
 /// a JSON object, and the answer is one string to write and to parse.
 public enum DirtyRunPacking {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    /// The alphabet's inverse: 0xFF for a byte that is not in it.
+    static let decodeTable: [UInt8] = {
+        var decode = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { decode[Int(c)] = UInt8(i) }
+        return decode
+    }()
 
     /// Packs `runs` (sorted, disjoint, inside `[base, ...)`, multiples of `pageSize`).
     public static func pack(_ runs: [DirtyRun], base: UInt64, pageSize: UInt64) -> String {
@@ -24,18 +30,61 @@ public enum DirtyRunPacking {
     }
 
     /// Unpacks a `packed_runs` string; nil when it is not one (bad base64, a cut varint).
+    ///
+    /// One pass over the characters: each group of four decodes into up to three bytes that go
+    /// straight into the varint reader (no decoded byte array in between).
     public static func unpack(_ packed: String, base: UInt64, pageSize: UInt64) -> [DirtyRun]? {
-        guard let raw = unbase64(packed) else { return nil }
-        var runs: [DirtyRun] = []
-        var previousEnd = base
-        var i = 0
-        while i < raw.count {
-            guard let gap = readVarint(raw, &i), let length = readVarint(raw, &i) else { return nil }
-            let iova = previousEnd &+ gap &* pageSize
-            runs.append(DirtyRun(iova: iova, length: length &* pageSize))
-            previousEnd = iova &+ length &* pageSize
+        var text = packed
+        return text.withUTF8 { chars -> [DirtyRun]? in
+            guard chars.count % 4 == 0 else { return nil }
+            var runs: [DirtyRun] = []
+            // A run takes at least two bytes: at most three runs per two groups.
+            runs.reserveCapacity(chars.count / 4 * 3 / 2)
+            var previousEnd = base
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            var gap: UInt64? = nil
+            @inline(__always) func feed(_ byte: UInt8) -> Bool {
+                guard shift < 64 else { return false }  // more than ten bytes: not a u64 varint
+                value |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 != 0 {
+                    shift += 7
+                    return true
+                }
+                if let g = gap {
+                    let iova = previousEnd &+ g &* pageSize
+                    runs.append(DirtyRun(iova: iova, length: value &* pageSize))
+                    previousEnd = iova &+ value &* pageSize
+                    gap = nil
+                } else {
+                    gap = value
+                }
+                value = 0
+                shift = 0
+                return true
+            }
+            return decodeTable.withUnsafeBufferPointer { decode -> [DirtyRun]? in
+                var i = 0
+                while i < chars.count {
+                    let last = i + 4 == chars.count
+                    let pad = last ? (chars[i + 3] == UInt8(ascii: "=") ? (chars[i + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
+                    var v: UInt32 = 0
+                    for k in 0..<4 {
+                        if k >= 4 - pad { v <<= 6; continue }
+                        let d = decode[Int(chars[i + k])]
+                        if d == 0xFF { return nil }
+                        v = v << 6 | UInt32(d)
+                    }
+                    guard feed(UInt8(truncatingIfNeeded: v >> 16)) else { return nil }
+                    if pad < 2 { guard feed(UInt8(truncatingIfNeeded: v >> 8)) else { return nil } }
+                    if pad < 1 { guard feed(UInt8(truncatingIfNeeded: v)) else { return nil } }
+                    i += 4
+                }
+                // A varint cut short, or a gap without its length.
+                guard shift == 0, gap == nil else { return nil }
+                return runs
+            }
         }
-        return runs
     }
 
     @inline(__always)
@@ -48,74 +97,7 @@ public enum DirtyRunPacking {
         out.append(UInt8(v))
     }
 
-    static func readVarint(_ raw: [UInt8], _ i: inout Int) -> UInt64? {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while i < raw.count, shift < 64 {
-            let byte = raw[i]
-            i += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
-        }
-        return nil
-    }
-
     static func base64(_ raw: [UInt8]) -> String {
-        let count = (raw.count + 2) / 3 * 4
-        return raw.withUnsafeBufferPointer { input in
-            alphabet.withUnsafeBufferPointer { table in
-                String(unsafeUninitializedCapacity: count) { out in
-                    var o = 0
-                    var i = 0
-                    while i + 3 <= input.count {
-                        let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
-                        out[o] = table[Int(v >> 18)]
-                        out[o + 1] = table[Int(v >> 12 & 63)]
-                        out[o + 2] = table[Int(v >> 6 & 63)]
-                        out[o + 3] = table[Int(v & 63)]
-                        o += 4
-                        i += 3
-                    }
-                    let left = input.count - i
-                    if left > 0 {
-                        let v = UInt32(input[i]) << 16 | (left == 2 ? UInt32(input[i + 1]) << 8 : 0)
-                        out[o] = table[Int(v >> 18)]
-                        out[o + 1] = table[Int(v >> 12 & 63)]
-                        out[o + 2] = left == 2 ? table[Int(v >> 6 & 63)] : UInt8(ascii: "=")
-                        out[o + 3] = UInt8(ascii: "=")
-                        o += 4
-                    }
-                    return o
-                }
-            }
-        }
-    }
-
-    static func unbase64(_ text: String) -> [UInt8]? {
-        var decode = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in alphabet.enumerated() { decode[Int(c)] = UInt8(i) }
-        let chars = Array(text.utf8)
-        guard chars.count % 4 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(chars.count / 4 * 3)
-        var i = 0
-        while i < chars.count {
-            let last = i + 4 == chars.count
-            let pad = last ? (chars[i + 3] == UInt8(ascii: "=") ? (chars[i + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
-            var v: UInt32 = 0
-            for k in 0..<4 {
-                let c = chars[i + k]
-                if k >= 4 - pad { v <<= 6; continue }
-                let d = decode[Int(c)]
-                if d == 0xFF { return nil }
-                v = v << 6 | UInt32(d)
-            }
-            out.append(UInt8(truncatingIfNeeded: v >> 16))
-            if pad < 2 { out.append(UInt8(truncatingIfNeeded: v >> 8)) }
-            if pad < 1 { out.append(UInt8(truncatingIfNeeded: v)) }
-            i += 4
-        }
-        return out
+        raw.withUnsafeBufferPointer { base64($0) }
     }
 }

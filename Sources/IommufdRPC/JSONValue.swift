@@ -162,6 +162,10 @@ extension JSONValue: CustomStringConvertible {
         out.append(UInt8(ascii: "\""))
         var s = string
         s.withUTF8 { bytes in
+            // A long string (a `packed_runs` answer: 100 KiB and more) grows the line once, to
+            // its size and some room for what follows, instead of doubling (and copying) a few
+            // times on the way.
+            if bytes.count > 4096 { out.reserveCapacity(out.count + bytes.count + 256) }
             var runStart = 0
             for i in 0..<bytes.count {
                 let c = bytes[i]
