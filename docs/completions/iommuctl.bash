@@ -184,13 +184,13 @@ _iommuctl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|devices|device|owner|ioas|hwpt|dirty|viommu|vdevice|fault|veventq|queue|watch|metrics|call|help)
+    status|devices|device|owner|ioas|hwpt|dirty|viommu|vdevice|fault|veventq|queue|hwqueue|watch|metrics|call|help)
         # Offer subcommand argument completions
         "_iommuctl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status devices device owner ioas hwpt dirty viommu vdevice fault veventq queue watch metrics call help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status devices device owner ioas hwpt dirty viommu vdevice fault veventq queue hwqueue watch metrics call help' -- "${cur}"))
         ;;
     esac
 }
@@ -1433,6 +1433,82 @@ _iommuctl_queue_read() {
     '--wait')
         return
         ;;
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_hwqueue() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __iommuctl_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    alloc|destroy)
+        # Offer subcommand argument completions
+        "_iommuctl_hwqueue_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'alloc destroy' -- "${cur}"))
+        ;;
+    esac
+}
+
+_iommuctl_hwqueue_alloc() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--viommu --type --index --base --length --socket --timeout)
+    __iommuctl_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--viommu')
+        return
+        ;;
+    '--type')
+        return
+        ;;
+    '--index')
+        return
+        ;;
+    '--base')
+        return
+        ;;
+    '--length')
+        return
+        ;;
+    '--socket')
+        __iommuctl_add_completions -f
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_iommuctl_hwqueue_destroy() {
+    repeating_flags=()
+    non_repeating_flags=(--json --compact --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--socket --timeout)
+    __iommuctl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
     '--socket')
         __iommuctl_add_completions -f
         return
