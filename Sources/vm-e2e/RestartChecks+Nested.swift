@@ -41,9 +41,16 @@ extension RestartChecks {
     func nestedBeforeKill() throws {
         let c = try connected()
         let owner = JSONValue.string(Self.owner), device = JSONValue.string(Self.nestedDevice)
-        let ioas = try c.json("ioas.create", ["owner": owner]).result["ioas"]?.int64Value ?? 0
-        _ = try c.json("device.attach", ["owner": owner, "device": device, "ioas": .int(ioas)])
-        let viommu = try c.json("viommu.create", ["device": device]).result["viommu"]?.int64Value ?? 0
+        // mock1 already has a vIOMMU when the HW queue check (hwqueue-before-kill) ran first: the
+        // vDevice, the nested HWPT and the vEVENTQ go on that one, beside its HW queues.
+        let viommu: Int64
+        if RestartHWQueueState.shared.viommu != 0 {
+            viommu = Int64(RestartHWQueueState.shared.viommu)
+        } else {
+            let ioas = try c.json("ioas.create", ["owner": owner]).result["ioas"]?.int64Value ?? 0
+            _ = try c.json("device.attach", ["owner": owner, "device": device, "ioas": .int(ioas)])
+            viommu = try c.json("viommu.create", ["device": device]).result["viommu"]?.int64Value ?? 0
+        }
         _ = try c.json("vdevice.create", ["viommu": .int(viommu), "device": device, "virtual_id": .int(Int64(Self.nestedVirtualID))])
         let nested = try c.json("hwpt.alloc", ["device": device, "viommu": .int(viommu), "data": ["type": "selftest", "iotlb": 0]]).result["hwpt"]?.int64Value ?? 0
         _ = try c.json("device.replace", ["device": device, "hwpt": .int(nested)])
