@@ -99,7 +99,7 @@ struct ConfigDefaultsTests {
             "dirty_tracking", "huge_pages", "unmap_tolerate_missing", "owner_pinned_bytes_quota", "allow", "user",
             "group", "role", "trusted_vmm", "pinned_bytes_quota", "allow_mock_devices", "mock_devices", "no_dirty",
             "name", "driver", "nesting", "iommu", "pci_address", "mdev", "test_hooks", "pin_ns_per_page",
-            "channel_busy_poll_us",
+            "channel_busy_poll_us", "rpc_linger_us", "rpc_spin_us",
         ]
         for key in keys {
             #expect(text.contains("\(key) =") || text.contains("\(key) "), "example file lacks \(key)")

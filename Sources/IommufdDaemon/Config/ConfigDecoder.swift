@@ -78,6 +78,8 @@ struct ConfigDecoder {
         if let v = r.seconds("partial_message_timeout_sec", allowZero: false, &self) { l.partialMessageTimeout = v }
         if let v = r.int("max_output_buffer_bytes", min: 4096, max: 1 << 34, &self) { l.maxOutputBufferBytes = v }
         if let v = r.int("channel_busy_poll_us", min: 0, max: 1000, &self) { l.channelBusyPollMicroseconds = UInt32(v) }  // kinval
+        if let v = r.int("rpc_linger_us", min: 0, max: 10_000, &self) { l.rpcLingerMicroseconds = v }
+        if let v = r.int("rpc_spin_us", min: 0, max: 1000, &self) { l.rpcSpinMicroseconds = v }
         r.finish(&self)
         return l
     }

@@ -104,6 +104,17 @@ extension DaemonConfig {
         if daemon.backend != old.daemon.backend { keys.append("daemon.backend") }
         if kernel != old.kernel { keys.append("kernel") }
         if sim != old.sim { keys.append("sim") }
+        // The RPC server takes its limits when it starts listening; only channel_busy_poll_us
+        // is applied by a reload.
+        let (l, o) = (limits, old.limits)
+        if l.maxMessageBytes != o.maxMessageBytes { keys.append("limits.max_message_bytes") }
+        if l.maxClients != o.maxClients { keys.append("limits.max_clients") }
+        if l.maxFDsPerMessage != o.maxFDsPerMessage { keys.append("limits.max_fds_per_message") }
+        if l.idleTimeout != o.idleTimeout { keys.append("limits.idle_timeout_sec") }
+        if l.partialMessageTimeout != o.partialMessageTimeout { keys.append("limits.partial_message_timeout_sec") }
+        if l.maxOutputBufferBytes != o.maxOutputBufferBytes { keys.append("limits.max_output_buffer_bytes") }
+        if l.rpcLingerMicroseconds != o.rpcLingerMicroseconds { keys.append("limits.rpc_linger_us") }
+        if l.rpcSpinMicroseconds != o.rpcSpinMicroseconds { keys.append("limits.rpc_spin_us") }
         return keys
     }
 }

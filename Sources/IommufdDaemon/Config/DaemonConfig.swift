@@ -70,6 +70,12 @@ public struct DaemonConfig: Sendable, Equatable {
         /// `channel_busy_poll_us` (MARK: kinval): how long a VMM channel's thread polls for the
         /// next request without sleeping after answering one; 0 never does.
         public var channelBusyPollMicroseconds: UInt32 = 0
+        /// `rpc_linger_us`: how long the thread that answered a quick request waits on that
+        /// client's socket for its next one (RPCLimits.lingerMicroseconds); 0 never does.
+        public var rpcLingerMicroseconds = 200
+        /// `rpc_spin_us`: the first part of that wait spent polling without sleeping, for a
+        /// client that came back that quickly the time before (RPCLimits.lingerSpinMicroseconds).
+        public var rpcSpinMicroseconds = 50
         public init() {}
     }
 

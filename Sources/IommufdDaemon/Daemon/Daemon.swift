@@ -243,6 +243,8 @@ public final class Daemon: @unchecked Sendable {
         l.idleTimeout = c.limits.idleTimeout
         l.partialMessageTimeout = c.limits.partialMessageTimeout
         l.maxOutputBytes = c.limits.maxOutputBufferBytes
+        l.lingerMicroseconds = c.limits.rpcLingerMicroseconds
+        l.lingerSpinMicroseconds = min(c.limits.rpcSpinMicroseconds, c.limits.rpcLingerMicroseconds)
         return l
     }
 
