@@ -44,11 +44,13 @@ final class SystemdChecks {
         run.check("installed-for-this-systemd") { try installed() }
         run.check("socket-activation") { try socketActivation() }
         run.check("notify-ready-status") { try notifyReadyStatus() }
+        run.check("two-queues-of-one-owner") { try twoQueuesBeforeRestarts() }
         run.check("build-state") { try state.build(try connected()) }
         run.check("fd-store-filled") { try fdStoreFilled() }
         run.check("reload") { try reload() }
         run.check("restart-while-dma") { try restartWhileDMA() }
         run.check("kill-9-while-dma") { try killWhileDMA() }
+        run.check("two-queues-after-restarts") { try twoQueuesAfterRestarts() }
         run.check("watchdog-restarts-stalled-daemon") { try watchdog() }
         run.check("stop-then-start") { try stopThenStart() }
         run.check("stop") {
