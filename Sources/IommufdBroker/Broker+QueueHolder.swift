@@ -19,10 +19,10 @@ extension Broker {
 
 /// A socket that holds one fd in flight (SCM_RIGHTS, never received): what the daemon puts in
 /// the fd store for a queue's kernel fd. Every event and fault queue fd is a file of the one
-/// anonymous inode, with the same flags and offset, so a store that tells fds apart by inode
-/// (systemd 252's `same_fd()` where the kernel has no kcmp, as on a kernel without
-/// CONFIG_CHECKPOINT_RESTORE) keeps only the first queue's fd and drops the others: a restart
-/// then loses every queue but one. Each capsule is a socket of its own inode. Taking the fd back
+/// anonymous inode, with the same flags and offset, so a store that tells fds apart by inode,
+/// flags and offset where the kernel has no kcmp (the test supervisor's model of systemd 252's
+/// `same_fd()`; Debian's systemd 252 in the test VM kept two such fds apart, docs/queues.md)
+/// keeps only the first queue's fd and drops the others: a restart then loses every queue but one. Each capsule is a socket of its own inode. Taking the fd back
 /// peeks (MSG_PEEK), so the capsule the store holds keeps it for the next restart.
 enum FDCapsule {
     /// `struct cmsghdr` (size_t len, int level, int type) then one int, padded: CMSG_SPACE(4).

@@ -7,13 +7,14 @@ import IommufdCore
 import IommufdRPC
 
 // Two queues of one owner across a restart under the real systemd. Every iommufd queue fd is a
-// file of the one anonymous inode, with the same flags and offset; without kcmp (the test kernel
-// has no CONFIG_CHECKPOINT_RESTORE) systemd tells stored fds apart by exactly those, so it kept
-// only the first queue fd and dropped the second (docs/restart.md). The daemon stores each queue
-// fd in a capsule of its own inode (FDCapsule). Here two fault queues (`fault.create` needs only
-// an owner) go through systemctl restart and systemctl kill -s KILL (whileDMA's recovery check
-// fails on a queue that could not be taken back), and afterwards both are listed, connected to
-// the holders this process kept, and released by the kernel.
+// file of the one anonymous inode, with the same flags and offset; a store that tells fds apart
+// by those alone (the test supervisor's model of systemd 252 without kcmp) keeps only the first,
+// so the daemon stores each queue fd in a capsule of its own inode (FDCapsule, docs/queues.md).
+// Here two fault queues (`fault.create` needs only an owner) go through systemctl restart and
+// systemctl kill -s KILL (whileDMA's recovery check fails on a queue that could not be taken
+// back), and afterwards both are listed, connected to the holders this process kept, and
+// released by the kernel. With the capsule turned off these checks pass too: Debian's systemd
+// 252 in the test VM does not merge the two raw fds.
 final class SystemdQueueState: @unchecked Sendable {
     static let shared = SystemdQueueState()
     var queues: [Int64] = []
