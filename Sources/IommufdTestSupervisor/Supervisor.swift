@@ -16,7 +16,8 @@ import Glibc
 ///   `FDPOLL=`) with the fds in SCM_RIGHTS, and `FDSTOREREMOVE=1` (+ `FDNAME=`);
 /// - the fd store: the fds received with `FDSTORE=1`, in arrival order, under their names (systemd's default name
 ///   is "stored"); an fd that is the same open file as one already stored is closed and not
-///   added (systemd's same_fd check in service_add_fd_store); closed on `FDSTOREREMOVE=1`;
+///   added (systemd's same_fd() in service_add_fd_store(), modelled for `systemdVersion` on the
+///   kernel `kernel` says: SystemdSameFD); closed on `FDSTOREREMOVE=1`;
 ///   beyond `fdStoreMax` closed;
 /// - the store is held while the daemon is dead and a restart is pending: after SIGKILL (a crash,
 ///   `systemctl kill -s KILL`, a watchdog kill: Restart=on-failure) and across `restart()`
@@ -41,6 +42,10 @@ public final class Supervisor: @unchecked Sendable {
     public let fdStoreMax: Int
     /// The systemd modelled (see the type's documentation).
     public let systemdVersion: Int
+    /// What the modelled systemd's same_fd() can ask the kernel (kcmp, F_DUPFD_QUERY).
+    public let kernel: SystemdSameFD.Kernel
+    /// The fd store's duplicate test.
+    public let sameFD: SystemdSameFD
     /// FileDescriptorStorePreserve=yes: the drop-in scripts/install-units installs from 254 on.
     public var preservesStoreOnStop: Bool { systemdVersion >= 254 }
     /// Extra environment for the next `start()` (e.g. a test switch); empty by default.
@@ -62,8 +67,10 @@ public final class Supervisor: @unchecked Sendable {
 
     public init(
         daemonPath: String, arguments: [String], directory: String? = nil, logPath: String? = nil, fdStoreMax: Int = 4096,
-        systemdVersion: Int = 252
+        systemdVersion: Int = 252, kernel: SystemdSameFD.Kernel = .host
     ) throws {
+        self.kernel = kernel
+        sameFD = SystemdSameFD(systemdVersion: systemdVersion, kernel: kernel)
         self.daemonPath = daemonPath
         self.arguments = arguments
         self.fdStoreMax = fdStoreMax
@@ -328,13 +335,24 @@ public final class Supervisor: @unchecked Sendable {
         defer { lock.unlock() }
         if fields["FDSTORE"] == "1" {
             let name = fields["FDNAME"] ?? "stored"
-            for fd in fds {
+            storing: for fd in fds {
                 if store.count >= fdStoreMax {
                     close(fd)  // systemd: "Cannot store more fds than FileDescriptorStoreMax="
-                } else if store.contains(where: { Self.sameFile($0.fd, fd) }) {
-                    close(fd)  // systemd: already included (same_fd), kept under its first name
-                } else {
-                    store.append((name, fd))
+                    continue
+                }
+                var answer = SystemdSameFD.Answer.different
+                for entry in store {
+                    answer = sameFD.compare(entry.fd, fd)
+                    if answer != .different { break }
+                }
+                switch answer {
+                case .different: store.append((name, fd))
+                case .same: close(fd)  // systemd: "fd already included", kept under its first name
+                case .failed:
+                    // systemd: "Failed to add fd to store", and the rest of the message's fds
+                    // are closed with it.
+                    for rest in fds.drop(while: { $0 != fd }) { close(rest) }
+                    break storing
                 }
             }
         } else {
@@ -349,18 +367,6 @@ public final class Supervisor: @unchecked Sendable {
             readyCount += 1
             lock.broadcast()
         }
-    }
-
-    /// systemd's same_fd(): the same open file description (kcmp KCMP_FILE; where kcmp is not
-    /// available, the same inode with the same flags and offset).
-    static func sameFile(_ a: Int32, _ b: Int32) -> Bool {
-        if a == b { return true }
-        var sa = stat(), sb = stat()
-        guard fstat(a, &sa) == 0, fstat(b, &sb) == 0 else { return false }
-        guard sa.st_dev == sb.st_dev, sa.st_ino == sb.st_ino, (sa.st_mode & S_IFMT) == (sb.st_mode & S_IFMT) else { return false }
-        let r = ifd_kcmp_file(a, b)
-        if r >= 0 { return r == 0 }
-        return fcntl(a, F_GETFL) == fcntl(b, F_GETFL) && lseek(a, 0, SEEK_CUR) == lseek(b, 0, SEEK_CUR)
     }
 
     // MARK: Sockets

@@ -14,7 +14,7 @@ import Glibc
 /// The test supervisor behaves as the real systemd was seen to (systemd 252 as PID 1 of the test
 /// VM, `vm-e2e systemd`), for the units as scripts/install-units installs them: a restart keeps
 /// the fd store, a stop closes it below 254 (no FileDescriptorStorePreserve=) and keeps it from
-/// 254 on, and an fd that is the same open file as a stored one is not stored twice.
+/// 254 on, and an fd that systemd's same_fd() takes for a stored one is not stored twice.
 @Suite("The test supervisor models systemd", .serialized)
 struct SupervisorModelTests {
     static func simConfig() throws -> String {
@@ -66,9 +66,12 @@ struct SupervisorModelTests {
     }
 
     /// FDSTORE=1 with an fd that is the same open file as a stored one (a dup) adds nothing; the
-    /// same file opened again is another open file and is stored.
-    @Test func sameOpenFileIsStoredOnce() throws {
-        let sup = try Supervisor(daemonPath: "/bin/false", arguments: [])
+    /// same file opened again with the same flags is another open file, which systemd 257 tells
+    /// apart (F_DUPFD_QUERY) and systemd 252 without kcmp does not (same inode, same flags:
+    /// SystemdSameFD).
+    @Test(arguments: [252, 257])
+    func sameOpenFileIsStoredOnce(systemdVersion: Int) throws {
+        let sup = try Supervisor(daemonPath: "/bin/false", arguments: [], systemdVersion: systemdVersion, kernel: .withoutKcmp)
         defer { sup.shutdown() }
         let sock = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         try #require(sock >= 0)
@@ -98,7 +101,10 @@ struct SupervisorModelTests {
         store(dup, "b")
         store(first, "c")
         store(other, "d")
-        #expect(sup.waitForStore(timeout: 10) { $0.contains("d") }, "the store: \(sup.storedNames)")
-        #expect(sup.storedNames == ["a", "d"])
+        let marker = ifd_eventfd()
+        defer { close(marker) }
+        store(marker, "e")
+        #expect(sup.waitForStore(timeout: 10) { $0.contains("e") }, "the store: \(sup.storedNames)")
+        #expect(sup.storedNames == (systemdVersion >= 257 ? ["a", "d", "e"] : ["a", "e"]), "systemd \(systemdVersion) without kcmp")
     }
 }
