@@ -18,12 +18,16 @@ extension Broker {
 }
 
 /// A socket that holds one fd in flight (SCM_RIGHTS, never received): what the daemon puts in
-/// the fd store for a queue's kernel fd. Every event and fault queue fd is a file of the one
-/// anonymous inode, with the same flags and offset, so a store that tells fds apart by inode,
-/// flags and offset where the kernel has no kcmp (the test supervisor's model of systemd 252's
-/// `same_fd()`; Debian's systemd 252 in the test VM kept two such fds apart, docs/queues.md)
-/// keeps only the first queue's fd and drops the others: a restart then loses every queue but one. Each capsule is a socket of its own inode. Taking the fd back
-/// peeks (MSG_PEEK), so the capsule the store holds keeps it for the next restart.
+/// the fd store for a queue's kernel fd. Every event and fault queue fd is a file of the kernel's
+/// one anonymous inode (anon_inode_getfile) with flags O_RDWR, and systemd's fd store drops an fd
+/// its `same_fd()` takes for a stored one. systemd 256 does, for two queue fds, on a kernel
+/// without kcmp (or with kcmp denied to it): its fallback compares file type, st_dev, st_ino and
+/// F_GETFL only, so the store would keep one queue's fd and a restart lose the others. systemd
+/// 252-255 do not (their fallback never takes a file of type 0 — fstat's answer for an
+/// anonymous inode — for another: seen with systemd 252 in the test VM), nor does 257 and later
+/// (F_DUPFD_QUERY). docs/queues.md has the table; the test supervisor models each
+/// (SystemdSameFD). Each capsule is a socket of its own inode, which no systemd merges. Taking
+/// the fd back peeks (MSG_PEEK), so the capsule the store holds keeps it for the next restart.
 enum FDCapsule {
     /// `struct cmsghdr` (size_t len, int level, int type) then one int, padded: CMSG_SPACE(4).
     private static let controlSpace = 24

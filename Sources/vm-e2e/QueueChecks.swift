@@ -28,6 +28,7 @@ enum QueueChecks {
         }
         run.check("fault-queue-relay-and-answer") { try faults(backend, broker) }
         run.check("veventq-relay-in-sequence") { try vevents(backend, broker) }
+        run.check("queue-fd-identity") { try queueFDIdentity(backend) }  // samefd
         NestedGapChecks.runAll(run: run, backend: backend, broker: broker)  // nestedgaps
         return true
     }

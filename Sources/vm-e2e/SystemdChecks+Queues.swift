@@ -7,14 +7,16 @@ import IommufdCore
 import IommufdRPC
 
 // Two queues of one owner across a restart under the real systemd. Every iommufd queue fd is a
-// file of the one anonymous inode, with the same flags and offset; a store that tells fds apart
-// by those alone (the test supervisor's model of systemd 252 without kcmp) keeps only the first,
-// so the daemon stores each queue fd in a capsule of its own inode (FDCapsule, docs/queues.md).
-// Here two fault queues (`fault.create` needs only an owner) go through systemctl restart and
-// systemctl kill -s KILL (whileDMA's recovery check fails on a queue that could not be taken
-// back), and afterwards both are listed, connected to the holders this process kept, and
-// released by the kernel. With the capsule turned off these checks pass too: Debian's systemd
-// 252 in the test VM does not merge the two raw fds.
+// file of the kernel's one anonymous inode, with the same flags; systemd 252's same_fd() without
+// kcmp (this kernel has none: ENOSYS) compares file type, st_dev, st_ino and F_GETFL, and never
+// takes a file of type 0 — fstat's answer for an anonymous inode (vm-e2e queues,
+// queue-fd-identity) — for another, so it keeps two raw queue fds apart; systemd 256 would not
+// (docs/queues.md, SystemdSameFD). The daemon stores each queue fd in a capsule of its own inode
+// anyway (FDCapsule). Here two fault queues (`fault.create` needs only an owner) go through
+// systemctl restart and systemctl kill -s KILL (whileDMA's recovery check fails on a queue that
+// could not be taken back), and afterwards both are listed, connected to the holders this
+// process kept, and released by the kernel. With the capsule turned off these checks pass too,
+// as systemd 252's code says they must.
 final class SystemdQueueState: @unchecked Sendable {
     static let shared = SystemdQueueState()
     var queues: [Int64] = []

@@ -9,8 +9,8 @@ import Testing
 // MARK: i14audit
 
 /// Queue fds go to the fd store in capsules (FDCapsule): two eventfds stand in for two kernel
-/// queue fds, files of the one anonymous inode with the same flags and offset, which a store
-/// deduplicating by inode (systemd 252 without kcmp) would take for one file.
+/// queue fds, files of the one anonymous inode with the same flags, which systemd 256 without
+/// kcmp would take for one file (systemd 252 would not: SystemdSameFDTests).
 @Suite("FDCapsule: a queue fd in a socket of its own inode, taken back as often as needed")
 struct FDCapsuleTests {
     @Test func capsulesOfTwoAnonymousFilesAreDistinctAndGiveTheFilesBack() throws {
@@ -18,9 +18,9 @@ struct FDCapsuleTests {
         // the kernel's queue fds. The simulator owns and closes them.
         let sim = try SimBackend(topology: .default)
         let a = try sim.allocFaultQueue().fd, b = try sim.allocFaultQueue().fd
-        // (Whether the two are one inode depends on the kernel: iommufd's queue fds are, on 7.3
-        // (anon_inode_getfile), which the VM's restart test shows; eventfds are not on newer
-        // kernels. The capsules must be distinct either way.)
+        // (Whether the two are one inode depends on the kernel: iommufd's queue fds are on 7.3
+        // (anon_inode_getfile; vm-e2e queues, queue-fd-identity), and so are eventfds on this
+        // machine's 6.18. The capsules must be distinct either way.)
         let ca = try #require(FDCapsule.wrap(a)), cb = try #require(FDCapsule.wrap(b))
         defer { close(ca); close(cb) }
         var sca = stat(), scb = stat()

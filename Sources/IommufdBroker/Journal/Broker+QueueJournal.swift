@@ -52,7 +52,8 @@ extension Broker {
         guard let store = journal?.store else { return }
         if let fd = (backend as? any RestartableQueueBackend)?.queueFDToStore(record.id) {
             // i14audit: in a capsule of its own inode, so the store cannot take it for another
-            // queue's fd (FDCapsule); stored as it is if no capsule can be made.
+            // queue's fd (systemd 256 without kcmp would: FDCapsule); stored as it is if no
+            // capsule can be made.
             if let capsule = FDCapsule.wrap(fd) {
                 store.store(capsule, name: StoredFDName.queue(record.id))
                 close(capsule)
