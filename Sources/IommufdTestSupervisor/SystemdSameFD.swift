@@ -9,8 +9,9 @@ import Glibc
 /// (src/core/service.c) applies to an fd sent with `FDSTORE=1` against every fd already stored:
 /// when it answers true the new fd is closed and not stored ("fd already included"); when it
 /// fails (a negative errno) the fd is closed too and the rest of that message's fds are dropped
-/// ("Failed to add fd to store"). Read in systemd-stable's tags v252 (e8dc527), v252.31
-/// (8c2b721: the same logic), v253-v256 (5c79cde), and in systemd main after PR 34675 (v257):
+/// ("Failed to add fd to store"). Read in systemd-stable's tags v252 (commit e8dc527), v252.31
+/// (8c2b721, the same logic), v253, v254, v255 (as v252) and v256 (5c79cde), and in systemd's
+/// main branch after PR 34675 (merged October 2024, first in v257):
 ///
 /// 1. `a == b`: the same.
 /// 2. From v257: `fcntl(a, F_DUPFD_QUERY, b)` (Linux >= 6.10): > 0 the same, 0 not. EBADF,
