@@ -1,47 +1,14 @@
 import IommufdContract
 import IommufdCore
 
-/// The one error type the broker throws. `kind.wireName` is the stable name the RPC layer puts
-/// in `error.data`; `message` says what failed, why, and what to do.
+/// The one error type the broker throws. `kind` is one of the contract's broker error names;
+/// `kind.wireName` is the stable name the RPC layer puts in `error.data`; `message` says what
+/// failed, why, and what to do.
 public struct BrokerError: Error, Hashable, Sendable, CustomStringConvertible {
-    public enum Kind: String, Hashable, Sendable, CaseIterable, Codable {
-        case notFound = "NotFound"
-        case permissionDenied = "PermissionDenied"
-        case busy = "Busy"
-        case quotaExceeded = "QuotaExceeded"
-        case unsupported = "Unsupported"
-        case kernel = "Kernel"
-        case invalidParams = "InvalidParams"
-        case conflict = "Conflict"
-        case policyRefused = "PolicyRefused"
-        case limitExceeded = "LimitExceeded"
-        case io = "IO"
-
-        /// The contract's name of this kind (IommufdContract's catalogue of error names).
-        public var contract: ErrorName {
-            switch self {
-            case .notFound: .notFound
-            case .permissionDenied: .permissionDenied
-            case .busy: .busy
-            case .quotaExceeded: .quotaExceeded
-            case .unsupported: .unsupported
-            case .kernel: .kernel
-            case .invalidParams: .invalidParams
-            case .conflict: .conflict
-            case .policyRefused: .policyRefused
-            case .limitExceeded: .limitExceeded
-            case .io: .io
-            }
-        }
-
-        /// `"iommufdd.NotFound"` ... : stable, part of the protocol.
-        public var wireName: String { contract.wireName }
-
-        /// The JSON-RPC error code of the kind, from the contract: -32602 (invalid params) for
-        /// bad params, else a fixed code in the -32000..-32099 domain range. Every name the
-        /// broker raises has one (ContractTests).
-        public var rpcCode: Int { contract.rpcCode ?? -32000 }
-    }
+    /// The contract's error name (IommufdContract's catalogue): the broker raises the names
+    /// whose `origin` is `.broker`. `kind.wireName` (`"iommufdd.NotFound"`) and `kind.rpcCode`
+    /// are the contract's, part of the protocol.
+    public typealias Kind = ErrorName
 
     /// What goes in JSON-RPC `error.data`.
     public struct WireData: Codable, Hashable, Sendable {
@@ -67,12 +34,18 @@ public struct BrokerError: Error, Hashable, Sendable, CustomStringConvertible {
     public var kernel: IommuError?
 
     public init(_ kind: Kind, _ message: String, kernel: IommuError? = nil) {
+        assert(kind.origin == .broker, "\(kind.wireName) is not a name the broker raises")
         self.kind = kind
         self.message = message
         self.kernel = kernel
     }
 
     public var wireName: String { kind.wireName }
+    /// The JSON-RPC error code: -32602 (invalid params) for bad params, else the kind's fixed
+    /// code in the -32000...-32099 domain range. Every name the broker raises has one
+    /// (ContractTests); -32000 would stand for one that had none.
+    public var rpcCode: Int { Self.rpcCode(kind) }
+    public static func rpcCode(_ kind: Kind) -> Int { kind.rpcCode ?? -32000 }
     /// `"ENOENT"` for kernel errors.
     public var errnoName: String? { kernel?.errno.name }
     /// `"IOMMU_IOAS_UNMAP"` for kernel errors.

@@ -362,17 +362,17 @@ final class Channel: @unchecked Sendable {
             if let b = error as? BrokerError {
                 self.init(errno: b.kernel?.errno.rawValue ?? Self.errno(of: b.kind), name: b.wireName, message: b.message, index: index, done: done)
             } else if let k = error as? IommuError {
-                self.init(errno: k.errno.rawValue, name: BrokerError.Kind.kernel.wireName, message: "\(k)", index: index, done: done)
+                self.init(errno: k.errno.rawValue, name: ErrorName.kernel.wireName, message: "\(k)", index: index, done: done)
             } else if let f = error as? Failure {
                 self = f
                 self.index = index
                 self.done = done
             } else {
-                self.init(errno: EIO, name: BrokerError.Kind.io.wireName, message: "\(error)", index: index, done: done)
+                self.init(errno: EIO, name: ErrorName.io.wireName, message: "\(error)", index: index, done: done)
             }
         }
 
-        static func errno(of kind: BrokerError.Kind) -> Int32 {
+        static func errno(of kind: ErrorName) -> Int32 {
             switch kind {
             case .notFound: ENOENT
             case .permissionDenied: EACCES
@@ -385,6 +385,10 @@ final class Channel: @unchecked Sendable {
             case .policyRefused: EPERM
             case .limitExceeded: E2BIG
             case .io: EIO
+            // Not names the broker raises (a BrokerError never carries them).
+            case .messageTooLarge, .tooManyFileDescriptors, .fileDescriptorsLost, .tooManyClients, .fileDescriptorsInBatch,
+                .shuttingDown, .badMessage, .unknownOp, .badFD, .notRegistered, .noBitmap, .ownerGone, .transport, .confine:
+                EIO
             }
         }
     }
@@ -410,7 +414,7 @@ final class Channel: @unchecked Sendable {
                     message: "MEM_REGISTER: the fd is \(st.st_mode == 0 ? "unusable" : MemoryFileKind.describe(st.st_mode)), not a regular file or dma-buf; register a memfd (or a hugetlbfs/tmpfs file) backing guest memory, or a dma-buf for P2P")
             }
             guard memory[index] == nil else {
-                throw Failure(errno: EEXIST, name: BrokerError.Kind.conflict.wireName,
+                throw Failure(errno: EEXIST, name: ErrorName.conflict.wireName,
                     message: "MEM_REGISTER: memory index \(index) is already registered on this channel; unregister it first (MEM_UNREGISTER) or use another index")
             }
             memory[index] = file

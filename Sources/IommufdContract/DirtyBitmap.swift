@@ -17,12 +17,8 @@ public enum DirtyBitmap {
         maxRuns: Int = .max
     ) -> Coalesced {
         var result = Coalesced(runs: [], dirtyPages: 0, resumeIOVA: nil)
-        guard bitCount > 0 else { return result }
-        let wordCount = min(words.count, (bitCount + 63) / 64)
-        var openStart: Int? = nil  // bit index where the current run began
-
-        // Emits [start, end) in bits; false when maxRuns is reached.
-        func emit(_ start: Int, _ end: Int) -> Bool {
+        // Never written: `zeroing` is off.
+        scan(UnsafeMutableBufferPointer(mutating: words), bitCount: bitCount, zeroing: false) { start, end in
             if result.runs.count >= maxRuns {
                 result.resumeIOVA = base &+ UInt64(start) &* pageSize
                 return false
@@ -31,28 +27,48 @@ public enum DirtyBitmap {
             result.dirtyPages &+= UInt64(end - start)
             return true
         }
+        return result
+    }
 
+    /// The scan behind `runs` and `DirtyRunPacking.packBitmap`: calls `emit(start, end)` for
+    /// each run of set bits among the first `bitCount` bits of `words` (`[start, end)` in bits
+    /// from bit 0), in order, and stops at the first `emit` that answers false. A run that
+    /// reaches the last word read ends at `min(bitCount, words read x 64)`.
+    ///
+    /// Clean words are skipped four at a time while no run is open, a fully dirty word extends
+    /// the open run without looking at its bits, and within a word the run edges are found with
+    /// `trailingZeroBitCount`. With `zeroing`, every word read that has a bit set is set to zero
+    /// as it is read (bits past `bitCount` in the last word included); without it `words` is
+    /// only read. Inlined into each caller, so `emit` and `zeroing` cost nothing per word.
+    @inline(__always)
+    static func scan(
+        _ words: UnsafeMutableBufferPointer<UInt64>, bitCount: Int, zeroing: Bool,
+        _ emit: (_ start: Int, _ end: Int) -> Bool
+    ) {
+        guard bitCount > 0, let word0 = words.baseAddress else { return }
+        let wordCount = min(words.count, (bitCount + 63) / 64)
         // Words wholly inside `bitCount`: clean ones are skipped four at a time.
         let wholeWords = min(wordCount, bitCount / 64)
-        guard let word0 = words.baseAddress else { return result }
+        var openStart = -1  // bit index where the current run began, or -1
         var w = 0
         while w < wordCount {
-            if openStart == nil {
+            if openStart < 0 {
                 while w + 4 <= wholeWords, (word0[w] | word0[w + 1] | word0[w + 2] | word0[w + 3]) == 0 { w += 4 }
                 while w < wholeWords, word0[w] == 0 { w += 1 }
-                if w == wordCount { break }
+                if w == wordCount { return }
             }
-            defer { w += 1 }
             var word = word0[w]
+            if zeroing && word != 0 { word0[w] = 0 }
             let tail = bitCount - w * 64
             if tail < 64 { word &= (UInt64(1) << UInt64(tail)) &- 1 }
             let bit0 = w * 64
-
-            if let start = openStart {
+            w += 1
+            if openStart >= 0 {
                 if word == ~UInt64(0) { continue }  // the run goes on through this word
                 let end = (~word).trailingZeroBitCount
-                openStart = nil
-                if !emit(start, bit0 + end) { return result }
+                let start = openStart
+                openStart = -1
+                if !emit(start, bit0 + end) { return }
                 word &= ~((UInt64(1) << UInt64(end)) &- 1)
             }
             while word != 0 {
@@ -63,12 +79,11 @@ public enum DirtyBitmap {
                     break
                 }
                 let e = zerosAbove.trailingZeroBitCount
-                if !emit(bit0 + s, bit0 + e) { return result }
+                if !emit(bit0 + s, bit0 + e) { return }
                 word &= ~((UInt64(1) << UInt64(e)) &- 1)
             }
         }
-        if let start = openStart { _ = emit(start, min(bitCount, wordCount * 64)) }
-        return result
+        if openStart >= 0 { _ = emit(openStart, min(bitCount, wordCount * 64)) }
     }
 
     /// Number of UInt64 words a bitmap of `length` bytes at `pageSize` needs.

@@ -77,9 +77,7 @@ extension DirtyRunPacking {
         into out: inout Bytes
     ) -> BitmapPacking {
         var result = BitmapPacking(runs: 0, dirtyPages: 0, resumeBit: nil)
-        guard bitCount > 0, let word0 = words.baseAddress else { return result }
-        let wordCount = min(words.count, (bitCount + 63) / 64)
-        let wholeWords = min(wordCount, bitCount / 64)
+        guard bitCount > 0, words.baseAddress != nil else { return result }
         // Room for every run the bitmap can hold up to the cap, at most: then no check per run.
         // Beyond 64 Ki runs (a large cap over a dense bitmap) the buffer grows as it goes.
         let bound = min(maxRuns, (bitCount + 1) / 2)
@@ -88,7 +86,6 @@ extension DirtyRunPacking {
         var p = out.base! + out.count
         var limit = out.base! + out.capacity
         var previousEnd = 0
-        var openStart = -1
         var runs = 0
         var pages: UInt64 = 0
 
@@ -122,40 +119,7 @@ extension DirtyRunPacking {
             return true
         }
 
-        var w = 0
-        scan: while w < wordCount {
-            if openStart < 0 {
-                while w + 4 <= wholeWords, (word0[w] | word0[w + 1] | word0[w + 2] | word0[w + 3]) == 0 { w += 4 }
-                while w < wholeWords, word0[w] == 0 { w += 1 }
-                if w == wordCount { break }
-            }
-            var word = word0[w]
-            if zeroing && word != 0 { word0[w] = 0 }
-            let tail = bitCount - w * 64
-            if tail < 64 { word &= (UInt64(1) << UInt64(tail)) &- 1 }
-            let bit0 = w * 64
-            w += 1
-            if openStart >= 0 {
-                if word == ~UInt64(0) { continue }  // the run goes on through this word
-                let end = (~word).trailingZeroBitCount
-                let start = openStart
-                openStart = -1
-                if !emit(start, bit0 + end) { break scan }
-                word &= ~((UInt64(1) << UInt64(end)) &- 1)
-            }
-            while word != 0 {
-                let s = word.trailingZeroBitCount
-                let zerosAbove = ~word & ~((UInt64(1) << UInt64(s)) &- 1)
-                if zerosAbove == 0 {  // dirty up to the end of the word: leave the run open
-                    openStart = bit0 + s
-                    break
-                }
-                let e = zerosAbove.trailingZeroBitCount
-                if !emit(bit0 + s, bit0 + e) { break scan }
-                word &= ~((UInt64(1) << UInt64(e)) &- 1)
-            }
-        }
-        if openStart >= 0, result.resumeBit == nil { _ = emit(openStart, min(bitCount, wordCount * 64)) }
+        DirtyBitmap.scan(words, bitCount: bitCount, zeroing: zeroing, emit)
         out.setCount(out.base!.distance(to: p))
         result.runs = runs
         result.dirtyPages = pages

@@ -26,26 +26,7 @@ extension Iommufd {
     /// `IOMMU_HWPT_ALLOC` of a nested HWPT on `parentID` (a nest-parent HWPT or a vIOMMU) with
     /// the driver's data. `faultID` is passed (with `.faultIDValid` added) when given.
     public func allocNestedHWPT(deviceID: ObjectID, parentID: ObjectID, flags: HWPTAllocFlags, data: HWPTUserData, faultID: ObjectID? = nil) throws -> ObjectID {
-        var cmd = ifd_hwpt_alloc()
-        cmd.size = UInt32(MemoryLayout<ifd_hwpt_alloc>.size)
-        var flags = flags
-        if let faultID {
-            flags.insert(.faultIDValid)
-            cmd.fault_id = faultID
-        }
-        cmd.flags = flags.rawValue
-        cmd.dev_id = deviceID
-        cmd.pt_id = parentID
-        cmd.data_type = data.type
-        cmd.data_len = UInt32(data.bytes.count)
-        var bytes = data.bytes
-        try bytes.withUnsafeMutableBytes { raw in
-            cmd.data_uptr = UInt64(UInt(bitPattern: raw.baseAddress))
-            try ioctl(IFD_IOMMU_HWPT_ALLOC, &cmd).orThrow(
-                "IOMMU_HWPT_ALLOC",
-                detail: "nested HWPT for device \(deviceID) on \(parentID), data type \(HWPTDataType.name(data.type)) (\(data.bytes.count) bytes), flags 0x\(String(flags.rawValue, radix: 16))\(faultID.map { ", fault queue \($0)" } ?? "")")
-        }
-        return cmd.out_hwpt_id
+        try hwptAlloc(deviceID: deviceID, ptID: parentID, flags: flags, faultID: faultID, data: data)
     }
 
     /// `IOMMU_HWPT_INVALIDATE` with the whole array in one call: `entry_num` out is `done`.

@@ -192,6 +192,14 @@ public final class Iommufd: Sendable {
     /// `IOMMU_HWPT_ALLOC` of a paging HWPT (`IOMMU_HWPT_DATA_NONE`) for `deviceID` from `ptID`.
     /// `faultID` is passed (with `.faultIDValid` added) when given.
     public func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags, faultID: ObjectID? = nil) throws -> ObjectID {
+        try hwptAlloc(deviceID: deviceID, ptID: ptID, flags: flags, faultID: faultID, data: nil)
+    }
+
+    /// The one `IOMMU_HWPT_ALLOC` command builder, for paging HWPTs (`data` nil:
+    /// `IOMMU_HWPT_DATA_NONE`, no data) and nested ones (`allocNestedHWPT`: the driver's data
+    /// type and bytes, `ptID` the nest parent or vIOMMU). `faultID` is passed (with
+    /// `.faultIDValid` added) when given.
+    func hwptAlloc(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags, faultID: ObjectID?, data: HWPTUserData?) throws -> ObjectID {
         var cmd = ifd_hwpt_alloc()
         cmd.size = UInt32(MemoryLayout<ifd_hwpt_alloc>.size)
         var flags = flags
@@ -202,9 +210,19 @@ public final class Iommufd: Sendable {
         cmd.flags = flags.rawValue
         cmd.dev_id = deviceID
         cmd.pt_id = ptID
-        cmd.data_type = UInt32(IFD_HWPT_DATA_NONE)
-        try ioctl(IFD_IOMMU_HWPT_ALLOC, &cmd)
-            .orThrow("IOMMU_HWPT_ALLOC", detail: "device \(deviceID) on \(ptID), flags 0x\(String(flags.rawValue, radix: 16))")
+        cmd.data_type = data?.type ?? UInt32(IFD_HWPT_DATA_NONE)
+        var bytes = data?.bytes ?? []
+        cmd.data_len = UInt32(bytes.count)
+        func detail() -> String {
+            let flagsHex = "flags 0x\(String(flags.rawValue, radix: 16))"
+            guard let data else { return "device \(deviceID) on \(ptID), \(flagsHex)" }
+            return "nested HWPT for device \(deviceID) on \(ptID), data type \(HWPTDataType.name(data.type)) (\(data.bytes.count) bytes), \(flagsHex)"
+                + (faultID.map { ", fault queue \($0)" } ?? "")
+        }
+        try bytes.withUnsafeMutableBytes { raw in
+            if data != nil { cmd.data_uptr = UInt64(UInt(bitPattern: raw.baseAddress)) }
+            try ioctl(IFD_IOMMU_HWPT_ALLOC, &cmd).orThrow("IOMMU_HWPT_ALLOC", detail: detail())
+        }
         return cmd.out_hwpt_id
     }
 

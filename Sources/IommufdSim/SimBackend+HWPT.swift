@@ -7,6 +7,13 @@ extension SimBackend {
 
     /// `iommufd_hwpt_alloc`: a paging HWPT from an IOAS. Not attached to anything yet.
     public func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags) throws -> ObjectID {
+        try allocHWPTWithoutData(deviceID: deviceID, ptID: ptID, flags: flags, faultQueue: nil)
+    }
+
+    /// `iommufd_hwpt_alloc` without driver data, with `IOMMU_HWPT_FAULT_ID_VALID` and
+    /// `faultQueue` as `fault_id` when it is given: a paging HWPT from an IOAS. An HWPT or vIOMMU
+    /// parent takes a nested HWPT, which needs driver data (`allocNestedHWPT`).
+    func allocHWPTWithoutData(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags, faultQueue: ObjectID?) throws -> ObjectID {
         try locked("IOMMU_HWPT_ALLOC") {
             // iommufd_get_device: an mdev-like device (an access) is not a device object.
             let device = try physicalDevice(deviceID)
@@ -15,7 +22,8 @@ extension SimBackend {
             guard let target = objects[ptID] else { throw Errno.EINVAL }
             switch target {
             case .ioas(let ioas):
-                return try allocPagingHWPT(device, iommu, ioasID: ptID, ioas, flags: flags)
+                let flags = faultQueue == nil ? flags : flags.union(.faultIDValid)
+                return try allocPagingHWPT(device, iommu, ioasID: ptID, ioas, flags: flags, faultQueue: faultQueue)
             case .hwpt(let parent):
                 // A nested HWPT is no pt_id for IOMMU_HWPT_ALLOC (EINVAL); on a paging HWPT,
                 // iommufd_hwpt_nested_alloc: nested domains need driver data (none here).

@@ -107,25 +107,10 @@ extension SimBackend: IommuQueueTestHooks {
         }
     }
 
-    /// `iommufd_hwpt_alloc` with `IOMMU_HWPT_FAULT_ID_VALID`: a paging HWPT from an IOAS (the
-    /// simulator has no nested HWPTs: an HWPT or vIOMMU parent is EOPNOTSUPP, as without one).
+    /// `iommufd_hwpt_alloc` with `IOMMU_HWPT_FAULT_ID_VALID`: a paging HWPT from an IOAS
+    /// (SimBackend+HWPT.swift).
     public func allocHWPT(deviceID: ObjectID, ptID: ObjectID, flags: HWPTAllocFlags, faultQueue: ObjectID) throws -> ObjectID {
-        try locked("IOMMU_HWPT_ALLOC") {
-            let device = try physicalDevice(deviceID)
-            guard let iommu = device.iommu else { throw Errno.ENOENT }
-            guard let target = objects[ptID] else { throw Errno.EINVAL }
-            switch target {
-            case .ioas(let ioas):
-                return try allocPagingHWPT(device, iommu, ioasID: ptID, ioas, flags: flags.union(.faultIDValid), faultQueue: faultQueue)
-            case .hwpt:
-                throw Errno.EOPNOTSUPP
-            case .viommu(let viommu):
-                if viommu.iommuName != iommu.name { throw Errno.EINVAL }
-                throw Errno.EOPNOTSUPP
-            default:
-                throw Errno.EINVAL
-            }
-        }
+        try allocHWPTWithoutData(deviceID: deviceID, ptID: ptID, flags: flags, faultQueue: faultQueue)
     }
 
     func eventQueue(_ id: ObjectID) throws(Errno) -> SimEventQueue {

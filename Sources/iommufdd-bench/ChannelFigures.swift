@@ -56,25 +56,9 @@ func channelSizedPacket(entries: Int) -> [UInt8] {
 
 func figureChannel(_ report: Report, _ options: Options) throws {
     print("Figure 7: the VMM channel (SOCK_SEQPACKET, owner.delegate) against an echo over a SOCK_SEQPACKET pair + the backend call")
-    let daemon = try InProcessDaemon(path: temporarySocketPath("channel"))
-    defer { daemon.stop() }
-    var logger = Logger(label: "bench.channel")
-    logger.logLevel = .error
-    let channels = ChannelServer(broker: daemon.broker, logger: logger)
-    guard let caller = daemon.broker.resolve(uid: getuid(), gid: getgid(), pid: getpid()) else { throw BenchError("no caller") }
-    let owner = "vm-channel"
-    _ = try daemon.broker.ownerCreate(caller, OwnerCreateParams(name: owner))
-    let ioas = try daemon.broker.ioasCreate(caller, IOASCreateParams(owner: owner)).ioas
-    let (_, end) = try channels.delegate(caller, owner: owner)
-    let client = ChannelClient(adopting: end)
-    defer {
-        client.close()
-        channels.revoke(owner: owner)
-        // A channel holds its server unowned: keep the server until the channel has closed.
-        while channels.openChannels > 0 { usleep(1000) }
-        usleep(10_000)
-        withExtendedLifetime(channels) {}
-    }
+    let bench = try BenchChannel(socket: "channel", owner: "vm-channel")
+    defer { bench.close() }
+    let (client, ioas) = (bench.client, bench.ioas)
     let memfd = try makeMemfd(size: 64 * mib)
     defer { close(memfd) }
     try client.register(index: 0, memfd: memfd)
@@ -128,8 +112,9 @@ func figureChannel(_ report: Report, _ options: Options) throws {
         }
     }
     do {
-        let journaled = try JournaledChannel(memfd: memfd, logger: logger)
+        let journaled = try BenchChannel(socket: "channel-journaled", owner: "vm-journaled", journaled: true)
         defer { journaled.close() }
+        try journaled.client.register(index: 0, memfd: memfd)
         for i in 0..<(rounds + 20) {
             let (m, u) = try channelBatchRound(journaled.client, ioas: journaled.ioas, iova: iova, entries: batch)
             if i >= 20 {
@@ -184,24 +169,45 @@ func channelBatchRound(_ client: ChannelClient, ioas: UInt32, iova: UInt64, entr
     return (t1 - t0, t2 - t1)
 }
 
-/// A channel to a second in-process broker that journals every request as the daemon's does.
-final class JournaledChannel {
+/// An in-process daemon with one owner, its IOAS and a channel delegated to the owner: the
+/// set-up of figure 7 (MAP and UNMAP; again through a second broker that journals every request
+/// as the daemon's does, into a memfd) and figure 7b (INVALIDATE: sim0 attached to the IOAS and
+/// a nest-parent HWPT for it). `close()` hangs up, revokes and stops the daemon.
+final class BenchChannel {
     let daemon: InProcessDaemon
     let channels: ChannelServer
     let client: ChannelClient
+    let owner: String
     let ioas: UInt32
-    let owner = "vm-journaled"
+    /// The nest-parent HWPT for sim0 with `nestParent`, else 0.
+    let parent: UInt32
 
-    init(memfd: Int32, logger: Logger) throws {
-        daemon = try InProcessDaemon(path: temporarySocketPath("channel-journaled"))
-        try daemon.journalInMemfd()
-        channels = ChannelServer(broker: daemon.broker, logger: logger)
-        guard let caller = daemon.broker.resolve(uid: getuid(), gid: getgid(), pid: getpid()) else { throw BenchError("no caller") }
-        _ = try daemon.broker.ownerCreate(caller, OwnerCreateParams(name: owner))
-        ioas = try daemon.broker.ioasCreate(caller, IOASCreateParams(owner: owner)).ioas
-        let (_, end) = try channels.delegate(caller, owner: owner)
-        client = ChannelClient(adopting: end)
-        try client.register(index: 0, memfd: memfd)
+    init(socket: String, owner: String, journaled: Bool = false, nestParent: Bool = false) throws {
+        let daemon = try InProcessDaemon(path: temporarySocketPath(socket))
+        var logger = Logger(label: "bench.channel")
+        logger.logLevel = .error
+        let channels = ChannelServer(broker: daemon.broker, logger: logger)
+        do {
+            if journaled { try daemon.journalInMemfd() }
+            let broker = daemon.broker
+            guard let caller = broker.resolve(uid: getuid(), gid: getgid(), pid: getpid()) else { throw BenchError("no caller") }
+            _ = try broker.ownerCreate(caller, OwnerCreateParams(name: owner))
+            ioas = try broker.ioasCreate(caller, IOASCreateParams(owner: owner)).ioas
+            if nestParent {
+                _ = try broker.deviceAttach(caller, DeviceAttachParams(owner: owner, device: "sim0", ioas: ioas))
+                parent = try broker.hwptAlloc(caller, HWPTAllocParams(ioas: ioas, device: "sim0", nestParent: true)).hwpt
+            } else {
+                parent = 0
+            }
+            let (_, end) = try channels.delegate(caller, owner: owner)
+            client = ChannelClient(adopting: end)
+        } catch {
+            daemon.stop()
+            throw error
+        }
+        self.daemon = daemon
+        self.channels = channels
+        self.owner = owner
     }
 
     func close() {

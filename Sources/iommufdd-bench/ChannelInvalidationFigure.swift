@@ -17,26 +17,9 @@ import IommufdContract
 /// SOCK_SEQPACKET echo of a message of the same size.
 func figureChannelInvalidation(_ report: Report, _ options: Options) throws {
     print("Figure 7b: INVALIDATE through the VMM channel (selftest nested HWPT on the simulator)")
-    let daemon = try InProcessDaemon(path: temporarySocketPath("channel-inv"))
-    defer { daemon.stop() }
-    var logger = Logger(label: "bench.channel")
-    logger.logLevel = .error
-    let channels = ChannelServer(broker: daemon.broker, logger: logger)
-    guard let caller = daemon.broker.resolve(uid: getuid(), gid: getgid(), pid: getpid()) else { throw BenchError("no caller") }
-    let owner = "vm-channel-inv"
-    _ = try daemon.broker.ownerCreate(caller, OwnerCreateParams(name: owner))
-    let ioas = try daemon.broker.ioasCreate(caller, IOASCreateParams(owner: owner)).ioas
-    _ = try daemon.broker.deviceAttach(caller, DeviceAttachParams(owner: owner, device: "sim0", ioas: ioas))
-    let parent = try daemon.broker.hwptAlloc(caller, HWPTAllocParams(ioas: ioas, device: "sim0", nestParent: true)).hwpt
-    let (_, end) = try channels.delegate(caller, owner: owner)
-    let client = ChannelClient(adopting: end)
-    defer {
-        client.close()
-        channels.revoke(owner: owner)
-        while channels.openChannels > 0 { usleep(1000) }
-        usleep(10_000)
-        withExtendedLifetime(channels) {}
-    }
+    let bench = try BenchChannel(socket: "channel-inv", owner: "vm-channel-inv", nestParent: true)
+    defer { bench.close() }
+    let (daemon, channels, client, parent) = (bench.daemon, bench.channels, bench.client, bench.parent)
     let nested = try client.nestedAllocSelftest(parent: parent, device: "sim0", iotlb: 1)
 
     let batch = 64

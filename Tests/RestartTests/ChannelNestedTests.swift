@@ -20,31 +20,6 @@ struct ChannelNestedTests {
     typealias W = ChannelWire
     let a = Incarnation.admin
 
-    static func failure(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> W.ErrorReply? {
-        do {
-            try body()
-            Issue.record("the channel request succeeded; an error was expected", sourceLocation: sourceLocation)
-            return nil
-        } catch let f as ChannelClient.Failure {
-            return f.reply
-        } catch {
-            Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
-            return nil
-        }
-    }
-
-    static func server(_ broker: Broker) -> ChannelServer {
-        var logger = Logger(label: "test.channel")
-        logger.logLevel = .critical
-        return ChannelServer(broker: broker, logger: logger)
-    }
-
-    /// Closes the client's end and waits until the server has forgotten the channel.
-    static func hangUp(_ ch: ChannelClient, _ server: ChannelServer) {
-        ch.close()
-        for _ in 0..<2000 where server.openChannels > 0 { usleep(1000) }
-    }
-
     static func selftestData(_ iotlb: UInt32, pagetableType: UInt32 = 0) -> [UInt8] {
         var w = W.Writer()
         w.u32(iotlb); w.u32(pagetableType)
@@ -53,18 +28,12 @@ struct ChannelNestedTests {
 
     @Test("NESTED_ALLOC, REPLACE, INVALIDATE (batched, early stop), HWPT_DESTROY and QUEUE_FD act as their control-plane twins; every refusal says why")
     func nestedOps() throws {
-        let store = MemoryFDStore()
-        let inc = try Incarnation.fresh(store)
-        let b = inc.broker
-        _ = try b.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        let ioas = try b.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
-        let attached = try b.deviceAttach(a, DeviceAttachParams(owner: "vm", device: "sim0", ioas: ioas))
+        let f = try ChannelFixture(.attached)
+        defer { f.hangUp() }
+        let (inc, b, ioas, ch) = (f.inc, f.broker, f.ioas, f.ch)
+        let attached = try #require(f.attached)
         let v = try b.viommuCreate(a, VIOMMUCreateParams(device: "sim0"))
         _ = try b.vdeviceCreate(a, VDeviceCreateParams(viommu: v.viommu, device: "sim0", virtualID: 7))
-        let server = Self.server(b)
-        let (_, fd) = try server.delegate(a, owner: "vm")
-        let ch = ChannelClient(adopting: fd)
-        defer { Self.hangUp(ch, server) }
         #expect(try ch.hello().minor == W.versionMinor)
 
         // NESTED_ALLOC on the nest parent and on the vIOMMU: the mock IOTLB starts at the data's value.
@@ -97,7 +66,7 @@ struct ChannelNestedTests {
                                       entries: ChannelClient.selftestVIOMMUEntries([(0, 7, 0), (0, 8, 1), (0, 7, 2)]))
         #expect(early == .init(requested: 3, done: 1, errno: EINVAL))
         // Nothing done at all is an error answer, with the kernel's errno.
-        let none = Self.failure { _ = try ch.invalidate(target: v.viommu, dataType: InvalidateDataType.selftest, entryLength: 12,
+        let none = ChannelFixture.failure { _ = try ch.invalidate(target: v.viommu, dataType: InvalidateDataType.selftest, entryLength: 12,
                                                        entries: ChannelClient.selftestVIOMMUEntries([(0, 8, 1)])) }
         #expect(none?.name == "iommufdd.Kernel" && none?.errno == EINVAL && none?.done == 0, "\(String(describing: none))")
 
@@ -113,7 +82,7 @@ struct ChannelNestedTests {
             ("an absent target", 999_999, sel, 8, ChannelClient.selftestHWPTEntries([(0, 0)]), "iommufdd.NotFound", ENOENT, "no nested HWPT or vIOMMU 999999"),
         ]
         for (what, target, type, length, entries, name, errno, words) in refusals {
-            let e = Self.failure { _ = try ch.invalidate(target: target, dataType: type, entryLength: length, entries: entries) }
+            let e = ChannelFixture.failure { _ = try ch.invalidate(target: target, dataType: type, entryLength: length, entries: entries) }
             #expect(e?.name == name && e?.errno == errno && e?.message.contains(words) == true, "\(what): \(String(describing: e))")
         }
         for (i, value) in [0, 5, 0, 5].enumerated() { try inc.sim.checkNestedIOTLB(hwpt: onParent.hwpt, index: UInt32(i), value: UInt32(value)) }
@@ -128,24 +97,24 @@ struct ChannelNestedTests {
             ("a pagetable_type", v.nestParent, HWPTDataType.selftest, Self.selftestData(1, pagetableType: 1), "iommufdd.InvalidParams", EINVAL, "pagetable_type is 1"),
         ]
         for (what, parent, type, data, name, errno, words) in allocRefusals {
-            let e = Self.failure { _ = try ch.nestedAlloc(parent: parent, dataType: type, device: "sim0", data: data) }
+            let e = ChannelFixture.failure { _ = try ch.nestedAlloc(parent: parent, dataType: type, device: "sim0", data: data) }
             #expect(e?.name == name && e?.errno == errno && e?.message.contains(words) == true, "\(what): \(String(describing: e))")
         }
-        let noDevice = Self.failure { _ = try ch.nestedAlloc(parent: v.nestParent, dataType: HWPTDataType.selftest, device: "nope", data: Self.selftestData(1)) }
+        let noDevice = ChannelFixture.failure { _ = try ch.nestedAlloc(parent: v.nestParent, dataType: HWPTDataType.selftest, device: "nope", data: Self.selftestData(1)) }
         #expect(noDevice?.name == "iommufdd.NotFound", "\(String(describing: noDevice))")
 
         // HWPT_DESTROY of an HWPT in use is Busy; REPLACE onto what is absent is NotFound.
-        let busy = Self.failure { try ch.hwptDestroy(onParent.hwpt) }
+        let busy = ChannelFixture.failure { try ch.hwptDestroy(onParent.hwpt) }
         #expect(busy?.name == "iommufdd.Busy" && busy?.errno == EBUSY, "\(String(describing: busy))")
-        #expect(Self.failure { _ = try ch.replace(device: "sim0", pt: 999_999) }?.name == "iommufdd.NotFound")
-        #expect(Self.failure { _ = try ch.replace(device: "sim1", pt: onParent.hwpt) }?.errno != 0)
+        #expect(ChannelFixture.failure { _ = try ch.replace(device: "sim0", pt: 999_999) }?.name == "iommufdd.NotFound")
+        #expect(ChannelFixture.failure { _ = try ch.replace(device: "sim1", pt: onParent.hwpt) }?.errno != 0)
 
         // QEMU's flow for a guest STE change: alloc the new stage 1, replace, destroy the old.
         let next = try ch.nestedAllocSelftest(parent: v.nestParent, device: "sim0", iotlb: 3)
         #expect(try ch.replace(device: "sim0", pt: next) == (next, onParent.hwpt))
         try ch.hwptDestroy(onParent.hwpt)
         #expect(try b.hwptList(a, HWPTListParams(ioas: ioas)).hwpts.contains { $0.hwpt == onParent.hwpt } == false)
-        #expect(Self.failure { try ch.hwptDestroy(onParent.hwpt) }?.name == "iommufdd.NotFound")
+        #expect(ChannelFixture.failure { try ch.hwptDestroy(onParent.hwpt) }?.name == "iommufdd.NotFound")
         // REPLACE onto the IOAS: the auto-domain policy picks its HWPT.
         let back = try ch.replace(device: "sim0", pt: ioas)
         #expect(back.previous == next && back.pt != next)
@@ -161,7 +130,7 @@ struct ChannelNestedTests {
         var size = socklen_t(4)
         #expect(getsockopt(relay, SOL_SOCKET, SO_TYPE, &type, &size) == 0 && type == Int32(SOCK_SEQPACKET.rawValue))
         #expect(try b.queueList(a, QueueListParams(owner: "vm")).queues.first?.connected == true)
-        #expect(Self.failure { _ = try ch.queueFD(999_999) }?.name == "iommufdd.NotFound")
+        #expect(ChannelFixture.failure { _ = try ch.queueFD(999_999) }?.name == "iommufdd.NotFound")
 
         try ch.hwptDestroy(next)
         try ch.hwptDestroy(onVIOMMU.hwpt)
@@ -172,21 +141,14 @@ struct ChannelNestedTests {
     @Test("a nested HWPT allocated and attached on a channel is journaled: after a restart the broker has it, and a new channel invalidates, replaces and destroys it")
     func nestedFromTheChannelSurvivesRestart() throws {
         let store = MemoryFDStore()
-        let first = try Incarnation.fresh(store)
-        let b = first.broker
-        _ = try b.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        let ioas = try b.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
-        _ = try b.deviceAttach(a, DeviceAttachParams(owner: "vm", device: "sim0", ioas: ioas))
-        let parent = try b.hwptAlloc(a, HWPTAllocParams(ioas: ioas, device: "sim0", nestParent: true)).hwpt
-        let server = Self.server(b)
-        let (_, fd) = try server.delegate(a, owner: "vm")
-        let ch = ChannelClient(adopting: fd)
+        let first = try ChannelFixture(.nestParent, store: store)
+        let (b, ioas, parent, ch) = (first.broker, first.ioas, first.parent, first.ch)
         let nested = try ch.nestedAllocSelftest(parent: parent, device: "sim0", iotlb: 6)
         _ = try ch.replace(device: "sim0", pt: nested)
         #expect(try ch.invalidate(target: nested, dataType: InvalidateDataType.selftest, entryLength: 8,
                                   entries: ChannelClient.selftestHWPTEntries([(0, 3)])).done == 1)
         let before = try b.hwptList(a, HWPTListParams(ioas: ioas))
-        Self.hangUp(ch, server)
+        first.hangUp()
 
         let (second, replay) = try Incarnation.restarted(store)
         #expect(replay.problems.isEmpty && second.recovery?.problems == [])
@@ -195,10 +157,8 @@ struct ChannelNestedTests {
         #expect(try b2.deviceInfo(a, DeviceInfoParams(device: "sim0")).pt == nested)
         for (i, value) in [6, 6, 6, 0].enumerated() { try second.sim.checkNestedIOTLB(hwpt: nested, index: UInt32(i), value: UInt32(value)) }
 
-        let server2 = Self.server(b2)
-        let (_, fd2) = try server2.delegate(a, owner: "vm")
-        let ch2 = ChannelClient(adopting: fd2)
-        defer { Self.hangUp(ch2, server2) }
+        let (server2, ch2) = try ChannelFixture.delegate(b2)
+        defer { ChannelFixture.hangUp(ch2, server2) }
         #expect(try ch2.invalidate(target: nested, dataType: InvalidateDataType.selftest, entryLength: 8,
                                    entries: ChannelClient.selftestHWPTEntries([(1, 0)])).done == 1)
         for i in 0..<4 { try second.sim.checkNestedIOTLB(hwpt: nested, index: UInt32(i), value: 0) }
@@ -221,16 +181,9 @@ struct ChannelNestedTests {
 
     @Test("malformed nested-translation requests are refused with the right errno and name, change nothing, and the channel goes on; the decoder and encoder agree on every op")
     func malformedRequests() throws {
-        let inc = try Incarnation.fresh(MemoryFDStore())
-        let b = inc.broker
-        _ = try b.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        let ioas = try b.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
-        _ = try b.deviceAttach(a, DeviceAttachParams(owner: "vm", device: "sim0", ioas: ioas))
-        let parent = try b.hwptAlloc(a, HWPTAllocParams(ioas: ioas, device: "sim0", nestParent: true)).hwpt
-        let server = Self.server(b)
-        let (_, fd) = try server.delegate(a, owner: "vm")
-        let ch = ChannelClient(adopting: fd)
-        defer { Self.hangUp(ch, server) }
+        let f = try ChannelFixture(.nestParent)
+        defer { f.hangUp() }
+        let (inc, b, parent, ch) = (f.inc, f.broker, f.parent, f.ch)
         let before = try b.hwptList(a, HWPTListParams())
 
         func alloc(parent: UInt32 = parent, type: UInt32 = HWPTDataType.selftest, dataLen: UInt32? = nil, device: [UInt8]? = nil, data: [UInt8] = ChannelNestedTests.selftestData(1)) -> [UInt8] {

@@ -21,7 +21,6 @@ import IommufdContract
 @Suite("VMM channel: pipelined requests and the busy-poll window", .serialized)
 struct ChannelPipelineTests {
     typealias W = ChannelWire
-    let a = Incarnation.admin
 
     static func invalidate(id: UInt64, hwpt: ObjectID, iotlbIDs: [UInt32]) -> [UInt8] {
         ChannelClient.invalidateMessage(id: id, target: hwpt, dataType: InvalidateDataType.selftest, entryLength: 8,
@@ -30,19 +29,10 @@ struct ChannelPipelineTests {
 
     @Test("requests sent before any answer is read are answered in order, each with its id", arguments: [UInt32(0), 200])
     func pipelined(busyPoll: UInt32) throws {
-        let store = MemoryFDStore()
-        let inc = try Incarnation.fresh(store)
-        let b = inc.broker
-        _ = try b.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        let ioas = try b.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
-        _ = try b.deviceAttach(a, DeviceAttachParams(owner: "vm", device: "sim0", ioas: ioas))
-        let parent = try b.hwptAlloc(a, HWPTAllocParams(ioas: ioas, device: "sim0", nestParent: true)).hwpt
-        let server = ChannelNestedTests.server(b)
-        server.busyPollMicroseconds = busyPoll
-        #expect(server.busyPollMicroseconds == busyPoll)
-        let (_, fd) = try server.delegate(a, owner: "vm")
-        let ch = ChannelClient(adopting: fd)
-        defer { ChannelNestedTests.hangUp(ch, server) }
+        let f = try ChannelFixture(.nestParent, busyPollMicroseconds: busyPoll)
+        defer { f.hangUp() }
+        let (inc, parent, ch) = (f.inc, f.parent, f.ch)
+        #expect(f.server.busyPollMicroseconds == busyPoll)
         let nested = try ch.nestedAllocSelftest(parent: parent, device: "sim0", iotlb: 5)
         for i in 0..<4 { try inc.sim.checkNestedIOTLB(hwpt: nested, index: UInt32(i), value: 5) }
 
@@ -84,15 +74,10 @@ struct ChannelPipelineTests {
 
     @Test("the busy-poll window is bounded; a channel in its window still closes at once")
     func windowBoundAndClose() throws {
-        let store = MemoryFDStore()
-        let inc = try Incarnation.fresh(store)
-        _ = try inc.broker.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        let server = ChannelNestedTests.server(inc.broker)
-        server.busyPollMicroseconds = 5000
-        #expect(server.busyPollMicroseconds == ChannelServer.maxBusyPollMicroseconds)
-        let (_, fd) = try server.delegate(a, owner: "vm")
-        let ch = ChannelClient(adopting: fd)
+        let f = try ChannelFixture(.owner, busyPollMicroseconds: 5000)
+        let (server, ch) = (f.server, f.ch)
         defer { ch.close() }
+        #expect(server.busyPollMicroseconds == ChannelServer.maxBusyPollMicroseconds)
         #expect(try ch.hello().owner == "vm")
         // Revoked inside the window: the holder reads end of file, the server forgets it.
         #expect(server.revoke(owner: "vm") == 1)

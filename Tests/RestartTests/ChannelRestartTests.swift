@@ -16,15 +16,9 @@ import Glibc
 struct ChannelRestartTests {
     @Test("SIGKILL: the VMM's channel fd goes on working; it registers its memfd again (ESTALE says when), and a revoke after the restart closes it")
     func channelSurvivesRestart() throws {
-        let config = NSTemporaryDirectory() + "iommufdd-channel-restart-\(getpid()).toml"
-        try "[daemon]\nbackend = \"sim\"\nlog_level = \"warning\"\n".write(toFile: config, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: config) }
-        let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config])
-        defer { sup.shutdown() }
-        try sup.start()
-        try sup.waitReady(count: 1)
-
-        let c = try Client(path: sup.controlPath)
+        let d = try SupervisedDaemon("channel-restart", config: "[daemon]\nbackend = \"sim\"\nlog_level = \"warning\"\n")
+        defer { d.close() }
+        let (sup, c) = (d.sup, d.client)
         _ = try c.raw("owner.create", OwnerCreateParams(name: "vm-1"))
         _ = try c.raw("owner.create", OwnerCreateParams(name: "vm-2"))
         let ioas = try c.call("ioas.create", IOASCreateParams(owner: "vm-1"), as: IOASCreateResult.self).ioas
@@ -79,8 +73,7 @@ struct ChannelRestartTests {
 
     @Test("SIGKILL: a nested HWPT made and attached over the channel is taken back from the journal; the same channel fd invalidates, replaces and destroys it")
     func nestedFromTheChannelSurvivesSIGKILL() throws {
-        let config = NSTemporaryDirectory() + "iommufdd-channel-nested-restart-\(getpid()).toml"
-        try """
+        let d = try SupervisedDaemon("channel-nested-restart", config: """
             [daemon]
             backend = "sim"
             log_level = "warning"
@@ -95,14 +88,9 @@ struct ChannelRestartTests {
             iommu = "mock0"
             pci_address = "0000:01:00.0"
 
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: config) }
-        let sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", config])
-        defer { sup.shutdown() }
-        try sup.start()
-        try sup.waitReady(count: 1)
-
-        let c = try Client(path: sup.controlPath)
+            """)
+        defer { d.close() }
+        let (sup, c) = (d.sup, d.client)
         _ = try c.raw("owner.create", OwnerCreateParams(name: "vm-n"))
         let ioas = try c.call("ioas.create", IOASCreateParams(owner: "vm-n"), as: IOASCreateResult.self).ioas
         _ = try c.raw("device.attach", DeviceAttachParams(owner: "vm-n", device: "mock-pci0", ioas: ioas))
@@ -135,5 +123,39 @@ struct ChannelRestartTests {
         let end = try c.call("hwpt.list", HWPTListParams(owner: "vm-n"), as: HWPTListResult.self)
         #expect(end.hwpts.allSatisfy { $0.nested == nil }, "\(end.hwpts)")
         ch.close()
+    }
+}
+
+/// The supervised daemon of a channel restart test: `config` written to a temporary file, the
+/// daemon started under the test supervisor with it and ready, and a control client.
+/// `close()` shuts the daemon down and removes the file.
+final class SupervisedDaemon {
+    let configPath: String
+    let sup: Supervisor
+    let client: Client
+
+    init(_ name: String, config: String) throws {
+        configPath = NSTemporaryDirectory() + "iommufdd-\(name)-\(getpid()).toml"
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        do {
+            sup = try Supervisor(daemonPath: try daemonBinary(), arguments: ["--config", configPath])
+        } catch {
+            try? FileManager.default.removeItem(atPath: configPath)
+            throw error
+        }
+        do {
+            try sup.start()
+            try sup.waitReady(count: 1)
+            client = try Client(path: sup.controlPath)
+        } catch {
+            sup.shutdown()
+            try? FileManager.default.removeItem(atPath: configPath)
+            throw error
+        }
+    }
+
+    func close() {
+        sup.shutdown()
+        try? FileManager.default.removeItem(atPath: configPath)
     }
 }

@@ -85,6 +85,27 @@ enum QueueCases {
             }
         },
 
+        // iommufd_hwpt_alloc: a nested HWPT is no IOAS, paging HWPT or vIOMMU, whatever the
+        // flags; iommufd_hwpt_nested_alloc: a nest parent without driver data is EOPNOTSUPP.
+        ConformanceCase(
+            "fault.hwpt-alloc.nested-pt-is-EINVAL",
+            "IOMMU_HWPT_ALLOC without driver data on a nested HWPT is EINVAL, with a fault queue as without; on a nest parent with a fault queue it is EOPNOTSUPP.",
+            requires: [.nesting]
+        ) { ctx in
+            let s = try NestedCases.setUp(ctx)
+            let device = try ctx.device(.primary)
+            let fault = try ctx.backend.allocFaultQueue()
+            try ctx.expectErrno(.EINVAL, "on nested HWPT \(s.nested)") {
+                try ctx.backend.allocHWPT(deviceID: device.id, ptID: s.nested, flags: [])
+            }
+            try ctx.expectErrno(.EINVAL, "on nested HWPT \(s.nested) with fault queue \(fault.id)") {
+                try ctx.backend.allocHWPT(deviceID: device.id, ptID: s.nested, flags: [], faultQueue: fault.id)
+            }
+            try ctx.expectErrno(.EOPNOTSUPP, "on nest parent \(s.parent) with fault queue \(fault.id)") {
+                try ctx.backend.allocHWPT(deviceID: device.id, ptID: s.parent, flags: [], faultQueue: fault.id)
+            }
+        },
+
         // iommufd_hwpt_alloc: refcount_inc(&fault->common.obj.users).
         ConformanceCase(
             "fault.busy-while-hwpt-uses-it",

@@ -52,9 +52,9 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
                 "rpc.peer.uid": "\(peer.uid)", "rpc.peer.gid": "\(peer.gid)", "rpc.peer.pid": "\(peer.pid)",
             ])
             return .domain(
-                BrokerError.Kind.permissionDenied.wireName,
+                ErrorName.permissionDenied.wireName,
                 "uid \(peer.uid) (gid \(peer.gid)) has no role in iommufdd: add it to an [[access]] entry of the config (role = \"reader\", \"manager\" or \"admin\") and reload the daemon",
-                code: BrokerError.Kind.permissionDenied.rpcCode)
+                code: BrokerError.rpcCode(.permissionDenied))
         }
         return nil
     }
@@ -72,9 +72,9 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
         let caller = try caller(for: call)
         if spec.access == .write && caller.role == .reader {
             throw RPCError.domain(
-                BrokerError.Kind.permissionDenied.wireName,
+                ErrorName.permissionDenied.wireName,
                 "\(call.method) changes state, and \(caller.identity) is a reader: ask an admin to give this identity the manager role in the config",
-                code: BrokerError.Kind.permissionDenied.rpcCode)
+                code: BrokerError.rpcCode(.permissionDenied))
         }
         let start = monotonicNanoseconds()
         defer {
@@ -103,9 +103,9 @@ public final class DaemonService: RPCHandler, @unchecked Sendable {
         guard let c = broker.resolve(uid: peer.uid, gid: peer.gid, pid: peer.pid) else {
             call.connection.close()
             throw RPCError.domain(
-                BrokerError.Kind.permissionDenied.wireName,
+                ErrorName.permissionDenied.wireName,
                 "uid \(peer.uid) lost its role in a config reload; the connection is closed",
-                code: BrokerError.Kind.permissionDenied.rpcCode)
+                code: BrokerError.rpcCode(.permissionDenied))
         }
         lock.withLock { callers[call.connection.id] = c }
         return c

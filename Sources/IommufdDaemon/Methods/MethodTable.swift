@@ -216,9 +216,9 @@ extension RPCError {
     init(_ error: BrokerError) {
         let data = error.wireData
         self = .domain(
-            data.name, error.message, code: error.kind.rpcCode,
+            data.name, error.message, code: error.rpcCode,
             errno: error.kernel?.errno, ioctl: error.kernel?.operation)
-        if error.kind.rpcCode == RPCError.Code.invalidParams {
+        if error.rpcCode == RPCError.Code.invalidParams {
             self.code = RPCError.Code.invalidParams
         }
     }
