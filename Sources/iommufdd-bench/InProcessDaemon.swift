@@ -80,6 +80,7 @@ final class InProcessDaemon: @unchecked Sendable {
         route(router, broker, "owner.create", OwnerCreateParams.self) { try $0.ownerCreate($1, $2) }
         route(router, broker, "ioas.create", IOASCreateParams.self) { try $0.ioasCreate($1, $2) }
         route(router, broker, "ioas.info", IOASInfoParams.self) { try $0.ioasInfo($1, $2) }
+        route(router, broker, "ioas.destroy", IOASDestroyParams.self) { try $0.ioasDestroy($1, $2) }
         route(router, broker, "ioas.unmap", IOASUnmapParams.self) { try $0.ioasUnmap($1, $2) }
         route(router, broker, "hwpt.alloc", HWPTAllocParams.self) { try $0.hwptAlloc($1, $2) }
         route(router, broker, "device.attach", DeviceAttachParams.self) { try $0.deviceAttach($1, $2) }
