@@ -19,7 +19,8 @@ final class InProcessDaemon: @unchecked Sendable {
     let server: RPCServer
     let path: String
 
-    init(path: String, topology: SimTopology = .default, maxDirtyRuns: Int = 1 << 16) throws {
+    /// `lingerMicroseconds`: the RPC worker's linger window (0: off), over IOMMUFDD_BENCH_LINGER.
+    init(path: String, topology: SimTopology = .default, maxDirtyRuns: Int = 1 << 16, lingerMicroseconds: Int? = nil) throws {
         self.path = path
         sim = try SimBackend(topology: topology)
         let access = AccessControl(
@@ -38,6 +39,7 @@ final class InProcessDaemon: @unchecked Sendable {
         if let linger = ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_LINGER"].flatMap(Int.init) { limits.lingerMicroseconds = linger }
         // IOMMUFDD_BENCH_LINGER_SPIN=N sets the spinning part of it (µs; 0: sleep only).
         if let spin = ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_LINGER_SPIN"].flatMap(Int.init) { limits.lingerSpinMicroseconds = spin }
+        if let lingerMicroseconds { limits.lingerMicroseconds = lingerMicroseconds }
         var logger = Logger(label: "bench.rpc")
         logger.logLevel = .error
         server = try RPCServer(listen: .path(path, mode: 0o600), limits: limits, logger: logger, handler: router)
