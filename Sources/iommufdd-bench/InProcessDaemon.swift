@@ -50,7 +50,8 @@ final class InProcessDaemon: @unchecked Sendable {
     func stop() { server.shutdown() }
 
     /// Makes the broker journal every request as the daemon's does (into a memfd; the fd store
-    /// keeps nothing). Before the first request.
+    /// keeps nothing). Before the first request, or later: the first record is then the whole
+    /// state so far (figure 8 makes its 10,000 owners first).
     func journalInMemfd() throws {
         _ = try broker.recover(storedFDs: [], store: DiscardingFDStore())
     }
