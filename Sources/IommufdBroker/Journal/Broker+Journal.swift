@@ -415,6 +415,7 @@ extension Broker {
         if journal.stateUnchanged {
             journal.stateUnchanged = false
         } else {
+            journal.statesBuilt &+= 1  // scale10k
             let state = journalState()
             if state != journal.lastState {
                 syncDeviceFDs(state, journal)

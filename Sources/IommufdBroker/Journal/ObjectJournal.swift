@@ -40,6 +40,9 @@ final class ObjectJournal {
     var lastState: JournalState?
     /// Set by requests that only change mappings (map, unmap, copy): the state is not compared.
     var stateUnchanged = false
+    // MARK: scale10k
+    /// How many requests built the state to compare it (`Broker.journalStatesBuilt`).
+    var statesBuilt = 0
     /// Objects dropped from the records by this request, to destroy in the backend once the
     /// journal has recorded that (`Broker.destroyAfterJournalCommit`).
     var destroyAfterCommit: [HWPTRecord] = []
