@@ -22,8 +22,10 @@ public final class ChannelServer: @unchecked Sendable {
     /// Counters for `daemon.metrics`.
     private var served: UInt64 = 0
     private var refused: UInt64 = 0
-    /// `[limits] channel_busy_poll_us` in nanoseconds (0: off); see `busyPollMicroseconds`.
-    private var busyPollNanoseconds: UInt64 = 0
+    /// `[limits] channel_busy_poll_us`: the adaptive spin of every channel's thread after an
+    /// answer (see `busyPollMicroseconds`); one policy for all channels, so a spin that lost
+    /// its CPU pauses spinning on all of them.
+    let spin = AdaptiveSpin(microseconds: Int(ChannelServer.defaultBusyPollMicroseconds))
 
     public init(broker: Broker, logger: Logger) {
         self.broker = broker
@@ -79,22 +81,30 @@ public final class ChannelServer: @unchecked Sendable {
         return doomed.count
     }
 
-    /// The busy-poll window (`[limits] channel_busy_poll_us`; 0, the default: off, at most
-    /// `maxBusyPollMicroseconds`). After it answers a request, a channel's thread keeps polling
-    /// its socket without sleeping (`poll` with a zero timeout) for this long before it blocks,
-    /// so a VMM's next request within the window is read without waking the thread: under a
-    /// hypervisor or TCG a wake-up across CPUs is the largest cost of a small request. The price
-    /// is CPU: up to one window of one CPU per channel after each burst of requests, spent even
-    /// when nothing more comes. Changing it applies to every channel from its next wait.
+    /// The busy-poll window (`[limits] channel_busy_poll_us`; `defaultBusyPollMicroseconds`
+    /// unless set; 0: off; at most `maxBusyPollMicroseconds`). After it answers a request, a
+    /// channel's thread may keep polling its socket without sleeping (`poll` with a zero
+    /// timeout, `sched_yield` between polls) for up to this long before it blocks, so a VMM's
+    /// next request within the window is read without waking the thread: under a hypervisor or
+    /// TCG a wake-up across CPUs is the largest cost of a small request. Adaptive, by the rules
+    /// the control socket's linger follows (IommufdCore's `AdaptiveSpin`): only when this
+    /// channel's VMM came back within the window the time before (a VMM sending now and then
+    /// costs one spin, then none), and on no channel for 100 ms after a spin lost its CPU (a
+    /// busy host). Changing it applies to every channel from its next wait (a reload).
     public var busyPollMicroseconds: UInt32 {
-        get { lock.withLock { UInt32(busyPollNanoseconds / 1000) } }
-        set { lock.withLock { busyPollNanoseconds = UInt64(min(newValue, Self.maxBusyPollMicroseconds)) * 1000 } }
+        get { UInt32(spin.microseconds) }
+        set { spin.microseconds = Int(min(newValue, Self.maxBusyPollMicroseconds)) }
     }
+
+    /// The default busy-poll window, µs: that of the control socket's spin (`rpc_spin_us`).
+    public static let defaultBusyPollMicroseconds: UInt32 = 50
 
     /// The largest busy-poll window: one millisecond.
     public static let maxBusyPollMicroseconds: UInt32 = 1000
 
-    var busyPollWindow: UInt64 { lock.withLock { busyPollNanoseconds } }
+    /// What the channels' spin did since the server started (spins, spins that found the
+    /// request, spins that lost the CPU, waits not spun because spinning was paused).
+    public var spinCounters: AdaptiveSpin.Counters { spin.counters }
 
     public var openChannels: Int { lock.withLock { channels.count } }
     public var counters: (requests: UInt64, refused: UInt64) { lock.withLock { (served, refused) } }
@@ -138,6 +148,9 @@ final class Channel: @unchecked Sendable {
     private var memory: [UInt32: Int32] = [:]
     private var bitmap: Int32 = -1
     private let buffer: UnsafeMutableRawBufferPointer
+    /// When the last answer went out (monotonic ns): whether the VMM came back quickly is
+    /// measured from it (`AdaptiveSpin`). MARK: chspin
+    private var lastAnswer: UInt64 = 0
 
     /// A reply the VMM does not read within this long closes the channel.
     static let sendTimeoutMilliseconds: Int32 = 10_000
@@ -185,32 +198,42 @@ final class Channel: @unchecked Sendable {
         }
     }
 
-    /// The serving thread: waits for a request or a close, handles requests in order. With a
-    /// busy-poll window (`ChannelServer.busyPollMicroseconds`), the wait after a request polls
-    /// without sleeping until the window has passed, then blocks.
+    /// The serving thread: waits for a request or a close, handles requests in order. After
+    /// answering, the wait may begin with a busy phase (`ChannelServer.busyPollMicroseconds`,
+    /// `AdaptiveSpin`: only when this channel's VMM came back within the window the time
+    /// before); otherwise, and after it, the thread sleeps in `ppoll` until the socket or the
+    /// close eventfd wakes it.
     private func serve() {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-        var spinUntil: UInt64 = 0  // monotonic ns; 0: block
+        var client = AdaptiveSpin.Client()
+        var answered = false  // a wait right after answering may spin
+        var failure: Errno?
+        let (socket, wakeFD) = (fd, wake)
+        func wait(_ timeout: Int64) -> AdaptiveSpin.Event {
+            while true {
+                switch ciommufd_wait_readable(socket, wakeFD, timeout) {
+                case 2: return .ready
+                case 1: return .woken
+                case 0: return .timedOut
+                default:
+                    let err = Errno.current
+                    if err == .EINTR { if timeout == 0 { return .timedOut }; continue }
+                    failure = err
+                    return .woken
+                }
+            }
+        }
         while !closed {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            let spinning = spinUntil != 0 && monotonicNanoseconds() < spinUntil
-            let rc = poll(&fds, 2, spinning ? 0 : -1)
-            if rc < 0 {
-                let err = Errno.current
-                if err == .EINTR { continue }
-                close(reason: "poll failed: \(err.name)")
+            let event = answered
+                ? server.spin.wait(&client, answeredAt: lastAnswer, poll: { wait(0) }, sleep: { _ in wait(-1) })
+                : wait(-1)
+            if let err = failure {
+                close(reason: err == .EBADF ? "the channel's socket is no longer open (POLLNVAL)" : "poll failed: \(err.name)")
                 break
             }
-            if rc == 0 { continue }  // spinning: nothing yet
-            if fds[0].revents & Int16(POLLNVAL) != 0 {
-                close(reason: "the channel's socket is no longer open (POLLNVAL)")
-                break
-            }
-            if fds[0].revents != 0 {
+            answered = false
+            if event == .ready {
                 readable()
-                let window = server.busyPollWindow
-                spinUntil = window == 0 ? 0 : monotonicNanoseconds() + window
+                answered = true
             }
         }
         let reason = state.withLock { closeReason ?? "closed" }
@@ -312,7 +335,10 @@ final class Channel: @unchecked Sendable {
                     ciommufd_send_with_fds(self.fd, m.baseAddress, m.count, f.baseAddress, UInt32(f.count), Int32(MSG_DONTWAIT))
                 }
             }
-            if rc >= 0 { return }
+            if rc >= 0 {
+                lastAnswer = monotonicNanoseconds()
+                return
+            }
             let err = Errno.current
             if err == .EINTR { continue }
             if err == .EAGAIN {

@@ -5,6 +5,7 @@ import Musl
 #endif
 import CIommufd
 import Dispatch
+import IommufdCore
 import Synchronization
 
 /// Answering on the thread that read the request, and staying there for the next one.
@@ -24,18 +25,13 @@ import Synchronization
 /// one slower by milliseconds instead (Benchmarks/RESULTS.md).
 ///
 /// The first `RPCLimits.lingerSpinMicroseconds` of the window the worker **spins** (polls the
-/// socket with a zero timeout) rather than sleeps, when the same client came back within that
-/// time after the previous answer (`LingerState`): a sleeping worker has to be woken by the
-/// client's write, and on the 2-vCPU benchmark VM, whose idle vCPUs halt, that wake-up cost
-/// more than the rest of a `daemon.ping` (Benchmarks/RESULTS.md, target 3). A client that does
-/// not come back that quickly costs one spin, after which the worker only sleeps until the
-/// client is quick again; so the CPU burnt is bounded by the spin window per quick request of
-/// a client that answered quickly the time before. And only while spinning is not a cost to
-/// other threads: `sched_yield()` between polls lets a thread runnable on the same CPU (the
-/// client itself, perhaps) go first, and a spin that lost the CPU anyway (it lasted more than
-/// twice its window: other threads want these CPUs) pauses spinning for the whole server for
-/// `spinPauseNanoseconds`. On a busy machine the other vCPU never halts, so there is nothing
-/// to save, while each yield to another busy thread would cost the request a scheduler slice.
+/// socket and the gate's eventfd without sleeping) rather than sleeps, by the adaptive policy
+/// the VMM channels use too (IommufdCore's `AdaptiveSpin`, one instance per server): only for a
+/// client that came back within the spin window the time before (`LingerState`, per
+/// connection), yielding between polls, and not at all for 100 ms after a spin lost its CPU. A
+/// sleeping worker has to be woken by the client's write, and on the 2-vCPU benchmark VM, whose
+/// idle vCPUs halt, that wake-up cost more than the rest of a `daemon.ping` (Benchmarks/
+/// RESULTS.md, target 3).
 ///
 /// Lingering never delays another client: a worker lingers only while no other connection's
 /// handler is running, and it gives up the socket the moment another handler starts (it is woken
@@ -51,16 +47,15 @@ final class RPCLingerGate: @unchecked Sendable {
     let window: Int
     /// The spinning part of the window, µs.
     let spinWindow: Int
-    /// No spinning before this time (`DispatchTime` ns): a spin lost the CPU recently.
-    private let spinPausedUntil = Atomic<UInt64>(0)
-    /// How long a spin that lost the CPU pauses spinning for.
-    static let spinPauseNanoseconds: UInt64 = 100_000_000
+    /// The spin policy (its window is `spinWindow`), shared by every connection of the server.
+    let spin: AdaptiveSpin
     /// Lingering follows only reads handled faster than this.
     static let quickRequestNanoseconds: UInt64 = 100_000
 
     init(microseconds: Int, spinMicroseconds: Int = 0) {
         window = max(0, microseconds)
         spinWindow = min(max(0, spinMicroseconds), window)
+        spin = AdaptiveSpin(microseconds: spinWindow)
         wakeFD = window > 0 ? ciommufd_eventfd() : -1
     }
 
@@ -78,38 +73,36 @@ final class RPCLingerGate: @unchecked Sendable {
     func leave() { active.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
 
     /// Waits up to the window for `fd` to become readable, if this handler is the only one
-    /// running; spins first if `state` says the client was quick last time, and updates it.
-    /// True: read again now. False: go back to Dispatch.
+    /// running; spins first if the policy (`AdaptiveSpin`) allows for this client, and updates
+    /// `state`. True: read again now. False: go back to Dispatch.
     func linger(on fd: Int32, _ state: inout LingerState) -> Bool {
         guard window > 0, wakeFD >= 0, active.load(ordering: .acquiring) == 1 else { return false }
         lingering.wrappingAdd(1, ordering: .acquiringAndReleasing)
         defer { lingering.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
         // Another handler may have started between the check and now: it saw no lingerer.
         guard active.load(ordering: .acquiring) == 1 else { return false }
-        var waited = 0
-        var overran: Int32 = 0
-        let now = DispatchTime.now().uptimeNanoseconds
-        let spin = state.clientIsQuick && now >= spinPausedUntil.load(ordering: .relaxed) ? spinWindow : 0
-        let outcome = ciommufd_linger_spin(fd, wakeFD, spin, window, &waited, &overran)
-        if overran != 0 { pauseSpinning(from: now) }
-        // Quick: the client's next request came within the spin window (whether this wait spun
-        // or slept). Anything else (slower, no request, another handler woke us) stops spinning
-        // for this client until it is quick again.
-        state.clientIsQuick = spinWindow > 0 && outcome != 0 && waited < spinWindow * 1000
-        state.lastWaitSpun = spin > 0
-        return outcome != 0
+        let wake = wakeFD
+        // Anything but the client's request (a timeout, another handler waking us, an error)
+        // goes back to Dispatch, and stops spinning for this client until it is quick again.
+        let event = spin.wait(&state, limit: UInt64(window) * 1000,
+                              poll: { Self.event(ciommufd_wait_readable(fd, wake, 0)) },
+                              sleep: { remaining in Self.event(ciommufd_wait_readable(fd, wake, remaining.map { Int64($0) } ?? -1)) })
+        return event == .ready
     }
 
-    /// No spinning, for any connection, for `spinPauseNanoseconds` from `now`.
-    func pauseSpinning(from now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
-        spinPausedUntil.store(now + Self.spinPauseNanoseconds, ordering: .relaxed)
+    private static func event(_ rc: Int32) -> AdaptiveSpin.Event {
+        switch rc {
+        case 2: .ready
+        case 1: .woken
+        case 0: .timedOut
+        default: .woken  // an error (EINTR included): back to Dispatch, which reads or fails
+        }
     }
+
+    /// No spinning, for any connection, for `AdaptiveSpin.pauseNanoseconds` from now.
+    func pauseSpinning() { spin.pause() }
 }
 
 /// Per connection (confined to its queue): whether the client came back within the spin
-/// window after the last answer.
-struct LingerState {
-    var clientIsQuick = true
-    /// Whether the last wait began with a spin (for tests).
-    var lastWaitSpun = false
-}
+/// window after the last answer (`AdaptiveSpin`'s rules).
+typealias LingerState = AdaptiveSpin.Client

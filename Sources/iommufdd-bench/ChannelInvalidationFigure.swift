@@ -74,16 +74,34 @@ func figureChannelInvalidation(_ report: Report, _ options: Options) throws {
         figure: "channel batching gain (64 vs 1 entry a message)", value: "\(format(rate / (1e9 / single.median)))x",
         floor: "-", ratio: nil, target: .none, met: nil))
 
-    // MARK: kinval
+    // MARK: kinval, chspin
     // Several messages in flight (the protocol answers in order, each with its id), and the
-    // channel thread's busy-poll window ([limits] channel_busy_poll_us); this process's CPU
-    // time (the client and the daemon's channel thread both) per message says what each costs.
+    // channel thread's adaptive spin ([limits] channel_busy_poll_us: the default, and 0 = off),
+    // in rounds that alternate the two so both see the same load; this process's CPU time (the
+    // client and the daemon's channel thread both) per message says what each costs, and the
+    // server's spin counters how often the thread spun and how often that found the request.
     func cpuNow() -> UInt64 {
         var t = timespec()
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
         return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
     }
-    func pipelined(_ message: [UInt8], _ expected: UInt32, messages: Int, inFlight: Int) throws -> (rate: Double, cpuPerMessage: Double) {
+    /// Totals of one way of sending, over the rounds.
+    struct Tally {
+        var messages = 0, entries = 0
+        var ns: UInt64 = 0, cpu: UInt64 = 0
+        var spins: UInt64 = 0, hits: UInt64 = 0, lost: UInt64 = 0, paused: UInt64 = 0
+        /// Process CPU a message, each round.
+        var rounds: [Double] = []
+        var rate: Double { Double(entries) / Double(max(ns, 1)) * 1e9 }
+        var cpuPerMessage: Double { Double(cpu) / Double(max(messages, 1)) }
+        var spinWords: String {
+            "\(messages) answers: \(spins) spins, \(hits) found the next request, \(lost) lost the CPU, \(paused) quick waits not spun (paused)"
+        }
+    }
+    /// `messages` messages, `inFlight` sent before the first answer is read, one more per
+    /// answer; `gapMicroseconds` between an answer and the next message (one in flight only).
+    func pipelined(_ message: [UInt8], _ expected: UInt32, messages: Int, inFlight: Int, gapMicroseconds: UInt32 = 0, into tally: inout Tally) throws {
+        let spin0 = channels.spinCounters
         let cpu0 = cpuNow()
         let t0 = monotonicNanoseconds()
         var sent = 0, answered = 0
@@ -93,28 +111,68 @@ func figureChannelInvalidation(_ report: Report, _ options: Options) throws {
             let done = reply.payload.withUnsafeBytes { b in var r = ChannelWire.Reader(b); _ = r.u32(); return r.u32() }
             guard done == expected else { throw BenchError("INVALIDATE did \(done) of \(expected)") }
             answered += 1
+            if gapMicroseconds > 0 { usleep(gapMicroseconds) }
             if sent < messages { try client.sendRaw(message); sent += 1 }
         }
-        let elapsed = Double(monotonicNanoseconds() - t0)
-        return (Double(messages) * Double(expected) / elapsed * 1e9, Double(cpuNow() - cpu0) / Double(messages))
+        let spin1 = channels.spinCounters
+        let cpu = cpuNow() - cpu0
+        tally.ns += monotonicNanoseconds() - t0
+        tally.cpu += cpu
+        tally.rounds.append(Double(cpu) / Double(messages))
+        tally.lost += spin1.lostCPU - spin0.lostCPU
+        tally.paused += spin1.paused - spin0.paused
+        tally.messages += messages
+        tally.entries += messages * Int(expected)
+        tally.spins += spin1.spins - spin0.spins
+        tally.hits += spin1.hits - spin0.hits
     }
-    let window: UInt32 = 50
-    for pollWindow in [UInt32(0), window] {
-        channels.busyPollMicroseconds = pollWindow
-        let how = pollWindow == 0 ? "no busy poll" : "busy poll \(pollWindow) µs"
-        for inFlight in [1, 4] {
-            _ = try pipelined(many, UInt32(batch), messages: 200, inFlight: inFlight)
-            let r = try pipelined(many, UInt32(batch), messages: messages, inFlight: inFlight)
+    let defaultWindow = ChannelServer.defaultBusyPollMicroseconds
+    let modes: [(window: UInt32, how: String)] = [
+        (defaultWindow, "default (adaptive spin, \(defaultWindow) µs)"),
+        (0, "spin off (channel_busy_poll_us = 0)"),
+    ]
+    let rounds = 4
+    var tallies = [String: Tally]()
+    let idleMessages = max(50, options.iterations(1000) / rounds)
+    for round in 0..<rounds {
+        for mode in round % 2 == 0 ? modes : modes.reversed() {
+            channels.busyPollMicroseconds = mode.window
+            for inFlight in [1, 4] {
+                var warm = Tally()
+                try pipelined(many, UInt32(batch), messages: 200, inFlight: inFlight, into: &warm)
+                try pipelined(many, UInt32(batch), messages: messages / rounds, inFlight: inFlight, into: &tallies["\(inFlight) in flight, \(mode.how)", default: Tally()])
+            }
+            // An idle channel: one message every 1 ms (a VMM invalidating now and then).
+            try pipelined(many, UInt32(batch), messages: idleMessages, inFlight: 1, gapMicroseconds: 1000, into: &tallies["one every 1 ms, \(mode.how)", default: Tally()])
+        }
+    }
+    for inFlight in [1, 4] {
+        for mode in modes {
+            let t = tallies["\(inFlight) in flight, \(mode.how)"]!
             report.add(Row(
-                figure: "channel INVALIDATE, 64 a message, \(inFlight) in flight, \(how)",
-                value: "\(Int(r.rate)) entries/s (process CPU \(formatNanos(r.cpuPerMessage)) a message)",
-                floor: "\(Int(floorRate)) entries/s (echo + sim)", ratio: floorRate / r.rate, target: .none, met: nil))
-        }
-        if pollWindow != 0 {
-            let polled = try measure(iterations: messages, warmup: 500) { try roundTrip(one, 1) }
-            report.latency("channel INVALIDATE, 1 entry a message, \(how)", polled, floor: echoOne.median + simSingle.median,
-                           floorName: "(echo \(formatNanos(echoOne.median)) + sim \(formatNanos(simSingle.median)))", target: .none, p99: true)
+                figure: "channel INVALIDATE, 64 a message, \(inFlight) in flight, \(mode.how)",
+                value: "\(Int(t.rate)) entries/s (process CPU \(formatNanos(t.cpuPerMessage)) a message; \(t.spinWords))",
+                floor: "\(Int(floorRate)) entries/s (echo + sim)", ratio: floorRate / t.rate,
+                target: inFlight == 1 && mode.window == defaultWindow ? .atLeast(2_000_000, "entries/s") : .none,
+                met: inFlight == 1 && mode.window == defaultWindow ? t.rate >= 2_000_000 : nil))
         }
     }
+    for mode in modes {
+        let t = tallies["one every 1 ms, \(mode.how)"]!
+        report.add(Row(
+            figure: "channel INVALIDATE, 64 a message, one every 1 ms, \(mode.how)",
+            value: "process CPU \(formatNanos(t.cpuPerMessage)) a message (rounds: \(t.rounds.map { formatNanos($0) }.joined(separator: ", ")); \(t.spinWords))",
+            floor: "-", ratio: nil, target: .none, met: nil))
+    }
+    print("    (\(rounds) rounds alternating the default and the spin off; load \(loadAverageText()))")
     channels.busyPollMicroseconds = 0
+    let off = try measure(iterations: messages, warmup: 500) { try roundTrip(one, 1) }
+    report.latency("channel INVALIDATE, 1 entry a message, spin off", off, floor: echoOne.median + simSingle.median,
+                   floorName: "(echo \(formatNanos(echoOne.median)) + sim \(formatNanos(simSingle.median)))", target: .none, p99: true)
+    channels.busyPollMicroseconds = defaultWindow
+}
+
+/// /proc/loadavg's three load averages.
+private func loadAverageText() -> String {
+    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
 }

@@ -20,7 +20,7 @@ import IommufdKernel
 /// - `vm-e2e invalidate-bench`: issue 16 target 2's real-kernel figure, printed: entries/s of
 ///   this process calling IOMMU_HWPT_INVALIDATE itself with one entry a call (QEMU's pattern:
 ///   its own iommufd, its own mock device and nested HWPT) against the daemon's channel with 64
-///   entries a message (one at a time, and several in flight; busy poll off, then on), same
+///   entries a message (one at a time, and several in flight; the default adaptive spin, then spin off), same
 ///   boot, rounds interleaved, medians and their ratios (InvalidateBench.swift).
 enum ChannelNestedChecks {
     static let owner = "vm-nested"

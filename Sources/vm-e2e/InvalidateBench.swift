@@ -19,24 +19,30 @@ import IommufdKernel
 ///   the answer, send the next), and with 2, 4 or 8 messages in flight (the protocol answers
 ///   requests in order, each with its id: a VMM with several invalidation queues, or one that
 ///   does not wait for an answer before it sends the next batch, keeps several in flight);
-/// - the same against a second daemon started with `[limits] channel_busy_poll_us`, whose
-///   channel thread polls without sleeping for that long after each answer.
+/// - the same against a second daemon started with `[limits] channel_busy_poll_us = 0`: the
+///   first runs the default, the channel thread's adaptive spin after an answer (MARK: chspin),
+///   the second never spins.
 /// Each channel figure says how it was reached (messages in flight, busy-poll window) and what
 /// it cost the daemon in CPU (its threads' CPU time over the rounds, per message).
 extension ChannelNestedChecks {
-    /// The busy-poll window of the second daemon, µs.
-    static let benchBusyPoll = 200
+    /// The channel's spin of the two daemons (MARK: chspin): the default (adaptive, 50 µs), off.
+    enum SpinMode {
+        case standard, off
+        var tag: String { self == .off ? "-spin-off" : "" }
+        var words: String { self == .off ? "spin off" : "default adaptive spin" }
+        var config: String { self == .off ? "[limits] channel_busy_poll_us = 0" : "channel_busy_poll_us = 50 (the default: adaptive spin)" }
+    }
 
     static func runBenchmarks(run: CheckRunner) -> Bool {
         print("      guest: \(ProcessInfo.processInfo.activeProcessorCount) vCPUs (QEMU TCG), load \(loadAverage())")
         let plain = DaemonProcess.withDaemon(run: run) { daemon, client, _ in
-            run.check("invalidate-direct-vs-channel") { try benchmark(client, daemonPID: daemon.process.processIdentifier, busyPoll: 0) }
+            run.check("invalidate-direct-vs-channel") { try benchmark(client, daemonPID: daemon.process.processIdentifier, spin: .standard) }
         }
-        let directory = FileManager.default.currentDirectoryPath + "/busy-poll"
+        let directory = FileManager.default.currentDirectoryPath + "/spin-off"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let polling = DaemonProcess.withDaemon(run: run, directory: directory,
-                                               extraConfig: "\n[limits]\nchannel_busy_poll_us = \(benchBusyPoll)\n") { daemon, client, _ in
-            run.check("invalidate-direct-vs-channel-busy-poll") { try benchmark(client, daemonPID: daemon.process.processIdentifier, busyPoll: benchBusyPoll) }
+                                               extraConfig: "\n[limits]\nchannel_busy_poll_us = 0\n") { daemon, client, _ in
+            run.check("invalidate-direct-vs-channel-spin-off") { try benchmark(client, daemonPID: daemon.process.processIdentifier, spin: .off) }
         }
         return plain && polling
     }
@@ -89,6 +95,8 @@ extension ChannelNestedChecks {
         /// 1, or 2: two channels of the owner, each sending `messages` from its own thread.
         let channels: Int
         let messages: Int
+        /// µs the client waits after each answer before its next message (an idle VMM); 0: none.
+        var gapMicroseconds: UInt32 = 0
         var rates: [Double] = []
         var cpu: UInt64 = 0
         var wall: UInt64 = 0
@@ -105,11 +113,11 @@ extension ChannelNestedChecks {
         }
     }
 
-    static func benchmark(_ client: DaemonClient, daemonPID: Int32, busyPoll: Int) throws {
+    static func benchmark(_ client: DaemonClient, daemonPID: Int32, spin: SpinMode) throws {
         defer { _ = try? client.release(owner) }
-        let tag = busyPoll > 0 ? "-busy-poll-\(busyPoll)us" : ""
-        let pollWords = busyPoll > 0 ? "daemon busy poll \(busyPoll) µs" : "no busy poll"
-        print("      daemon pid \(daemonPID), \(busyPoll > 0 ? "[limits] channel_busy_poll_us = \(busyPoll)" : "channel_busy_poll_us = 0 (default)")")
+        let tag = spin.tag
+        let pollWords = spin.words
+        print("      daemon pid \(daemonPID), \(spin.config)")
         // The direct process: its own iommufd, mock device and nested HWPT.
         let direct = try KernelBackend(options: KernelBackendOptions(mockDevices: [MockDeviceSpec(name: "bench-mock")]))
         guard let mock = try direct.discoverDevices().first(where: { $0.name == "bench-mock" }) else {
@@ -166,6 +174,7 @@ extension ChannelNestedChecks {
                 let done = reply.payload.withUnsafeBytes { p in var r = ChannelWire.Reader(p); _ = r.u32(); return r.u32() }
                 guard done == v.entries else { throw CheckFailure(description: "INVALIDATE did \(done) of \(v.entries) entries (\(v.name))") }
                 answered += 1
+                if v.gapMicroseconds > 0 { usleep(v.gapMicroseconds) }
                 if sent < v.messages {
                     try channel.sendRaw(v.message)
                     sent += 1
@@ -206,6 +215,12 @@ extension ChannelNestedChecks {
                     message: message64, entries: 64, inFlight: 1, channels: 2, messages: 500),
         ]
 
+        // An idle channel (MARK: chspin): one message every 1 ms, a VMM invalidating now and
+        // then; what the daemon's CPU per message is there says what the spin costs when it
+        // cannot help (it must not spin for such a VMM after its first message).
+        let idle = Variant(name: "invalidate-channel-64-one-every-1ms\(tag)", how: "1 message every 1 ms, \(pollWords)", message: message64, entries: 64, inFlight: 1, messages: 100)
+        idle.gapMicroseconds = 1000
+
         // Warm up both, then interleave rounds so all see the same load.
         _ = try directRound(500)
         _ = try channelRound(Variant(name: "warm-up", how: "", message: message64, entries: 64, inFlight: 1, messages: 50))
@@ -214,11 +229,12 @@ extension ChannelNestedChecks {
         for _ in 0..<rounds {
             directRates.append(try directRound(10_000))
             for v in variants { v.rates.append(try channelRound(v)) }
+            idle.rates.append(try channelRound(idle))
         }
         let single = Variant(name: "invalidate-channel-1-per-message\(tag)", how: "1 message in flight, \(pollWords)", message: message(1), entries: 1, inFlight: 1, messages: 1000)
         single.rates.append(try channelRound(single))
         let big = Variant(name: "invalidate-channel-256-per-message\(tag)", how: "1 message in flight, \(pollWords)", message: message(256), entries: 256, inFlight: 1, messages: 200)
-        if busyPoll == 0 {
+        if spin == .standard {
             for _ in 0..<3 { big.rates.append(try channelRound(big)) }
         }
 
@@ -233,11 +249,12 @@ extension ChannelNestedChecks {
         for v in variants {
             print("FIGURE \(v.name): \(Int(median(v.rates))) entries/s (\(v.how); median of \(rounds) rounds of \(v.messages * v.channels) INVALIDATE messages: \(rates(v.rates)); \(cost(v)))")
         }
+        print("FIGURE \(idle.name): \(cost(idle)) (\(idle.how); \(rounds) rounds of \(idle.messages) messages)")
         print("FIGURE \(single.name): \(Int(median(single.rates))) entries/s (\(single.how); 1 round of \(single.messages) messages; \(cost(single)))")
         if !big.rates.isEmpty {
             print("FIGURE \(big.name): \(Int(median(big.rates))) entries/s (\(big.how); median of 3 rounds of \(big.messages) messages: \(rates(big.rates)); \(cost(big)))")
         }
-        if busyPoll == 0 {
+        if spin == .standard {
             // The hand-off alone: a SOCK_SEQPACKET echo between two threads of this process, a
             // packet the size of a 64-entry INVALIDATE each way (what every message pays before any work).
             let echo = try echoRoundTrip(bytes: message64.count, count: 2000)

@@ -4,6 +4,7 @@
  *   sys_helpers.h    fixed-argument ioctl, memfd, mmap helpers
  *   socket_helpers.h SCM_RIGHTS send/receive (MSG_CMSG_CLOEXEC, MSG_CTRUNC), SO_PEERCRED
  *   linger_helpers.h ppoll + eventfd: a worker waiting briefly for a client's next request
+ *   spin_helpers.h   one poll of a client's socket and an eventfd (IommufdCore's AdaptiveSpin)
  */
 #ifndef CIOMMUFD_H
 #define CIOMMUFD_H
@@ -13,4 +14,5 @@
 #include "sys_helpers.h"
 #include "socket_helpers.h"
 #include "linger_helpers.h"
+#include "spin_helpers.h"
 #endif

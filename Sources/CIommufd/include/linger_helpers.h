@@ -12,17 +12,8 @@ int ciommufd_eventfd(void);
  * readable, 0 otherwise (timeout, woken, EINTR, error). */
 int ciommufd_linger(int fd, int wake_fd, long usec);
 
-/* ciommufd_linger with a busy phase first: for up to `spin_usec` microseconds (0: none) polls
- * `fd` and `wake_fd` without sleeping (poll with a zero timeout, then sched_yield, so a thread
- * runnable on the same CPU — the client, perhaps — goes first), then sleeps in ppoll for the
- * rest of `usec`. A thread that sleeps must be woken by the client's write, and on a VM whose
- * idle vCPUs halt that wake-up is most of a small request's round trip; a thread still spinning
- * sees the request at once. Returns 2 when `fd` became readable while spinning, 1 when it did
- * while sleeping, 0 otherwise (timeout, woken through `wake_fd`, error); `*waited_ns` is the
- * time until then. `*spin_overran` is set to 1 when the busy phase lasted more than twice
- * `spin_usec`: the thread lost the CPU while spinning (another thread was runnable there), so
- * spinning is only a cost on this machine for now; else 0. */
-int ciommufd_linger_spin(int fd, int wake_fd, long spin_usec, long usec, long *waited_ns, int *spin_overran);
+/* The spinning wait that used to be here is IommufdCore's AdaptiveSpin over
+ * ciommufd_wait_readable (spin_helpers.h). */
 
 /* Signals an eventfd made by ciommufd_eventfd. */
 void ciommufd_eventfd_signal(int wake_fd);

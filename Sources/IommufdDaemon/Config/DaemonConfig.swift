@@ -67,9 +67,10 @@ public struct DaemonConfig: Sendable, Equatable {
         /// `max_output_buffer_bytes`: replies queued for a client that does not read them; past
         /// this the connection is closed.
         public var maxOutputBufferBytes = 16 << 20
-        /// `channel_busy_poll_us` (MARK: kinval): how long a VMM channel's thread polls for the
-        /// next request without sleeping after answering one; 0 never does.
-        public var channelBusyPollMicroseconds: UInt32 = 0
+        /// `channel_busy_poll_us` (MARK: kinval, chspin): how long a VMM channel's thread may
+        /// poll for the next request without sleeping after answering one, when that channel's
+        /// VMM came back that quickly the time before (IommufdCore's AdaptiveSpin); 0 never does.
+        public var channelBusyPollMicroseconds: UInt32 = 50
         /// `rpc_linger_us`: how long the thread that answered a quick request waits on that
         /// client's socket for its next one (RPCLimits.lingerMicroseconds); 0 never does.
         public var rpcLingerMicroseconds = 200

@@ -47,6 +47,12 @@ enum Metrics {
             one("fds_received_total", "counter", "File descriptors received with SCM_RIGHTS.", m.fileDescriptorsReceived)
             one("fds_sent_total", "counter", "File descriptors sent with SCM_RIGHTS.", m.fileDescriptorsSent)
         }
+        // MARK: chspin: what the VMM channels' adaptive spin did ([limits] channel_busy_poll_us).
+        let spin = service.channels.spinCounters
+        one("channel_spins_total", "counter", "Waits of a VMM channel's thread that began by polling without sleeping (its VMM came back within channel_busy_poll_us the time before).", spin.spins)
+        one("channel_spin_hits_total", "counter", "Of those, the ones that found the VMM's next request (no thread wake-up).", spin.hits)
+        one("channel_spin_lost_cpu_total", "counter", "Spins that lost their CPU to other work; each stops every channel from spinning for 100 ms.", spin.lostCPU)
+        one("channel_spin_paused_total", "counter", "Waits of a quick VMM that did not spin because spinning was paused.", spin.paused)
         metric("method_calls_total", "counter", "Calls by method.",
                service.methodCallCounts().sorted { $0.key < $1.key }.map { ("{method=\"\($0.key)\"}", "\($0.value)") })
         let latencies = service.methodLatencies().sorted { $0.key < $1.key }
