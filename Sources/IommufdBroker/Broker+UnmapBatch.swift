@@ -15,7 +15,7 @@ public struct UnmapBatchOutcome {
 /// - the owner's gate is taken once for all the consecutive entries of one owner;
 /// - the entries go in groups (at most `unmapGroup`): one hold of the broker's lock plans a
 ///   group (phase 1), the kernel calls follow under the gate only (phase 2), one hold records
-///   them (phase 3). A group ends before an entry whose range meets the range of an entry
+///   them (phase 3), journaled as one `unmapBatch` record of the group's mappings. A group ends before an entry whose range meets the range of an entry
 ///   already in it (same IOAS): every plan then reads records that the unmaps before it in the
 ///   group do not change, so it is the plan it would have been after them. A plan changes
 ///   nothing, so one that is refused, or follows a kernel failure, is simply dropped: the batch
@@ -165,6 +165,7 @@ extension Broker {
         defer {
             removeKeys()
             if let file { files.release(file.key, count: file.count) }
+            journal?.endGroup()  // the group's one `unmapBatch` record
         }
         for (plan, result) in zip(plans, unmapped) {
             guard let range = plan.range else {
@@ -185,7 +186,7 @@ extension Broker {
                 for j in plan.inside {
                     let entry = found[j]
                     keys.append(entry.key)
-                    journal?.unmapped(ioas: ioas.id, iova: entry.key)
+                    journal?.groupUnmapped(ioas: ioas.id, iova: entry.key)
                     if case .file(let key) = entry.value.backing {
                         if file?.key == key {
                             file!.count += 1
