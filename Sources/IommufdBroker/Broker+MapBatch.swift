@@ -167,6 +167,9 @@ extension Broker {
                     planned += params.length
                     previous = ioas
                 }
+                // Phase 3 follows, and takes the lock again: a record pending from the group
+                // before is written then.
+                if !plans.isEmpty { journal?.flushLater = true }
             }
             // 2. Under the owner's gate only: the backend calls, which pin the pages, in order,
             // up to a failure.
@@ -235,6 +238,9 @@ extension Broker {
                     results.append(IOASMapResult(ioas: plan.ioas.id, iova: iova, length: length, ownerPinnedBytes: owner.pinnedBytes))
                 }
                 if let failure { throw failure }
+                // The run goes on with the next group's hold of the lock (phase 1), which writes
+                // this group's record: one journal write a batch, not one a group.
+                if refused == nil, !runEnds, !dmabufNext, checkFailure == nil, i + plans.count < batch.count { journal?.flushLater = true }
             }
             i += plans.count
             if let refused { throw refused }

@@ -121,6 +121,9 @@ extension Broker {
                     highest = max(highest ?? 0, range.last)
                     previous = ioas
                 }
+                // Phase 3 follows, and takes the lock again: a record pending from the group
+                // before is written then.
+                if !plans.isEmpty { journal?.flushLater = true }
             }
             // 2. Under the owner's gate only: the kernel calls, in order, up to a failure.
             unmapped.removeAll(keepingCapacity: true)
@@ -137,6 +140,9 @@ extension Broker {
             try locked {
                 journal?.stateUnchanged = true
                 try recordGroup(plans, found, unmapped, owner: owner, results: &results)
+                // The run goes on with the next group's plan (another hold of the lock), which
+                // writes this group's record: one journal write a batch, not one a group.
+                if refused == nil, !runEnds, i + plans.count < batch.count { journal?.flushLater = true }
             }
             i += plans.count
             if let refused { throw refused }

@@ -23,6 +23,8 @@ public final class RecordLog: @unchecked Sendable {
     /// Records appended but not yet written (`flush`).
     private var pending: [UInt8] = []
     public var hasPending: Bool { !pending.isEmpty }
+    /// Writes made (`flush` calls that wrote something), for tests and figures.
+    public private(set) var writes = 0
     private let closesFD: Bool
 
     static let headerSize = 8
@@ -133,6 +135,7 @@ public final class RecordLog: @unchecked Sendable {
             throw IommuError(failure, "pwrite", detail: "appending to the log memfd")
         }
         size += total
+        writes += 1
         pending.removeAll(keepingCapacity: true)
     }
 

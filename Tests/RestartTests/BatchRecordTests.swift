@@ -119,6 +119,42 @@ struct BatchRecordTests {
         #expect(again == (kind == "map" ? Set((0..<Self.entries).map { iova($0) }) : []))
     }
 
+    @Test("a 256-entry batch (four groups) is written to the journal with one write, its four records in it")
+    func oneWriteABatch() throws {
+        let store = MemoryFDStore()
+        let first = try Incarnation.fresh(store)
+        let a = Incarnation.admin
+        let b = first.broker
+        let ram = try makeMemfd(bytes: 256 * Int(page))
+        defer { close(ram) }
+        _ = try b.ownerCreate(a, OwnerCreateParams(name: "vm"))
+        let ioas = try b.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
+        let journal = try #require(b.journal)
+        for kind in ["map", "unmap"] {
+            let (writes, size) = try b.locked { (journal.log.writes, journal.log.size) }
+            if kind == "map" {
+                #expect(b.ioasMapBatch(a, (0..<256).map { i in (params: IOASMapParams(ioas: ioas, offset: UInt64(i) * page, length: page, iova: iova(i)), fd: ram) }).failure == nil)
+            } else {
+                #expect(b.ioasUnmapBatch(a, (0..<256).map { IOASUnmapParams(ioas: ioas, iova: iova($0), length: page) }).failure == nil)
+            }
+            let (after, grown) = try b.locked { (journal.log.writes, journal.log.size) }
+            #expect(after == writes + 1, "\(kind): \(after - writes) writes")
+            let bytes = kind == "map" ? ObjectJournal.mapBytes : ObjectJournal.unmapBytes
+            #expect(grown - size == 4 * 9 + 256 * bytes, "\(kind): four records of 64 entries")
+        }
+        // A batch stopped by a refusal in its third group: the groups before it are written too.
+        let (writes, _) = try b.locked { (journal.log.writes, journal.log.size) }
+        var entries = (0..<256).map { i in (params: IOASMapParams(ioas: ioas, offset: UInt64(i) * page, length: page, iova: iova(i)), fd: ram) }
+        entries[150].params.offset += 1  // unaligned: refused
+        let outcome = b.ioasMapBatch(a, entries)
+        #expect(outcome.results.count == 150 && outcome.failure != nil)
+        let (written, pending) = try b.locked { (journal.log.writes, journal.log.hasPending) }
+        #expect(written == writes + 1)
+        #expect(!pending)
+        let (again, _) = try Incarnation.restarted(store)
+        #expect(try again.broker.locked { again.broker.ioasTable[ioas]?.mappings.count } == 150)
+    }
+
     @Test("compaction folds batch records: the next generation holds every mapping in mapBatch records and reads back the same")
     func compactionFolds() throws {
         let store = MemoryFDStore()

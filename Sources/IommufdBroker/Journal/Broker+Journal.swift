@@ -429,6 +429,10 @@ extension Broker {
                 journal.recordState(state)
             }
         }
+        // A batch's group whose batch goes on writes with the batch's next hold.
+        let later = journal.flushLater && journal.destroyAfterCommit.isEmpty
+        journal.flushLater = false
+        if later { return }
         if journal.log.hasPending, let error = journal.flush() {
             logger.error("\(error)")
         }

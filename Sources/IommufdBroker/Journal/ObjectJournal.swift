@@ -59,6 +59,12 @@ final class ObjectJournal {
     var lastState: JournalState?
     /// Set by requests that only change mappings (map, unmap, copy): the state is not compared.
     var stateUnchanged = false
+    /// Set by a phase of a batch that is certain to take the lock again before it answers (the
+    /// next group's plan or records): this hold's records wait for that hold's write (or for
+    /// any other request's, whichever comes first), so a 256-entry batch costs one `pwrite`,
+    /// not one a group. Cleared by every commit, so a hold that does not set it writes
+    /// everything pending, and a request never answers before its records are written.
+    var flushLater = false
     /// Objects dropped from the records by this request, to destroy in the backend once the
     /// journal has recorded that (`Broker.destroyAfterJournalCommit`).
     var destroyAfterCommit: [HWPTRecord] = []
