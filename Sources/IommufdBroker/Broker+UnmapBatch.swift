@@ -164,6 +164,7 @@ extension Broker {
         keys.reserveCapacity(found.count)
         var keysOf: IOASRecord?
         var file: (key: MemoryFileTable.Key, count: Int)?  // references still to drop
+        let journal = self.journal  // once, not an entry
         func removeKeys() {
             if let keysOf, !keys.isEmpty { keysOf.mappings.remove(keys) }
             keys.removeAll(keepingCapacity: true)
@@ -189,10 +190,16 @@ extension Broker {
                     removeKeys()
                     keysOf = ioas
                 }
+                let ioasID = ioas.id
+                var charged: UInt64 = 0  // refunded once a plan (each a class property access)
+                defer {
+                    ioas.pinnedBytes -= charged
+                    owner.pinnedBytes -= charged
+                }
                 for j in plan.inside {
                     let entry = found[j]
                     keys.append(entry.key)
-                    journal?.groupUnmapped(ioas: ioas.id, iova: entry.key)
+                    journal?.groupUnmapped(ioas: ioasID, iova: entry.key)
                     if case .file(let key) = entry.value.backing {
                         if file?.key == key {
                             file!.count += 1
@@ -204,8 +211,7 @@ extension Broker {
                         if case .dmabuf = entry.value.backing { forgetDmabufMapping(entry.key, length: entry.value.length, of: ioas) }
                         release(entry.value.backing, length: entry.value.length)
                     }
-                    ioas.pinnedBytes -= entry.value.charged
-                    owner.pinnedBytes -= entry.value.charged
+                    charged += entry.value.charged
                     bytes += entry.value.length
                 }
             }
