@@ -228,6 +228,8 @@ final class ObjectJournal {
         recordState(state)
         mappings(self)
         endGroup()
+        // The compaction's records of 4,096 mappings (~230 KiB) are not kept for the batches'.
+        if group.count > 64 * Self.mapBytes { group = [] }
         do {
             try log.flush()
         } catch {
