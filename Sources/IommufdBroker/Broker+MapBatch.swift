@@ -10,12 +10,13 @@ public struct MapBatchOutcome {
 }
 
 /// A batch of maps (the VMM channel's MAP message): each entry is `ioas.map` with its checks,
-/// kernel call, records and journal record, in order, with the same results and errors as the
+/// kernel call and records, in order, with the same results and errors as the
 /// entries sent one by one. What a batch saves is the owner's gate (and the two look-ups around
 /// it) for every entry but the first of a run of one owner's entries, the dma-buf probe of an
 /// fd already found not to be one, and per group of up to `mapGroup` entries, the holds of the
 /// broker's lock and the journal write (one each for phases 1 and 3 of the whole group, instead
-/// of two holds and one write an entry) and the `fstat` of the memory fd. A dma-buf entry is
+/// of two holds and one write an entry), the journal's records (one `mapBatch` record holding
+/// the group's mappings instead of one `map` record each) and the `fstat` of the memory fd. A dma-buf entry is
 /// mapped alone by `ioas.map` (outside any run). Issue 16 target 2.
 extension Broker {
     /// The batch's entries: the parameters and the memory fd of each.
@@ -70,7 +71,7 @@ extension Broker {
     /// and the dma-buf probe of each new fd, up to the group's end; 1. one hold: the IOAS
     /// look-up, the quota reserved and the memory file held, for each entry in order; 2. the
     /// kernel calls, in order, up to a failure; 3. one hold: each mapping recorded and
-    /// journaled in order (one journal write for the group), what 1 took for entries the kernel
+    /// journaled in order (one `mapBatch` record and one journal write for the group), what 1 took for entries the kernel
     /// did not map given back. Each check reads what the entries before it left as their own
     /// `ioas.map`s would have (the quota counts the group's earlier entries as mapped; the
     /// kernel calls are the same calls in the same order), so the results and the first error,
@@ -120,7 +121,7 @@ extension Broker {
             var refused: (any Error)?
             var runEnds = false
             try locked {
-                journal?.stateUnchanged = true  // mappings only: the journal records them one by one
+                journal?.stateUnchanged = true  // mappings only: the journal records them in phase 3
                 var previous: IOASRecord?  // the entry before's IOAS: the table cannot change during this hold
                 var planned: UInt64 = 0  // bytes the group's entries before reserved
                 var lastStat: MemoryFileTable.Stat?  // the last fd's, for the entries after it
@@ -166,6 +167,9 @@ extension Broker {
                     planned += params.length
                     previous = ioas
                 }
+                // Phase 3 follows, and takes the lock again: a record pending from the group
+                // before is written then.
+                if !plans.isEmpty { journal?.flushLater = true }
             }
             // 2. Under the owner's gate only: the backend calls, which pin the pages, in order,
             // up to a failure.
@@ -195,6 +199,7 @@ extension Broker {
             // took; the first failure stops the batch.
             try locked {
                 journal?.stateUnchanged = true
+                defer { journal?.endGroup() }  // the group's one `mapBatch` record
                 var failure: (any Error)?
                 for (k, plan) in plans.enumerated() {
                     let length = plan.params.length
@@ -229,10 +234,13 @@ extension Broker {
                     }
                     owner.pinnedBytes += length
                     plan.ioas.pinnedBytes += length
-                    journal?.mapped(ioas: plan.ioas.id, iova: iova, mapping, offset: plan.params.offset)
+                    journal?.groupMapped(ioas: plan.ioas.id, iova: iova, mapping, offset: plan.params.offset)
                     results.append(IOASMapResult(ioas: plan.ioas.id, iova: iova, length: length, ownerPinnedBytes: owner.pinnedBytes))
                 }
                 if let failure { throw failure }
+                // The run goes on with the next group's hold of the lock (phase 1), which writes
+                // this group's record: one journal write a batch, not one a group.
+                if refused == nil, !runEnds, !dmabufNext, checkFailure == nil, i + plans.count < batch.count { journal?.flushLater = true }
             }
             i += plans.count
             if let refused { throw refused }

@@ -15,7 +15,7 @@ public struct UnmapBatchOutcome {
 /// - the owner's gate is taken once for all the consecutive entries of one owner;
 /// - the entries go in groups (at most `unmapGroup`): one hold of the broker's lock plans a
 ///   group (phase 1), the kernel calls follow under the gate only (phase 2), one hold records
-///   them (phase 3). A group ends before an entry whose range meets the range of an entry
+///   them (phase 3), journaled as one `unmapBatch` record of the group's mappings. A group ends before an entry whose range meets the range of an entry
 ///   already in it (same IOAS): every plan then reads records that the unmaps before it in the
 ///   group do not change, so it is the plan it would have been after them. A plan changes
 ///   nothing, so one that is refused, or follows a kernel failure, is simply dropped: the batch
@@ -121,6 +121,9 @@ extension Broker {
                     highest = max(highest ?? 0, range.last)
                     previous = ioas
                 }
+                // Phase 3 follows, and takes the lock again: a record pending from the group
+                // before is written then.
+                if !plans.isEmpty { journal?.flushLater = true }
             }
             // 2. Under the owner's gate only: the kernel calls, in order, up to a failure.
             unmapped.removeAll(keepingCapacity: true)
@@ -137,6 +140,9 @@ extension Broker {
             try locked {
                 journal?.stateUnchanged = true
                 try recordGroup(plans, found, unmapped, owner: owner, results: &results)
+                // The run goes on with the next group's plan (another hold of the lock), which
+                // writes this group's record: one journal write a batch, not one a group.
+                if refused == nil, !runEnds, i + plans.count < batch.count { journal?.flushLater = true }
             }
             i += plans.count
             if let refused { throw refused }
@@ -158,6 +164,7 @@ extension Broker {
         keys.reserveCapacity(found.count)
         var keysOf: IOASRecord?
         var file: (key: MemoryFileTable.Key, count: Int)?  // references still to drop
+        let journal = self.journal  // once, not an entry
         func removeKeys() {
             if let keysOf, !keys.isEmpty { keysOf.mappings.remove(keys) }
             keys.removeAll(keepingCapacity: true)
@@ -165,6 +172,7 @@ extension Broker {
         defer {
             removeKeys()
             if let file { files.release(file.key, count: file.count) }
+            journal?.endGroup()  // the group's one `unmapBatch` record
         }
         for (plan, result) in zip(plans, unmapped) {
             guard let range = plan.range else {
@@ -182,10 +190,16 @@ extension Broker {
                     removeKeys()
                     keysOf = ioas
                 }
+                let ioasID = ioas.id
+                var charged: UInt64 = 0  // refunded once a plan (each a class property access)
+                defer {
+                    ioas.pinnedBytes -= charged
+                    owner.pinnedBytes -= charged
+                }
                 for j in plan.inside {
                     let entry = found[j]
                     keys.append(entry.key)
-                    journal?.unmapped(ioas: ioas.id, iova: entry.key)
+                    journal?.groupUnmapped(ioas: ioasID, iova: entry.key)
                     if case .file(let key) = entry.value.backing {
                         if file?.key == key {
                             file!.count += 1
@@ -197,8 +211,7 @@ extension Broker {
                         if case .dmabuf = entry.value.backing { forgetDmabufMapping(entry.key, length: entry.value.length, of: ioas) }
                         release(entry.value.backing, length: entry.value.length)
                     }
-                    ioas.pinnedBytes -= entry.value.charged
-                    owner.pinnedBytes -= entry.value.charged
+                    charged += entry.value.charged
                     bytes += entry.value.length
                 }
             }

@@ -23,6 +23,8 @@ public final class RecordLog: @unchecked Sendable {
     /// Records appended but not yet written (`flush`).
     private var pending: [UInt8] = []
     public var hasPending: Bool { !pending.isEmpty }
+    /// Writes made (`flush` calls that wrote something), for tests and figures.
+    public private(set) var writes = 0
     private let closesFD: Bool
 
     static let headerSize = 8
@@ -32,6 +34,7 @@ public final class RecordLog: @unchecked Sendable {
         fd = try Memfd.create(name: name)
         closesFD = true
         size = 0
+        self.magic = magic
         var header = ByteWriter()
         header.u64(magic)
         pending = header.bytes
@@ -41,11 +44,21 @@ public final class RecordLog: @unchecked Sendable {
     /// Adopts an existing log (from the fd store) and reads it. `records` holds every valid
     /// record; `tornBytes` the bytes after them that were cut off (dropped from the file).
     /// Throws (leaving `fd` to the caller) when `fd` is not a log with this `magic`.
-    public init(adopting fd: Int32, magic: UInt64, records: inout [Record], tornBytes: inout Int) throws(IommuError) {
+    public convenience init(adopting fd: Int32, magic: UInt64, records: inout [Record], tornBytes: inout Int) throws(IommuError) {
+        try self.init(adopting: fd, magics: [magic], records: &records, tornBytes: &tornBytes)
+    }
+
+    /// The header of the log, as written or adopted (`adopting:magics:`: which of them it was).
+    public let magic: UInt64
+
+    /// Adopts an existing log whose header is one of `magics` (the versions of a format its
+    /// reader knows); `magic` then says which.
+    public init(adopting fd: Int32, magics: [UInt64], records: inout [Record], tornBytes: inout Int) throws(IommuError) {
         // Every check comes before the properties are set: a failed init must not close `fd`.
         let bytes = try Memfd.readAll(fd)
         var reader = ByteReader(bytes[...])
-        guard bytes.count >= Self.headerSize, reader.u64() == magic else {
+        let header = bytes.count >= Self.headerSize ? reader.u64() : 0
+        guard bytes.count >= Self.headerSize, magics.contains(header) else {
             throw IommuError(.EINVAL, "read", detail: "fd \(fd) is not a log of this kind (bad magic); it is ignored")
         }
         var valid = Self.headerSize
@@ -67,6 +80,7 @@ public final class RecordLog: @unchecked Sendable {
         records = found
         tornBytes = bytes.count - valid
         self.fd = fd
+        self.magic = header
         closesFD = true
         size = valid
     }
@@ -121,6 +135,7 @@ public final class RecordLog: @unchecked Sendable {
             throw IommuError(failure, "pwrite", detail: "appending to the log memfd")
         }
         size += total
+        writes += 1
         pending.removeAll(keepingCapacity: true)
     }
 

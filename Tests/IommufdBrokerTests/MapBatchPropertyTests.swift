@@ -9,9 +9,10 @@ import IommufdContract
 
 /// `ioasMapBatch` against the same entries sent one `ioas.map` at a time, over random batches:
 /// two identical worlds (a broker with its journal over a fault-injecting simulator), one mapping
-/// the batch, the other entry by entry. Both must give the same results and error, leave the
-/// same records, pinned bytes, memory-file references and simulator state, and write the same
-/// journal, byte for byte, which reads back as the broker's records. The batches mix fixed
+/// the batch, the other entry by entry (`BatchAgainstOneByOne`). Both must give the same results
+/// and error, leave the same records, pinned bytes, memory-file references and simulator state,
+/// and journals that replay to the same mappings through the same changes (the batch's in one
+/// record a group), each reading back as its broker's records. The batches mix fixed
 /// IOVAs in ascending order, IOVAs the kernel chooses, jumps back onto taken IOVAs (EEXIST), two
 /// memory files, two owners, and in some seeds refusals of the parameters (unaligned, beyond the
 /// file, neither readable nor writeable, no such IOAS), a small quota, a kernel failure at a
@@ -73,53 +74,28 @@ struct MapBatchPropertyTests {
         let failAt: Int? = seed % 5 == 4 ? Int.random(in: 1...max(1, count / 2), using: &rng) : nil
         // Mappings already there: some of the slots the batch maps (EEXIST).
         let taken = (0..<8).map { _ in (["X", "Y", "Z"].randomElement(using: &rng)!, Int.random(in: 0..<64, using: &rng)) }
-        var batch: [(params: IOASMapParams, fd: Int32)] = []
-        var worlds: [SweepWorld] = []
-        var outcomes: [(results: [IOASMapResult], failure: String?)] = []
-        for one in [false, true] {
-            let w = try SweepWorld(ram: ram, without: without, quotaPages: quota)
-            try w.owner("vm")
-            try w.owner("vm2")
-            try w.ioas("X")
-            try w.ioas("Y")
-            w.ids["Z"] = try w.broker.ioasCreate(w.caller, IOASCreateParams(owner: "vm2")).ioas
-            for (key, slot) in taken {
-                _ = try? w.broker.ioasMap(w.caller, IOASMapParams(ioas: try w.id(key), offset: 0, length: page, iova: Self.iova(slot) + page), fd: ram)
-            }
-            if batch.isEmpty {
-                var entries = rng
-                batch = Self.batch(&entries, ids: w.ids, fds: (ram, ram2), count: count, refusals: seed % 2 == 1, chosen: without.isEmpty)
-            }
-            if let failAt { w.backend.arm(failAt: failAt) }
-            if one {
-                var results: [IOASMapResult] = []
-                var failure: String?
-                for (params, fd) in batch {
-                    do {
-                        results.append(try w.broker.ioasMap(w.caller, params, fd: fd))
-                    } catch {
-                        failure = "\(error)"
-                        break
-                    }
+        let entries = rng
+        let run = BatchAgainstOneByOne<(params: IOASMapParams, fd: Int32), IOASMapResult>(
+            without: without, quotaPages: quota, failAt: failAt,
+            setUp: { w in
+                try w.owner("vm")
+                try w.owner("vm2")
+                try w.ioas("X")
+                try w.ioas("Y")
+                w.ids["Z"] = try w.broker.ioasCreate(w.caller, IOASCreateParams(owner: "vm2")).ioas
+                for (key, slot) in taken {
+                    _ = try? w.broker.ioasMap(w.caller, IOASMapParams(ioas: try w.id(key), offset: 0, length: page, iova: Self.iova(slot) + page), fd: ram)
                 }
-                outcomes.append((results, failure))
-            } else {
-                let outcome = w.broker.ioasMapBatch(w.caller, batch)
-                outcomes.append((outcome.results, outcome.failure.map { "\($0)" }))
-            }
-            w.backend.disarm()
-            worlds.append(w)
-        }
-        let (batched, single) = (worlds[0], worlds[1])
-        let context = "seed \(seed), \(batch.count) entries, stopped at \(outcomes[1].results.count): \(outcomes[1].failure ?? "no error")"
-        #expect(outcomes[0].results == outcomes[1].results, "\(context)")
-        #expect(outcomes[0].failure == outcomes[1].failure, "\(context)")
-        let (a, b) = (try batched.snapshot(), try single.snapshot())
-        #expect(a == b, "\(context): \(a.differences(from: b))")
-        #expect(try batched.inconsistencies() == [], "\(context)")
-        #expect(try single.inconsistencies() == [], "\(context)")
-        let journals = try [batched, single].map { try $0.mappingRecords() }
-        #expect(journals[0].count == journals[1].count, "\(context): \(journals[0].count) and \(journals[1].count) mapping records")
-        #expect(journals[0] == journals[1], "\(context): the journals' mapping records differ")
+            },
+            makeBatch: { w in
+                var rng = entries
+                return Self.batch(&rng, ids: w.ids, fds: (ram, ram2), count: count, refusals: seed % 2 == 1, chosen: without.isEmpty)
+            },
+            one: { w, entry in try w.broker.ioasMap(w.caller, entry.params, fd: entry.fd) },
+            batch: { w, entries in
+                let outcome = w.broker.ioasMapBatch(w.caller, entries)
+                return (outcome.results, outcome.failure)
+            })
+        try run.check(ram: ram, "seed \(seed)")
     }
 }

@@ -11,8 +11,9 @@ import IommufdContract
 /// mappings and random batches: two identical worlds (a broker with its journal over a
 /// fault-injecting simulator, `SweepWorld`), one unmapping the batch, the other entry by entry.
 /// Both must give the same results and error, leave the same records, pinned bytes, memory-file
-/// references and simulator state, and write the same journal, byte for byte, which reads back
-/// as the broker's records. The batches mix single mappings in ascending order (a VMM's usual),
+/// references and simulator state, and journals that replay to the same mappings through the
+/// same changes (the batch's in one record a group), each reading back as its broker's records
+/// (`BatchAgainstOneByOne`). The batches mix single mappings in ascending order (a VMM's usual),
 /// ranges over several mappings, jumps backwards (a new group), `all`, entries of a second
 /// owner, and in some seeds refusals (cuts, unaligned ranges, missing ranges, unknown IOAS) and
 /// a kernel failure at a random unmap; some seeds map through `mmap` (a kernel without
@@ -111,75 +112,37 @@ struct UnmapBatchPropertyTests {
         let without: Set<Feature> = seed % 4 == 3 ? [.ioasMapFile] : []
         let count = Int.random(in: 1...maxChannelEntries, using: &rng)
         let failAt: Int? = seed % 5 == 4 ? Int.random(in: 1...max(1, count / 2), using: &rng) : nil
-        var batch: [IOASUnmapParams] = []
-        var worlds: [SweepWorld] = []
-        var outcomes: [(results: [IOASUnmapResult], failure: String?)] = []
-        for one in [false, true] {
-            let w = try SweepWorld(ram: ram, without: without)
-            try w.owner("vm")
-            try w.owner("vm2")
-            try w.ioas("X")
-            try w.ioas("Y")
-            w.ids["Z"] = try w.broker.ioasCreate(w.caller, IOASCreateParams(owner: "vm2")).ioas
-            for step in steps {
-                switch step {
-                case .map(let key, let slot, let pages, let second, let offset):
-                    _ = try w.broker.ioasMap(
-                        w.caller, IOASMapParams(ioas: try w.id(key), offset: offset * page, length: pages * page, iova: Self.iova(slot)),
-                        fd: second ? ram2 : ram)
-                case .copy(let from, let to, let pages):
-                    _ = try w.broker.ioasCopy(w.caller, IOASCopyParams(
-                        dstIOAS: try w.id("Y"), srcIOAS: try w.id("X"), srcIOVA: Self.iova(from), length: pages * page, dstIOVA: Self.iova(to)))
-                }
-            }
-            if batch.isEmpty {
-                var entries = rng
-                batch = Self.batch(&entries, ids: w.ids, layout: layout, count: count, refusals: seed % 2 == 1)
-            }
-            if let failAt { w.backend.arm(failAt: failAt) }
-            if one {
-                var results: [IOASUnmapResult] = []
-                var failure: String?
-                for params in batch {
-                    do {
-                        results.append(try w.broker.ioasUnmap(w.caller, params))
-                    } catch {
-                        failure = "\(error)"
-                        break
+        let entries = rng
+        let run = BatchAgainstOneByOne<IOASUnmapParams, IOASUnmapResult>(
+            without: without, failAt: failAt,
+            setUp: { w in
+                try w.owner("vm")
+                try w.owner("vm2")
+                try w.ioas("X")
+                try w.ioas("Y")
+                w.ids["Z"] = try w.broker.ioasCreate(w.caller, IOASCreateParams(owner: "vm2")).ioas
+                for step in steps {
+                    switch step {
+                    case .map(let key, let slot, let pages, let second, let offset):
+                        _ = try w.broker.ioasMap(
+                            w.caller, IOASMapParams(ioas: try w.id(key), offset: offset * page, length: pages * page, iova: Self.iova(slot)),
+                            fd: second ? ram2 : ram)
+                    case .copy(let from, let to, let pages):
+                        _ = try w.broker.ioasCopy(w.caller, IOASCopyParams(
+                            dstIOAS: try w.id("Y"), srcIOAS: try w.id("X"), srcIOVA: Self.iova(from), length: pages * page, dstIOVA: Self.iova(to)))
                     }
                 }
-                outcomes.append((results, failure))
-            } else {
-                let outcome = w.broker.ioasUnmapBatch(w.caller, batch)
-                outcomes.append((outcome.results, outcome.failure.map { "\($0)" }))
-            }
-            w.backend.disarm()
-            worlds.append(w)
-        }
-        let (batched, single) = (worlds[0], worlds[1])
-        let context = "seed \(seed), \(batch.count) entries, stopped at \(outcomes[1].results.count): \(outcomes[1].failure ?? "no error")"
-        #expect(outcomes[0].results == outcomes[1].results, "\(context)")
-        #expect(outcomes[0].failure == outcomes[1].failure, "\(context)")
-        let (a, b) = (try batched.snapshot(), try single.snapshot())
-        #expect(a == b, "\(context): \(a.differences(from: b))")
-        #expect(try batched.inconsistencies() == [], "\(context)")
-        #expect(try single.inconsistencies() == [], "\(context)")
-        let journals = try [batched, single].map { try $0.mappingRecords() }
-        #expect(journals[0].count == journals[1].count, "\(context): \(journals[0].count) and \(journals[1].count) mapping records")
-        #expect(journals[0] == journals[1], "\(context): the journals' mapping records differ")
-    }
-}
-
-extension SweepWorld {
-    /// The journal's mapping records (map, unmap, clear), type and bytes, in order: the state
-    /// records between them are JSON whose key order differs from run to run.
-    func mappingRecords() throws -> [[UInt8]] {
-        let fd = try #require(try broker.locked { broker.journal?.log.fd })
-        var records: [RecordLog.Record] = []
-        var torn = 0
-        let log = try RecordLog(adopting: fcntl(fd, F_DUPFD_CLOEXEC, 0), magic: ObjectJournal.magic, records: &records, tornBytes: &torn)
-        withExtendedLifetime(log) {}
-        return records.filter { $0.type != ObjectJournal.RecordType.state.rawValue }.map { [$0.type] + Array($0.payload) }
+            },
+            makeBatch: { w in
+                var rng = entries
+                return Self.batch(&rng, ids: w.ids, layout: layout, count: count, refusals: seed % 2 == 1)
+            },
+            one: { w, params in try w.broker.ioasUnmap(w.caller, params) },
+            batch: { w, entries in
+                let outcome = w.broker.ioasUnmapBatch(w.caller, entries)
+                return (outcome.results, outcome.failure)
+            })
+        try run.check(ram: ram, "seed \(seed)")
     }
 }
 

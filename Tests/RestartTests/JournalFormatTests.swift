@@ -61,7 +61,8 @@ struct GoldenJournal {
 
     /// Today's daemon in a representative state: two owners; IOAS with file mappings, a copy and
     /// huge pages off; automatic, explicit and nest-parent HWPTs on two IOMMU instances; dirty
-    /// tracking on with dirty pages; a vIOMMU with a vDevice; an mdev-like device on an IOAS.
+    /// tracking on with dirty pages; a vIOMMU with a vDevice; an mdev-like device on an IOAS;
+    /// (format 2) mappings made and removed by batches.
     static func makeRepresentative() throws -> (GoldenJournal, MemoryFDStore) {
         let page: UInt64 = 0x1000
         let store = MemoryFDStore()
@@ -88,6 +89,10 @@ struct GoldenJournal {
         let b1 = try b.ioasCreate(a, IOASCreateParams(owner: "vm-b")).ioas
         _ = try b.ioasMap(a, IOASMapParams(ioas: b1, offset: 16 * page, length: 2 * page, iova: 0x40_0000), fd: ram)
         _ = try b.deviceAttach(a, DeviceAttachParams(owner: "vm-b", device: "mdev0", ioas: b1))
+        // Format 2: a batch of maps and a batch of unmaps (the VMM channel's), one record each.
+        let batch = (0..<4).map { i in (params: IOASMapParams(ioas: b1, offset: (20 + UInt64(i)) * page, length: page, iova: 0x50_0000 + UInt64(i) * page), fd: ram) }
+        #expect(b.ioasMapBatch(a, batch).failure == nil)
+        #expect(b.ioasUnmapBatch(a, [1, 2].map { IOASUnmapParams(ioas: b1, iova: 0x50_0000 + UInt64($0) * page, length: page) }).failure == nil)
 
         let journal = try #require(b.journal)
         let memory = try store.names.filter { $0.hasPrefix("mem.") }.map { name in
@@ -156,9 +161,10 @@ struct JournalFormatTests {
     /// Every journal format version there has been; each has a golden journal.
     static let versions = Array(1...ObjectJournal.format.version)
 
-    @Test("the log headers spell kind and version: IFDJRN01 and IFDSIM01")
+    @Test("the log headers spell kind and version: IFDJRN02 and IFDSIM01; the journal reader knows IFDJRN01 too")
     func headers() {
-        #expect(ObjectJournal.format.magic == 0x3130_4e52_4a44_4649)
+        #expect(ObjectJournal.format.magic == 0x3230_4e52_4a44_4649)
+        #expect(ObjectJournal.readableMagics == [0x3130_4e52_4a44_4649, 0x3230_4e52_4a44_4649])
         #expect(PersistentSimBackend.format.magic == 0x3130_4d49_5344_4649)
         #expect(RecordLogFormat(magic: ObjectJournal.magic) == ObjectJournal.format)
         #expect(RecordLogFormat(magic: RecordLogFormat(kind: "IFDJRN", version: 12).magic)?.version == 12)
@@ -194,6 +200,47 @@ struct JournalFormatTests {
         if ProcessInfo.processInfo.environment["IOMMUFDD_WRITE_GOLDEN_JOURNAL"] == "1" { try fresh.write() }
         let golden = try GoldenJournal.load(version: ObjectJournal.format.version)
         #expect(golden.manifest.expected == fresh.manifest.expected, "the representative state changed: rewrite the golden journal of this version only if the format did not change")
+    }
+
+    @Test("a journal of format 1 is adopted and at once rewritten in today's format as the next generation; a restart from it shows the same")
+    func olderJournalRewritten() throws {
+        let golden = try GoldenJournal.load(version: 1)
+        #expect(try Self.recordTypes(golden.journal).isSubset(of: [1, 2, 3, 4]), "format 1 has no batch records")
+        let store = try golden.store()
+        let (daemon, _) = try Incarnation.restarted(store)
+        #expect(daemon.recovery?.problems == [])
+        let journal = try #require(daemon.broker.journal)
+        let old = try #require(StoredFDName.parseJournal(golden.manifest.journalName))
+        #expect(journal.generation == old + 1)
+        #expect(store.names.contains(StoredFDName.journal(old + 1)))
+        #expect(!store.names.contains(golden.manifest.journalName))
+        #expect(RecordLogFormat.of(journal.log.fd) == ObjectJournal.format)
+        #expect(try GoldenJournal.AdoptedView(daemon.broker) == golden.manifest.expected)
+        // Today's records go on in it, and it reads back the same after another restart.
+        let (again, _) = try Incarnation.restarted(store)
+        #expect(again.recovery?.problems == [])
+        #expect(again.recovery?.journal == StoredFDName.journal(old + 1))
+        #expect(try GoldenJournal.AdoptedView(again.broker) == golden.manifest.expected)
+    }
+
+    @Test("the golden journal of format 2 holds the batch records (one record a group)")
+    func goldenHasBatchRecords() throws {
+        let golden = try GoldenJournal.load(version: 2)
+        let types = try Self.recordTypes(golden.journal)
+        #expect(types.contains(ObjectJournal.RecordType.mapBatch.rawValue))
+        #expect(types.contains(ObjectJournal.RecordType.unmapBatch.rawValue))
+    }
+
+    /// The record types of a journal file.
+    static func recordTypes(_ bytes: [UInt8]) throws -> Set<UInt8> {
+        let fd = try makeMemfd(bytes: bytes.count)
+        _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        var records: [RecordLog.Record] = []
+        var torn = 0
+        let log = try RecordLog(adopting: fd, magics: ObjectJournal.readableMagics, records: &records, tornBytes: &torn)
+        withExtendedLifetime(log) {}
+        #expect(torn == 0)
+        return Set(records.map(\.type))
     }
 
     @Test("a journal of a newer format is refused naming both versions, and every stored fd is kept")

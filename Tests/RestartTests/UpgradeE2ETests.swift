@@ -15,8 +15,8 @@ import Glibc
 
 // Issue 17 item 5, with the real daemon binary under the systemd-like supervisor: a rollback to
 // a daemon older than the journal in the fd store. The newer journal is made by rewriting the
-// format version in the stored journal's header (the only format there has been is 01, so no
-// older binary exists to run; JournalFormatTests adopts the golden journal of every version).
+// format version in the stored journal's header (no binary of a newer format exists to run;
+// JournalFormatTests adopts the golden journal of every older version).
 
 @Suite("Upgrade and rollback through the fd store", .serialized)
 struct UpgradeE2ETests {
@@ -45,7 +45,7 @@ struct UpgradeE2ETests {
 
         let names = sup.storedNames
         let journalName = try #require(names.first { $0.hasPrefix("journal.") })
-        // A newer iommufdd wrote it: the header says format 02 (this daemon knows 01).
+        // A newer iommufdd wrote it: the header says the next format version after this daemon's.
         let newer = ObjectJournal.format.version + 1
         func setVersion(_ v: Int) throws {
             let done = sup.withStoredFD(named: journalName) { fd -> Bool in

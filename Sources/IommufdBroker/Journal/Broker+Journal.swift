@@ -107,7 +107,7 @@ extension Broker {
                 var records: [RecordLog.Record] = []
                 var torn = 0
                 do {
-                    let log = try RecordLog(adopting: candidate.fd, magic: ObjectJournal.magic, records: &records, tornBytes: &torn)
+                    let log = try RecordLog(adopting: candidate.fd, magics: ObjectJournal.readableMagics, records: &records, tornBytes: &torn)
                     adopted = (log, candidate.generation, records)
                     report.journal = candidate.name
                     report.tornBytes = torn
@@ -136,6 +136,14 @@ extension Broker {
                     journal.lastState = journalState()
                 }
                 journal.storedDevices = Set(deviceFDs.keys).intersection(Set(devices.values.compactMap { $0.bound?.fd != nil ? $0.bound?.id : nil }))
+                // A journal of an earlier format (an upgrade): rewritten at once in this one, as
+                // the next generation, so this daemon never appends records of its format to a
+                // log whose header names an older one (which an older daemon would misread).
+                if let found = RecordLogFormat(magic: log.magic), found.version < ObjectJournal.format.version {
+                    // A failure (no memfd) stops the start, the fd store left as it was.
+                    try compact(journal)
+                    logger.notice("recovery: the object journal was in format version \(found.version); rewritten in version \(ObjectJournal.format.version) as \(StoredFDName.journal(journal.generation))")
+                }
             } else {
                 let log = try RecordLog(memfdName: "iommufdd-journal", magic: ObjectJournal.magic)
                 journal = ObjectJournal(store: store, log: log, generation: 1)
@@ -422,21 +430,38 @@ extension Broker {
                 journal.recordState(state)
             }
         }
+        // A batch's group whose batch goes on writes with the batch's next hold.
+        let later = journal.flushLater && journal.destroyAfterCommit.isEmpty
+        journal.flushLater = false
+        if later { return }
         if journal.log.hasPending, let error = journal.flush() {
             logger.error("\(error)")
         }
         destroyDeferred(journal)
         if journal.needsCompaction {
             do {
-                try journal.compact(state: journalState()) { j in
-                    for (id, ioas) in ioasTable {
-                        for entry in ioas.mappings.all {
-                            j.mapped(ioas: id, iova: entry.key, entry.value, offset: j.mmapOffsets[id]?[entry.key] ?? 0)
-                        }
-                    }
-                }
+                try compact(journal)
             } catch {
                 logger.error("journal compaction failed; the journal keeps growing", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Writes the next generation of the journal: the state, then every mapping in `mapBatch`
+    /// records of `ObjectJournal.compactionBatch` (the batch records of the old generation
+    /// folded into them like every other record).
+    func compact(_ journal: ObjectJournal) throws(IommuError) {
+        try journal.compact(state: journalState()) { j in
+            var inRecord = 0
+            for (id, ioas) in ioasTable.sorted(by: { $0.key < $1.key }) {
+                for entry in ioas.mappings.all {
+                    j.groupMapped(ioas: id, iova: entry.key, entry.value, offset: j.mmapOffsets[id]?[entry.key] ?? 0)
+                    inRecord += 1
+                    if inRecord == ObjectJournal.compactionBatch {
+                        j.endGroup()
+                        inRecord = 0
+                    }
+                }
             }
         }
     }

@@ -9,24 +9,43 @@ import IommufdCore
 /// - `state`: the whole `JournalState` as JSON (owners, policies, IOAS, HWPTs, leases,
 ///   attachments, vIOMMUs, vDevices, dirty tracking), whenever a request changed it;
 /// - `map`: one mapping (IOAS, IOVA, length, flags, charged bytes, backing: memory file by
-///   `(st_dev, st_ino)` and offset, or an `IOMMU_IOAS_COPY`), 54 bytes;
-/// - `unmap`: one mapping removed (IOAS, IOVA); `clear`: every mapping of an IOAS removed.
+///   `(st_dev, st_ino)` and offset, or an `IOMMU_IOAS_COPY`), 57 bytes;
+/// - `unmap`: one mapping removed (IOAS, IOVA); `clear`: every mapping of an IOAS removed;
+/// - (format 2) `mapBatch`: the mappings of a group of a batched map (the VMM channel's MAP,
+///   up to `Broker.mapGroup` entries) or of a compaction, each as a `map` record's 57 bytes,
+///   one after the other; `unmapBatch`: the mappings a group of a batched unmap removed, 12
+///   bytes `(IOAS, IOVA)` each. One record, so one checksum: a batch record torn by a crash is
+///   dropped whole, and the group is then all or nothing in the journal (recovery makes the
+///   backend agree, as for a torn single record).
 /// Pinned bytes are not recorded: they are the sum of the mappings' charged bytes.
 ///
-/// Map and unmap cost one short record and one `pwrite` of the request's records, whatever
-/// the number of mappings. When the log has grown to four times its size after the last
-/// compaction (and at least 16 MiB), it is compacted: the current state and every mapping are
-/// written to a new memfd stored as the next generation (`journal.N+1`), then `journal.N` is
-/// removed from the store, so a crash at any point leaves at least one complete journal.
+/// Map and unmap cost one short record (a group of a batch one record) and one `pwrite` of
+/// the request's records, whatever the number of mappings. When the log has grown to four
+/// times its size after the last compaction (and at least 16 MiB), it is compacted: the current
+/// state and every mapping are written to a new memfd stored as the next generation
+/// (`journal.N+1`), then `journal.N` is removed from the store, so a crash at any point leaves
+/// at least one complete journal.
 final class ObjectJournal {
     /// The format this daemon writes. A change to the records or to `JournalState` that an
     /// older daemon would misread takes the next version, keeps reading every earlier one, and
     /// adds a golden journal of the new version under Tests/Fixtures/ (JournalFormatTests).
-    static let format = RecordLogFormat(kind: "IFDJRN", version: 1)
-    static let magic: UInt64 = format.magic  // "IFDJRN01"
+    /// A journal of an earlier version is adopted and at once compacted into a new generation
+    /// of this version (`Broker.recover`), so one log never mixes two versions.
+    /// Version 2: the batch records (`mapBatch`, `unmapBatch`).
+    static let format = RecordLogFormat(kind: "IFDJRN", version: 2)
+    static let magic: UInt64 = format.magic  // "IFDJRN02"
+    /// The headers of every version this daemon reads.
+    static let readableMagics = (1...format.version).map { RecordLogFormat(kind: format.kind, version: $0).magic }
     enum RecordType: UInt8 {
         case state = 1, map, unmap, clear
+        /// Format 2.
+        case mapBatch, unmapBatch
     }
+    /// Bytes of one mapping in a `map` or `mapBatch` record, and of one in an `unmapBatch`.
+    static let mapBytes = 57
+    static let unmapBytes = 12
+    /// Mappings a compaction writes in one `mapBatch` record (about 220 KiB).
+    static let compactionBatch = 4096
     enum Backing: UInt8 {
         case file = 0, mmap, copy
         /// A dma-buf (branch p2p): an older daemon reads it as a copy, charged 0.
@@ -40,6 +59,12 @@ final class ObjectJournal {
     var lastState: JournalState?
     /// Set by requests that only change mappings (map, unmap, copy): the state is not compared.
     var stateUnchanged = false
+    /// Set by a phase of a batch that is certain to take the lock again before it answers (the
+    /// next group's plan or records): this hold's records wait for that hold's write (or for
+    /// any other request's, whichever comes first), so a 256-entry batch costs one `pwrite`,
+    /// not one a group. Cleared by every commit, so a hold that does not set it writes
+    /// everything pending, and a request never answers before its records are written.
+    var flushLater = false
     // MARK: scale10k
     /// How many requests built the state to compare it (`Broker.journalStatesBuilt`).
     var statesBuilt = 0
@@ -69,24 +94,89 @@ final class ObjectJournal {
     // MARK: Records
 
     func mapped(ioas: ObjectID, iova: UInt64, _ mapping: MappingRecord, offset: UInt64) {
-        var w = ByteWriter(reserving: 54)
-        w.u32(ioas); w.u64(iova); w.u64(mapping.length); w.u64(mapping.charged); w.u32(mapping.flags.rawValue)
+        if groupType != nil { endGroup() }
+        withUnsafeTemporaryAllocation(byteCount: Self.mapBytes, alignment: 8) { record in
+            encodeMap(into: record.baseAddress!, ioas: ioas, iova: iova, mapping, offset: offset)
+            log.append(type: RecordType.map.rawValue, UnsafeRawBufferPointer(record))
+        }
+    }
+
+    /// The 57 bytes of a mapping at `at` (unaligned): IOAS, IOVA, length, charged, flags,
+    /// backing, file `(st_dev, st_ino)`, offset.
+    private func encodeMap(into at: UnsafeMutableRawPointer, ioas: ObjectID, iova: UInt64, _ mapping: MappingRecord, offset: UInt64) {
+        let backing: Backing
+        let key: MemoryFileTable.Key
         switch mapping.backing {
-        case .file(let key):
-            w.u8(Backing.file.rawValue); w.u64(key.device); w.u64(key.inode)
-        case .mmap(let key, _):
-            w.u8(Backing.mmap.rawValue); w.u64(key.device); w.u64(key.inode)
+        case .file(let k):
+            (backing, key) = (.file, k)
+        case .mmap(let k, _):
+            (backing, key) = (.mmap, k)
             mmapOffsets[ioas, default: [:]][iova] = offset
         case .copy:
-            w.u8(Backing.copy.rawValue); w.u64(0); w.u64(0)
-        case .dmabuf(let key):
-            w.u8(Backing.dmabuf.rawValue); w.u64(key.device); w.u64(key.inode)
+            (backing, key) = (.copy, MemoryFileTable.Key(device: 0, inode: 0))
+        case .dmabuf(let k):
+            (backing, key) = (.dmabuf, k)
         }
-        w.u64(offset)
-        log.append(type: RecordType.map.rawValue, w.bytes)
+        at.storeBytes(of: ioas.littleEndian, toByteOffset: 0, as: UInt32.self)
+        at.storeBytes(of: iova.littleEndian, toByteOffset: 4, as: UInt64.self)
+        at.storeBytes(of: mapping.length.littleEndian, toByteOffset: 12, as: UInt64.self)
+        at.storeBytes(of: mapping.charged.littleEndian, toByteOffset: 20, as: UInt64.self)
+        at.storeBytes(of: mapping.flags.rawValue.littleEndian, toByteOffset: 28, as: UInt32.self)
+        at.storeBytes(of: backing.rawValue, toByteOffset: 32, as: UInt8.self)
+        at.storeBytes(of: key.device.littleEndian, toByteOffset: 33, as: UInt64.self)
+        at.storeBytes(of: key.inode.littleEndian, toByteOffset: 41, as: UInt64.self)
+        at.storeBytes(of: offset.littleEndian, toByteOffset: 49, as: UInt64.self)
+    }
+
+    // MARK: Group records (format 2)
+
+    /// The payload of the group's batch record being built (`groupMapped`/`groupUnmapped`),
+    /// `groupBytes` of it used: kept from group to group, so an entry allocates nothing.
+    private var group: [UInt8] = []
+    private var groupBytes = 0
+    private var groupType: RecordType?
+
+    /// `count` more bytes of the group's record, of `type` (a group of the other type is
+    /// recorded first, so the records keep the order of the changes).
+    private func groupSpace(_ type: RecordType, _ count: Int) -> Int {
+        if groupType != type {
+            endGroup()
+            groupType = type
+        }
+        let at = groupBytes
+        if at + count > group.count { group.append(contentsOf: repeatElement(0, count: max(group.count, 64 * Self.mapBytes))) }
+        groupBytes += count
+        return at
+    }
+
+    /// A mapping of the current group (a group of a batched map): in its `mapBatch` record.
+    func groupMapped(ioas: ObjectID, iova: UInt64, _ mapping: MappingRecord, offset: UInt64) {
+        let at = groupSpace(.mapBatch, Self.mapBytes)
+        group.withUnsafeMutableBytes { encodeMap(into: $0.baseAddress! + at, ioas: ioas, iova: iova, mapping, offset: offset) }
+    }
+
+    /// A mapping the current group removed (a group of a batched unmap): in its `unmapBatch` record.
+    func groupUnmapped(ioas: ObjectID, iova: UInt64) {
+        let at = groupSpace(.unmapBatch, Self.unmapBytes)
+        group.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: ioas.littleEndian, toByteOffset: at, as: UInt32.self)
+            raw.storeBytes(of: iova.littleEndian, toByteOffset: at + 4, as: UInt64.self)
+        }
+        if !mmapOffsets.isEmpty { mmapOffsets[ioas]?[iova] = nil }
+    }
+
+    /// Appends the group's batch record (none for an empty group); before any other record.
+    func endGroup() {
+        defer {
+            groupBytes = 0
+            groupType = nil
+        }
+        guard let type = groupType, groupBytes > 0 else { return }
+        group.withUnsafeBytes { log.append(type: type.rawValue, UnsafeRawBufferPointer(rebasing: $0[0..<groupBytes])) }
     }
 
     func unmapped(ioas: ObjectID, iova: UInt64) {
+        if groupType != nil { endGroup() }
         // The 12 bytes on the stack (a batch of unmaps writes one record a mapping).
         withUnsafeTemporaryAllocation(byteCount: 12, alignment: 8) { record in
             record.storeBytes(of: ioas.littleEndian, toByteOffset: 0, as: UInt32.self)
@@ -97,6 +187,7 @@ final class ObjectJournal {
     }
 
     func cleared(ioas: ObjectID) {
+        endGroup()
         var w = ByteWriter(reserving: 4)
         w.u32(ioas)
         log.append(type: RecordType.clear.rawValue, w.bytes)
@@ -104,6 +195,7 @@ final class ObjectJournal {
     }
 
     func recordState(_ state: JournalState) {
+        endGroup()
         guard let json = try? JSONEncoder().encode(state) else { return }
         log.append(type: RecordType.state.rawValue, Array(json))
         lastState = state
@@ -111,6 +203,7 @@ final class ObjectJournal {
 
     /// Writes the request's records. A failure is kept for `daemon.info` and logged by the caller.
     func flush() -> String? {
+        endGroup()
         // The crash-point sweep (TEST ONLY, see CrashPoints): before, half-way and after.
         CrashPoints.hit("before journal write")
         CrashPoints.hit("journal write torn half-way", beforeKill: { log.writeHalfOfPendingForCrashTest() })
@@ -137,6 +230,9 @@ final class ObjectJournal {
         generation += 1
         recordState(state)
         mappings(self)
+        endGroup()
+        // The compaction's records of 4,096 mappings (~230 KiB) are not kept for the batches'.
+        if group.count > 64 * Self.mapBytes { group = [] }
         do {
             try log.flush()
         } catch {
@@ -170,6 +266,15 @@ final class ObjectJournal {
         var problems: [String] = []
     }
 
+    /// One mapping's 57 bytes (a `map` record, or one of a `mapBatch`), applied to `c`.
+    private static func readMap(_ r: inout ByteReader, into c: inout Contents) {
+        let ioas = r.u32(), iova = r.u64(), length = r.u64(), charged = r.u64(), flags = MapFlags(rawValue: r.u32())
+        let backing = Backing(rawValue: r.u8()) ?? .copy
+        let key = MemoryFileTable.Key(device: r.u64(), inode: r.u64())
+        let offset = r.u64()
+        c.mappings[ioas, default: [:]][iova] = Mapping(length: length, charged: charged, flags: flags, backing: backing, file: key, offset: offset)
+    }
+
     static func read(_ records: [RecordLog.Record]) -> Contents {
         var c = Contents()
         var states: [(index: Int, payload: ArraySlice<UInt8>)] = []
@@ -180,14 +285,25 @@ final class ObjectJournal {
             case .state:
                 states.append((c.records, record.payload))
             case .map:
-                let ioas = r.u32(), iova = r.u64(), length = r.u64(), charged = r.u64(), flags = MapFlags(rawValue: r.u32())
-                let backing = Backing(rawValue: r.u8()) ?? .copy
-                let key = MemoryFileTable.Key(device: r.u64(), inode: r.u64())
-                let offset = r.u64()
-                c.mappings[ioas, default: [:]][iova] = Mapping(length: length, charged: charged, flags: flags, backing: backing, file: key, offset: offset)
+                readMap(&r, into: &c)
             case .unmap:
                 let ioas = r.u32(), iova = r.u64()
                 c.mappings[ioas]?[iova] = nil
+            case .mapBatch:
+                guard record.payload.count % mapBytes == 0 else {
+                    c.problems.append("journal record \(c.records) (a batch of mappings) is \(record.payload.count) bytes, not a multiple of \(mapBytes); skipped")
+                    continue
+                }
+                while r.remaining > 0 { readMap(&r, into: &c) }
+            case .unmapBatch:
+                guard record.payload.count % unmapBytes == 0 else {
+                    c.problems.append("journal record \(c.records) (a batch of unmaps) is \(record.payload.count) bytes, not a multiple of \(unmapBytes); skipped")
+                    continue
+                }
+                while r.remaining > 0 {
+                    let ioas = r.u32(), iova = r.u64()
+                    c.mappings[ioas]?[iova] = nil
+                }
             case .clear:
                 c.mappings[r.u32()] = nil
             case nil:
