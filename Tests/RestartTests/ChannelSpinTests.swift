@@ -26,7 +26,7 @@ struct ChannelSpinTests {
     func setUp() throws -> (Incarnation, ChannelServer) {
         let inc = try Incarnation.fresh(MemoryFDStore())
         _ = try inc.broker.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        return (inc, ChannelNestedTests.server(inc.broker))
+        return (inc, ChannelFixture.server(inc.broker))
     }
 
     @Test("the spin is on by default, with the control socket's window")
@@ -45,7 +45,7 @@ struct ChannelSpinTests {
         server.busyPollMicroseconds = window
         let (_, fd) = try server.delegate(a, owner: "vm")
         let ch = ChannelClient(adopting: fd)
-        defer { ChannelNestedTests.hangUp(ch, server) }
+        defer { ChannelFixture.hangUp(ch, server) }
         for _ in 0..<100 {
             #expect(try ch.hello().owner == "vm")
             // The next request comes 1 ms or more after this answer: beyond the window (measured
@@ -64,7 +64,7 @@ struct ChannelSpinTests {
         server.busyPollMicroseconds = 0
         let (_, fd) = try server.delegate(a, owner: "vm")
         let ch = ChannelClient(adopting: fd)
-        defer { ChannelNestedTests.hangUp(ch, server) }
+        defer { ChannelFixture.hangUp(ch, server) }
         for _ in 0..<20 { #expect(try ch.hello().owner == "vm") }
         #expect(server.spinCounters.spins == 0)
         // On: the channel's VMM is not yet known to be quick (its waits never spun, and a wait
