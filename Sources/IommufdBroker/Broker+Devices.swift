@@ -10,7 +10,7 @@ extension Broker {
     /// `device.list`: every device the backend knows, with allow-list and lease state; the
     /// lease owner is named only when the caller may see it.
     public func deviceList(_ caller: Caller, _ params: DeviceListParams) throws -> DeviceListResult {
-        try locked {
+        try reading {
             if let name = params.owner { _ = try readableOwner(caller, name) }
             let list = devices.values
                 .filter { params.owner == nil || $0.owner == params.owner }
@@ -22,7 +22,7 @@ extension Broker {
 
     /// `device.info`.
     public func deviceInfo(_ caller: Caller, _ params: DeviceInfoParams) throws -> DeviceInfo {
-        try locked { deviceInfo(caller, try device(params.device)) }
+        try reading { deviceInfo(caller, try device(params.device)) }
     }
 
     func deviceInfo(_ caller: Caller, _ dev: DeviceRecord) -> DeviceInfo {

@@ -20,7 +20,7 @@ extension Broker {
 
     /// `dirty.status`.
     public func dirtyStatus(_ caller: Caller, _ params: DirtyParams) throws -> DirtyStatusResult {
-        try locked { dirtyStatus(try ioas(caller, params.ioas)) }
+        try reading { dirtyStatus(try ioas(caller, params.ioas)) }
     }
 
     /// `dirty.start`: starts tracking on every HWPT of the IOAS, or on none: if one fails, the

@@ -15,7 +15,7 @@ extension Broker {
 
     /// `hwpt.list`: the HWPTs the caller may see, optionally of one owner or IOAS.
     public func hwptList(_ caller: Caller, _ params: HWPTListParams) throws -> HWPTListResult {
-        try locked {
+        try reading {
             if let name = params.owner { _ = try readableOwner(caller, name) }
             if let id = params.ioas { _ = try ioas(caller, id) }
             let list = hwptTable.values

@@ -46,7 +46,7 @@ extension Broker {
 
     /// `ioas.list`: summaries of the IOAS the caller may see.
     public func ioasList(_ caller: Caller, _ params: IOASListParams) throws -> IOASListResult {
-        try locked {
+        try reading {
             if let name = params.owner { _ = try readableOwner(caller, name) }
             let list = ioasTable.values
                 .filter { (params.owner == nil || $0.owner == params.owner) && canSee(caller, owner: $0.owner) }
@@ -58,7 +58,7 @@ extension Broker {
 
     /// `ioas.info`: mappings (the first `max_mappings`, in IOVA order), HWPTs, devices, pinned bytes.
     public func ioasInfo(_ caller: Caller, _ params: IOASInfoParams) throws -> IOASInfo {
-        try locked {
+        try reading {
             let ioas = try ioas(caller, params.ioas)
             checkRevocations(ioas)  // MARK: p2p
             return ioasInfo(ioas, maxMappings: max(0, params.maxMappings ?? 1000))
@@ -393,7 +393,7 @@ extension Broker {
 
     /// `ioas.ranges`: the usable IOVA ranges and the alignment (`IOMMU_IOAS_IOVA_RANGES`).
     public func ioasRanges(_ caller: Caller, _ params: IOASRangesParams) throws -> IOASRangesResult {
-        try locked {
+        try reading {
             let ioas = try ioas(caller, params.ioas)
             var capacity: UInt32 = 16
             while true {

@@ -34,14 +34,14 @@ extension Broker {
 
     /// `owner.list`: the owners the caller may see.
     public func ownerList(_ caller: Caller, _ params: NoParams = NoParams()) throws -> OwnerListResult {
-        try locked {
+        try reading {
             OwnerListResult(owners: owners.values.filter { canSee(caller, owner: $0.name) }.sorted { $0.name < $1.name }.map(info))
         }
     }
 
     /// `owner.info`.
     public func ownerInfo(_ caller: Caller, _ params: OwnerInfoParams) throws -> OwnerInfo {
-        try locked { info(try readableOwner(caller, params.name)) }
+        try reading { info(try readableOwner(caller, params.name)) }
     }
 
     func info(_ owner: OwnerRecord) -> OwnerInfo {

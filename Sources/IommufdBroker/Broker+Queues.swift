@@ -227,7 +227,7 @@ extension Broker {
 
     /// `queue.list`.
     public func queueList(_ caller: Caller, _ params: QueueListParams) throws -> QueueListResult {
-        try locked {
+        try reading {
             if let name = params.owner { _ = try readableOwner(caller, name) }
             if let id = params.viommu { _ = try viommu(caller, id) }
             let list = queueTable.values

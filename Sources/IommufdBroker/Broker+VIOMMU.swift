@@ -128,7 +128,7 @@ extension Broker {
     /// devices or vIOMMUs is destroyed too.
     /// `viommu.list`: the vIOMMUs the caller may see, optionally of one owner or IOAS.
     public func viommuList(_ caller: Caller, _ params: VIOMMUListParams) throws -> VIOMMUListResult {
-        try locked {
+        try reading {
             if let name = params.owner { _ = try readableOwner(caller, name) }
             if let id = params.ioas { _ = try ioas(caller, id) }
             let list = viommuTable.values

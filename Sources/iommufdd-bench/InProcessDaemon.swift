@@ -19,7 +19,8 @@ final class InProcessDaemon: @unchecked Sendable {
     let server: RPCServer
     let path: String
 
-    init(path: String, topology: SimTopology = .default, maxDirtyRuns: Int = 1 << 16) throws {
+    /// `lingerMicroseconds`: the RPC worker's linger window (0: off), over IOMMUFDD_BENCH_LINGER.
+    init(path: String, topology: SimTopology = .default, maxDirtyRuns: Int = 1 << 16, lingerMicroseconds: Int? = nil) throws {
         self.path = path
         sim = try SimBackend(topology: topology)
         let access = AccessControl(
@@ -38,6 +39,7 @@ final class InProcessDaemon: @unchecked Sendable {
         if let linger = ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_LINGER"].flatMap(Int.init) { limits.lingerMicroseconds = linger }
         // IOMMUFDD_BENCH_LINGER_SPIN=N sets the spinning part of it (µs; 0: sleep only).
         if let spin = ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_LINGER_SPIN"].flatMap(Int.init) { limits.lingerSpinMicroseconds = spin }
+        if let lingerMicroseconds { limits.lingerMicroseconds = lingerMicroseconds }
         var logger = Logger(label: "bench.rpc")
         logger.logLevel = .error
         server = try RPCServer(listen: .path(path, mode: 0o600), limits: limits, logger: logger, handler: router)
@@ -48,7 +50,8 @@ final class InProcessDaemon: @unchecked Sendable {
     func stop() { server.shutdown() }
 
     /// Makes the broker journal every request as the daemon's does (into a memfd; the fd store
-    /// keeps nothing). Before the first request.
+    /// keeps nothing). Before the first request, or later: the first record is then the whole
+    /// state so far (figure 8 makes its 10,000 owners first).
     func journalInMemfd() throws {
         _ = try broker.recover(storedFDs: [], store: DiscardingFDStore())
     }
@@ -80,6 +83,7 @@ final class InProcessDaemon: @unchecked Sendable {
         route(router, broker, "owner.create", OwnerCreateParams.self) { try $0.ownerCreate($1, $2) }
         route(router, broker, "ioas.create", IOASCreateParams.self) { try $0.ioasCreate($1, $2) }
         route(router, broker, "ioas.info", IOASInfoParams.self) { try $0.ioasInfo($1, $2) }
+        route(router, broker, "ioas.destroy", IOASDestroyParams.self) { try $0.ioasDestroy($1, $2) }
         route(router, broker, "ioas.unmap", IOASUnmapParams.self) { try $0.ioasUnmap($1, $2) }
         route(router, broker, "hwpt.alloc", HWPTAllocParams.self) { try $0.hwptAlloc($1, $2) }
         route(router, broker, "device.attach", DeviceAttachParams.self) { try $0.deviceAttach($1, $2) }

@@ -423,6 +423,7 @@ extension Broker {
         if journal.stateUnchanged {
             journal.stateUnchanged = false
         } else {
+            journal.statesBuilt &+= 1  // scale10k
             let state = journalState()
             if state != journal.lastState {
                 syncDeviceFDs(state, journal)

@@ -65,6 +65,9 @@ final class ObjectJournal {
     /// not one a group. Cleared by every commit, so a hold that does not set it writes
     /// everything pending, and a request never answers before its records are written.
     var flushLater = false
+    // MARK: scale10k
+    /// How many requests built the state to compare it (`Broker.journalStatesBuilt`).
+    var statesBuilt = 0
     /// Objects dropped from the records by this request, to destroy in the backend once the
     /// journal has recorded that (`Broker.destroyAfterJournalCommit`).
     var destroyAfterCommit: [HWPTRecord] = []
