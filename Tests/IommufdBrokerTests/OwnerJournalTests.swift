@@ -61,7 +61,7 @@ import IommufdContract
         let device = rng.below(3) == 0 ? devices[rng.below(devices.count)] : rng.pick(attached) ?? devices[rng.below(devices.count)]
         let anyIOAS = rng.pick(ioas) ?? 999
         let exists = b.readLocked { b.owners[owner] != nil }
-        var op = rng.below(17)
+        var op = rng.below(20)
         // Mostly requests that can succeed: an owner before its objects, an IOAS before its
         // devices, a device before its vIOMMU; a release now and then.
         if !exists && rng.below(4) != 0 { op = 0 }
@@ -125,6 +125,36 @@ import IommufdContract
                     name = "fault.destroy \(id)"
                     _ = try b.faultDestroy(caller, QueueParams(queue: id))
                 }
+            case 17:
+                // A reload that changes manager A's quota: every owner of A has a new quota.
+                var config = b.readLocked { b.config }
+                config.access.rules[0].quotaBytes = UInt64(1 + rng.below(64)) * page
+                name = "reload quota \(config.access.rules[0].quotaBytes ?? 0)"
+                try b.reload(config: config)
+            case 18:
+                // A delegated channel opened, or one closed (its VMM hung up: no look-up).
+                let open = b.readLocked { b.channels.filter { any || $0.value == owner }.keys.sorted() }
+                if rng.below(2) == 0 || open.isEmpty {
+                    name = "channel open \(owner)"
+                    let end = try memfd(pages: 1)
+                    defer { close(end) }
+                    _ = try b.channelOpen(caller, owner: owner, daemonEnd: end)
+                } else {
+                    let id = open[rng.below(open.count)]
+                    name = "channel closed \(id)"
+                    b.channelClosed(id)
+                }
+            case 19:
+                // Mappings (the journal's map/unmap records; the state is not compared for them).
+                let fd = try memfd(pages: 1)
+                defer { close(fd) }
+                if rng.below(2) == 0 {
+                    name = "ioas.map \(anyIOAS)"
+                    _ = try b.ioasMap(caller, IOASMapParams(ioas: anyIOAS, length: page), fd: fd)
+                } else {
+                    name = "ioas.unmap \(anyIOAS) all"
+                    _ = try b.ioasUnmap(caller, IOASUnmapParams(ioas: anyIOAS, all: true))
+                }
             default:
                 switch rng.below(3) {
                 case 0:
@@ -160,6 +190,9 @@ import IommufdContract
             let (contents, torn) = try Self.replayed(f.broker)
             #expect(torn == 0)
             #expect(contents.problems == [])
+            // The mappings too: map and unmap records among the slices.
+            let mappings = f.broker.readLocked { f.broker.ioasTable.filter { !$0.value.mappings.all.isEmpty }.mapValues { Set($0.mappings.all.map(\.key)) } }
+            #expect(contents.mappings.filter { !$0.value.isEmpty }.mapValues { Set($0.keys) } == mappings, "seed \(seed): after \(done.suffix(2))")
             if contents.state != whole {
                 Issue.record("seed \(seed): after \(done.count) requests (\(done.suffix(3).joined(separator: "; "))) the journal replays to a state that differs from the broker's:\njournal: \(contents.state)\nbroker:  \(whole)")
                 return

@@ -149,10 +149,24 @@ extension Broker {
     /// The owner `name`'s slice of `journalState()`, built from its own records (its object
     /// sets) without walking the other owners' objects. The tables that have no per-owner
     /// index (queues, HW queues, channels, nest parents) are scanned, each small.
+    ///
+    /// An owner gone (released) is usually a tombstone; but what the broker still keeps under
+    /// its name (a channel the daemon has not closed yet, records an incomplete release left)
+    /// is found by walking the tables, as `journalState()` would: once per release.
     func journalSlice(_ name: String) -> OwnerSlice {
         var s = OwnerSlice(name: name)
-        guard let o = owners[name] else { return s }
-        s.owner = .init(name: o.name, identity: o.identity, creatorUID: o.creatorUID, quotaBytes: o.quotaBytes, policy: o.policy, devices: o.devices.sorted())
+        let o: OwnerRecord
+        if let found = owners[name] {
+            o = found
+            s.owner = .init(name: o.name, identity: o.identity, creatorUID: o.creatorUID, quotaBytes: o.quotaBytes, policy: o.policy, devices: o.devices.sorted())
+        } else {
+            // A stand-in holding the name's objects found in the tables (no entry of its own).
+            o = OwnerRecord(name: name, identity: "", creatorUID: 0, quotaBytes: nil, policy: OwnerPolicy())
+            o.ioas = Set(ioasTable.values.filter { $0.owner == name }.map(\.id))
+            o.hwpts = Set(hwptTable.values.filter { $0.owner == name }.map(\.id))
+            o.viommus = Set(viommuTable.values.filter { $0.owner == name }.map(\.id))
+            o.vdevices = Set(vdeviceTable.values.filter { $0.owner == name }.map(\.id))
+        }
         s.ioas = o.ioas.sorted().compactMap { ioasTable[$0] }.map {
             .init(id: $0.id, owner: $0.owner, hugePages: $0.hugePages, directDevices: $0.directDevices.sorted(), dirtyEnabled: $0.dirtyEnabled)
         }
