@@ -61,7 +61,7 @@ import IommufdContract
         let device = rng.below(3) == 0 ? devices[rng.below(devices.count)] : rng.pick(attached) ?? devices[rng.below(devices.count)]
         let anyIOAS = rng.pick(ioas) ?? 999
         let exists = b.readLocked { b.owners[owner] != nil }
-        var op = rng.below(20)
+        var op = rng.below(22)
         // Mostly requests that can succeed: an owner before its objects, an IOAS before its
         // devices, a device before its vIOMMU; a release now and then.
         if !exists && rng.below(4) != 0 { op = 0 }
@@ -154,6 +154,27 @@ import IommufdContract
                 } else {
                     name = "ioas.unmap \(anyIOAS) all"
                     _ = try b.ioasUnmap(caller, IOASUnmapParams(ioas: anyIOAS, all: true))
+                }
+            case 20:
+                // A nested HWPT on a nest parent of the owner (or a new nest parent).
+                let parents = b.readLocked { hwpts.filter { b.hwptTable[$0]?.flags.contains(.nestParent) == true } }
+                if let parent = rng.pick(parents), rng.below(3) != 0 {
+                    name = "hwpt.alloc nested \(device) on \(parent)"
+                    _ = try b.hwptAlloc(caller, HWPTAllocParams(device: device, parent: parent, data: NestedDataParams(type: "selftest", iotlb: UInt32(rng.below(8)))))
+                } else {
+                    name = "hwpt.alloc nest parent \(anyIOAS) \(device)"
+                    _ = try b.hwptAlloc(caller, HWPTAllocParams(ioas: anyIOAS, device: device, nestParent: true))
+                }
+            case 21:
+                // A vEVENTQ of a vIOMMU, or one destroyed.
+                if rng.below(2) == 0, let v = rng.pick(viommus) {
+                    name = "veventq.create \(v)"
+                    let created = try b.veventqCreate(caller, VEventQCreateParams(viommu: v))
+                    for fd in created.fds { close(fd) }
+                } else {
+                    let id = rng.pick(queues) ?? 999
+                    name = "veventq.destroy \(id)"
+                    _ = try b.veventqDestroy(caller, QueueParams(queue: id))
                 }
             default:
                 switch rng.below(3) {
