@@ -39,7 +39,8 @@ extension Broker {
     /// from the fd store. Unknown IDs are ignored.
     public func channelClosed(_ id: UInt64) {
         _ = try? locked {
-            guard channels.removeValue(forKey: id) != nil else { return }
+            guard let owner = channels.removeValue(forKey: id) else { return }
+            markOwnerChanged(owner)  // ownerjournal
             journal?.store.remove(name: StoredFDName.channel(id))
         }
     }

@@ -33,6 +33,7 @@ extension Broker {
     func ownerOfIOAS(_ caller: Caller, _ id: ObjectID, write what: String? = nil) throws -> OwnerRecord {
         let ioas = try ioas(caller, id, write: what)
         guard let owner = owners[ioas.owner] else { throw BrokerError.notFound("owner of IOAS \(ioas.id) is gone") }
+        markOwnerChanged(owner.name)  // ownerjournal
         return owner
     }
 
@@ -46,6 +47,7 @@ extension Broker {
     /// The owner named `name` (under `lock`), for `serialized`'s look-up of an object's owner.
     func ownerRecord(_ name: String) throws -> OwnerRecord {
         guard let owner = owners[name] else { throw BrokerError.notFound("owner '\(Self.echo(name))' is gone") }
+        markOwnerChanged(name)  // ownerjournal
         return owner
     }
 }

@@ -26,6 +26,7 @@ extension Broker {
             if let v = params.hugePages { policy.hugePages = v }
             let owner = OwnerRecord(name: params.name, identity: caller.identity, creatorUID: caller.uid, quotaBytes: caller.quotaBytes, policy: policy)
             owners[params.name] = owner
+            markOwnerChanged(params.name)  // ownerjournal
             emit(.ownerCreated(owner: params.name))
             logger.info("owner created", metadata: ["owner": "\(params.name)", "identity": "\(caller.identity)"])
             return info(owner)

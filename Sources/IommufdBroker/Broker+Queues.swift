@@ -78,6 +78,7 @@ extension Broker {
         guard let record = queueTable[id], kind == nil || record.kind == kind, canSee(caller, owner: record.owner) else {
             throw BrokerError.notFound(absent)
         }
+        markOwnerChanged(record.owner)  // ownerjournal
         if let what { try requireWriter(caller, what) }
         return record
     }
@@ -210,6 +211,7 @@ extension Broker {
         if let fd = record.relayFD { _ = close(fd) }
         record.relayFD = nil
         queueTable[record.id] = nil
+        markOwnerChanged(record.owner)  // ownerjournal
         emit(.objectDestroyed(owner: record.owner, kind: record.kind == .fault ? .fault : .veventq, id: record.id))
     }
 
@@ -319,6 +321,7 @@ extension Broker {
                 emit(.queueRecord(owner: record.owner, queue: record.id, notice: .vevent(event)))
             }
         case .fault:
+            markOwnerChanged(record.owner)  // ownerjournal: its `awaiting` cookies
             for fault in PageFault.parse(bytes) {
                 if fault.flags & PageFault.lastPage != 0 { record.awaiting.insert(fault.cookie) }
                 send(record, fault.bytes)
@@ -368,6 +371,7 @@ extension Broker {
             logger.warning("dropped a message from a queue holder: a vEVENTQ takes none, a fault queue takes 8-byte struct iommu_hwpt_page_response records", metadata: ["queue": "\(record.id)", "bytes": "\(bytes.count)"])
             return
         }
+        markOwnerChanged(record.owner)  // ownerjournal: its `awaiting` cookies
         for response in PageResponse.parse(bytes) {
             guard record.awaiting.contains(response.cookie) else {
                 logger.warning("dropped a fault response for a cookie this queue has not handed out (or already answered)", metadata: ["queue": "\(record.id)", "cookie": "\(response.cookie)"])

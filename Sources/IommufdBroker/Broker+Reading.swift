@@ -13,6 +13,9 @@ extension Broker {
     func reading<T>(_ body: () throws -> T) throws -> T {
         try locked {
             journal?.stateUnchanged = true
+            // ownerjournal: a read's look-ups mark owners it did not change; not kept.
+            let marked = journal?.changedOwners
+            defer { if let marked { journal?.changedOwners = marked } }
             return try body()
         }
     }

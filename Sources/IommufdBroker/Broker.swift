@@ -223,6 +223,7 @@ public final class Broker: @unchecked Sendable {
                 if let rule = newConfig.access.rule(forIdentity: owner.identity) { owner.quotaBytes = rule.quotaBytes }
             }
             try refreshDevices()
+            markEveryOwnerChanged()  // ownerjournal: every owner's quota may have changed
             emit(.configReloaded)
         }
     }
@@ -295,6 +296,7 @@ public final class Broker: @unchecked Sendable {
         guard let owner = owners[name], canSee(caller, owner: owner.name) else {
             throw BrokerError.notFound("no owner '\(Self.echo(name))'; create it with owner.create, or see owner.list")
         }
+        markOwnerChanged(owner.name)  // ownerjournal: the commit records this owner's slice
         return owner
     }
 
@@ -336,6 +338,7 @@ public final class Broker: @unchecked Sendable {
         guard let record, canSee(caller, owner: record[keyPath: owner]) else {
             throw BrokerError.notFound(absent())
         }
+        markOwnerChanged(record[keyPath: owner])  // ownerjournal
         if let what { try requireWriter(caller, what) }
         return record
     }
@@ -357,6 +360,7 @@ public final class Broker: @unchecked Sendable {
         if !canSee(caller, owner: owner.name) {
             throw BrokerError.notFound("device '\(record.name)' is not leased to an owner of identity '\(caller.identity)'; attach it to one of them with device.attach first (device.list names the owner of every device leased to yours)")
         }
+        markOwnerChanged(owner.name)  // ownerjournal
         return (record, owner)
     }
 }

@@ -161,10 +161,10 @@ struct JournalFormatTests {
     /// Every journal format version there has been; each has a golden journal.
     static let versions = Array(1...ObjectJournal.format.version)
 
-    @Test("the log headers spell kind and version: IFDJRN02 and IFDSIM01; the journal reader knows IFDJRN01 too")
+    @Test("the log headers spell kind and version: IFDJRN03 and IFDSIM01; the journal reader knows IFDJRN01 and IFDJRN02 too")
     func headers() {
-        #expect(ObjectJournal.format.magic == 0x3230_4e52_4a44_4649)
-        #expect(ObjectJournal.readableMagics == [0x3130_4e52_4a44_4649, 0x3230_4e52_4a44_4649])
+        #expect(ObjectJournal.format.magic == 0x3330_4e52_4a44_4649)
+        #expect(ObjectJournal.readableMagics == [0x3130_4e52_4a44_4649, 0x3230_4e52_4a44_4649, 0x3330_4e52_4a44_4649])
         #expect(PersistentSimBackend.format.magic == 0x3130_4d49_5344_4649)
         #expect(RecordLogFormat(magic: ObjectJournal.magic) == ObjectJournal.format)
         #expect(RecordLogFormat(magic: RecordLogFormat(kind: "IFDJRN", version: 12).magic)?.version == 12)
@@ -202,10 +202,10 @@ struct JournalFormatTests {
         #expect(golden.manifest.expected == fresh.manifest.expected, "the representative state changed: rewrite the golden journal of this version only if the format did not change")
     }
 
-    @Test("a journal of format 1 is adopted and at once rewritten in today's format as the next generation; a restart from it shows the same")
-    func olderJournalRewritten() throws {
-        let golden = try GoldenJournal.load(version: 1)
-        #expect(try Self.recordTypes(golden.journal).isSubset(of: [1, 2, 3, 4]), "format 1 has no batch records")
+    @Test("a journal of format 1 or 2 is adopted and at once rewritten in today's format as the next generation; a restart from it shows the same", arguments: [1, 2])
+    func olderJournalRewritten(_ version: Int) throws {
+        let golden = try GoldenJournal.load(version: version)
+        #expect(try Self.recordTypes(golden.journal).isSubset(of: version == 1 ? [1, 2, 3, 4] : [1, 2, 3, 4, 5, 6]), "format \(version) has no batch records (1) and no slice records (1, 2)")
         let store = try golden.store()
         let (daemon, _) = try Incarnation.restarted(store)
         #expect(daemon.recovery?.problems == [])
@@ -216,6 +216,10 @@ struct JournalFormatTests {
         #expect(!store.names.contains(golden.manifest.journalName))
         #expect(RecordLogFormat.of(journal.log.fd) == ObjectJournal.format)
         #expect(try GoldenJournal.AdoptedView(daemon.broker) == golden.manifest.expected)
+        // The next generation has the state in slices only (format 3), no whole state.
+        let rewritten = try Self.recordTypes(Self.contents(of: journal.log.fd))
+        #expect(!rewritten.contains(ObjectJournal.RecordType.state.rawValue))
+        #expect(rewritten.contains(ObjectJournal.RecordType.ownerState.rawValue))
         // Today's records go on in it, and it reads back the same after another restart.
         let (again, _) = try Incarnation.restarted(store)
         #expect(again.recovery?.problems == [])
@@ -229,6 +233,25 @@ struct JournalFormatTests {
         let types = try Self.recordTypes(golden.journal)
         #expect(types.contains(ObjectJournal.RecordType.mapBatch.rawValue))
         #expect(types.contains(ObjectJournal.RecordType.unmapBatch.rawValue))
+    }
+
+    @Test("the golden journal of format 3 holds the state in slices (one record an owner, one global), no whole state")
+    func goldenHasSlices() throws {
+        let golden = try GoldenJournal.load(version: 3)
+        let types = try Self.recordTypes(golden.journal)
+        #expect(types.contains(ObjectJournal.RecordType.ownerState.rawValue))
+        #expect(types.contains(ObjectJournal.RecordType.globalState.rawValue))
+        #expect(!types.contains(ObjectJournal.RecordType.state.rawValue))
+    }
+
+    /// The bytes of a memfd.
+    static func contents(of fd: Int32) throws -> [UInt8] {
+        var st = stat()
+        #expect(fstat(fd, &st) == 0)
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        #expect(n == bytes.count)
+        return bytes
     }
 
     /// The record types of a journal file.

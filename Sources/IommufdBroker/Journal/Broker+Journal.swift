@@ -121,6 +121,7 @@ extension Broker {
             if let (log, generation, records) = adopted {
                 journal = ObjectJournal(store: store, log: log, generation: generation)
                 let contents = ObjectJournal.read(records)
+                journal.assumeRecorded(owners: contents.slices, global: contents.global)  // ownerjournal: what a replay gives
                 report.records = contents.records
                 report.problems += contents.problems
                 rebuild(from: contents, memory: &memory, deviceFDs: &deviceFDs, journal: journal, report: &report)
@@ -128,18 +129,22 @@ extension Broker {
                 adoptQueues(contents.state.queues ?? [], stored: &queueFDs, problems: &report.problems)
                 adoptPASIDs(contents.state.pasids ?? [], report: &report)  // pasid
                 adoptHWQueues(contents.state.hwQueues ?? [], report: &report)  // hwqueue3
+                let upgrading = RecordLogFormat(magic: log.magic).map { $0.version < ObjectJournal.format.version } ?? false
                 if reconcileWithBackend(journal: journal, report: &report) || journal.log.hasPending {
-                    // The corrected state is journaled before the first request.
-                    journal.recordState(journalState())
-                    if let error = journal.flush() { report.problems.append(error) }
+                    // The corrected state is journaled before the first request (a journal of
+                    // an earlier format gets it in its next generation, below).
+                    if !upgrading {
+                        journal.recordState(journalState())
+                        if let error = journal.flush() { report.problems.append(error) }
+                    }
                 } else {
-                    journal.lastState = journalState()
+                    journal.assumeRecorded(journalState())
                 }
                 journal.storedDevices = Set(deviceFDs.keys).intersection(Set(devices.values.compactMap { $0.bound?.fd != nil ? $0.bound?.id : nil }))
                 // A journal of an earlier format (an upgrade): rewritten at once in this one, as
                 // the next generation, so this daemon never appends records of its format to a
                 // log whose header names an older one (which an older daemon would misread).
-                if let found = RecordLogFormat(magic: log.magic), found.version < ObjectJournal.format.version {
+                if upgrading, let found = RecordLogFormat(magic: log.magic) {
                     // A failure (no memfd) stops the start, the fd store left as it was.
                     try compact(journal)
                     logger.notice("recovery: the object journal was in format version \(found.version); rewritten in version \(ObjectJournal.format.version) as \(StoredFDName.journal(journal.generation))")
@@ -423,12 +428,16 @@ extension Broker {
         if journal.stateUnchanged {
             journal.stateUnchanged = false
         } else {
+            // ownerjournal: the slices of the owners the request looked up (or changed without
+            // a look-up), and the global slice; not every owner's.
             journal.statesBuilt &+= 1  // scale10k
-            let state = journalState()
-            if state != journal.lastState {
-                syncDeviceFDs(state, journal)
-                journal.recordState(state)
+            let global = journalGlobal()
+            if global != journal.lastGlobal {
+                syncDeviceFDs(global.devices, journal)
+                journal.recordGlobal(global)
             }
+            for name in journal.changedOwners { journal.recordSlice(journalSlice(name)) }
+            journal.changedOwners.removeAll(keepingCapacity: true)
         }
         // A batch's group whose batch goes on writes with the batch's next hold.
         let later = journal.flushLater && journal.destroyAfterCommit.isEmpty
@@ -467,9 +476,9 @@ extension Broker {
     }
 
     /// Stores the cdev fd of each newly bound device and removes those of unbound ones.
-    private func syncDeviceFDs(_ state: JournalState, _ journal: ObjectJournal) {
+    private func syncDeviceFDs(_ recorded: [JournalState.Device], _ journal: ObjectJournal) {
         var now = Set<ObjectID>()
-        for d in state.devices {
+        for d in recorded {
             guard let id = d.boundID, d.hasFD, let fd = devices[d.descriptor.name]?.bound?.fd else { continue }
             now.insert(id)
             if !journal.storedDevices.contains(id) { journal.store.store(fd, name: StoredFDName.device(id)) }

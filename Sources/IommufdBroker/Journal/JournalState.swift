@@ -116,11 +116,7 @@ extension Broker {
             .init(id: $0.id, owner: $0.owner, ioas: $0.ioas, flags: $0.flags.rawValue, auto: $0.auto, iommuInstance: $0.iommuInstance, devices: $0.devices.sorted(), tracking: $0.tracking,
                 nested: $0.nested.map { .init(parent: $0.parent, viommu: $0.viommu, dataType: $0.data.type, data: $0.data.bytes) })
         }
-        s.devices = devices.values.filter { $0.owner != nil || $0.bound != nil }.sorted { $0.name < $1.name }.map {
-            .init(
-                descriptor: $0.descriptor, owner: $0.owner, boundID: $0.bound?.id, hasFD: $0.bound?.fd != nil, hwInfo: $0.hwInfo,
-                ioas: $0.ioas, pt: $0.pt, backendObjects: $0.bound.flatMap { restartObjects(ofDevice: $0.id) })
-        }
+        s.devices = journalDevices()
         s.viommus = viommuTable.values.sorted { $0.id < $1.id }.map {
             .init(id: $0.id, owner: $0.owner, ioas: $0.ioas, hwpt: $0.hwpt, device: $0.device, iommuInstance: $0.iommuInstance)
         }
@@ -134,6 +130,15 @@ extension Broker {
         s.hwQueues = journalHWQueues()  // hwqueue3
         s.channels = channels.isEmpty ? nil : channels.sorted { $0.key < $1.key }.map { .init(id: $0.key, owner: $0.value) }
         return s
+    }
+
+    /// The leased or bound devices, by name (the global slice's device table).
+    func journalDevices() -> [JournalState.Device] {
+        devices.values.filter { $0.owner != nil || $0.bound != nil }.sorted { $0.name < $1.name }.map {
+            .init(
+                descriptor: $0.descriptor, owner: $0.owner, boundID: $0.bound?.id, hasFD: $0.bound?.fd != nil, hwInfo: $0.hwInfo,
+                ioas: $0.ioas, pt: $0.pt, backendObjects: $0.bound.flatMap { restartObjects(ofDevice: $0.id) })
+        }
     }
 
     /// What the backend needs besides the device ID to take the device back; nil when nothing.

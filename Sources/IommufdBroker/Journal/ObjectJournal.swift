@@ -17,6 +17,12 @@ import IommufdCore
 ///   bytes `(IOAS, IOVA)` each. One record, so one checksum: a batch record torn by a crash is
 ///   dropped whole, and the group is then all or nothing in the journal (recovery makes the
 ///   backend agree, as for a torn single record).
+/// - (format 3) `ownerState`: one owner's slice of the state as JSON (`OwnerSlice`: the owner,
+///   its IOASes, HWPTs, vIOMMUs, vDevices, nest parents, channels, queues, HW queues), whenever
+///   a request changed it; with no owner and no objects, the owner's tombstone (released).
+///   `globalState`: the state keyed to devices, not owners (`GlobalSlice`: the device table and
+///   PASID attachments), whenever it changed. Format 3 writes no `state` record; a `state`
+///   record (formats 1 and 2) replaces everything recorded before it.
 /// Pinned bytes are not recorded: they are the sum of the mappings' charged bytes.
 ///
 /// Map and unmap cost one short record (a group of a batch one record) and one `pwrite` of
@@ -31,15 +37,18 @@ final class ObjectJournal {
     /// adds a golden journal of the new version under Tests/Fixtures/ (JournalFormatTests).
     /// A journal of an earlier version is adopted and at once compacted into a new generation
     /// of this version (`Broker.recover`), so one log never mixes two versions.
-    /// Version 2: the batch records (`mapBatch`, `unmapBatch`).
-    static let format = RecordLogFormat(kind: "IFDJRN", version: 2)
-    static let magic: UInt64 = format.magic  // "IFDJRN02"
+    /// Version 2: the batch records (`mapBatch`, `unmapBatch`). Version 3: the state in
+    /// per-owner slices (`ownerState`, `globalState`) instead of whole `state` records.
+    static let format = RecordLogFormat(kind: "IFDJRN", version: 3)
+    static let magic: UInt64 = format.magic  // "IFDJRN03"
     /// The headers of every version this daemon reads.
     static let readableMagics = (1...format.version).map { RecordLogFormat(kind: format.kind, version: $0).magic }
     enum RecordType: UInt8 {
         case state = 1, map, unmap, clear
         /// Format 2.
         case mapBatch, unmapBatch
+        /// Format 3.
+        case ownerState, globalState
     }
     /// Bytes of one mapping in a `map` or `mapBatch` record, and of one in an `unmapBatch`.
     static let mapBytes = 57
@@ -55,8 +64,27 @@ final class ObjectJournal {
     let store: any FileDescriptorStore
     private(set) var log: RecordLog
     private(set) var generation: UInt64
-    /// The state last recorded, to record it again only when it changed.
-    var lastState: JournalState?
+    // MARK: ownerjournal
+    /// The slices last recorded, to record one again only when it changed.
+    private(set) var lastSlices: [String: OwnerSlice] = [:]
+    private(set) var lastGlobal: GlobalSlice?
+    /// Owners the request under way may have changed (`Broker.markOwnerChanged`): the commit
+    /// builds and compares their slices only.
+    var changedOwners = Set<String>()
+    /// The state last recorded (tests).
+    var lastState: JournalState? {
+        lastGlobal.map { JournalState.assembled(owners: lastSlices, global: $0) }
+    }
+    /// The slices a replay of this log gives (`Contents.slices`), taken as recorded.
+    func assumeRecorded(owners: [String: OwnerSlice], global: GlobalSlice) {
+        lastSlices = owners.filter { !$0.value.isEmpty }
+        lastGlobal = global
+    }
+    /// `state` taken as recorded (a recovery whose checks changed nothing worth a record).
+    func assumeRecorded(_ state: JournalState) {
+        let (owners, global) = state.slices()
+        assumeRecorded(owners: owners, global: global)
+    }
     /// Set by requests that only change mappings (map, unmap, copy): the state is not compared.
     var stateUnchanged = false
     /// Set by a phase of a batch that is certain to take the lock again before it answers (the
@@ -194,11 +222,31 @@ final class ObjectJournal {
         mmapOffsets[ioas] = nil
     }
 
+    /// Records what differs between `state` and the slices last recorded: changed slices,
+    /// tombstones of owners gone, the global slice if it changed (everything in a new log).
     func recordState(_ state: JournalState) {
+        let (slices, global) = state.slices()
+        for name in lastSlices.keys where slices[name] == nil { recordSlice(OwnerSlice(name: name)) }
+        for (name, slice) in slices.sorted(by: { $0.key < $1.key }) where lastSlices[name] != slice { recordSlice(slice) }
+        recordGlobal(global)
+    }
+
+    /// Records `slice` (a tombstone when empty) if it differs from the one last recorded.
+    func recordSlice(_ slice: OwnerSlice) {
+        if lastSlices[slice.name] == slice || (slice.isEmpty && lastSlices[slice.name] == nil) { return }
         endGroup()
-        guard let json = try? JSONEncoder().encode(state) else { return }
-        log.append(type: RecordType.state.rawValue, Array(json))
-        lastState = state
+        guard let json = try? JSONEncoder().encode(slice) else { return }
+        log.append(type: RecordType.ownerState.rawValue, Array(json))
+        lastSlices[slice.name] = slice.isEmpty ? nil : slice
+    }
+
+    /// Records the global slice if it differs from the one last recorded.
+    func recordGlobal(_ global: GlobalSlice) {
+        if lastGlobal == global { return }
+        endGroup()
+        guard let json = try? JSONEncoder().encode(global) else { return }
+        log.append(type: RecordType.globalState.rawValue, Array(json))
+        lastGlobal = global
     }
 
     /// Writes the request's records. A failure is kept for `daemon.info` and logged by the caller.
@@ -224,10 +272,11 @@ final class ObjectJournal {
     /// Replaces the log by a new generation holding `state` and `mappings`, stored before the
     /// old one is removed.
     func compact(state: JournalState, mappings: (ObjectJournal) -> Void) throws(IommuError) {
-        let old = (log, generation)
+        let old = (log, generation, lastSlices, lastGlobal)
         let next = try RecordLog(memfdName: "iommufdd-journal", magic: Self.magic)
         log = next
         generation += 1
+        (lastSlices, lastGlobal) = ([:], nil)
         recordState(state)
         mappings(self)
         endGroup()
@@ -236,7 +285,7 @@ final class ObjectJournal {
         do {
             try log.flush()
         } catch {
-            (log, generation) = old
+            (log, generation, lastSlices, lastGlobal) = old
             throw error
         }
         store.store(log.fd, name: StoredFDName.journal(generation))
@@ -261,6 +310,9 @@ final class ObjectJournal {
     struct Contents {
         var state = JournalState()
         var hasState = false
+        /// The state in slices (format 3), `state` assembled from them.
+        var slices: [String: OwnerSlice] = [:]
+        var global = GlobalSlice()
         var mappings: [ObjectID: [UInt64: Mapping]] = [:]
         var records = 0
         var problems: [String] = []
@@ -277,13 +329,13 @@ final class ObjectJournal {
 
     static func read(_ records: [RecordLog.Record]) -> Contents {
         var c = Contents()
-        var states: [(index: Int, payload: ArraySlice<UInt8>)] = []
+        var states: [(index: Int, payload: ArraySlice<UInt8>, type: RecordType)] = []
         for record in records {
             c.records += 1
             var r = ByteReader(record.payload)
             switch RecordType(rawValue: record.type) {
-            case .state:
-                states.append((c.records, record.payload))
+            case .state, .ownerState, .globalState:
+                states.append((c.records, record.payload, RecordType(rawValue: record.type)!))
             case .map:
                 readMap(&r, into: &c)
             case .unmap:
@@ -310,16 +362,34 @@ final class ObjectJournal {
                 c.problems.append("journal record \(c.records) has unknown type \(record.type); skipped")
             }
         }
-        // Only the newest state counts; an undecodable one falls back to the one before.
-        for (index, payload) in states.reversed() {
+        // Only the newest whole state counts (an undecodable one falls back to the one before),
+        // then the slices recorded after it, in order.
+        var from = 0
+        for (position, (index, payload, type)) in states.enumerated().reversed() where type == .state {
             do {
-                c.state = try JSONDecoder().decode(JournalState.self, from: Data(payload))
+                let whole = try JSONDecoder().decode(JournalState.self, from: Data(payload))
+                (c.slices, c.global) = whole.slices()
                 c.hasState = true
+                from = position + 1
                 break
             } catch {
                 c.problems.append("journal record \(index) (object state) cannot be decoded: \(error); the state before it is used")
             }
         }
+        for (index, payload, type) in states[from...] where type != .state {
+            do {
+                if type == .ownerState {
+                    let slice = try JSONDecoder().decode(OwnerSlice.self, from: Data(payload))
+                    c.slices[slice.name] = slice.isEmpty ? nil : slice
+                } else {
+                    c.global = try JSONDecoder().decode(GlobalSlice.self, from: Data(payload))
+                }
+                c.hasState = true
+            } catch {
+                c.problems.append("journal record \(index) (\(type == .ownerState ? "an owner's objects" : "the device table")) cannot be decoded: \(error); skipped, the objects it recorded are as the records before it left them")
+            }
+        }
+        c.state = JournalState.assembled(owners: c.slices, global: c.global)
         return c
     }
 }
