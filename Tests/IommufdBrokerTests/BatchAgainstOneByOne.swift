@@ -100,7 +100,7 @@ extension SweepWorld {
         typealias T = ObjectJournal.RecordType
         var changes: [[UInt8]] = []
         var count = 0
-        for record in records where ![T.state, .ownerState, .globalState].map(\.rawValue).contains(record.type) {
+        for record in records where ![T.state, .ownerState, .globalState, .stateSet].map(\.rawValue).contains(record.type) {
             count += 1
             let payload = Array(record.payload)
             switch T(rawValue: record.type) {

@@ -175,8 +175,9 @@ struct BatchRecordTests {
         #expect(store.names.contains(StoredFDName.journal(generation + 1)) && !store.names.contains(StoredFDName.journal(generation)))
         let read = try Self.read(try Memfd.readAll(journal.log.fd))
         let expected = Set((0..<Self.entries).filter { $0 % 3 != 0 }.map { iova($0) })
-        // The state in slices (format 3): the one owner's, then the global one; then the mappings.
-        #expect(read.records.map(\.type) == [ObjectJournal.RecordType.ownerState.rawValue, ObjectJournal.RecordType.globalState.rawValue, ObjectJournal.RecordType.mapBatch.rawValue])
+        // The state in slices (format 3): the one owner's and the global one in one `stateSet`
+        // record; then the mappings.
+        #expect(read.records.map(\.type) == [ObjectJournal.RecordType.stateSet.rawValue, ObjectJournal.RecordType.mapBatch.rawValue])
         #expect(Set((read.contents.mappings[ioas] ?? [:]).keys) == expected)
         let (second, _) = try Incarnation.restarted(store)
         #expect(second.recovery?.problems == [])

@@ -216,10 +216,11 @@ struct JournalFormatTests {
         #expect(!store.names.contains(golden.manifest.journalName))
         #expect(RecordLogFormat.of(journal.log.fd) == ObjectJournal.format)
         #expect(try GoldenJournal.AdoptedView(daemon.broker) == golden.manifest.expected)
-        // The next generation has the state in slices only (format 3), no whole state.
+        // The next generation has the state in slices only (format 3), no whole state: the
+        // compaction's slices (the owners' and the global one) in one `stateSet` record.
         let rewritten = try Self.recordTypes(Self.contents(of: journal.log.fd))
         #expect(!rewritten.contains(ObjectJournal.RecordType.state.rawValue))
-        #expect(rewritten.contains(ObjectJournal.RecordType.ownerState.rawValue))
+        #expect(rewritten.contains(ObjectJournal.RecordType.stateSet.rawValue))
         // Today's records go on in it, and it reads back the same after another restart.
         let (again, _) = try Incarnation.restarted(store)
         #expect(again.recovery?.problems == [])
@@ -235,12 +236,12 @@ struct JournalFormatTests {
         #expect(types.contains(ObjectJournal.RecordType.unmapBatch.rawValue))
     }
 
-    @Test("the golden journal of format 3 holds the state in slices (one record an owner, one global), no whole state")
+    @Test("the golden journal of format 3 holds the state in slices (a request's one slice alone, several in one stateSet record), no whole state")
     func goldenHasSlices() throws {
         let golden = try GoldenJournal.load(version: 3)
         let types = try Self.recordTypes(golden.journal)
         #expect(types.contains(ObjectJournal.RecordType.ownerState.rawValue))
-        #expect(types.contains(ObjectJournal.RecordType.globalState.rawValue))
+        #expect(types.contains(ObjectJournal.RecordType.stateSet.rawValue))
         #expect(!types.contains(ObjectJournal.RecordType.state.rawValue))
     }
 

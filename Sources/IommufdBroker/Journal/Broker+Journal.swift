@@ -438,6 +438,8 @@ extension Broker {
             }
             for name in journal.changedOwners { journal.recordSlice(journalSlice(name)) }
             journal.changedOwners.removeAll(keepingCapacity: true)
+            // One record when the request changed more than one slice: all of it or none after a crash.
+            journal.endSlices()
         }
         // A batch's group whose batch goes on writes with the batch's next hold.
         let later = journal.flushLater && journal.destroyAfterCommit.isEmpty

@@ -21,7 +21,9 @@ import IommufdCore
 ///   its IOASes, HWPTs, vIOMMUs, vDevices, nest parents, channels, queues, HW queues), whenever
 ///   a request changed it; with no owner and no objects, the owner's tombstone (released).
 ///   `globalState`: the state keyed to devices, not owners (`GlobalSlice`: the device table and
-///   PASID attachments), whenever it changed. Format 3 writes no `state` record; a `state`
+///   PASID attachments), whenever it changed. When one request changes more than one slice,
+///   they go into one `stateSet` record, so a torn write keeps the request whole or drops it.
+///   Format 3 writes no `state` record; a `state`
 ///   record (formats 1 and 2) replaces everything recorded before it.
 /// Pinned bytes are not recorded: they are the sum of the mappings' charged bytes.
 ///
@@ -49,6 +51,11 @@ final class ObjectJournal {
         case mapBatch, unmapBatch
         /// Format 3.
         case ownerState, globalState
+        /// Format 3: the slices one commit recorded when there is more than one, in one record
+        /// (one checksum: a crash that tears the write keeps all of them or none, so a restart
+        /// never sees half a request). Each: type (u8, `ownerState` or `globalState`), length
+        /// (u32 LE), the slice's JSON.
+        case stateSet
     }
     /// Bytes of one mapping in a `map` or `mapBatch` record, and of one in an `unmapBatch`.
     static let mapBytes = 57
@@ -229,23 +236,43 @@ final class ObjectJournal {
         for name in lastSlices.keys where slices[name] == nil { recordSlice(OwnerSlice(name: name)) }
         for (name, slice) in slices.sorted(by: { $0.key < $1.key }) where lastSlices[name] != slice { recordSlice(slice) }
         recordGlobal(global)
+        endSlices()
+    }
+
+    /// The slice records of the commit under way, appended by `endSlices`.
+    private var pendingSlices: [(type: RecordType, json: [UInt8])] = []
+
+    /// Appends the commit's slices: one as its own record, several as one `stateSet` record.
+    func endSlices() {
+        defer { pendingSlices.removeAll(keepingCapacity: true) }
+        guard !pendingSlices.isEmpty else { return }
+        endGroup()
+        if pendingSlices.count == 1 {
+            log.append(type: pendingSlices[0].type.rawValue, pendingSlices[0].json)
+            return
+        }
+        var w = ByteWriter(reserving: pendingSlices.reduce(0) { $0 + 5 + $1.json.count })
+        for (type, json) in pendingSlices {
+            w.u8(type.rawValue)
+            w.u32(UInt32(json.count))
+            w.bytes.append(contentsOf: json)
+        }
+        log.append(type: RecordType.stateSet.rawValue, w.bytes)
     }
 
     /// Records `slice` (a tombstone when empty) if it differs from the one last recorded.
     func recordSlice(_ slice: OwnerSlice) {
         if lastSlices[slice.name] == slice || (slice.isEmpty && lastSlices[slice.name] == nil) { return }
-        endGroup()
         guard let json = try? JSONEncoder().encode(slice) else { return }
-        log.append(type: RecordType.ownerState.rawValue, Array(json))
+        pendingSlices.append((.ownerState, Array(json)))
         lastSlices[slice.name] = slice.isEmpty ? nil : slice
     }
 
     /// Records the global slice if it differs from the one last recorded.
     func recordGlobal(_ global: GlobalSlice) {
         if lastGlobal == global { return }
-        endGroup()
         guard let json = try? JSONEncoder().encode(global) else { return }
-        log.append(type: RecordType.globalState.rawValue, Array(json))
+        pendingSlices.append((.globalState, Array(json)))
         lastGlobal = global
     }
 
@@ -336,6 +363,24 @@ final class ObjectJournal {
             switch RecordType(rawValue: record.type) {
             case .state, .ownerState, .globalState:
                 states.append((c.records, record.payload, RecordType(rawValue: record.type)!))
+            case .stateSet:
+                var set: [(index: Int, payload: ArraySlice<UInt8>, type: RecordType)] = []
+                var at = record.payload.startIndex
+                while at < record.payload.endIndex {
+                    guard record.payload.endIndex - at >= 5,
+                          let type = RecordType(rawValue: record.payload[at]), type == .ownerState || type == .globalState
+                    else { set = []; break }
+                    var length = 0
+                    for k in 0..<4 { length |= Int(record.payload[at + 1 + k]) << (8 * k) }
+                    guard record.payload.endIndex - (at + 5) >= length else { set = []; break }
+                    set.append((c.records, record.payload[(at + 5)..<(at + 5 + length)], type))
+                    at += 5 + length
+                }
+                if set.isEmpty {
+                    c.problems.append("journal record \(c.records) (the slices of one request) is malformed; skipped, the objects it recorded are as the records before it left them")
+                } else {
+                    states.append(contentsOf: set)
+                }
             case .map:
                 readMap(&r, into: &c)
             case .unmap:
