@@ -10,7 +10,7 @@ def msg(op, payload=b'', flags=0, size=None, id=None):
     return struct.pack('<QHHI', i, op, flags, len(payload) if size is None else size) + payload
 def rec(m, fds=0):
     return struct.pack('<BH', fds, len(m)) + m
-HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV, RESET, NALLOC, REPLACE, HDESTROY, INVAL, QFD = range(1, 16)
+HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV, RESET, NALLOC, REPLACE, HDESTROY, INVAL, QFD, PATTACH, PREPLACE, PDETACH = range(1, 19)
 R, W, FIX = 1, 2, 4
 def idx(i, res=0): return struct.pack('<II', i, res)
 def mapb(entries, count=None, res=0):
@@ -24,8 +24,11 @@ def dread(ioas, flags, iova, length, ps=0): return struct.pack('<IIQQQ', ioas, f
 def dev(name, pad=64): b = name if isinstance(name, bytes) else name.encode(); return b + b'\0' * (pad - len(b))
 P = 4096
 # Nested translation (FuzzChannel.swift's set-up): sim-mock0 on IOAS 2 through the vIOMMU 12's
-# nest parent 11, vDevice 7, fault queue 13; nested HWPTs an input makes are 14, 15, ...
+# nest parent 11, vDevice 7, fault queue 13. Then (branch pasidch) sim-pasid0: device 14, its RID on
+# PASID-capable HWPT 15, a second one 16. Nested HWPTs an input makes are 17, 18, ... (N0, N0+1, ...)
 NP, VI, FQ, MOCK = 11, 12, 13, 'sim-mock0'
+PDEV, PH1, PH2 = 'sim-pasid0', 15, 16
+N0 = 17
 SELFTEST, VTD, SMMU, AMD = 0xdead, 1, 2, 3
 INV_SEL, INV_VTD, INV_SMMU = 0xdeadbeef, 0, 1
 def nalloc(parent, dtype=SELFTEST, data=None, device=MOCK, dlen=None, fq=0):
@@ -71,21 +74,21 @@ seeds = {
     rec(msg(MAP, mapb([(1, 4, 0, 1 << 30, 0, R)]))), rec(msg(MAP, mapb([(3, 4, 0, P, 0, R)]))), rec(msg(REG, idx(4)), 1)],
 }
 seeds.update({
- 'nested-flow': [rec(msg(NALLOC, nalloc(NP))), rec(msg(NALLOC, nalloc(VI, data=struct.pack('<II', 9, 0)))), rec(msg(REPLACE, repl(14))),
-    rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, i % 4) for i in range(64)]))),
+ 'nested-flow': [rec(msg(NALLOC, nalloc(NP))), rec(msg(NALLOC, nalloc(VI, data=struct.pack('<II', 9, 0)))), rec(msg(REPLACE, repl(N0))),
+    rec(msg(INVAL, inval(N0, INV_SEL, 8, [hent(0, i % 4) for i in range(64)]))),
     rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(0, 7, 0), vent(0, 8, 1), vent(0, 7, 2)]))),
-    rec(msg(NALLOC, nalloc(NP))), rec(msg(REPLACE, repl(16))), rec(msg(HDESTROY, obj(14))), rec(msg(REPLACE, repl(NP))),
-    rec(msg(HDESTROY, obj(16))), rec(msg(HDESTROY, obj(15))), rec(msg(REPLACE, repl(2)))],
- 'invalidate-batch-256': [rec(msg(NALLOC, nalloc(NP))), rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(1, 0)] * 256))),
+    rec(msg(NALLOC, nalloc(NP))), rec(msg(REPLACE, repl(N0 + 2))), rec(msg(HDESTROY, obj(N0))), rec(msg(REPLACE, repl(NP))),
+    rec(msg(HDESTROY, obj(N0 + 2))), rec(msg(HDESTROY, obj(N0 + 1))), rec(msg(REPLACE, repl(2)))],
+ 'invalidate-batch-256': [rec(msg(NALLOC, nalloc(NP))), rec(msg(INVAL, inval(N0, INV_SEL, 8, [hent(1, 0)] * 256))),
     rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(1, 7, 0)] * 256)))],
- 'invalidate-bad': [rec(msg(NALLOC, nalloc(NP))), rec(msg(INVAL, inval(14, 0xdadbeef, 8, [hent(0, 0)]))), rec(msg(INVAL, inval(14, INV_SEL, 10, [b'\0' * 10]))),
-    rec(msg(INVAL, inval(14, INV_SEL, 8, [], count=0))), rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, 0)] * 257))), rec(msg(INVAL, b'\0' * 12)),
-    rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, 1), hent(0, 4)]))), rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(2, 0)]))),
+ 'invalidate-bad': [rec(msg(NALLOC, nalloc(NP))), rec(msg(INVAL, inval(N0, 0xdadbeef, 8, [hent(0, 0)]))), rec(msg(INVAL, inval(N0, INV_SEL, 10, [b'\0' * 10]))),
+    rec(msg(INVAL, inval(N0, INV_SEL, 8, [], count=0))), rec(msg(INVAL, inval(N0, INV_SEL, 8, [hent(0, 0)] * 257))), rec(msg(INVAL, b'\0' * 12)),
+    rec(msg(INVAL, inval(N0, INV_SEL, 8, [hent(0, 1), hent(0, 4)]))), rec(msg(INVAL, inval(N0, INV_SEL, 8, [hent(2, 0)]))),
     rec(msg(INVAL, inval(NP, INV_SEL, 8, [hent(0, 0)]))), rec(msg(INVAL, inval(999, INV_SEL, 8, [hent(0, 0)]))),
-    rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, 0)], count=2))), rec(msg(INVAL, inval(14, INV_SEL, 12, [vent(0, 7, 0)]))),
-    rec(msg(INVAL, inval(14, INV_VTD, 24, [struct.pack('<QQII', 0, 1, 0, 0)]))), rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(0, 7, 9)]))),
+    rec(msg(INVAL, inval(N0, INV_SEL, 8, [hent(0, 0)], count=2))), rec(msg(INVAL, inval(N0, INV_SEL, 12, [vent(0, 7, 0)]))),
+    rec(msg(INVAL, inval(N0, INV_VTD, 24, [struct.pack('<QQII', 0, 1, 0, 0)]))), rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(0, 7, 9)]))),
     rec(msg(INVAL, inval(VI, INV_SMMU, 16, [b'\0' * 16]))), rec(msg(INVAL, inval(VI, INV_SEL, 12, [vent(0, 8, 0)]))),
-    rec(msg(INVAL, inval(14, INV_SEL, 8, [hent(0, 0)])), 1)],
+    rec(msg(INVAL, inval(N0, INV_SEL, 8, [hent(0, 0)])), 1)],
  'nested-alloc-bad': [rec(msg(NALLOC, nalloc(NP, dtype=7))), rec(msg(NALLOC, nalloc(NP, dlen=4))), rec(msg(NALLOC, nalloc(NP, data=struct.pack('<QQII', 0, 0x1000, 48, 0), dtype=VTD))),
     rec(msg(NALLOC, nalloc(NP, data=struct.pack('<II', 1, 1)))), rec(msg(NALLOC, nalloc(999))), rec(msg(NALLOC, nalloc(1))), rec(msg(NALLOC, nalloc(NP, device=b'x' * 64))),
     rec(msg(NALLOC, nalloc(NP)[:40])), rec(msg(NALLOC, nalloc(NP, fq=FQ))), rec(msg(NALLOC, nalloc(NP)), 1), rec(msg(NALLOC, nalloc(NP, device='sim-pci0'))),
@@ -95,6 +98,19 @@ seeds.update({
  'queue-fd': [rec(msg(QFD, obj(FQ))), rec(msg(QFD, obj(FQ))), rec(msg(QFD, obj(999))), rec(msg(QFD, obj(NP))), rec(msg(QFD, obj(FQ)), 1), rec(msg(QFD, obj(FQ, 1))),
     rec(msg(QFD, obj(FQ) + b'\0' * 4))],
  'hwpt-destroy': [rec(msg(HDESTROY, obj(NP))), rec(msg(HDESTROY, obj(VI))), rec(msg(HDESTROY, obj(999))), rec(msg(HDESTROY, obj(1)[:4])), rec(msg(HDESTROY, obj(NP, 2)))],
+})
+# PASID attachments (ops 16-18, branch pasidch): u32 pasid, u32 hwpt, u64 reserved, device[64].
+def pas(pasid, hwpt=0, device=PDEV, res=0): return struct.pack('<IIQ', pasid, hwpt, res) + dev(device)
+seeds.update({
+ 'pasid-flow': [rec(msg(PATTACH, pas(5, PH1))), rec(msg(PATTACH, pas(1024, PH2))), rec(msg(PREPLACE, pas(5, PH2))),
+    rec(msg(PREPLACE, pas(5, PH2))), rec(msg(NALLOC, nalloc(NP, device=PDEV))), rec(msg(PREPLACE, pas(1024, N0))),
+    rec(msg(HDESTROY, obj(PH1))), rec(msg(PDETACH, pas(5))), rec(msg(PDETACH, pas(1024))), rec(msg(HDESTROY, obj(N0)))],
+ 'pasid-bad': [rec(msg(PATTACH, pas(0, PH1))), rec(msg(PATTACH, pas(1 << 20, PH1))), rec(msg(PATTACH, pas(5, NP))), rec(msg(PATTACH, pas(5, 999))),
+    rec(msg(PATTACH, pas(5, PH1, device='sim-mock0'))), rec(msg(PATTACH, pas(5, PH1, device='sim-pci3'))), rec(msg(PATTACH, pas(5, PH1, device='nope'))),
+    rec(msg(PATTACH, pas(5, PH1, res=1))), rec(msg(PDETACH, pas(5, PH1))), rec(msg(PDETACH, pas(5))), rec(msg(PREPLACE, pas(5, PH2))),
+    rec(msg(PATTACH, pas(5, PH1)[:72])), rec(msg(PATTACH, pas(5, PH1) + b'\0')), rec(msg(PATTACH, pas(5, PH1, device=b'z' * 64))),
+    rec(msg(PATTACH, pas(5, PH1)), 1), rec(msg(PATTACH, pas(7, PH1))), rec(msg(PATTACH, pas(7, PH2))), rec(msg(REPLACE, repl(NP, device=PDEV))),
+    rec(msg(HDESTROY, obj(PH2)))],
 })
 for name, recs in seeds.items():
     open(os.path.join(out, name), 'wb').write(b''.join(recs))

@@ -560,6 +560,9 @@ final class Channel: @unchecked Sendable {
 
         case .nestedAlloc, .replace, .hwptDestroy, .invalidate, .queueFD:
             return try runNested(request, caller: caller)
+
+        case .pasidAttach, .pasidReplace, .pasidDetach:
+            return try runPASID(request, caller: caller)
         }
     }
 

@@ -7,7 +7,8 @@ import IommufdContract
 public enum ChannelWire {
     public static let headerSize = 16
     public static let versionMajor: UInt16 = 1
-    public static let versionMinor: UInt16 = 1
+    /// 1: ops 11-15 (nested translation); 2: ops 16-18 (PASID attachments).
+    public static let versionMinor: UInt16 = 2
     /// Most entries in one MAP, UNMAP, COPY or INVALIDATE batch.
     public static let maxEntries = 256
     /// Memory indexes run from 0 to `maxMemorySlots - 1`.
@@ -37,6 +38,10 @@ public enum ChannelWire {
         case hwptDestroy = 13
         case invalidate = 14
         case queueFD = 15
+        // MARK: pasidch (ChannelWire+PASID.swift)
+        case pasidAttach = 16
+        case pasidReplace = 17
+        case pasidDetach = 18
 
         public var name: String {
             switch self {
@@ -55,6 +60,9 @@ public enum ChannelWire {
             case .hwptDestroy: "HWPT_DESTROY"
             case .invalidate: "INVALIDATE"
             case .queueFD: "QUEUE_FD"
+            case .pasidAttach: "PASID_ATTACH"
+            case .pasidReplace: "PASID_REPLACE"
+            case .pasidDetach: "PASID_DETACH"
             }
         }
 
@@ -143,6 +151,11 @@ public enum ChannelWire {
         case hwptDestroy(hwpt: UInt32)
         case invalidate(Invalidate)
         case queueFD(queue: UInt32)
+        // MARK: pasidch (ChannelWire+PASID.swift)
+        case pasidAttach(PASID)
+        case pasidReplace(PASID)
+        /// `hwpt` is 0.
+        case pasidDetach(PASID)
     }
 
     /// A request the decoder refuses: the errno, the daemon's error name and what to fix.
@@ -324,6 +337,8 @@ public enum ChannelWire {
             return (header, op == .deviceFD ? .deviceFD(name) : .hotReset(name))
         case .nestedAlloc, .replace, .hwptDestroy, .invalidate, .queueFD:
             return (header, try decodeNested(op, payload))
+        case .pasidAttach, .pasidReplace, .pasidDetach:
+            return (header, try decodePASID(op, payload))
         }
     }
 
@@ -382,6 +397,8 @@ public enum ChannelWire {
             p.fixed(name, deviceNameBytes)
         case .nestedAlloc, .replace, .hwptDestroy, .invalidate, .queueFD:
             op = encodeNested(request, into: &p)
+        case .pasidAttach, .pasidReplace, .pasidDetach:
+            op = encodePASID(request, into: &p)
         }
         var w = Writer(reserving: headerSize + p.bytes.count)
         w.u64(id); w.u16(op.rawValue); w.u16(0); w.u32(UInt32(p.bytes.count))

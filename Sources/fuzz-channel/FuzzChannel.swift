@@ -13,14 +13,17 @@
 //      attached, and devices on two PCI buses (one all its own, one shared with a device nobody
 //      leased, for HOT_RESET), and sim-mock0 (behind the selftest mock IOMMU) on IOAS 2 through a
 //      vIOMMU's nest parent with vDevice 7 and a fault queue (NESTED_ALLOC, REPLACE, INVALIDATE,
-//      HWPT_DESTROY, QUEUE_FD): the answer must come (a hang is a failure), echo the request's id and op (0
+//      HWPT_DESTROY, QUEUE_FD), and sim-pasid0 (20-bit PASIDs) with its RID on an HWPT allocated
+//      with `pasid` and a second such HWPT (PASID_ATTACH, PASID_REPLACE, PASID_DETACH;
+//      FuzzChannel+PASID.swift): the answer must come (a hang is a failure), echo the request's id and op (0
 //      and 0 for a message shorter than the header), carry a well-formed error payload with a
 //      known error name, or a payload of the size its op answers with (and the device fd for
 //      DEVICE_FD, no fd otherwise). A message the decoder refuses must be refused by the daemon
 //      with the same errno and name, and one it accepts must not be called malformed.
 // After the records a HELLO must still be answered (no message kills the channel). Then the
 // channel is revoked, every mapping it made is unmapped on the control plane, every device is
-// put back on its page table and the nested HWPTs an input made are destroyed, and the daemon
+// put back on its page table, the PASIDs an input attached are detached and the nested HWPTs it
+// made are destroyed, and the daemon
 // must hold no mapping, no pinned page and its set-up's HWPTs: inputs do not depend on each other.
 //
 // An empty message is not sent: on a SOCK_SEQPACKET socket a 0-byte message reads as end of
@@ -104,6 +107,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         }
         _ = try admin.call("dirty.start", params: ["ioas": .uint(UInt64(ioas[0]))])
         try setUpNested(ioas: ioas[1])
+        try setUpPASID(ioas: ioas[1])
     }
 
     // MARK: chnested
@@ -115,6 +119,8 @@ final class FuzzChannelDaemon: @unchecked Sendable {
     /// in an input may move any of them).
     var placement: [String: (ioas: UInt64, pt: UInt64)] = [:]
     var baselineHWPTs = 0
+    /// The PASID-capable HWPTs of sim-pasid0 (branch pasidch): the RID's, and a second one.
+    var pasidHWPTs: [UInt64] = []
 
     func setUpNested(ioas: UInt32) throws {
         _ = try admin.call("device.attach", params: ["owner": .string(Self.owner), "device": "sim-mock0", "ioas": .uint(UInt64(ioas))])
@@ -138,6 +144,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
     /// emptied, and so destroyed, its auto-domain HWPT), then destroys the nested HWPTs an
     /// input left; the owner then has as many HWPTs as after the set-up.
     func restoreNested() {
+        detachPASIDs()
         do {
             for (device, home) in placement.sorted(by: { $0.key < $1.key }) {
                 let info = try admin.call("device.info", params: ["device": .string(device)]).result
@@ -154,6 +161,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
                 _ = try admin.call("hwpt.destroy", params: ["hwpt": h["hwpt"] ?? .null])
             }
         } catch { die("putting the nested set-up back failed: \(error)") }
+        restorePASIDHWPTs()
         let hwpts = daemon.service.broker.counts().hwpts
         guard hwpts == baselineHWPTs else { die("after the input was undone the daemon holds \(hwpts) HWPTs, not \(baselineHWPTs)") }
     }
@@ -163,7 +171,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         [policy]
         dirty_tracking = "preferred"
         [devices]
-        allow = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-pci3", "sim-mdev0", "sim-mock0"]
+        allow = ["sim-pci0", "sim-pci1", "sim-pci2", "sim-pci3", "sim-mdev0", "sim-mock0", "sim-pasid0"]
         [[access]]
         user = \(uid)
         role = "admin"
@@ -198,6 +206,11 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         name = "sim-mock0"
         iommu = "sim-mock"
         pci_address = "0000:02:00.0"
+        [[sim.device]]
+        name = "sim-pasid0"
+        iommu = "sim-mock"
+        pci_address = "0000:03:00.0"
+        pasid_width = 20
         """
     }
 
@@ -318,6 +331,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         case .hwptDestroy: want = 0
         case .invalidate: want = 16
         case .queueFD: want = 8
+        case .pasidAttach, .pasidReplace, .pasidDetach: want = ChannelWire.pasidResultBytes
         }
         guard reply.payload.count == want else { die("\(request) answered \(reply.payload.count) payload bytes, not \(want)") }
         let isDevice: Bool = switch request { case .deviceFD, .queueFD: true; default: false }
