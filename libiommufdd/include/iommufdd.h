@@ -26,6 +26,10 @@ extern "C" {
 #endif
 
 #define IOMMUFDD_CHANNEL_VERSION_MAJOR 1
+/* The channel minor version of this library's newest calls: 1 the nested-translation calls, 2 the
+ * PASID calls (iommufdd_pasid_attach ...). An older daemon answers a newer call EOPNOTSUPP
+ * ("iommufdd.UnknownOp"); iommufdd_channel_version_minor says what the daemon speaks. */
+#define IOMMUFDD_CHANNEL_VERSION_MINOR 2
 #define IOMMUFDD_MAX_ENTRIES 256
 #define IOMMUFDD_MAX_MEMORY_SLOTS 512
 
@@ -97,6 +101,8 @@ const char *iommufdd_channel_owner(const struct iommufdd_channel *ch);
 uint64_t iommufdd_channel_id(const struct iommufdd_channel *ch);
 /* The daemon's page size: offsets, lengths and IOVAs are multiples of it. */
 uint64_t iommufdd_channel_page_size(const struct iommufdd_channel *ch);
+/* The channel minor version the daemon answered HELLO with (1: ops up to QUEUE_FD; 2: PASID ops). */
+unsigned iommufdd_channel_version_minor(const struct iommufdd_channel *ch);
 /* How long a call waits for its answer (default 30000 ms; < 0: forever). */
 void iommufdd_channel_set_timeout(struct iommufdd_channel *ch, int milliseconds);
 /* The last failure on this channel. */
@@ -198,6 +204,26 @@ unsigned iommufdd_in_flight(const struct iommufdd_channel *ch);
  * the caller owns it; the previous holder's fd reaches end of file. Never the kernel's queue fd.
  * *kind (may be NULL): IOMMUFDD_QUEUE_FAULT or IOMMUFDD_QUEUE_VEVENTQ. */
 int iommufdd_queue_fd(struct iommufdd_channel *ch, uint32_t queue, uint32_t *kind);
+
+/* PASID attachments (channel version 1.2; docs/vmm-channel.md, "PASID attachments (ops 16-18)"),
+ * for a VMM with a vIOMMU that follows the guest's PASID table: per entry the guest sets, the
+ * PASID of the device attached to an HWPT (usually a nested one for the guest's stage 1, from
+ * iommufdd_nested_alloc), moved to another without a window of blocked DMA when the guest
+ * changes the entry, detached when it clears it. The checks are those of device.attach_pasid,
+ * device.replace_pasid and device.detach_pasid on the control plane, with the same error names
+ * and errno: the device leased to this channel's owner (another owner's device or HWPT is
+ * ENOENT, like an absent one), the HWPT allocated with `pasid` (hwpt.alloc pasid=true; EINVAL
+ * otherwise), `pasid` from 1 up to the device's width (device.info capabilities.pasid_width;
+ * PASID 0 is the RID: iommufdd_replace), the device's RID on an HWPT allocated with `pasid` too.
+ * Attaching an attached PASID, or replacing or detaching one that is not, is EEXIST
+ * ("iommufdd.Conflict"). The daemon journals the attachment: it survives a daemon restart, and
+ * owner.release detaches it. A daemon older than 1.2 answers EOPNOTSUPP. */
+int iommufdd_pasid_attach(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t hwpt);
+/* *previous (may be NULL): the HWPT the PASID left (the same as hwpt when it was on it already:
+ * nothing is done then). */
+int iommufdd_pasid_replace(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t hwpt, uint32_t *previous);
+/* *previous (may be NULL): the HWPT the PASID was on. Its DMA is blocked from now on. */
+int iommufdd_pasid_detach(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t *previous);
 
 /* Confinement (docs/SECURITY.md, "Device fds"). A bound VFIO device fd can re-attach its
  * device to any IOAS or HWPT of the daemon's iommufd, another VM's included, and hot-reset devices

@@ -17,6 +17,7 @@ enum {
     OP_HELLO = 1, OP_MEM_REGISTER, OP_MEM_UNREGISTER, OP_MAP, OP_UNMAP, OP_COPY,
     OP_DIRTY_BITMAP_SET, OP_DIRTY_READ, OP_DEVICE_FD, OP_HOT_RESET,
     OP_NESTED_ALLOC, OP_REPLACE, OP_HWPT_DESTROY, OP_INVALIDATE, OP_QUEUE_FD,
+    OP_PASID_ATTACH, OP_PASID_REPLACE, OP_PASID_DETACH,
 };
 #define FLAG_REPLY 0x1
 #define FLAG_ERROR 0x2
@@ -44,6 +45,7 @@ struct iommufdd_channel {
     char owner[129];
     uint64_t id;
     uint64_t page_size;
+    unsigned minor;       /* the channel minor version the daemon answered HELLO with */
     int memory[IOMMUFDD_MAX_MEMORY_SLOTS]; /* the library's duplicates, -1 when unused */
     int bitmap;
     unsigned in_flight;   /* pipelined INVALIDATEs sent and not yet answered (ids next_id - in_flight ...) */
@@ -273,6 +275,9 @@ struct iommufdd_channel *iommufdd_channel_adopt(int fd, struct iommufdd_error *e
             fail(ch, EPROTONOSUPPORT, "iommufdd.Transport", "the daemon speaks channel version %u, this library %u", major,
                  IOMMUFDD_CHANNEL_VERSION_MAJOR);
         } else {
+            uint16_t minor;
+            memcpy(&minor, p + 2, 2);
+            ch->minor = minor;
             ch->page_size = get64(p + 8);
             ch->id = get64(p + 24);
             memcpy(ch->owner, p + 32, 128);
@@ -299,6 +304,7 @@ int iommufdd_channel_fd(const struct iommufdd_channel *ch) { return ch->fd; }
 const char *iommufdd_channel_owner(const struct iommufdd_channel *ch) { return ch->owner; }
 uint64_t iommufdd_channel_id(const struct iommufdd_channel *ch) { return ch->id; }
 uint64_t iommufdd_channel_page_size(const struct iommufdd_channel *ch) { return ch->page_size; }
+unsigned iommufdd_channel_version_minor(const struct iommufdd_channel *ch) { return ch->minor; }
 void iommufdd_channel_set_timeout(struct iommufdd_channel *ch, int milliseconds) { ch->timeout_ms = milliseconds < 0 ? -1 : milliseconds; }
 const struct iommufdd_error *iommufdd_last_error(const struct iommufdd_channel *ch) { return &ch->error; }
 
@@ -577,4 +583,33 @@ int iommufdd_queue_fd(struct iommufdd_channel *ch, uint32_t queue, uint32_t *kin
     }
     if (kind) *kind = get32(ch->in + HEADER_SIZE + 4);
     return fd;
+}
+
+/* PASID attachments (branch pasidch, channel version 1.2): one 80-byte payload, u32 pasid at 0,
+ * u32 hwpt at 4 (0 for PASID_DETACH), 8 reserved bytes, the device name at 16; a 16-byte answer,
+ * u32 device ID, pasid, the HWPT it is on now, the one it left. */
+static int pasid_call(struct iommufdd_channel *ch, uint16_t op, const char *what, const char *device, uint32_t pasid,
+                      uint32_t hwpt, uint32_t *previous) {
+    unsigned char *p = ch->out + HEADER_SIZE;
+    put32(p, pasid);
+    put32(p + 4, hwpt);
+    put64(p + 8, 0);
+    if (put_device(ch, p + 16, device) < 0) return -1;
+    ssize_t n = transact(ch, op, 80, -1, NULL);
+    if (n < 0) return -1;
+    if (n != 16) return fail(ch, EPROTO, "iommufdd.Transport", "a %s answer of %zd bytes, not 16", what, n);
+    if (previous) *previous = get32(ch->in + HEADER_SIZE + 12);
+    return 0;
+}
+
+int iommufdd_pasid_attach(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t hwpt) {
+    return pasid_call(ch, OP_PASID_ATTACH, "PASID_ATTACH", device, pasid, hwpt, NULL);
+}
+
+int iommufdd_pasid_replace(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t hwpt, uint32_t *previous) {
+    return pasid_call(ch, OP_PASID_REPLACE, "PASID_REPLACE", device, pasid, hwpt, previous);
+}
+
+int iommufdd_pasid_detach(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t *previous) {
+    return pasid_call(ch, OP_PASID_DETACH, "PASID_DETACH", device, pasid, 0, previous);
 }
