@@ -3,7 +3,9 @@
  * Tests/EndToEndTests/LibIommufddTests.swift, which plays the manager: an owner whose device (20-bit
  * PASIDs, behind the simulator's selftest mock IOMMU) has its RID on an HWPT allocated with
  * pasid=true (RID_HWPT), a second such HWPT (OTHER_HWPT), one allocated without pasid
- * (PLAIN_HWPT), another owner's HWPT (FOREIGN_HWPT), and a channel delegated for it (fd).
+ * (PLAIN_HWPT), another owner's HWPT (FOREIGN_HWPT), and a channel delegated for it (fd). First,
+ * against a stand-in for a channel version 1.1 daemon (a child process answering as one): the
+ * library reports minor 1 and passes the daemon's UnknownOp (EOPNOTSUPP) on.
  *
  * usage: pasid-test CHANNEL_FD DEVICE RID_HWPT OTHER_HWPT PLAIN_HWPT FOREIGN_HWPT */
 #define _GNU_SOURCE
@@ -13,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -20,6 +24,77 @@
 static int named(struct iommufdd_channel *ch, const char *name, const char *words) {
     const struct iommufdd_error *e = iommufdd_last_error(ch);
     return strcmp(e->name, name) == 0 && strstr(e->message, words) != NULL;
+}
+
+/* A channel version 1.1 daemon, as far as this test needs one: it answers HELLO with minor 1 and
+ * the next request as a 1.1 daemon's decoder answers an op it does not have (UnknownOp,
+ * EOPNOTSUPP). The library must report the daemon's minor and pass the refusal on. */
+static void older_daemon(int fd) {
+    unsigned char in[256], out[256];
+    for (int round = 0; round < 2; round++) {
+        ssize_t n = recv(fd, in, sizeof(in), 0);
+        if (n < 16) _exit(1);
+        uint64_t id;
+        uint16_t op;
+        memcpy(&id, in, 8);
+        memcpy(&op, in + 8, 2);
+        memset(out, 0, sizeof(out));
+        memcpy(out, &id, 8);
+        memcpy(out + 8, &op, 2);
+        uint16_t flags = round == 0 ? 0x1 : 0x3;
+        memcpy(out + 10, &flags, 2);
+        uint32_t size;
+        if (round == 0) {
+            uint16_t major = 1, minor = 1;
+            uint32_t entries = 256, slots = 512;
+            uint64_t page = 4096, channel = 9;
+            memcpy(out + 16, &major, 2);
+            memcpy(out + 18, &minor, 2);
+            memcpy(out + 20, &entries, 4);
+            memcpy(out + 24, &page, 8);
+            memcpy(out + 32, &slots, 4);
+            memcpy(out + 40, &channel, 8);
+            memcpy(out + 48, "old", 3);
+            size = 160;
+        } else {
+            char message[96];
+            int len = snprintf(message, sizeof(message), "op %u is not a channel op of version 1.1; see docs/vmm-channel.md", op);
+            int32_t err = EOPNOTSUPP;
+            uint32_t zero = 0, mlen = (uint32_t)len;
+            memcpy(out + 16, &err, 4);
+            memcpy(out + 20, &zero, 4);
+            memcpy(out + 24, &zero, 4);
+            memcpy(out + 28, &mlen, 4);
+            memcpy(out + 32, "iommufdd.UnknownOp", 18);
+            memcpy(out + 64, message, (size_t)len);
+            size = 48 + mlen;
+        }
+        memcpy(out + 12, &size, 4);
+        if (send(fd, out, 16 + size, 0) != (ssize_t)(16 + size)) _exit(1);
+    }
+    _exit(0);
+}
+
+static void against_older_daemon(void) {
+    int pair[2];
+    CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) == 0, "socketpair: %s", strerror(errno));
+    pid_t child = fork();
+    if (child == 0) {
+        close(pair[0]);
+        older_daemon(pair[1]);
+    }
+    close(pair[1]);
+    struct iommufdd_error err;
+    struct iommufdd_channel *old = iommufdd_channel_adopt(pair[0], &err);
+    CHECK(old != NULL, "a 1.1 daemon's channel: %s %s", err.name, err.message);
+    if (old) {
+        CHECK(iommufdd_channel_version_minor(old) == 1, "minor %u", iommufdd_channel_version_minor(old));
+        CHECK(iommufdd_pasid_attach(old, "dev", 5, 1) == -1 && errno == EOPNOTSUPP && named(old, "iommufdd.UnknownOp", "op 16 is not a channel op of version 1.1"),
+              "PASID_ATTACH to a 1.1 daemon: %s", last(old));
+        iommufdd_channel_close(old);
+    }
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "the 1.1 daemon exited with 0x%x", status);
 }
 
 int main(int argc, char **argv) {
@@ -30,6 +105,7 @@ int main(int argc, char **argv) {
     const char *device = argv[2];
     uint32_t rid = (uint32_t)strtoul(argv[3], NULL, 0), other = (uint32_t)strtoul(argv[4], NULL, 0);
     uint32_t plain = (uint32_t)strtoul(argv[5], NULL, 0), foreign = (uint32_t)strtoul(argv[6], NULL, 0);
+    against_older_daemon();
     struct iommufdd_error err;
     struct iommufdd_channel *ch = iommufdd_channel_adopt(atoi(argv[1]), &err);
     CHECK(ch != NULL, "adopt: %s %s", err.name, err.message);
