@@ -364,17 +364,14 @@ final class ObjectJournal {
             case .state, .ownerState, .globalState:
                 states.append((c.records, record.payload, RecordType(rawValue: record.type)!))
             case .stateSet:
+                // Each slice: type (u8, ownerState or globalState), length (u32 LE), its JSON.
                 var set: [(index: Int, payload: ArraySlice<UInt8>, type: RecordType)] = []
-                var at = record.payload.startIndex
-                while at < record.payload.endIndex {
-                    guard record.payload.endIndex - at >= 5,
-                          let type = RecordType(rawValue: record.payload[at]), type == .ownerState || type == .globalState
+                while r.remaining > 0 {
+                    guard r.remaining >= 5, let type = RecordType(rawValue: r.u8()), type == .ownerState || type == .globalState
                     else { set = []; break }
-                    var length = 0
-                    for k in 0..<4 { length |= Int(record.payload[at + 1 + k]) << (8 * k) }
-                    guard record.payload.endIndex - (at + 5) >= length else { set = []; break }
-                    set.append((c.records, record.payload[(at + 5)..<(at + 5 + length)], type))
-                    at += 5 + length
+                    let length = Int(r.u32())
+                    guard r.remaining >= length else { set = []; break }
+                    set.append((c.records, r.bytes(length), type))
                 }
                 if set.isEmpty {
                     c.problems.append("journal record \(c.records) (the slices of one request) is malformed; skipped, the objects it recorded are as the records before it left them")
