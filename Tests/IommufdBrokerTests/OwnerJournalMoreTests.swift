@@ -264,8 +264,13 @@ let replayTopology = SimTopology(
         let holders = Holders()
         var rng = Rng(seed: seed &* 104_729 &+ 17)
         var done: [String] = []
-        for _ in 0..<150 {
+        for i in 0..<150 {
             done.append(Self.step(f, &rng, holders))
+            // Now and then a compaction, which reuses the JSON of the slices that did not change.
+            if i % 37 == 36 {
+                try f.broker.locked { try f.broker.compact(try #require(f.broker.journal)) }
+                done.append("compaction")
+            }
             guard try OwnerJournalTests.expectReplayMatches(f.broker, seed: seed, done: done) else { return }
         }
         let succeeded = done.filter { !$0.hasPrefix("refused") }
@@ -357,6 +362,24 @@ extension OwnerJournalMoreTests {
             #expect(c.slices.isEmpty && c.state.owners.isEmpty)
             #expect(c.problems.count == 1 && c.problems.first?.contains("malformed") == true, "\(c.problems)")
         }
+    }
+}
+
+extension OwnerJournalMoreTests {
+    /// A compaction writes each owner's slice as it is now: the JSON last recorded is reused
+    /// only for a slice equal to the one it encoded. Here an owner's quota changes without a
+    /// mark (so no record): the compaction still writes the new quota.
+    @Test func aCompactionWritesAChangedSliceAnewEvenWithoutAMark() throws {
+        let f = try Fixture()
+        let b = f.broker
+        _ = try b.recover(storedFDs: [], store: InMemoryFDStore())
+        for i in 0..<5 { _ = try f.ownerWithIOAS("vm-\(i)") }
+        b.readLocked { b.owners["vm-3"]?.quotaBytes = 7 * page }
+        let whole = b.readLocked { b.journalState() }
+        #expect(try OwnerJournalTests.replayed(b).0.state != whole, "the unmarked change is not journaled before the compaction")
+        try b.locked { try b.compact(try #require(b.journal)) }
+        #expect(try OwnerJournalTests.replayed(b).0.state == whole)
+        #expect(whole.owners.first { $0.name == "vm-3" }?.quotaBytes == 7 * page)
     }
 }
 
