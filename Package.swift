@@ -94,6 +94,8 @@ let package = Package(
             name: "iommufdd-bench",
             dependencies: [
                 "IommufdCore", "IommufdSim", "IommufdBroker", "IommufdContract", "IommufdRPC", "IommufdChannel",
+                // SplitMix64, the one copy the tests use too.
+                "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -107,7 +109,7 @@ let package = Package(
         ),
         .testTarget(name: "IommufdCoreTests", dependencies: ["IommufdCore"]),
         .testTarget(name: "IommufdKernelTests", dependencies: ["IommufdKernel", "IommufdCore", "CIommufd"]),
-        .testTarget(name: "IommufdSimTests", dependencies: ["IommufdSim", "IommufdCore"]),
+        .testTarget(name: "IommufdSimTests", dependencies: ["IommufdSim", "IommufdCore", "TestProcesses"]),
         .testTarget(
             name: "ConformanceTests",
             dependencies: ["IommufdConformance", "IommufdSim", "IommufdCore"]
@@ -132,7 +134,7 @@ let package = Package(
                 "IommufdDaemon", "IommufdBroker", "IommufdSim", .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdContract", "IommufdSim", "IommufdCore", "FaultInjection"]),
+        .testTarget(name: "IommufdBrokerTests", dependencies: ["IommufdBroker", "IommufdContract", "IommufdSim", "IommufdCore", "FaultInjection", "TestProcesses"]),
         // Test-only: a backend wrapper that fails the Nth call (the fail-nth sweep).
         .target(name: "FaultInjection", dependencies: ["IommufdCore"], path: "Tests/FaultInjection"),
         // Test-only: start child processes with posix_spawn (Foundation's Process trips ASan).

@@ -162,6 +162,10 @@ extension Broker {
         guard let record = hwQueueTable[id], canSee(caller, owner: record.owner) else {
             throw BrokerError.notFound("no HW queue \(id); see viommu.list (each vIOMMU's hw_queues)")
         }
+        // replay: the commit records this owner's slice. `hwqueue.destroy` looks its queue up
+        // again under its owner's gate; the gate's look-up marked the owner too, but another
+        // request's commit in between takes that mark (OwnerJournalMoreTests).
+        markOwnerChanged(record.owner)
         if let what { try requireWriter(caller, what) }
         return record
     }

@@ -6,6 +6,7 @@ import IommufdContract
 import IommufdCore
 import IommufdRPC
 import IommufdSim
+import TestProcesses
 
 let kib: UInt64 = 1 << 10
 let mib: UInt64 = 1 << 20
@@ -307,17 +308,8 @@ func figureControl(_ report: Report, _ options: Options) throws {
 
 // MARK: Figure 3: dirty bitmap harvest
 
-/// SplitMix64: the same "random" dirty pattern on every run.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// SplitMix64 (TestProcesses, shared with the tests): the same "random" dirty pattern on every run.
+typealias SplitMix = SplitMix64
 
 func figureDirty(_ report: Report, _ options: Options) throws {
     print("Figure 3: dirty bitmap of a 1 TiB IOAS at 4 KiB pages (32 MiB bitmap)")
@@ -350,7 +342,7 @@ func figureDirty(_ report: Report, _ options: Options) throws {
     let n = options.iterations(60)
     let copy = measure(iterations: n, warmup: 3) { memcpy(destination, source, bitmapBytes) }
 
-    var rng = SplitMix(state: 7)
+    var rng = SplitMix(seed: 7)
     let units = size / (2 * mib)
     var dirtyUnits = Set<UInt64>()
     for percent in [0.1, 5, 50] {

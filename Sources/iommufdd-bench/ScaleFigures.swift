@@ -30,8 +30,11 @@ import IommufdRPC
 /// other connection's handler runs). Without it, both daemons answer by the same path, and the
 /// owners' and clients' own cost shows alone.
 func figureOwnersAndClients(_ report: Report, _ options: Options) throws {
+    // replay: IOMMUFDD_BENCH_COMPACTION_ONLY=1 runs the compaction rows alone.
+    if ProcessInfo.processInfo.environment["IOMMUFDD_BENCH_COMPACTION_ONLY"] != nil { return try figureCompaction(report, options) }
     try ownersAndClientsPass(report, options, lingerMicroseconds: nil, label: "", mutating: true)
     try ownersAndClientsPass(report, options, lingerMicroseconds: 0, label: ", linger off", mutating: false)
+    try figureCompaction(report, options)  // replay: FigureCompaction.swift
 }
 
 private func ownersAndClientsPass(_ report: Report, _ options: Options, lingerMicroseconds: Int?, label: String, mutating: Bool) throws {

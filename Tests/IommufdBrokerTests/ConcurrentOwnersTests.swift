@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import IommufdCore
 import IommufdSim
+import TestProcesses
 import Testing
 
 @testable import IommufdBroker
@@ -203,18 +204,8 @@ struct ConcurrentOwnersTests {
     }
 }
 
-/// A small deterministic generator, so a failing run can be repeated.
-struct StressRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A small deterministic generator, so a failing run can be repeated (SplitMix64, TestProcesses).
+typealias StressRandom = SplitMix64
 
 /// A value behind a lock, for the flag the watcher polls.
 final class StressFlag<Value>: @unchecked Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import IommufdCore
+import TestProcesses
 import Testing
 
 @testable import IommufdBroker
@@ -12,19 +13,9 @@ import IommufdContract
 /// its memfd after every request of random sequences and compare it with the whole state
 /// built the old way (`journalState()`), so a missing mark fails them.
 @Suite struct OwnerJournalTests {
-    /// SplitMix64: the same sequence for a seed, so a failure names the seed to replay.
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[below(items.count)] }
-    }
+    /// The generator of the sequences (SplitMix64, shared with the other tests and the bench in
+    /// TestProcesses): the same sequence for a seed, so a failure names the seed to replay.
+    typealias Rng = SplitMix64
 
     /// The journal replayed from its memfd, as a restarted daemon reads it.
     static func replayed(_ broker: Broker) throws -> (ObjectJournal.Contents, Int) {
@@ -203,27 +194,34 @@ import IommufdContract
     func replayEqualsTheWholeStateAfterEveryRequest(seed: UInt64) throws {
         let f = try Fixture(topology: nestingTopology)
         _ = try f.broker.recover(storedFDs: [], store: InMemoryFDStore())
-        var rng = Rng(state: seed &* 7919 &+ 1)
+        var rng = Rng(seed: seed &* 7919 &+ 1)
         var done: [String] = []
         for _ in 0..<80 {
             done.append(Self.step(f, &rng))
-            let whole = f.broker.readLocked { f.broker.journalState() }
-            let (contents, torn) = try Self.replayed(f.broker)
-            #expect(torn == 0)
-            #expect(contents.problems == [])
-            // The mappings too: map and unmap records among the slices.
-            let mappings = f.broker.readLocked { f.broker.ioasTable.filter { !$0.value.mappings.all.isEmpty }.mapValues { Set($0.mappings.all.map(\.key)) } }
-            #expect(contents.mappings.filter { !$0.value.isEmpty }.mapValues { Set($0.keys) } == mappings, "seed \(seed): after \(done.suffix(2))")
-            if contents.state != whole {
-                Issue.record("seed \(seed): after \(done.count) requests (\(done.suffix(3).joined(separator: "; "))) the journal replays to a state that differs from the broker's:\njournal: \(contents.state)\nbroker:  \(whole)")
-                return
-            }
+            guard try Self.expectReplayMatches(f.broker, seed: seed, done: done) else { return }
         }
         let succeeded = done.filter { !$0.hasPrefix("refused") }
         if ProcessInfo.processInfo.environment["OWNERJOURNAL_PRINT"] != nil { print("refusals \(seed): \(done.filter { $0.hasPrefix("refused") })") }
         // The sequence does something: most kinds of request succeed in some seed.
         #expect(succeeded.count >= 20, "seed \(seed): only \(succeeded.count) of 80 requests succeeded")
         if ProcessInfo.processInfo.environment["OWNERJOURNAL_PRINT"] != nil { print("seed \(seed): \(succeeded)") }
+    }
+
+    /// The journal replayed from its memfd, compared with the whole state built the old way and
+    /// with the broker's mappings; false (and an issue recorded) when the state differs.
+    static func expectReplayMatches(_ broker: Broker, seed: UInt64, done: [String]) throws -> Bool {
+        let whole = broker.readLocked { broker.journalState() }
+        let (contents, torn) = try replayed(broker)
+        #expect(torn == 0)
+        #expect(contents.problems == [])
+        // The mappings too: map and unmap records among the slices.
+        let mappings = broker.readLocked { broker.ioasTable.filter { !$0.value.mappings.all.isEmpty }.mapValues { Set($0.mappings.all.map(\.key)) } }
+        #expect(contents.mappings.filter { !$0.value.isEmpty }.mapValues { Set($0.keys) } == mappings, "seed \(seed): after \(done.suffix(2))")
+        if contents.state != whole {
+            Issue.record("seed \(seed): after \(done.count) requests (\(done.suffix(3).joined(separator: "; "))) the journal replays to a state that differs from the broker's:\njournal: \(contents.state)\nbroker:  \(whole)")
+            return false
+        }
+        return true
     }
 
     /// A change of one owner records that owner's slice alone (and not the global slice when

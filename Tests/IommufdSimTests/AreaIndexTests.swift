@@ -1,4 +1,5 @@
 import IommufdCore
+import TestProcesses
 import Testing
 
 @testable import IommufdSim
@@ -13,16 +14,11 @@ struct AreaIndexTests {
         SimArea(iova: iova, last: iova + length - 1, pages: pages, readable: true, writeable: true)
     }
 
-    /// A deterministic sequence (SplitMix64).
+    /// A deterministic sequence (SplitMix64, TestProcesses): numbers below a bound.
     struct Sequence {
-        var state: UInt64
-        mutating func next(_ bound: UInt64) -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return (z ^ (z >> 31)) % bound
-        }
+        var rng: SplitMix64
+        init(state: UInt64) { rng = SplitMix64(seed: state) }
+        mutating func next(_ bound: UInt64) -> UInt64 { rng.next() % bound }
     }
 
     func holes(_ model: [SimArea], within window: IOVARange, minimumSize: UInt64) -> [IOVARange] {

@@ -48,17 +48,29 @@ struct BatchRecordTests {
 
     func iova(_ i: Int) -> UInt64 { Self.base + UInt64(i) * page }
 
-    @Test("a batch writes one record a group; cut at any byte, the journal reads as the groups written whole, and a restart makes the simulator agree", arguments: ["map", "unmap"])
-    func tornGroup(_ kind: String) throws {
+    /// What both tests start from: a fresh daemon journaling into `store`, owner "vm" with one
+    /// IOAS, and the map parameters of `entries` pages of `ram` (which the caller closes).
+    func vmWithMaps() throws -> (store: MemoryFDStore, first: Incarnation, ram: Int32, ioas: ObjectID, maps: [(params: IOASMapParams, fd: Int32)]) {
         let store = MemoryFDStore()
         let first = try Incarnation.fresh(store)
+        let ram = try makeMemfd(bytes: Self.entries * Int(page))
+        do {
+            _ = try first.broker.ownerCreate(Incarnation.admin, OwnerCreateParams(name: "vm"))
+            let ioas = try first.broker.ioasCreate(Incarnation.admin, IOASCreateParams(owner: "vm")).ioas
+            let maps = (0..<Self.entries).map { i in (params: IOASMapParams(ioas: ioas, offset: UInt64(i) * page, length: page, iova: iova(i)), fd: ram) }
+            return (store, first, ram, ioas, maps)
+        } catch {
+            close(ram)
+            throw error
+        }
+    }
+
+    @Test("a batch writes one record a group; cut at any byte, the journal reads as the groups written whole, and a restart makes the simulator agree", arguments: ["map", "unmap"])
+    func tornGroup(_ kind: String) throws {
+        let (store, first, ram, ioas, maps) = try vmWithMaps()
+        defer { close(ram) }
         let a = Incarnation.admin
         let b = first.broker
-        let ram = try makeMemfd(bytes: Self.entries * Int(page))
-        defer { close(ram) }
-        _ = try b.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        let ioas = try b.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
-        let maps = (0..<Self.entries).map { i in (params: IOASMapParams(ioas: ioas, offset: UInt64(i) * page, length: page, iova: iova(i)), fd: ram) }
         let unmaps = (0..<Self.entries).map { IOASUnmapParams(ioas: ioas, iova: iova($0), length: page) }
         if kind == "unmap" { #expect(b.ioasMapBatch(a, maps).failure == nil) }
         let journal = try #require(b.journal)
@@ -157,15 +169,10 @@ struct BatchRecordTests {
 
     @Test("compaction folds batch records: the next generation holds every mapping in mapBatch records and reads back the same")
     func compactionFolds() throws {
-        let store = MemoryFDStore()
-        let first = try Incarnation.fresh(store)
+        let (store, first, ram, ioas, maps) = try vmWithMaps()
+        defer { close(ram) }
         let a = Incarnation.admin
         let b = first.broker
-        let ram = try makeMemfd(bytes: Self.entries * Int(page))
-        defer { close(ram) }
-        _ = try b.ownerCreate(a, OwnerCreateParams(name: "vm"))
-        let ioas = try b.ioasCreate(a, IOASCreateParams(owner: "vm")).ioas
-        let maps = (0..<Self.entries).map { i in (params: IOASMapParams(ioas: ioas, offset: UInt64(i) * page, length: page, iova: iova(i)), fd: ram) }
         #expect(b.ioasMapBatch(a, maps).failure == nil)
         #expect(b.ioasUnmapBatch(a, (0..<Self.entries).filter { $0 % 3 == 0 }.map { IOASUnmapParams(ioas: ioas, iova: iova($0), length: page) }).failure == nil)
         let generation = try #require(b.journal).generation
