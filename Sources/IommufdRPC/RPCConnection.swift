@@ -43,10 +43,6 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
     private var handledQuickly = false
     /// Whether this client came back quickly after the last answer (confined to `queue`).
     private var lingerState = LingerState()
-    /// The clock (`monotonicNanoseconds`) just before the last answer was written (confined to
-    /// `queue`): the linger measures the client's gap from it, not from its own start, which a
-    /// worker descheduled after the write (the write wakes the client) would begin late.
-    private var answeredAt: UInt64?
 
     private struct OutChunk {
         var bytes: [UInt8]
@@ -160,7 +156,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
             if shared.withLock({ $0.closed || $0.closeAfterFlush != nil }) { return }
             switch SocketIO.receive(fd, into: readBuffer, maxFDs: limits.maxFileDescriptorsPerMessage) {
             case .failure(.EAGAIN):
-                if handledQuickly && server.linger.linger(on: fd, &lingerState, answeredAt: answeredAt) { continue }
+                if handledQuickly && server.linger.linger(on: fd, &lingerState) { continue }
                 return
             case .failure(let e):
                 if e == .ECONNRESET {
@@ -194,7 +190,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
                 handledQuickly = DispatchTime.now().uptimeNanoseconds - started < RPCLingerGate.quickRequestNanoseconds
                 // A short read without fds took everything there was: new data means a new event.
                 if received.count < readBuffer.count && received.fds.isEmpty && problem == nil {
-                    if handledQuickly && server.linger.linger(on: fd, &lingerState, answeredAt: answeredAt) { continue }
+                    if handledQuickly && server.linger.linger(on: fd, &lingerState) { continue }
                     return
                 }
             }
@@ -391,7 +387,6 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
         guard answered > 0 else { return }
         out.append(UInt8(ascii: "]"))
         out.append(UInt8(ascii: "\n"))
-        answeredAt = monotonicNanoseconds()
         send(out, fds: [])
     }
 
@@ -442,9 +437,7 @@ public final class RPCConnection: @unchecked Sendable, Hashable, CustomStringCon
 
     private func respond(id: RPCID, _ outcome: Result<JSONValue, RPCError>, fds: [Int32] = []) {
         countOutcome(outcome)
-        let line = RPCWire.responseLine(id: id, outcome: outcome)
-        answeredAt = monotonicNanoseconds()
-        send(line, fds: fds)
+        send(RPCWire.responseLine(id: id, outcome: outcome), fds: fds)
     }
 
     // MARK: - Writing

@@ -78,10 +78,8 @@ final class RPCLingerGate: @unchecked Sendable {
 
     /// Waits up to the window for `fd` to become readable, if this handler is the only one
     /// running; spins first if the policy (`AdaptiveSpin`) allows for this client, and updates
-    /// `state`. `answeredAt`: the clock (`monotonicNanoseconds`) just before the last answer
-    /// was written, from which the client's gap is measured (nil: the wait's start). True: read
-    /// again now. False: go back to Dispatch.
-    func linger(on fd: Int32, _ state: inout LingerState, answeredAt: UInt64? = nil) -> Bool {
+    /// `state`. True: read again now. False: go back to Dispatch.
+    func linger(on fd: Int32, _ state: inout LingerState) -> Bool {
         guard window > 0, wakeFD >= 0, active.load(ordering: .acquiring) == 1 else { return false }
         lingering.wrappingAdd(1, ordering: .acquiringAndReleasing)
         defer { lingering.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
@@ -91,7 +89,7 @@ final class RPCLingerGate: @unchecked Sendable {
         waits.wrappingAdd(1, ordering: .relaxed)
         // Anything but the client's request (a timeout, another handler waking us, an error)
         // goes back to Dispatch, and stops spinning for this client until it is quick again.
-        let event = spin.wait(&state, limit: UInt64(window) * 1000, answeredAt: answeredAt,
+        let event = spin.wait(&state, limit: UInt64(window) * 1000,
                               poll: { Self.event(ciommufd_wait_readable(fd, wake, 0)) },
                               sleep: { remaining in
                                   sleeps.wrappingAdd(1, ordering: .relaxed)
