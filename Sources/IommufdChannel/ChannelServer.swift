@@ -330,13 +330,17 @@ final class Channel: @unchecked Sendable {
         defer { if fd >= 0 { Glibc.close(fd) } }
         var fds = fd >= 0 ? [fd] : []
         while !closed {
+            // Stamped before the send (branch pinggap): the send wakes the VMM, which may take
+            // this thread's CPU until after its next request; stamped after, that request would
+            // look quick (the adaptive spin's rule) however long the VMM waited.
+            let sentAt = monotonicNanoseconds()
             let rc = message.withUnsafeBytes { m in
                 fds.withUnsafeMutableBufferPointer { f in
                     ciommufd_send_with_fds(self.fd, m.baseAddress, m.count, f.baseAddress, UInt32(f.count), Int32(MSG_DONTWAIT))
                 }
             }
             if rc >= 0 {
-                lastAnswer = monotonicNanoseconds()
+                lastAnswer = sentAt
                 return
             }
             let err = Errno.current

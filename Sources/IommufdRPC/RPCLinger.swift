@@ -51,6 +51,10 @@ final class RPCLingerGate: @unchecked Sendable {
     let spin: AdaptiveSpin
     /// Lingering follows only reads handled faster than this.
     static let quickRequestNanoseconds: UInt64 = 100_000
+    // `RPCLingerCounters` (the spin's own are `spin.counters`).
+    private let waits = Atomic<UInt64>(0)
+    private let sleeps = Atomic<UInt64>(0)
+    private let sleepHits = Atomic<UInt64>(0)
 
     init(microseconds: Int, spinMicroseconds: Int = 0) {
         window = max(0, microseconds)
@@ -82,12 +86,31 @@ final class RPCLingerGate: @unchecked Sendable {
         // Another handler may have started between the check and now: it saw no lingerer.
         guard active.load(ordering: .acquiring) == 1 else { return false }
         let wake = wakeFD
+        waits.wrappingAdd(1, ordering: .relaxed)
         // Anything but the client's request (a timeout, another handler waking us, an error)
         // goes back to Dispatch, and stops spinning for this client until it is quick again.
         let event = spin.wait(&state, limit: UInt64(window) * 1000,
                               poll: { Self.event(ciommufd_wait_readable(fd, wake, 0)) },
-                              sleep: { remaining in Self.event(ciommufd_wait_readable(fd, wake, remaining.map { Int64($0) } ?? -1)) })
+                              sleep: { remaining in
+                                  sleeps.wrappingAdd(1, ordering: .relaxed)
+                                  let event = Self.event(ciommufd_wait_readable(fd, wake, remaining.map { Int64($0) } ?? -1))
+                                  if event == .ready { sleepHits.wrappingAdd(1, ordering: .relaxed) }
+                                  return event
+                              })
         return event == .ready
+    }
+
+    var counters: RPCLingerCounters {
+        let s = spin.counters
+        var c = RPCLingerCounters()
+        c.waits = waits.load(ordering: .relaxed)
+        c.spins = s.spins
+        c.spinHits = s.hits
+        c.spinLostCPU = s.lostCPU
+        c.spinPaused = s.paused
+        c.sleeps = sleeps.load(ordering: .relaxed)
+        c.sleepHits = sleepHits.load(ordering: .relaxed)
+        return c
     }
 
     private static func event(_ rc: Int32) -> AdaptiveSpin.Event {

@@ -30,6 +30,8 @@ final class ExternalEcho {
         throw BenchError("the echo server process did not listen on \(path) within 10 s")
     }
 
+    var pid: Int32 { process.processIdentifier }
+
     func stop() {
         process.terminate()
         process.waitUntilExit()
