@@ -28,13 +28,24 @@ struct IOVAIndex<Value> {
     }
 
     /// First position in `chunk` whose key >= key.
+    /// Branch-free (unmapfast, issue 16 target 2): the halving does not depend on the
+    /// comparisons, which only choose between two positions (a conditional move), so a search
+    /// of a 512-entry chunk costs no mispredicted branches; the classic loop mispredicted about
+    /// half of its nine, a third of a batched unmap's index search in the profile.
     private static func lowerBound(_ chunk: [Entry], _ key: UInt64) -> Int {
-        var lo = 0, hi = chunk.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if chunk[mid].key < key { lo = mid + 1 } else { hi = mid }
+        chunk.withUnsafeBufferPointer { p in
+            var n = p.count
+            guard n > 0 else { return 0 }
+            var base = 0
+            // Invariant: every position below `base` has a key < `key`, and the answer is at
+            // most `base + n`.
+            while n > 1 {
+                let half = n / 2
+                base = p[base + half - 1].key < key ? base + half : base
+                n -= half
+            }
+            return base + (p[base].key < key ? 1 : 0)
         }
-        return lo
     }
 
     subscript(key: UInt64) -> Value? {
