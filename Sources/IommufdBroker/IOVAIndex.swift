@@ -41,7 +41,12 @@ struct IOVAIndex<Value> {
             // most `base + n`.
             while n > 1 {
                 let half = n / 2
-                base = p[base + half - 1].key < key ? base + half : base
+                // The borrow of `a - key` (1 when a < key) computed bitwise (Hacker's Delight
+                // 2-12), as a mask: written as a comparison, LLVM's x86 back end turns the
+                // select in this loop into a branch again.
+                let a = p[base + half - 1].key
+                let borrow = ((~a & key) | (~(a ^ key) & (a &- key))) >> 63
+                base &+= half & Int(bitPattern: UInt(0 &- borrow))
                 n -= half
             }
             return base + (p[base].key < key ? 1 : 0)
