@@ -28,29 +28,13 @@ struct IOVAIndex<Value> {
     }
 
     /// First position in `chunk` whose key >= key.
-    /// Branch-free (unmapfast, issue 16 target 2): the halving does not depend on the
-    /// comparisons, which only choose between two positions (a conditional move), so a search
-    /// of a 512-entry chunk costs no mispredicted branches; the classic loop mispredicted about
-    /// half of its nine, a third of a batched unmap's index search in the profile.
     private static func lowerBound(_ chunk: [Entry], _ key: UInt64) -> Int {
-        chunk.withUnsafeBufferPointer { p in
-            var n = p.count
-            guard n > 0 else { return 0 }
-            var base = 0
-            // Invariant: every position below `base` has a key < `key`, and the answer is at
-            // most `base + n`.
-            while n > 1 {
-                let half = n / 2
-                // The borrow of `a - key` (1 when a < key) computed bitwise (Hacker's Delight
-                // 2-12), as a mask: written as a comparison, LLVM's x86 back end turns the
-                // select in this loop into a branch again.
-                let a = p[base + half - 1].key
-                let borrow = ((~a & key) | (~(a ^ key) & (a &- key))) >> 63
-                base &+= half & Int(bitPattern: UInt(0 &- borrow))
-                n -= half
-            }
-            return base + (p[base].key < key ? 1 : 0)
+        var lo = 0, hi = chunk.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if chunk[mid].key < key { lo = mid + 1 } else { hi = mid }
         }
+        return lo
     }
 
     subscript(key: UInt64) -> Value? {

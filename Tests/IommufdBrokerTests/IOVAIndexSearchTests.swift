@@ -49,6 +49,27 @@ struct IOVAIndexSearchTests {
     }
 }
 
+extension IOVAIndexSearchTests {
+    @Test("keys across the whole 64-bit range (the search's borrow at 2^63 and at the top)")
+    func wholeRange() {
+        let top = UInt64.max, mid = UInt64(1) << 63
+        let keys: [UInt64] = [0, 1, 0x1000, mid - 0x1000, mid - 1, mid, mid + 1, mid + 0x1000, top - 0x1000, top - 1, top]
+        for count in 1...keys.count {
+            let stored = Array(keys.prefix(count))
+            var index = IOVAIndex<Int>()
+            for (i, k) in stored.enumerated().reversed() {
+                let inserted = index.insert(i, at: k)
+                #expect(inserted)
+            }
+            for probe in keys + [2, mid - 2, mid + 2, top - 2] {
+                let expected = stored.firstIndex(of: probe)
+                #expect(index[probe] == expected, "\(count) keys, lookup \(probe)")
+                #expect(index.floor(probe)?.key == stored.last { $0 <= probe }, "\(count) keys, floor \(probe)")
+            }
+        }
+    }
+}
+
 /// A small deterministic generator (the tests repeat exactly).
 struct SplitMix: RandomNumberGenerator {
     var state: UInt64
