@@ -174,6 +174,26 @@ extension Broker {
             if let file { files.release(file.key, count: file.count) }
             journal?.endGroup()  // the group's one `unmapBatch` record
         }
+        // unmapfast: the group's `unmapBatch` bytes in one reservation, before the loop below
+        // (nothing is written before the commit, and nothing reads the records in between),
+        // when no entry of it unmaps everything: those record a `clear` in `forget`, which
+        // must follow the group's entries before it, so they keep one call a plan.
+        var journaledAhead = false
+        if let journal, !plans.contains(where: { $0.range?.all == true }) {
+            var count = 0
+            for (plan, result) in zip(plans, unmapped) where plan.range != nil {
+                guard case .success = result else { break }
+                count += plan.inside.count
+            }
+            journal.groupUnmapped(count: count) { writer in
+                for (plan, result) in zip(plans, unmapped) where plan.range != nil {
+                    guard case .success = result else { break }
+                    let id = plan.ioas.id
+                    for j in plan.inside { writer.append(ioas: id, iova: found[j].key) }
+                }
+            }
+            journaledAhead = true
+        }
         for (plan, result) in zip(plans, unmapped) {
             guard let range = plan.range else {
                 results.append(IOASUnmapResult(ioas: plan.ioas.id, unmappedBytes: 0, mappings: 0, ownerPinnedBytes: owner.pinnedBytes))
@@ -196,10 +216,10 @@ extension Broker {
                     ioas.pinnedBytes -= charged
                     owner.pinnedBytes -= charged
                 }
+                if !journaledAhead { journal?.groupUnmapped(ioas: ioasID, found[plan.inside]) }  // unmapfast: one call a plan
                 for j in plan.inside {
                     let entry = found[j]
                     keys.append(entry.key)
-                    journal?.groupUnmapped(ioas: ioasID, iova: entry.key)
                     if case .file(let key) = entry.value.backing {
                         if file?.key == key {
                             file!.count += 1

@@ -189,7 +189,7 @@ final class ObjectJournal {
             groupType = type
         }
         let at = groupBytes
-        if at + count > group.count { group.append(contentsOf: repeatElement(0, count: max(group.count, 64 * Self.mapBytes))) }
+        if at + count > group.count { group.append(contentsOf: repeatElement(0, count: max(group.count, 64 * Self.mapBytes, at + count - group.count))) }
         groupBytes += count
         return at
     }
@@ -208,6 +208,65 @@ final class ObjectJournal {
             raw.storeBytes(of: iova.littleEndian, toByteOffset: at + 4, as: UInt64.self)
         }
         if !mmapOffsets.isEmpty { mmapOffsets[ioas]?[iova] = nil }
+    }
+
+    // MARK: unmapfast
+    /// The mappings one entry of a group removed from `ioas` (a group of a batched unmap), in
+    /// order: the same bytes as `groupUnmapped(ioas:iova:)` once each, with one reservation and
+    /// one access to the buffer for all of them instead of one each.
+    func groupUnmapped(ioas: ObjectID, _ entries: ArraySlice<MappingIndex.Entry>) {
+        guard !entries.isEmpty else { return }
+        let at = groupSpace(.unmapBatch, Self.unmapBytes * entries.count)
+        let ioasLE = ioas.littleEndian
+        group.withUnsafeMutableBytes { raw in
+            var offset = at
+            for entry in entries {
+                raw.storeBytes(of: ioasLE, toByteOffset: offset, as: UInt32.self)
+                raw.storeBytes(of: entry.key.littleEndian, toByteOffset: offset + 4, as: UInt64.self)
+                offset += Self.unmapBytes
+            }
+        }
+        if !mmapOffsets.isEmpty {
+            for entry in entries { mmapOffsets[ioas]?[entry.key] = nil }
+        }
+    }
+
+    /// Stores `(IOAS, IOVA)` pairs into reserved bytes of an `unmapBatch` record.
+    struct UnmapRecordWriter {
+        fileprivate let base: UnsafeMutableRawPointer
+        fileprivate var offset: Int
+        fileprivate let end: Int
+        mutating func append(ioas: ObjectID, iova: UInt64) {
+            precondition(offset + ObjectJournal.unmapBytes <= end, "more unmapped mappings than reserved")
+            base.storeBytes(of: ioas.littleEndian, toByteOffset: offset, as: UInt32.self)
+            base.storeBytes(of: iova.littleEndian, toByteOffset: offset + 4, as: UInt64.self)
+            offset += ObjectJournal.unmapBytes
+        }
+    }
+
+    /// `count` mappings removed by a group of a batched unmap, stored by `fill` in order: the
+    /// same bytes as `groupUnmapped(ioas:iova:)` once each, with one reservation and one access
+    /// to the buffer for the whole group (no exclusivity check or call a mapping). `fill` must
+    /// store exactly `count`.
+    func groupUnmapped(count: Int, _ fill: (inout UnmapRecordWriter) -> Void) {
+        guard count > 0 else { return }
+        let at = groupSpace(.unmapBatch, Self.unmapBytes * count)
+        let end = at + Self.unmapBytes * count
+        group.withUnsafeMutableBytes { raw in
+            var writer = UnmapRecordWriter(base: raw.baseAddress!, offset: at, end: end)
+            fill(&writer)
+            precondition(writer.offset == end, "fewer unmapped mappings than reserved")
+        }
+        if !mmapOffsets.isEmpty {
+            var pairs: [(ObjectID, UInt64)] = []
+            group.withUnsafeBytes { raw in
+                for o in stride(from: at, to: end, by: Self.unmapBytes) {
+                    pairs.append((UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)),
+                                  UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: o + 4, as: UInt64.self))))
+                }
+            }
+            for (ioas, iova) in pairs { mmapOffsets[ioas]?[iova] = nil }
+        }
     }
 
     /// Appends the group's batch record (none for an empty group); before any other record.
