@@ -10,7 +10,7 @@ def msg(op, payload=b'', flags=0, size=None, id=None):
     return struct.pack('<QHHI', i, op, flags, len(payload) if size is None else size) + payload
 def rec(m, fds=0):
     return struct.pack('<BH', fds, len(m)) + m
-HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV, RESET, NALLOC, REPLACE, HDESTROY, INVAL, QFD, PATTACH, PREPLACE, PDETACH = range(1, 19)
+HELLO, REG, UNREG, MAP, UNMAP, COPY, BSET, DREAD, DEV, RESET, NALLOC, REPLACE, HDESTROY, INVAL, QFD, PATTACH, PREPLACE, PDETACH, NALLOCF = range(1, 20)
 R, W, FIX = 1, 2, 4
 def idx(i, res=0): return struct.pack('<II', i, res)
 def mapb(entries, count=None, res=0):
@@ -111,6 +111,21 @@ seeds.update({
     rec(msg(PATTACH, pas(5, PH1)[:72])), rec(msg(PATTACH, pas(5, PH1) + b'\0')), rec(msg(PATTACH, pas(5, PH1, device=b'z' * 64))),
     rec(msg(PATTACH, pas(5, PH1)), 1), rec(msg(PATTACH, pas(7, PH1))), rec(msg(PATTACH, pas(7, PH2))), rec(msg(REPLACE, repl(NP, device=PDEV))),
     rec(msg(HDESTROY, obj(PH2)))],
+})
+# NESTED_ALLOC_FLAGS (op 19, branch pasidnest): op 11's 80 bytes, u32 flags (bit 0 PASID), u32
+# reserved, then the driver data at 88.
+def nallocf(parent, flags=1, res=0, dtype=SELFTEST, data=None, device=PDEV, dlen=None, fq=0):
+    d = struct.pack('<II', 5, 0) if data is None else data
+    return struct.pack('<IIII', parent, fq, dtype, len(d) if dlen is None else dlen) + dev(device) + struct.pack('<II', flags, res) + d
+seeds.update({
+ 'nested-flags-flow': [rec(msg(NALLOCF, nallocf(NP))), rec(msg(PATTACH, pas(5, N0))), rec(msg(NALLOCF, nallocf(NP, flags=0))),
+    rec(msg(PATTACH, pas(6, N0 + 1))), rec(msg(PREPLACE, pas(5, PH1))), rec(msg(PREPLACE, pas(5, N0))), rec(msg(HDESTROY, obj(N0))),
+    rec(msg(PDETACH, pas(5))), rec(msg(HDESTROY, obj(N0))), rec(msg(HDESTROY, obj(N0 + 1))), rec(msg(NALLOCF, nallocf(VI, device=MOCK)))],
+ 'nested-flags-bad': [rec(msg(NALLOCF, nallocf(NP, flags=2))), rec(msg(NALLOCF, nallocf(NP, flags=0x80000001))), rec(msg(NALLOCF, nallocf(NP, res=1))),
+    rec(msg(NALLOCF, nallocf(NP, dtype=7))), rec(msg(NALLOCF, nallocf(NP, dlen=4))), rec(msg(NALLOCF, nallocf(NP)[:87])), rec(msg(NALLOCF, nallocf(NP) + b'\0')),
+    rec(msg(NALLOCF, nalloc(NP, device=PDEV))), rec(msg(NALLOCF, nallocf(NP)), 1), rec(msg(NALLOCF, nallocf(999))), rec(msg(NALLOCF, nallocf(PH1))),
+    rec(msg(NALLOCF, nallocf(NP, device='nope'))), rec(msg(NALLOCF, nallocf(NP, device=b'z' * 64))), rec(msg(NALLOCF, nallocf(NP, data=struct.pack('<II', 0, 1)))),
+    rec(msg(20, nallocf(NP)))],
 })
 for name, recs in seeds.items():
     open(os.path.join(out, name), 'wb').write(b''.join(recs))

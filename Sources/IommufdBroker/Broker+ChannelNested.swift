@@ -12,7 +12,8 @@ import IommufdContract
 extension Broker {
     /// NESTED_ALLOC: `hwpt.alloc` of a nested HWPT on `parent` (a nest-parent HWPT or a vIOMMU of
     /// the caller's owner) with the driver data as its uAPI struct (`data`, of `dataType`).
-    public func channelNestedAlloc(_ caller: Caller, parent: ObjectID, faultQueue: ObjectID?, dataType: UInt32, device: String, data: [UInt8]) throws -> HWPTInfo {
+    /// `pasid` (NESTED_ALLOC_FLAGS's PASID flag) is `hwpt.alloc`'s `pasid: true`.
+    public func channelNestedAlloc(_ caller: Caller, parent: ObjectID, faultQueue: ObjectID?, dataType: UInt32, device: String, data: [UInt8], pasid: Bool = false) throws -> HWPTInfo {
         let onVIOMMU = try readLocked { () throws -> Bool in
             if let h = hwptTable[parent], canSee(caller, owner: h.owner) { return false }
             if let v = viommuTable[parent], canSee(caller, owner: v.owner) { return true }
@@ -21,6 +22,7 @@ extension Broker {
         let typed = try Self.nestedDataParams(type: dataType, raw: data)
         var params = HWPTAllocParams(device: device, parent: onVIOMMU ? nil : parent, viommu: onVIOMMU ? parent : nil, data: typed)
         params.faultQueue = faultQueue
+        if pasid { params.pasid = true }  // pasidnest
         return try hwptAlloc(caller, params)
     }
 

@@ -567,6 +567,9 @@ final class Channel: @unchecked Sendable {
 
         case .pasidAttach, .pasidReplace, .pasidDetach:
             return try runPASID(request, caller: caller)
+
+        case .nestedAllocFlags(let a):
+            return try runNestedAllocFlags(a, caller: caller)
         }
     }
 

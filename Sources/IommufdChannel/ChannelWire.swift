@@ -7,7 +7,8 @@ import IommufdContract
 public enum ChannelWire {
     public static let headerSize = 16
     public static let versionMajor: UInt16 = 1
-    /// 1: ops 11-15 (nested translation); 2: ops 16-18 (PASID attachments).
+    /// 1: ops 11-15 (nested translation); 2: ops 16-18 (PASID attachments) and 19
+    /// (NESTED_ALLOC_FLAGS).
     public static let versionMinor: UInt16 = 2
     /// Most entries in one MAP, UNMAP, COPY or INVALIDATE batch.
     public static let maxEntries = 256
@@ -42,6 +43,8 @@ public enum ChannelWire {
         case pasidAttach = 16
         case pasidReplace = 17
         case pasidDetach = 18
+        // MARK: pasidnest (ChannelWire+NestedFlags.swift)
+        case nestedAllocFlags = 19
 
         public var name: String {
             switch self {
@@ -63,6 +66,7 @@ public enum ChannelWire {
             case .pasidAttach: "PASID_ATTACH"
             case .pasidReplace: "PASID_REPLACE"
             case .pasidDetach: "PASID_DETACH"
+            case .nestedAllocFlags: "NESTED_ALLOC_FLAGS"
             }
         }
 
@@ -156,6 +160,8 @@ public enum ChannelWire {
         case pasidReplace(PASID)
         /// `hwpt` is 0.
         case pasidDetach(PASID)
+        // MARK: pasidnest (ChannelWire+NestedFlags.swift)
+        case nestedAllocFlags(NestedAllocFlags)
     }
 
     /// A request the decoder refuses: the errno, the daemon's error name and what to fix.
@@ -339,6 +345,8 @@ public enum ChannelWire {
             return (header, try decodeNested(op, payload))
         case .pasidAttach, .pasidReplace, .pasidDetach:
             return (header, try decodePASID(op, payload))
+        case .nestedAllocFlags:
+            return (header, try decodeNestedAllocFlags(payload))
         }
     }
 
@@ -399,6 +407,8 @@ public enum ChannelWire {
             op = encodeNested(request, into: &p)
         case .pasidAttach, .pasidReplace, .pasidDetach:
             op = encodePASID(request, into: &p)
+        case .nestedAllocFlags(let a):
+            op = encodeNestedAllocFlags(a, into: &p)
         }
         var w = Writer(reserving: headerSize + p.bytes.count)
         w.u64(id); w.u16(op.rawValue); w.u16(0); w.u32(UInt32(p.bytes.count))

@@ -326,7 +326,7 @@ final class FuzzChannelDaemon: @unchecked Sendable {
         case .dirtyRead: want = 24
         case .deviceFD: want = 8
         case .hotReset: want = 8
-        case .nestedAlloc: want = 8
+        case .nestedAlloc, .nestedAllocFlags: want = 8
         case .replace: want = 8
         case .hwptDestroy: want = 0
         case .invalidate: want = 16

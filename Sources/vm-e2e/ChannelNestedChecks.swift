@@ -17,7 +17,8 @@ import IommufdKernel
 /// - `vm-e2e channel-nested`: NESTED_ALLOC (on the nest parent and on the vIOMMU), REPLACE,
 ///   INVALIDATE (a batch, the kernel's early stop on the vIOMMU, refusals), QEMU's alloc +
 ///   replace + destroy, HWPT_DESTROY; the control plane sees each change. Then the PASID ops
-///   (channel 1.2) on mock-pasid (ChannelNestedChecks+PASID.swift).
+///   (channel 1.2) on mock-pasid (ChannelNestedChecks+PASID.swift), and NESTED_ALLOC_FLAGS with
+///   the PASID flag then PASID_ATTACH onto its HWPT (ChannelNestedChecks+NestedFlags.swift).
 /// - `vm-e2e invalidate-bench`: issue 16 target 2's real-kernel figure, printed: entries/s of
 ///   this process calling IOMMU_HWPT_INVALIDATE itself with one entry a call (QEMU's pattern:
 ///   its own iommufd, its own mock device and nested HWPT) against the daemon's channel with 64
@@ -31,6 +32,7 @@ enum ChannelNestedChecks {
         return DaemonProcess.withDaemon(run: run) { _, client, _ in
             run.check("nested-ops-on-the-channel") { try nestedOps(client) }
             run.check("pasid-ops-on-the-channel") { try pasidOps(client) }  // pasidch
+            run.check("nested-alloc-flags-on-the-channel") { try nestedAllocFlagsOps(client) }  // pasidnest
         }
     }
 

@@ -191,7 +191,7 @@ struct ChannelPASIDTests {
             ("PASID_REPLACE with a reserved byte set", Self.message(.pasidReplace, ChannelClient.pasidPayload(pasid: 5, hwpt: s.rid, reserved: 1, device: Self.device)), [], "iommufdd.InvalidParams", EINVAL),
             ("PASID_DETACH with a reserved byte set", Self.message(.pasidDetach, ChannelClient.pasidPayload(pasid: 5, hwpt: 0, reserved: 0x100, device: Self.device)), [], "iommufdd.InvalidParams", EINVAL),
             ("PASID_DETACH naming an HWPT", Self.message(.pasidDetach, ChannelClient.pasidPayload(pasid: 5, hwpt: s.rid, device: Self.device)), [], "iommufdd.InvalidParams", EINVAL),
-            ("op 19, past version 1.2", Self.message(W.Op.pasidDetach, good).enumerated().map { $0.offset == 8 ? 19 : $0.element }, [], W.ErrorName.unknownOp, W.EOPNOTSUPP),
+            ("op 20, past version 1.2", Self.message(W.Op.pasidDetach, good).enumerated().map { $0.offset == 8 ? 20 : $0.element }, [], W.ErrorName.unknownOp, W.EOPNOTSUPP),
         ]
         for (what, bytes, fds, name, errno) in cases {
             try ch.sendRaw(bytes, fds: fds)
@@ -218,7 +218,7 @@ struct ChannelPASIDTests {
             let decoded = try bytes.withUnsafeBytes { raw in try W.decode(raw, fdCount: 0) }
             #expect(decoded.0.id == 42 && decoded.1 == request)
         }
-        #expect(W.Op.allCases.map(\.rawValue) == Array(1...18))
+        #expect(W.Op.allCases.map(\.rawValue) == Array(1...19))  // 19: NESTED_ALLOC_FLAGS (ChannelNestedFlagsTests)
     }
 
     @Test("another owner's channel (same manager) cannot attach, replace or detach owner vm's PASIDs or use its HWPTs: NotFound as for absent ones, and nothing changes")

@@ -10,7 +10,7 @@ import Testing
 struct FuzzRegressionTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test("the seed corpus and the regressions replay without a failure", arguments: [("rpc", 30), ("channel", 26)])
+    @Test("the seed corpus and the regressions replay without a failure", arguments: [("rpc", 30), ("channel", 30)])
     func replayCorpusAndRegressions(target: String, minimumSeeds: Int) throws {
         let binary = URL(fileURLWithPath: DaemonUnderTest.binaryPath).deletingLastPathComponent().appendingPathComponent("fuzz-\(target)")
         let corpus = Self.root.appendingPathComponent("Fuzz/corpus/\(target)").path

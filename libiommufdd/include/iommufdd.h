@@ -212,8 +212,8 @@ int iommufdd_queue_fd(struct iommufdd_channel *ch, uint32_t queue, uint32_t *kin
  * changes the entry, detached when it clears it. The checks are those of device.attach_pasid,
  * device.replace_pasid and device.detach_pasid on the control plane, with the same error names
  * and errno: the device leased to this channel's owner (another owner's device or HWPT is
- * ENOENT, like an absent one), the HWPT allocated with `pasid` (hwpt.alloc pasid=true; EINVAL
- * otherwise), `pasid` from 1 up to the device's width (device.info capabilities.pasid_width;
+ * ENOENT, like an absent one), the HWPT allocated with `pasid` (hwpt.alloc pasid=true, or
+ * iommufdd_nested_alloc_flags with IOMMUFDD_NESTED_ALLOC_PASID; EINVAL otherwise), `pasid` from 1 up to the device's width (device.info capabilities.pasid_width;
  * PASID 0 is the RID: iommufdd_replace), the device's RID on an HWPT allocated with `pasid` too.
  * Attaching an attached PASID, or replacing or detaching one that is not, is EEXIST
  * ("iommufdd.Conflict"). The daemon journals the attachment: it survives a daemon restart, and
@@ -224,6 +224,18 @@ int iommufdd_pasid_attach(struct iommufdd_channel *ch, const char *device, uint3
 int iommufdd_pasid_replace(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t hwpt, uint32_t *previous);
 /* *previous (may be NULL): the HWPT the PASID was on. Its DMA is blocked from now on. */
 int iommufdd_pasid_detach(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t *previous);
+/* iommufdd_nested_alloc with a flags word (NESTED_ALLOC_FLAGS, op 19, channel version 1.2;
+ * docs/vmm-channel.md "NESTED_ALLOC_FLAGS (op 19)"): IOMMUFDD_NESTED_ALLOC_PASID allocates the
+ * nested HWPT with IOMMU_HWPT_ALLOC_PASID (hwpt.alloc pasid=true on the control plane), so the
+ * VMM can put a device PASID on it with iommufdd_pasid_attach without asking its manager. The
+ * checks and errors are iommufdd_nested_alloc's and hwpt.alloc pasid=true's (EOPNOTSUPP, named
+ * "iommufdd.Unsupported", when the daemon's backend has no PASID support); any other flag bit is
+ * EINVAL ("iommufdd.InvalidParams"). Flags 0 is iommufdd_nested_alloc. A daemon older than 1.2
+ * answers EOPNOTSUPP ("iommufdd.UnknownOp"). */
+#define IOMMUFDD_NESTED_ALLOC_PASID 0x1u
+int iommufdd_nested_alloc_flags(struct iommufdd_channel *ch, uint32_t parent, const char *device, uint32_t data_type,
+                                const void *data, uint32_t data_len, uint32_t fault_queue, uint32_t flags,
+                                uint32_t *hwpt, uint32_t *nest_parent);
 
 /* Confinement (docs/SECURITY.md, "Device fds"). A bound VFIO device fd can re-attach its
  * device to any IOAS or HWPT of the daemon's iommufd, another VM's included, and hot-reset devices

@@ -18,6 +18,7 @@ enum {
     OP_DIRTY_BITMAP_SET, OP_DIRTY_READ, OP_DEVICE_FD, OP_HOT_RESET,
     OP_NESTED_ALLOC, OP_REPLACE, OP_HWPT_DESTROY, OP_INVALIDATE, OP_QUEUE_FD,
     OP_PASID_ATTACH, OP_PASID_REPLACE, OP_PASID_DETACH,
+    OP_NESTED_ALLOC_FLAGS,
 };
 #define FLAG_REPLY 0x1
 #define FLAG_ERROR 0x2
@@ -612,4 +613,28 @@ int iommufdd_pasid_replace(struct iommufdd_channel *ch, const char *device, uint
 
 int iommufdd_pasid_detach(struct iommufdd_channel *ch, const char *device, uint32_t pasid, uint32_t *previous) {
     return pasid_call(ch, OP_PASID_DETACH, "PASID_DETACH", device, pasid, 0, previous);
+}
+
+/* NESTED_ALLOC_FLAGS (branch pasidnest): op 11's 80 bytes, u32 flags, u32 reserved (0), then the
+ * driver data at 88. */
+int iommufdd_nested_alloc_flags(struct iommufdd_channel *ch, uint32_t parent, const char *device, uint32_t data_type,
+                                const void *data, uint32_t data_len, uint32_t fault_queue, uint32_t flags,
+                                uint32_t *hwpt, uint32_t *nest_parent) {
+    if (data_len == 0 || data_len > 64 || !data)
+        return fail(ch, EINVAL, "iommufdd.InvalidParams", "NESTED_ALLOC_FLAGS: the driver data is 1 to 64 bytes (the uAPI struct of its type); %u given", data_len);
+    unsigned char *p = ch->out + HEADER_SIZE;
+    put32(p, parent);
+    put32(p + 4, fault_queue);
+    put32(p + 8, data_type);
+    put32(p + 12, data_len);
+    if (put_device(ch, p + 16, device) < 0) return -1;
+    put32(p + 80, flags);
+    put32(p + 84, 0);
+    memcpy(p + 88, data, data_len);
+    ssize_t n = transact(ch, OP_NESTED_ALLOC_FLAGS, 88 + (size_t)data_len, -1, NULL);
+    if (n < 0) return -1;
+    if (n != 8) return fail(ch, EPROTO, "iommufdd.Transport", "a NESTED_ALLOC_FLAGS answer of %zd bytes, not 8", n);
+    if (hwpt) *hwpt = get32(ch->in + HEADER_SIZE);
+    if (nest_parent) *nest_parent = get32(ch->in + HEADER_SIZE + 4);
+    return 0;
 }

@@ -1,13 +1,15 @@
 /* libiommufdd's PASID calls (iommufdd_pasid_attach, iommufdd_pasid_replace,
- * iommufdd_pasid_detach; channel version 1.2), run against the real iommufdd on the simulator by
+ * iommufdd_pasid_detach, iommufdd_nested_alloc_flags with IOMMUFDD_NESTED_ALLOC_PASID; channel
+ * version 1.2), run against the real iommufdd on the simulator by
  * Tests/EndToEndTests/LibIommufddTests.swift, which plays the manager: an owner whose device (20-bit
  * PASIDs, behind the simulator's selftest mock IOMMU) has its RID on an HWPT allocated with
- * pasid=true (RID_HWPT), a second such HWPT (OTHER_HWPT), one allocated without pasid
- * (PLAIN_HWPT), another owner's HWPT (FOREIGN_HWPT), and a channel delegated for it (fd). First,
+ * pasid=true (RID_HWPT), a nest-parent HWPT (NEST_PARENT) on which the program allocates its own
+ * nested HWPTs with and without the PASID flag, one allocated without pasid (PLAIN_HWPT), another
+ * owner's HWPT (FOREIGN_HWPT), and a channel delegated for it (fd). First,
  * against a stand-in for a channel version 1.1 daemon (a child process answering as one): the
  * library reports minor 1 and passes the daemon's UnknownOp (EOPNOTSUPP) on.
  *
- * usage: pasid-test CHANNEL_FD DEVICE RID_HWPT OTHER_HWPT PLAIN_HWPT FOREIGN_HWPT */
+ * usage: pasid-test CHANNEL_FD DEVICE RID_HWPT NEST_PARENT PLAIN_HWPT FOREIGN_HWPT */
 #define _GNU_SOURCE
 #include <iommufdd.h>
 
@@ -99,11 +101,11 @@ static void against_older_daemon(void) {
 
 int main(int argc, char **argv) {
     if (argc != 7) {
-        fprintf(stderr, "usage: %s CHANNEL_FD DEVICE RID_HWPT OTHER_HWPT PLAIN_HWPT FOREIGN_HWPT\n", argv[0]);
+        fprintf(stderr, "usage: %s CHANNEL_FD DEVICE RID_HWPT NEST_PARENT PLAIN_HWPT FOREIGN_HWPT\n", argv[0]);
         return 2;
     }
     const char *device = argv[2];
-    uint32_t rid = (uint32_t)strtoul(argv[3], NULL, 0), other = (uint32_t)strtoul(argv[4], NULL, 0);
+    uint32_t rid = (uint32_t)strtoul(argv[3], NULL, 0), parent = (uint32_t)strtoul(argv[4], NULL, 0);
     uint32_t plain = (uint32_t)strtoul(argv[5], NULL, 0), foreign = (uint32_t)strtoul(argv[6], NULL, 0);
     against_older_daemon();
     struct iommufdd_error err;
@@ -111,6 +113,26 @@ int main(int argc, char **argv) {
     CHECK(ch != NULL, "adopt: %s %s", err.name, err.message);
     if (!ch) goto out;
     CHECK(iommufdd_channel_version_minor(ch) >= IOMMUFDD_CHANNEL_VERSION_MINOR, "the daemon speaks 1.%u", iommufdd_channel_version_minor(ch));
+
+    /* The second HWPT is the program's own: a nested HWPT (selftest data: iotlb 0,
+     * pagetable_type 0) on the nest parent, allocated with IOMMU_HWPT_ALLOC_PASID over the
+     * channel. One allocated without the flag takes no PASID, as an RPC HWPT without pasid. */
+    const uint32_t selftest[2] = {0, 0};
+    uint32_t other = 0, nested_plain = 0, nest_parent = 0;
+    CHECK(iommufdd_nested_alloc_flags(ch, parent, device, IOMMUFDD_HWPT_DATA_SELFTEST, selftest, sizeof(selftest), 0,
+                                      IOMMUFDD_NESTED_ALLOC_PASID, &other, &nest_parent) == 0 && other != 0 && nest_parent == parent,
+          "nested alloc with the PASID flag: %s", last(ch));
+    CHECK(iommufdd_nested_alloc_flags(ch, parent, device, IOMMUFDD_HWPT_DATA_SELFTEST, selftest, sizeof(selftest), 0, 0,
+                                      &nested_plain, NULL) == 0 && nested_plain != 0, "nested alloc with flags 0: %s", last(ch));
+    CHECK(iommufdd_pasid_attach(ch, device, 7, nested_plain) == -1 && errno == EINVAL && named(ch, "iommufdd.InvalidParams", "without IOMMU_HWPT_ALLOC_PASID"),
+          "a PASID onto a nested HWPT without the flag: %s", last(ch));
+    CHECK(iommufdd_nested_alloc_flags(ch, parent, device, IOMMUFDD_HWPT_DATA_SELFTEST, selftest, sizeof(selftest), 0, 0x2,
+                                      NULL, NULL) == -1 && errno == EINVAL && named(ch, "iommufdd.InvalidParams", "undefined bits 0x2"),
+          "an undefined flag bit: %s", last(ch));
+    CHECK(iommufdd_nested_alloc_flags(ch, foreign, device, IOMMUFDD_HWPT_DATA_SELFTEST, selftest, sizeof(selftest), 0,
+                                      IOMMUFDD_NESTED_ALLOC_PASID, NULL, NULL) == -1 && errno == ENOENT && named(ch, "iommufdd.NotFound", "NESTED_ALLOC_FLAGS: no HWPT or vIOMMU"),
+          "another owner's HWPT as the parent: %s", last(ch));
+    CHECK(iommufdd_hwpt_destroy(ch, nested_plain) == 0, "destroy the nested HWPT without the flag: %s", last(ch));
 
     /* Attach two PASIDs; replace one (no gap); the answer names the HWPT it left. */
     uint32_t previous = 0;
