@@ -20,8 +20,9 @@ import IommufdCore
 /// | 84 | 4 | reserved, 0 |
 /// | 88 | `data_len` | the driver data |
 ///
-/// An undefined flag bit or a nonzero reserved word is `InvalidParams` (`EINVAL`), as a reserved
-/// field of ops 16-18 is; a payload whose size is not 88 + the data type's struct is
+/// An undefined flag bit is `Unsupported` (`EOPNOTSUPP`), as the kernel's `IOMMU_HWPT_ALLOC`
+/// answers a flag it does not know; a nonzero reserved word is `InvalidParams` (`EINVAL`), as a
+/// reserved field of ops 16-18 is; a payload whose size is not 88 + the data type's struct is
 /// `BadMessage`. The answer is op 11's (`nested_result`): u32 the HWPT, u32 its nest parent.
 extension ChannelWire {
     /// NESTED_ALLOC_FLAGS's fixed part before the driver data.
@@ -56,7 +57,8 @@ extension ChannelWire {
         var tail = Reader(UnsafeRawBufferPointer(rebasing: payload[80..<fixed]))
         let flags = tail.u32(), reserved = tail.u32()
         guard flags & ~nestedAllocKnownFlags == 0 else {
-            throw invalidParams("NESTED_ALLOC_FLAGS: flags 0x\(String(flags, radix: 16)) has undefined bits 0x\(String(flags & ~nestedAllocKnownFlags, radix: 16)); version 1.2 defines bit 0 (PASID, IOMMU_HWPT_ALLOC_PASID) only, so clear the others")
+            // As the kernel's IOMMU_HWPT_ALLOC answers a flag it does not know: EOPNOTSUPP.
+            throw Refusal(errno: EOPNOTSUPP, name: "iommufdd.Unsupported", message: "NESTED_ALLOC_FLAGS: flags 0x\(String(flags, radix: 16)) has bits 0x\(String(flags & ~nestedAllocKnownFlags, radix: 16)) this daemon does not support; channel version 1.2 defines bit 0 (PASID, IOMMU_HWPT_ALLOC_PASID) only, so clear the others")
         }
         guard reserved == 0 else {
             throw invalidParams("NESTED_ALLOC_FLAGS: bytes 84-87 are reserved and must be 0 (0x\(String(reserved, radix: 16)) given)")

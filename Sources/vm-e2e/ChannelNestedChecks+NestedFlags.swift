@@ -50,7 +50,7 @@ extension ChannelNestedChecks {
         try expect(try hwpts().first { $0.hwpt == plain }?.pasid == nil, "a nested HWPT allocated with flags 0 has pasid")
         let refusals: [(String, () throws -> Void, String, Int32)] = [
             ("a PASID onto a nested HWPT without the flag", { _ = try ch.pasidAttach(device: pasidDevice, pasid: 10, hwpt: plain) }, "iommufdd.InvalidParams", EINVAL),
-            ("an undefined flag bit", { _ = try ch.nestedAlloc(parent: parent.hwpt, dataType: HWPTDataType.selftest, device: pasidDevice, data: [0, 0, 0, 0, 0, 0, 0, 0], flags: 0x2) }, "iommufdd.InvalidParams", EINVAL),
+            ("an undefined flag bit", { _ = try ch.nestedAlloc(parent: parent.hwpt, dataType: HWPTDataType.selftest, device: pasidDevice, data: [0, 0, 0, 0, 0, 0, 0, 0], flags: 0x2) }, "iommufdd.Unsupported", EOPNOTSUPP),
             ("destroying the nested HWPT a PASID is on", { try ch.hwptDestroy(nested.hwpt) }, "iommufdd.Busy", EBUSY),
         ]
         for (what, body, name, errno) in refusals {

@@ -140,7 +140,7 @@ struct ChannelNestedFlagsTests {
         #expect(ChannelPASIDTests.logSize(sim) == size, "a refused NESTED_ALLOC_FLAGS reached the backend")
     }
 
-    @Test("malformed NESTED_ALLOC_FLAGS: an undefined flag bit or a nonzero reserved word is InvalidParams, a wrong size BadMessage; the decoder says the same, nothing changes, and encode and decode agree")
+    @Test("malformed NESTED_ALLOC_FLAGS: an undefined flag bit is Unsupported (the kernel's EOPNOTSUPP), a nonzero reserved word InvalidParams, a wrong size BadMessage; the decoder says the same, nothing changes, and encode and decode agree")
     func malformedRequests() throws {
         let s = try Setup()
         defer { s.f.hangUp() }
@@ -154,8 +154,8 @@ struct ChannelNestedFlagsTests {
         let op = W.Op.nestedAllocFlags
         let (bad, invalid) = (W.ErrorName.badMessage, "iommufdd.InvalidParams")
         let cases: [(String, [UInt8], [Int32], String, Int32, String)] = [
-            ("flag bit 1", ChannelPASIDTests.message(op, payload(flags: 0x3)), [], invalid, EINVAL, "undefined bits 0x2"),
-            ("flag bit 31 alone", ChannelPASIDTests.message(op, payload(flags: 0x8000_0000)), [], invalid, EINVAL, "undefined bits 0x80000000"),
+            ("flag bit 1", ChannelPASIDTests.message(op, payload(flags: 0x3)), [], "iommufdd.Unsupported", EOPNOTSUPP, "bits 0x2 this daemon does not support"),
+            ("flag bit 31 alone", ChannelPASIDTests.message(op, payload(flags: 0x8000_0000)), [], "iommufdd.Unsupported", EOPNOTSUPP, "bits 0x80000000 this daemon does not support"),
             ("a nonzero reserved word", ChannelPASIDTests.message(op, payload(reserved: 1)), [], invalid, EINVAL, "bytes 84-87 are reserved"),
             ("a data type with no nested HWPTs", ChannelPASIDTests.message(op, payload(dataType: 0)), [], invalid, EINVAL, "not a nested data type"),
             ("87 bytes (short of the fixed part)", ChannelPASIDTests.message(op, Array(good.prefix(87))), [], bad, W.EBADMSG, "88-byte fixed part"),

@@ -230,7 +230,7 @@ int iommufdd_pasid_detach(struct iommufdd_channel *ch, const char *device, uint3
  * VMM can put a device PASID on it with iommufdd_pasid_attach without asking its manager. The
  * checks and errors are iommufdd_nested_alloc's and hwpt.alloc pasid=true's (EOPNOTSUPP, named
  * "iommufdd.Unsupported", when the daemon's backend has no PASID support); any other flag bit is
- * EINVAL ("iommufdd.InvalidParams"). Flags 0 is iommufdd_nested_alloc. A daemon older than 1.2
+ * EOPNOTSUPP too ("iommufdd.Unsupported", as the kernel answers a flag it does not know). Flags 0 is iommufdd_nested_alloc. A daemon older than 1.2
  * answers EOPNOTSUPP ("iommufdd.UnknownOp"). */
 #define IOMMUFDD_NESTED_ALLOC_PASID 0x1u
 int iommufdd_nested_alloc_flags(struct iommufdd_channel *ch, uint32_t parent, const char *device, uint32_t data_type,
