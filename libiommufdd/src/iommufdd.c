@@ -455,23 +455,39 @@ static int put_device(struct iommufdd_channel *ch, unsigned char *p, const char 
     return 0;
 }
 
-int iommufdd_nested_alloc(struct iommufdd_channel *ch, uint32_t parent, const char *device, uint32_t data_type,
-                          const void *data, uint32_t data_len, uint32_t fault_queue, uint32_t *hwpt, uint32_t *nest_parent) {
+/* NESTED_ALLOC (op 11) and NESTED_ALLOC_FLAGS (op 19, branch pasidnest): op 11's 80 bytes
+ * (parent, fault queue, data type, data length, device), for op 19 then u32 flags and u32
+ * reserved (0); the driver data after them (at 80 or 88). Both answer `nested_result` (8). */
+static int nested_alloc(struct iommufdd_channel *ch, uint16_t op, const char *name, uint32_t parent, const char *device,
+                        uint32_t data_type, const void *data, uint32_t data_len, uint32_t fault_queue,
+                        const uint32_t *flags, uint32_t *hwpt, uint32_t *nest_parent) {
     if (data_len == 0 || data_len > 64 || !data)
-        return fail(ch, EINVAL, "iommufdd.InvalidParams", "NESTED_ALLOC: the driver data is 1 to 64 bytes (the uAPI struct of its type); %u given", data_len);
+        return fail(ch, EINVAL, "iommufdd.InvalidParams", "%s: the driver data is 1 to 64 bytes (the uAPI struct of its type); %u given", name, data_len);
     unsigned char *p = ch->out + HEADER_SIZE;
     put32(p, parent);
     put32(p + 4, fault_queue);
     put32(p + 8, data_type);
     put32(p + 12, data_len);
     if (put_device(ch, p + 16, device) < 0) return -1;
-    memcpy(p + 80, data, data_len);
-    ssize_t n = transact(ch, OP_NESTED_ALLOC, 80 + (size_t)data_len, -1, NULL);
+    size_t fixed = 80;
+    if (flags) {
+        put32(p + 80, *flags);
+        put32(p + 84, 0);
+        fixed = 88;
+    }
+    memcpy(p + fixed, data, data_len);
+    ssize_t n = transact(ch, op, fixed + (size_t)data_len, -1, NULL);
     if (n < 0) return -1;
-    if (n != 8) return fail(ch, EPROTO, "iommufdd.Transport", "a NESTED_ALLOC answer of %zd bytes, not 8", n);
+    if (n != 8) return fail(ch, EPROTO, "iommufdd.Transport", "a %s answer of %zd bytes, not 8", name, n);
     if (hwpt) *hwpt = get32(ch->in + HEADER_SIZE);
     if (nest_parent) *nest_parent = get32(ch->in + HEADER_SIZE + 4);
     return 0;
+}
+
+int iommufdd_nested_alloc(struct iommufdd_channel *ch, uint32_t parent, const char *device, uint32_t data_type,
+                          const void *data, uint32_t data_len, uint32_t fault_queue, uint32_t *hwpt, uint32_t *nest_parent) {
+    return nested_alloc(ch, OP_NESTED_ALLOC, "NESTED_ALLOC", parent, device, data_type, data, data_len, fault_queue, NULL,
+                        hwpt, nest_parent);
 }
 
 int iommufdd_replace(struct iommufdd_channel *ch, const char *device, uint32_t pt, uint32_t *previous) {
@@ -615,26 +631,9 @@ int iommufdd_pasid_detach(struct iommufdd_channel *ch, const char *device, uint3
     return pasid_call(ch, OP_PASID_DETACH, "PASID_DETACH", device, pasid, 0, previous);
 }
 
-/* NESTED_ALLOC_FLAGS (branch pasidnest): op 11's 80 bytes, u32 flags, u32 reserved (0), then the
- * driver data at 88. */
 int iommufdd_nested_alloc_flags(struct iommufdd_channel *ch, uint32_t parent, const char *device, uint32_t data_type,
                                 const void *data, uint32_t data_len, uint32_t fault_queue, uint32_t flags,
                                 uint32_t *hwpt, uint32_t *nest_parent) {
-    if (data_len == 0 || data_len > 64 || !data)
-        return fail(ch, EINVAL, "iommufdd.InvalidParams", "NESTED_ALLOC_FLAGS: the driver data is 1 to 64 bytes (the uAPI struct of its type); %u given", data_len);
-    unsigned char *p = ch->out + HEADER_SIZE;
-    put32(p, parent);
-    put32(p + 4, fault_queue);
-    put32(p + 8, data_type);
-    put32(p + 12, data_len);
-    if (put_device(ch, p + 16, device) < 0) return -1;
-    put32(p + 80, flags);
-    put32(p + 84, 0);
-    memcpy(p + 88, data, data_len);
-    ssize_t n = transact(ch, OP_NESTED_ALLOC_FLAGS, 88 + (size_t)data_len, -1, NULL);
-    if (n < 0) return -1;
-    if (n != 8) return fail(ch, EPROTO, "iommufdd.Transport", "a NESTED_ALLOC_FLAGS answer of %zd bytes, not 8", n);
-    if (hwpt) *hwpt = get32(ch->in + HEADER_SIZE);
-    if (nest_parent) *nest_parent = get32(ch->in + HEADER_SIZE + 4);
-    return 0;
+    return nested_alloc(ch, OP_NESTED_ALLOC_FLAGS, "NESTED_ALLOC_FLAGS", parent, device, data_type, data, data_len,
+                        fault_queue, &flags, hwpt, nest_parent);
 }
