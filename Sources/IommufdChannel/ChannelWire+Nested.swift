@@ -87,6 +87,34 @@ extension ChannelWire {
         Refusal(errno: EINVAL, name: "iommufdd.InvalidParams", message: message)
     }
 
+    /// What NESTED_ALLOC (op 11) and NESTED_ALLOC_FLAGS (op 19) decode alike: the 80-byte header
+    /// (parent, fault queue, data type, data length, device) and the driver data at `fixed`, in
+    /// the same order of checks and with the same messages (named `name`). `tail` checks what lies
+    /// between the header and the data (op 19's flags), before the data type is looked at.
+    static func decodeNestedAllocParts(
+        _ payload: UnsafeRawBufferPointer, name: String, fixed: Int, fixedPart: String,
+        tail: (UnsafeRawBufferPointer) throws(Refusal) -> Void
+    ) throws(Refusal) -> NestedAlloc {
+        guard payload.count >= fixed else {
+            throw bad("\(name) has an \(fixed)-byte fixed part\(fixedPart) before the driver data; the payload has \(payload.count) bytes")
+        }
+        var r = Reader(payload)
+        let parent = r.u32(), faultQueue = r.u32(), type = r.u32(), length = r.u32()
+        let device = try fixedString(UnsafeRawBufferPointer(rebasing: payload[16..<16 + deviceNameBytes]), "\(name): the device name")
+        guard !device.isEmpty else { throw bad("\(name): the device name is empty") }
+        try tail(UnsafeRawBufferPointer(rebasing: payload[nestedAllocFixedBytes..<fixed]))
+        guard let size = nestedDataSize(type) else {
+            throw invalidParams("\(name): data_type 0x\(String(type, radix: 16)) is not a nested data type; use 1 (vtd_s1), 2 (arm_smmuv3), 3 (amd_guest) or 0xdead (selftest)")
+        }
+        guard length == size else {
+            throw bad("\(name): data_len is \(length) but '\(HWPTDataType.name(type))' data is the \(size)-byte uAPI struct")
+        }
+        guard payload.count == fixed + size else {
+            throw bad("\(name) with \(size) bytes of data has a \(fixed + size)-byte payload, not \(payload.count)")
+        }
+        return NestedAlloc(parent: parent, faultQueue: faultQueue, dataType: type, device: device, data: Array(payload[fixed...]))
+    }
+
     static func decodeNested(_ op: Op, _ payload: UnsafeRawBufferPointer) throws(Refusal) -> Request {
         var r = Reader(payload)
         func fixed(_ size: Int) throws(Refusal) {
@@ -102,22 +130,7 @@ extension ChannelWire {
         }
         switch op {
         case .nestedAlloc:
-            guard payload.count >= nestedAllocFixedBytes else {
-                throw bad("NESTED_ALLOC has an \(nestedAllocFixedBytes)-byte fixed part before the driver data; the payload has \(payload.count) bytes")
-            }
-            let parent = r.u32(), faultQueue = r.u32(), type = r.u32(), length = r.u32()
-            let name = try device(at: 16)
-            guard let size = nestedDataSize(type) else {
-                throw invalidParams("NESTED_ALLOC: data_type 0x\(String(type, radix: 16)) is not a nested data type; use 1 (vtd_s1), 2 (arm_smmuv3), 3 (amd_guest) or 0xdead (selftest)")
-            }
-            guard length == size else {
-                throw bad("NESTED_ALLOC: data_len is \(length) but '\(HWPTDataType.name(type))' data is the \(size)-byte uAPI struct")
-            }
-            guard payload.count == nestedAllocFixedBytes + size else {
-                throw bad("NESTED_ALLOC with \(size) bytes of data has a \(nestedAllocFixedBytes + size)-byte payload, not \(payload.count)")
-            }
-            let data = Array(payload[nestedAllocFixedBytes...])
-            return .nestedAlloc(NestedAlloc(parent: parent, faultQueue: faultQueue, dataType: type, device: name, data: data))
+            return .nestedAlloc(try decodeNestedAllocParts(payload, name: "NESTED_ALLOC", fixed: nestedAllocFixedBytes, fixedPart: "") { _ throws(Refusal) in })
         case .replace:
             try fixed(8 + deviceNameBytes)
             let pt = r.u32()

@@ -46,33 +46,21 @@ extension ChannelWire {
     }
 
     static func decodeNestedAllocFlags(_ payload: UnsafeRawBufferPointer) throws(Refusal) -> Request {
-        let fixed = nestedAllocFlagsFixedBytes
-        guard payload.count >= fixed else {
-            throw bad("NESTED_ALLOC_FLAGS has an \(fixed)-byte fixed part (op 11's 80 bytes, u32 flags, u32 reserved) before the driver data; the payload has \(payload.count) bytes")
+        var flags: UInt32 = 0
+        let alloc = try decodeNestedAllocParts(
+            payload, name: "NESTED_ALLOC_FLAGS", fixed: nestedAllocFlagsFixedBytes, fixedPart: " (op 11's 80 bytes, u32 flags, u32 reserved)"
+        ) { words throws(Refusal) in
+            var tail = Reader(words)
+            flags = tail.u32()
+            let reserved = tail.u32()
+            guard flags & ~nestedAllocKnownFlags == 0 else {
+                // As the kernel's IOMMU_HWPT_ALLOC answers a flag it does not know: EOPNOTSUPP.
+                throw Refusal(errno: EOPNOTSUPP, name: "iommufdd.Unsupported", message: "NESTED_ALLOC_FLAGS: flags 0x\(String(flags, radix: 16)) has bits 0x\(String(flags & ~nestedAllocKnownFlags, radix: 16)) this daemon does not support; channel version 1.2 defines bit 0 (PASID, IOMMU_HWPT_ALLOC_PASID) only, so clear the others")
+            }
+            guard reserved == 0 else {
+                throw invalidParams("NESTED_ALLOC_FLAGS: bytes 84-87 are reserved and must be 0 (0x\(String(reserved, radix: 16)) given)")
+            }
         }
-        var r = Reader(payload)
-        let parent = r.u32(), faultQueue = r.u32(), type = r.u32(), length = r.u32()
-        let name = try fixedString(UnsafeRawBufferPointer(rebasing: payload[16..<16 + deviceNameBytes]), "NESTED_ALLOC_FLAGS: the device name")
-        guard !name.isEmpty else { throw bad("NESTED_ALLOC_FLAGS: the device name is empty") }
-        var tail = Reader(UnsafeRawBufferPointer(rebasing: payload[80..<fixed]))
-        let flags = tail.u32(), reserved = tail.u32()
-        guard flags & ~nestedAllocKnownFlags == 0 else {
-            // As the kernel's IOMMU_HWPT_ALLOC answers a flag it does not know: EOPNOTSUPP.
-            throw Refusal(errno: EOPNOTSUPP, name: "iommufdd.Unsupported", message: "NESTED_ALLOC_FLAGS: flags 0x\(String(flags, radix: 16)) has bits 0x\(String(flags & ~nestedAllocKnownFlags, radix: 16)) this daemon does not support; channel version 1.2 defines bit 0 (PASID, IOMMU_HWPT_ALLOC_PASID) only, so clear the others")
-        }
-        guard reserved == 0 else {
-            throw invalidParams("NESTED_ALLOC_FLAGS: bytes 84-87 are reserved and must be 0 (0x\(String(reserved, radix: 16)) given)")
-        }
-        guard let size = nestedDataSize(type) else {
-            throw invalidParams("NESTED_ALLOC_FLAGS: data_type 0x\(String(type, radix: 16)) is not a nested data type; use 1 (vtd_s1), 2 (arm_smmuv3), 3 (amd_guest) or 0xdead (selftest)")
-        }
-        guard length == size else {
-            throw bad("NESTED_ALLOC_FLAGS: data_len is \(length) but '\(HWPTDataType.name(type))' data is the \(size)-byte uAPI struct")
-        }
-        guard payload.count == fixed + size else {
-            throw bad("NESTED_ALLOC_FLAGS with \(size) bytes of data has a \(fixed + size)-byte payload, not \(payload.count)")
-        }
-        let alloc = NestedAlloc(parent: parent, faultQueue: faultQueue, dataType: type, device: name, data: Array(payload[fixed...]))
         return .nestedAllocFlags(NestedAllocFlags(alloc, flags: flags))
     }
 
