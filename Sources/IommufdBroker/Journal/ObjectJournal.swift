@@ -200,34 +200,12 @@ final class ObjectJournal {
         group.withUnsafeMutableBytes { encodeMap(into: $0.baseAddress! + at, ioas: ioas, iova: iova, mapping, offset: offset) }
     }
 
-    /// A mapping the current group removed (a group of a batched unmap): in its `unmapBatch` record.
-    func groupUnmapped(ioas: ObjectID, iova: UInt64) {
-        let at = groupSpace(.unmapBatch, Self.unmapBytes)
-        group.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: ioas.littleEndian, toByteOffset: at, as: UInt32.self)
-            raw.storeBytes(of: iova.littleEndian, toByteOffset: at + 4, as: UInt64.self)
-        }
-        if !mmapOffsets.isEmpty { mmapOffsets[ioas]?[iova] = nil }
-    }
-
     // MARK: unmapfast
     /// The mappings one entry of a group removed from `ioas` (a group of a batched unmap), in
-    /// order: the same bytes as `groupUnmapped(ioas:iova:)` once each, with one reservation and
-    /// one access to the buffer for all of them instead of one each.
+    /// order, in the group's `unmapBatch` record.
     func groupUnmapped(ioas: ObjectID, _ entries: ArraySlice<MappingIndex.Entry>) {
-        guard !entries.isEmpty else { return }
-        let at = groupSpace(.unmapBatch, Self.unmapBytes * entries.count)
-        let ioasLE = ioas.littleEndian
-        group.withUnsafeMutableBytes { raw in
-            var offset = at
-            for entry in entries {
-                raw.storeBytes(of: ioasLE, toByteOffset: offset, as: UInt32.self)
-                raw.storeBytes(of: entry.key.littleEndian, toByteOffset: offset + 4, as: UInt64.self)
-                offset += Self.unmapBytes
-            }
-        }
-        if !mmapOffsets.isEmpty {
-            for entry in entries { mmapOffsets[ioas]?[entry.key] = nil }
+        groupUnmapped(count: entries.count) { writer in
+            for entry in entries { writer.append(ioas: ioas, iova: entry.key) }
         }
     }
 
@@ -244,10 +222,10 @@ final class ObjectJournal {
         }
     }
 
-    /// `count` mappings removed by a group of a batched unmap, stored by `fill` in order: the
-    /// same bytes as `groupUnmapped(ioas:iova:)` once each, with one reservation and one access
-    /// to the buffer for the whole group (no exclusivity check or call a mapping). `fill` must
-    /// store exactly `count`.
+    /// `count` mappings removed by a group of a batched unmap, stored by `fill` in order into
+    /// the group's `unmapBatch` record (12 bytes each: IOAS u32, IOVA u64), with one reservation
+    /// and one access to the buffer for all of them (no exclusivity check or call a mapping).
+    /// `fill` must store exactly `count`.
     func groupUnmapped(count: Int, _ fill: (inout UnmapRecordWriter) -> Void) {
         guard count > 0 else { return }
         let at = groupSpace(.unmapBatch, Self.unmapBytes * count)
