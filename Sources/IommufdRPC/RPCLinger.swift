@@ -101,13 +101,9 @@ final class RPCLingerGate: @unchecked Sendable {
     }
 
     var counters: RPCLingerCounters {
-        let s = spin.counters
         var c = RPCLingerCounters()
         c.waits = waits.load(ordering: .relaxed)
-        c.spins = s.spins
-        c.spinHits = s.hits
-        c.spinLostCPU = s.lostCPU
-        c.spinPaused = s.paused
+        c.spin = spin.counters
         c.sleeps = sleeps.load(ordering: .relaxed)
         c.sleepHits = sleepHits.load(ordering: .relaxed)
         return c

@@ -9,22 +9,19 @@ import IommufdCore
 /// one (`RPCLingerGate`); it begins with a spin (`AdaptiveSpin`) for a client that came back
 /// within the spin window the time before, and otherwise (or when the spin found nothing) sleeps
 /// in `ppoll` for the rest of the window. What these counters tell apart:
-/// - `spinHits`: requests served with no thread wake-up at all;
+/// - `spin.hits`: requests served with no thread wake-up at all;
 /// - `sleepHits`: requests served by the same worker, but after it was woken from `ppoll` (one
 ///   wake-up, no Dispatch hop);
-/// - `waits - spinHits - sleepHits`: lingers that ended without the request (the window ran out,
+/// - `waits - spin.hits - sleepHits`: lingers that ended without the request (the window ran out,
 ///   or another connection's handler started): that client's next request goes through Dispatch.
 public struct RPCLingerCounters: Sendable, Equatable {
     /// Lingers begun (after a quick request, while no other connection's handler ran).
     public var waits: UInt64 = 0
-    /// Lingers that began with a spin.
-    public var spins: UInt64 = 0
-    /// Spins that found the next request.
-    public var spinHits: UInt64 = 0
-    /// Spins that lost their CPU (each stops every linger from spinning for 100 ms).
-    public var spinLostCPU: UInt64 = 0
-    /// Lingers of a quick client that did not spin because spinning was paused.
-    public var spinPaused: UInt64 = 0
+    /// The linger's spin (`AdaptiveSpin`): lingers that began with a spin (`spins`), spins that
+    /// found the next request (`hits`), spins that lost their CPU (`lostCPU`: each stops every
+    /// linger from spinning for 100 ms), lingers of a quick client not spun because spinning was
+    /// paused (`paused`).
+    public var spin = AdaptiveSpin.Counters()
     /// Lingers that went to sleep in `ppoll` (no spin, or a spin that found nothing).
     public var sleeps: UInt64 = 0
     /// Sleeps that ended with the client's request (the worker was woken by it).

@@ -70,9 +70,9 @@ final class DaemonSideProbe {
         if let pid { side.cpu = processCPUNanoseconds(pid) }
         if let server {
             let c = server.lingerCounters
-            side.counters = ["lingers": Double(c.waits), "spins": Double(c.spins), "spin hits": Double(c.spinHits),
+            side.counters = ["lingers": Double(c.waits), "spins": Double(c.spin.spins), "spin hits": Double(c.spin.hits),
                              "sleeps": Double(c.sleeps), "sleep hits": Double(c.sleepHits),
-                             "lost CPU": Double(c.spinLostCPU), "paused": Double(c.spinPaused)]
+                             "lost CPU": Double(c.spin.lostCPU), "paused": Double(c.spin.paused)]
         } else if let client, let text = (try? client.call("daemon.metrics"))?.result.objectValue?["text"]?.stringValue {
             for line in text.split(separator: "\n") where !line.hasPrefix("#") {
                 for (metric, key) in DaemonSide.names where line.hasPrefix(metric + " ") {

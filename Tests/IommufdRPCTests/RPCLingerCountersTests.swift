@@ -41,14 +41,14 @@ extension RPCServerTests {
         #expect(gate.linger(on: server, &state))
         Self.drain(server)
         var c = gate.counters
-        #expect((c.waits, c.spins, c.spinHits, c.sleeps, c.sleepHits) == (1, 1, 1, 0, 0))
+        #expect((c.waits, c.spin.spins, c.spin.hits, c.sleeps, c.sleepHits) == (1, 1, 1, 0, 0))
 
         // The client comes 100 ms later, past the 20 ms spin: the spin misses, the sleep finds it.
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { Self.poke(client) }
         #expect(gate.linger(on: server, &state))
         Self.drain(server)
         c = gate.counters
-        #expect((c.waits, c.spins, c.spinHits, c.sleeps, c.sleepHits) == (2, 2, 1, 1, 1))
+        #expect((c.waits, c.spin.spins, c.spin.hits, c.sleeps, c.sleepHits) == (2, 2, 1, 1, 1))
         #expect(!state.clientIsQuick)
 
         // Not quick now: the next wait sleeps at once (no spin) and finds the request.
@@ -56,7 +56,7 @@ extension RPCServerTests {
         #expect(gate.linger(on: server, &state))
         Self.drain(server)
         c = gate.counters
-        #expect((c.waits, c.spins, c.spinHits, c.sleeps, c.sleepHits) == (3, 2, 1, 2, 2))
+        #expect((c.waits, c.spin.spins, c.spin.hits, c.sleeps, c.sleepHits) == (3, 2, 1, 2, 2))
 
         // Quick again, but spinning is paused: counted as paused, served by the sleep.
         gate.pauseSpinning()
@@ -64,7 +64,7 @@ extension RPCServerTests {
         #expect(gate.linger(on: server, &state))
         Self.drain(server)
         c = gate.counters
-        #expect((c.waits, c.spins, c.spinPaused, c.sleeps, c.sleepHits) == (4, 2, 1, 3, 3))
+        #expect((c.waits, c.spin.spins, c.spin.paused, c.sleeps, c.sleepHits) == (4, 2, 1, 3, 3))
     }
 
     @Test func aLingerThatEndsWithoutTheRequestCountsNoHit() throws {
@@ -76,7 +76,7 @@ extension RPCServerTests {
         var state = LingerState()
         #expect(!gate.linger(on: server, &state))
         let c = gate.counters
-        #expect((c.waits, c.spins, c.spinHits, c.sleeps, c.sleepHits) == (1, 1, 0, 1, 0))
+        #expect((c.waits, c.spin.spins, c.spin.hits, c.sleeps, c.sleepHits) == (1, 1, 0, 1, 0))
 
         // Another handler running: no linger at all, nothing counted.
         gate.enter()
@@ -108,8 +108,8 @@ extension RPCServerTests {
         let c = t.server.lingerCounters
         if lingerMicroseconds > 0 {
             #expect(c.waits >= 1)
-            #expect(c.spinHits + c.sleepHits <= c.waits)
-            #expect(c.spinHits <= c.spins && c.sleepHits <= c.sleeps)
+            #expect(c.spin.hits + c.sleepHits <= c.waits)
+            #expect(c.spin.hits <= c.spin.spins && c.sleepHits <= c.sleeps)
         } else {
             #expect(c == RPCLingerCounters())
         }

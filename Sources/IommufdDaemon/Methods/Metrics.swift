@@ -56,10 +56,10 @@ enum Metrics {
         // MARK: pinggap: what the control socket's lingering worker did ([limits] rpc_linger_us, rpc_spin_us).
         if let l = service.server?.lingerCounters {
             one("rpc_lingers_total", "counter", "Waits of a worker that just answered a request for the same client's next one (rpc_linger_us), instead of going back to Dispatch.", l.waits)
-            one("rpc_spins_total", "counter", "Of those, the ones that began by polling without sleeping (the client came back within rpc_spin_us the time before).", l.spins)
-            one("rpc_spin_hits_total", "counter", "Spins that found the client's next request (no thread wake-up).", l.spinHits)
-            one("rpc_spin_lost_cpu_total", "counter", "Spins that lost their CPU to other work; each stops every linger from spinning for 100 ms.", l.spinLostCPU)
-            one("rpc_spin_paused_total", "counter", "Waits of a quick client that did not spin because spinning was paused.", l.spinPaused)
+            one("rpc_spins_total", "counter", "Of those, the ones that began by polling without sleeping (the client came back within rpc_spin_us the time before).", l.spin.spins)
+            one("rpc_spin_hits_total", "counter", "Spins that found the client's next request (no thread wake-up).", l.spin.hits)
+            one("rpc_spin_lost_cpu_total", "counter", "Spins that lost their CPU to other work; each stops every linger from spinning for 100 ms.", l.spin.lostCPU)
+            one("rpc_spin_paused_total", "counter", "Waits of a quick client that did not spin because spinning was paused.", l.spin.paused)
             one("rpc_linger_sleeps_total", "counter", "Waits that slept in ppoll (no spin, or a spin that found nothing).", l.sleeps)
             one("rpc_linger_sleep_hits_total", "counter", "Sleeps woken by the client's next request (served on the same thread after one wake-up).", l.sleepHits)
         }
