@@ -8,8 +8,10 @@ extension ChannelClient {
     /// is allocated with `IOMMU_HWPT_ALLOC_PASID`, so PASID_ATTACH can put device PASIDs on it).
     /// The new HWPT and its nest parent (stage 2).
     public func nestedAlloc(parent: UInt32, dataType: UInt32, device: String, data: [UInt8], faultQueue: UInt32 = 0, flags: UInt32) throws -> (hwpt: UInt32, nestParent: UInt32) {
-        let payload = Self.nestedAllocFlagsPayload(parent: parent, faultQueue: faultQueue, dataType: dataType, device: device, flags: flags, data: data)
-        let r = try call(.nestedAllocFlags, payload)
+        var w = ChannelWire.Writer()
+        let alloc = ChannelWire.NestedAlloc(parent: parent, faultQueue: faultQueue, dataType: dataType, device: device, data: data)
+        let op = ChannelWire.encodeNestedAllocFlags(.init(alloc, flags: flags), into: &w)
+        let r = try call(op, w.bytes)
         guard r.payload.count == 8 else {
             throw Closed(description: "a NESTED_ALLOC_FLAGS answer of \(r.payload.count) bytes, not 8")
         }

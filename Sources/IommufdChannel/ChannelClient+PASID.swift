@@ -45,14 +45,9 @@ extension ChannelClient {
     }
 
     private func pasidCall(_ request: ChannelWire.Request) throws -> PASIDReply {
-        let (op, p): (ChannelWire.Op, ChannelWire.PASID)
-        switch request {
-        case .pasidAttach(let a): (op, p) = (.pasidAttach, a)
-        case .pasidReplace(let a): (op, p) = (.pasidReplace, a)
-        case .pasidDetach(let a): (op, p) = (.pasidDetach, a)
-        default: preconditionFailure("pasidCall called for \(request)")
-        }
-        let r = try call(op, Self.pasidPayload(pasid: p.pasid, hwpt: p.hwpt, device: p.device))
+        var w = ChannelWire.Writer()
+        let op = ChannelWire.encodePASID(request, into: &w)
+        let r = try call(op, w.bytes)
         guard r.payload.count == ChannelWire.pasidResultBytes else {
             throw Closed(description: "a \(op.name) answer of \(r.payload.count) bytes, not \(ChannelWire.pasidResultBytes)")
         }

@@ -19,11 +19,7 @@ extension Channel {
         } catch let e as BrokerError {
             // The checks are hwpt.alloc's (and the data's, worded for op 11); say which call the
             // VMM made, in every message.
-            var f = Failure(e)
-            var message = Substring(f.message)
-            for prefix in ["hwpt.alloc: ", "NESTED_ALLOC: "] where message.hasPrefix(prefix) { message = message.dropFirst(prefix.count) }
-            f.message = "NESTED_ALLOC_FLAGS: " + message
-            throw f
+            throw Failure(e, op: "NESTED_ALLOC_FLAGS", replacing: ["hwpt.alloc", "NESTED_ALLOC"])
         }
         var w = ChannelWire.Writer(reserving: 8)
         w.u32(info.hwpt); w.u32(info.nested?.parent ?? 0)

@@ -33,10 +33,7 @@ extension Channel {
             result = try call()
         } catch let e as BrokerError {
             // The checks are the control plane's (same name, same errno); say which call the VMM made.
-            var f = Failure(e)
-            let prefix = method + ": "
-            f.message = op + ": " + (f.message.hasPrefix(prefix) ? String(f.message.dropFirst(prefix.count)) : f.message)
-            throw f
+            throw Failure(e, op: op, replacing: [method])
         }
         var w = ChannelWire.Writer(reserving: ChannelWire.pasidResultBytes)
         w.u32(result.deviceID); w.u32(result.pasid); w.u32(result.hwpt ?? 0); w.u32(result.previousHWPT ?? 0)

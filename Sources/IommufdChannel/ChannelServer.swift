@@ -402,6 +402,16 @@ final class Channel: @unchecked Sendable {
             }
         }
 
+        /// A broker error of a call the channel made for `op`, whose checks are those of a
+        /// control-plane method: the same name and errno, the message naming the op the VMM sent
+        /// instead (each of `methods`, e.g. `device.attach_pasid`, removed from its start in turn).
+        init(_ error: BrokerError, op: String, replacing methods: [String]) {
+            self.init(error)
+            var message = Substring(self.message)
+            for method in methods where message.hasPrefix(method + ": ") { message = message.dropFirst(method.count + 2) }
+            self.message = op + ": " + message
+        }
+
         static func errno(of kind: ErrorName) -> Int32 {
             switch kind {
             case .notFound: ENOENT
