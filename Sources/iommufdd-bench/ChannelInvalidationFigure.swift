@@ -164,7 +164,7 @@ func figureChannelInvalidation(_ report: Report, _ options: Options) throws {
             value: "process CPU \(formatNanos(t.cpuPerMessage)) a message (rounds: \(t.rounds.map { formatNanos($0) }.joined(separator: ", ")); \(t.spinWords))",
             floor: "-", ratio: nil, target: .none, met: nil))
     }
-    print("    (\(rounds) rounds alternating the default and the spin off; load \(loadAverageText()))")
+    print("    (\(rounds) rounds alternating the default and the spin off; load \(loadAverage()))")
     channels.busyPollMicroseconds = 0
     let off = try measure(iterations: messages, warmup: 500) { try roundTrip(one, 1) }
     report.latency("channel INVALIDATE, 1 entry a message, spin off", off, floor: echoOne.median + simSingle.median,
@@ -172,7 +172,3 @@ func figureChannelInvalidation(_ report: Report, _ options: Options) throws {
     channels.busyPollMicroseconds = defaultWindow
 }
 
-/// /proc/loadavg's three load averages.
-private func loadAverageText() -> String {
-    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
-}

@@ -216,12 +216,11 @@ func figureRPC(_ report: Report, _ options: Options) throws {
         report.add(Row(
             figure: "  against an echo thread of the benchmark, \(clients) clients", value: "\(Int(rate)) req/s", floor: "\(Int(echoRate)) req/s echo thread",
             ratio: echoRate / rate, target: .none, met: nil))
-        let echoWords = echoRequests > 0 ? "; echo process CPU \(formatNanos(Double(echoCPU) / Double(echoRequests))) a request" : ""
         report.add(Row(
-            figure: "  daemon side, \(clients) clients (all windows)", value: daemonSide.words(requests: daemonRequests) + echoWords,
+            figure: "  daemon side, \(clients) clients (all windows)", value: daemonSide.words(requests: daemonRequests) + echoCPUWords(0, echoCPU, echoRequests),
             floor: "-", ratio: nil, target: .none, met: nil))
     }
-    print("    (load \(((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")))")
+    print("    (load \(loadAverage()))")
 }
 
 /// "; echo process CPU X a request", or nothing.
